@@ -1,0 +1,32 @@
+# The two set-up commands: `make run` and `make test`. Everything else is installed from here.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test lint typecheck clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+## make run: install, then set up the embedded deployment and serve the API
+run: $(VENV)/.installed
+	$(BIN)/tastebud quickstart
+
+## make test: install with dev extras, then ruff, mypy --strict, import contracts and pytest
+test: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) tastebud-data .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,89 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from tastebud import __version__
+from tastebud.api.errors import install_error_handlers
+from tastebud.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from tastebud.api.routes import events, health, items, users
+from tastebud.api.schemas import ItemBatchEntry
+from tastebud.config import Settings
+from tastebud.monitoring import configure_logging
+from tastebud.services import Services, build_services
+
+__all__ = ["create_app", "create_app_from_env"]
+
+_BATCH_PATHS = frozenset({"/v1/events/batch", "/v1/items/batch"})
+
+DESCRIPTION = """
+Tastebud collects behaviour events, trains personalization models and serves recommendations.
+
+Authenticate with `Authorization: Bearer <key>`; create keys with `tastebud keys create`.
+Each route's required scope is listed as `x-scope` (`ingest`, `serve` or `admin`; `admin` may do
+everything). Errors look like `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """Build the API for ``settings`` (default: from the environment).
+
+    Args:
+        settings: Deployment settings.
+        services: Pre-built services (tests); built from ``settings`` when omitted.
+    """
+    settings = settings or (services.settings if services else Settings())
+    configure_logging(settings.log_level, json=settings.log_json)
+    owned = services is None
+    services = services or build_services(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            app.state.services.close()
+
+    app = FastAPI(
+        title="Tastebud",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    install_error_handlers(app)
+    for module in (health, events, items, users):
+        app.include_router(module.router)
+
+    def limit_for(path: str) -> int:
+        return settings.max_batch_bytes if path in _BATCH_PATHS else settings.max_body_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(AccessLogMiddleware)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(events.EVENT_SCHEMAS)
+        entry = ItemBatchEntry.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(entry.pop("$defs", {}))
+        components["ItemBatchEntry"] = entry
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory`` (what ``tastebud serve`` runs in each worker)."""
+    return create_app(Settings())

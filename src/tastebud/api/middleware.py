@@ -1,0 +1,120 @@
+"""ASGI middleware: request body limits and a privacy-safe access log."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from tastebud.monitoring import get_logger
+
+__all__ = ["AccessLogMiddleware", "BodyLimitMiddleware"]
+
+_log = get_logger("tastebud.access")
+
+
+def _error(status: int, code: str, message: str) -> tuple[Message, Message]:
+    body = orjson.dumps({"error": {"code": code, "message": message, "details": []}})
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ],
+    }
+    return start, {"type": "http.response.body", "body": body}
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Refuses bodies larger than the route's limit with 413, before they are buffered.
+
+    Args:
+        app: The wrapped application.
+        limit_for: Maps a request path to its byte limit.
+    """
+
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int]) -> None:
+        self.app = app
+        self.limit_for = limit_for
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit_for(scope["path"])
+        message = f"the request body exceeds {limit:,} bytes"
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > limit
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    for m in _error(413, "payload_too_large", message):
+                        await send(m)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            msg = await receive()
+            if msg["type"] == "http.request":
+                received += len(msg.get("body", b""))
+                if received > limit:
+                    raise _TooLarge
+            return msg
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                for m in _error(413, "payload_too_large", message):
+                    await send(m)
+
+
+class AccessLogMiddleware:
+    """Logs one line per request with the *route template* (``/v1/users/{user_id}``), never the
+    raw path, query string or headers, which carry user ids and keys."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def capture(msg: Message) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = int(msg["status"])
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "<unmatched>"
+            _log.info(
+                "request",
+                method=scope.get("method"),
+                route=template,
+                status=status,
+                ms=round((time.perf_counter() - start) * 1000, 2),
+            )

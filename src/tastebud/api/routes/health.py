@@ -1,0 +1,39 @@
+"""Liveness and readiness probes (no key needed)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from tastebud.api.deps import ServicesDep
+from tastebud.api.schemas import HealthOut
+from tastebud.errors import ServiceUnavailable
+from tastebud.store import current_revision, head_revision
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=HealthOut)
+async def healthz() -> HealthOut:
+    """The process is up (it does not touch the database)."""
+    return HealthOut(status="ok")
+
+
+@router.get("/readyz", response_model=HealthOut, responses={503: {"model": HealthOut}})
+def readyz(services: ServicesDep) -> HealthOut | JSONResponse:
+    """Ready to serve: the database answers and its schema is at the newest migration."""
+    checks: dict[str, str] = {}
+    try:
+        services.store.ping()
+        revision = current_revision(services.store.engine)
+        head = head_revision()
+        checks["database"] = "ok"
+        checks["schema"] = "ok" if revision == head else f"at {revision}, expected {head}"
+    except ServiceUnavailable:
+        checks["database"] = "unavailable"
+    if all(v == "ok" for v in checks.values()):
+        return HealthOut(status="ok", checks=checks)
+    body = HealthOut(status="unavailable", checks=checks)
+    return JSONResponse(body.model_dump(), status_code=503)

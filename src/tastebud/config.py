@@ -1,0 +1,163 @@
+"""Settings, read from ``TASTEBUD_*`` environment variables and an optional TOML file.
+
+Settings are passed in explicitly (``create_app(settings)``, ``Store(engine)``): nothing in Tastebud
+reads a module-level global. Precedence, highest first: keyword arguments, environment variables,
+the TOML file named by ``TASTEBUD_CONFIG``, the defaults below.
+
+Example::
+
+    >>> s = Settings(data_dir="/tmp/tb-doc")
+    >>> s.resolved_database_url()
+    'sqlite:////tmp/tb-doc/tastebud.db'
+    >>> s.consent_mode
+    'opt-out'
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["SensitiveAction", "Settings"]
+
+SensitiveAction = Literal["drop", "redact", "encrypt", "truncate"]
+"""What ingest does with a sensitive field: remove it, replace it by ``"[redacted]"``, encrypt it
+with the Fernet keys, or (IP addresses only) truncate it to its /24 or /48 network."""
+
+_DEFAULT_SENSITIVE: dict[str, SensitiveAction] = {
+    "email": "encrypt",
+    "phone": "encrypt",
+    "ssn": "drop",
+    "credit_card": "drop",
+    "password": "drop",
+    "ip": "drop",
+}
+
+
+class Settings(BaseSettings):
+    """Every knob of a Tastebud deployment. Field names map to ``TASTEBUD_<NAME>`` variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TASTEBUD_",
+        extra="ignore",
+        frozen=True,
+        validate_default=True,
+    )
+
+    env: Literal["development", "production"] = "development"
+    """``development`` generates missing secrets into the data dir and migrates the database on
+    start; ``production`` refuses to start without explicit secrets and never migrates by itself."""
+
+    data_dir: Path = Path("tastebud-data")
+    """Where the embedded deployment keeps its SQLite file, secrets and artifacts."""
+
+    database_url: str | None = None
+    """SQLAlchemy URL. Default: ``sqlite:///<data_dir>/tastebud.db``. ``postgresql://`` URLs use
+    psycopg 3."""
+
+    redis_url: str = "memory://"
+    """Real-time state backend: ``memory://`` (one process) or ``redis://host:port/db``."""
+
+    artifact_dir: Path | None = None
+    """Model artifacts. Default: ``<data_dir>/artifacts``."""
+
+    pseudonym_key: SecretStr | None = None
+    """HMAC-SHA256 key for user pseudonyms (hex or any string of at least 32 characters). Never
+    rotate it: every stored history is keyed by it. Generated into the data dir in development."""
+
+    fernet_keys: SecretStr | None = None
+    """Comma-separated Fernet keys for encrypted fields, newest first (MultiFernet). Generated into
+    the data dir in development."""
+
+    consent_mode: Literal["opt-out", "opt-in"] = "opt-out"
+    """``opt-out``: events are accepted unless the user withdrew analytics consent. ``opt-in``:
+    events are accepted only after the user granted analytics consent."""
+
+    sensitive_fields: dict[str, SensitiveAction] = Field(
+        default_factory=lambda: dict(_DEFAULT_SENSITIVE)
+    )
+    """Field names (matched case- and punctuation-insensitively, at any depth of ``data``,
+    ``context`` and user attributes) and what ingest does with them."""
+
+    max_batch_events: int = Field(default=1000, ge=1, le=100_000)
+    """Most events (or items) one batch request may carry."""
+
+    max_batch_bytes: int = Field(default=1 << 20, ge=1024)
+    """Largest body a batch request may have (1 MiB)."""
+
+    max_body_bytes: int = Field(default=64 << 10, ge=1024)
+    """Largest body any other request may have (64 KiB)."""
+
+    max_future_skew_s: float = Field(default=300.0, ge=0)
+    """Events stamped further than this in the future are rejected (clock skew allowance)."""
+
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    """SQLite ``PRAGMA synchronous`` in WAL mode. ``FULL`` makes an acknowledged batch survive a
+    power loss; ``NORMAL`` survives a process crash only."""
+
+    auto_migrate: bool | None = None
+    """Run database migrations when the API starts. Default: on in development, off in
+    production (run ``tastebud db upgrade`` there)."""
+
+    key_cache_seconds: float = Field(default=2.0, ge=0)
+    """How long an API process trusts a looked-up API key before reading it again; a revoked key
+    stops working in other processes within this time (at once in the revoking process)."""
+
+    host: str = "127.0.0.1"
+    """Address ``tastebud serve`` binds."""
+
+    port: int = Field(default=8000, ge=0, le=65535)
+    """Port ``tastebud serve`` binds."""
+
+    log_level: str = "INFO"
+    """Python log level name."""
+
+    log_json: bool = False
+    """Render logs as JSON lines instead of key=value text."""
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper_level(cls, value: str) -> str:
+        return value.upper()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword arguments, then the environment, then the TOML file named by
+        ``TASTEBUD_CONFIG``."""
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get("TASTEBUD_CONFIG")
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file in the data dir."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_dir.absolute() / 'tastebud.db'}"
+
+    def resolved_artifact_dir(self) -> Path:
+        """The artifact directory, defaulting to ``<data_dir>/artifacts``."""
+        return self.artifact_dir if self.artifact_dir is not None else self.data_dir / "artifacts"
+
+    def should_auto_migrate(self) -> bool:
+        """Whether the API migrates the database on start."""
+        if self.auto_migrate is not None:
+            return self.auto_migrate
+        return self.env == "development"

@@ -1,0 +1,160 @@
+"""One exception tree for all of Tastebud; the API maps it to HTTP in one place (``api.app``).
+
+The tree::
+
+    TastebudError                 base; ``code`` is the stable machine-readable error code
+    ├── ConfigError               settings or secrets are missing or wrong (exit code 2)
+    ├── InvalidInput              a request or file is malformed (422)
+    │   ├── MalformedJson         the body is not valid JSON (400)
+    │   ├── InvalidEvent          one event failed validation (422)
+    │   └── PayloadTooLarge       a body or batch exceeds the configured limits (413)
+    ├── AuthError                 base for authentication problems
+    │   ├── Unauthenticated       missing, malformed, unknown or revoked API key (401)
+    │   └── Forbidden             the key's scope does not allow the route (403)
+    ├── ConsentRequired           the user has not consented to this processing (403)
+    ├── NotFound                  base for missing resources (404)
+    │   ├── UnknownUser
+    │   ├── UnknownItem
+    │   └── UnknownKey
+    ├── Conflict                  the request contradicts stored state (409)
+    └── ServiceUnavailable        a backing store does not answer (503)
+
+Warnings for recoverable data problems derive from :class:`DataWarning`.
+
+Messages must never contain secrets, API keys, raw user ids or other personal data: they are
+returned to clients and written to logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "Conflict",
+    "ConsentRequired",
+    "DataWarning",
+    "Forbidden",
+    "InvalidEvent",
+    "InvalidInput",
+    "MalformedJson",
+    "NotFound",
+    "PayloadTooLarge",
+    "ServiceUnavailable",
+    "TastebudError",
+    "Unauthenticated",
+    "UnknownItem",
+    "UnknownKey",
+    "UnknownUser",
+]
+
+
+class TastebudError(Exception):
+    """Base of every error Tastebud raises on purpose.
+
+    Args:
+        message: Human-readable explanation, safe to show to clients.
+        details: Optional structured details (e.g. one entry per invalid field).
+    """
+
+    code = "error"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class ConfigError(TastebudError):
+    """Settings or secrets are missing or invalid."""
+
+    code = "config_error"
+
+
+class InvalidInput(TastebudError):
+    """A request body, parameter or input file is malformed."""
+
+    code = "invalid_request"
+
+
+class MalformedJson(InvalidInput):
+    """The request body is empty or not valid JSON."""
+
+    code = "malformed_json"
+
+
+class InvalidEvent(InvalidInput):
+    """An event failed validation."""
+
+    code = "invalid_event"
+
+
+class PayloadTooLarge(InvalidInput):
+    """A body or batch exceeds the configured limits."""
+
+    code = "payload_too_large"
+
+
+class AuthError(TastebudError):
+    """Base for authentication and authorization failures."""
+
+    code = "auth_error"
+
+
+class Unauthenticated(AuthError):
+    """Missing, malformed, unknown or revoked API key."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(AuthError):
+    """The API key's scope does not allow this operation."""
+
+    code = "forbidden"
+
+
+class ConsentRequired(TastebudError):
+    """The user has not given (or has withdrawn) consent for this processing."""
+
+    code = "consent_required"
+
+
+class NotFound(TastebudError):
+    """A requested resource does not exist."""
+
+    code = "not_found"
+
+
+class UnknownUser(NotFound):
+    """No data is held for this user."""
+
+    code = "unknown_user"
+
+
+class UnknownItem(NotFound):
+    """The item is not in the catalogue."""
+
+    code = "unknown_item"
+
+
+class UnknownKey(NotFound):
+    """No API key has this id."""
+
+    code = "unknown_key"
+
+
+class Conflict(TastebudError):
+    """The request contradicts stored state."""
+
+    code = "conflict"
+
+
+class ServiceUnavailable(TastebudError):
+    """A backing store (database, Redis) does not answer."""
+
+    code = "service_unavailable"
+
+
+class DataWarning(UserWarning):
+    """A recoverable problem in input data (a skipped row, a dropped field)."""

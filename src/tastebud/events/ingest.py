@@ -1,0 +1,241 @@
+"""The ingest path: validate -> identity -> consent -> privacy -> store, one batch at a time.
+
+The API, ``tastebud ingest`` and the importers all go through :meth:`Ingestor.ingest`, so an event
+is treated the same whatever door it came in by. A batch is handled as a whole (one alias lookup,
+one consent lookup and one insert per batch); one bad event never costs the good ones.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from tastebud.events.schema import (
+    DATA_MODELS,
+    SCHEMA_VERSION,
+    EventBase,
+    event_timestamp_ms,
+    validate_event,
+)
+from tastebud.monitoring import get_logger
+from tastebud.privacy import ConsentPolicy, PrivacyFilter, Pseudonymizer
+from tastebud.store import Store
+
+__all__ = ["BatchResult", "EventResult", "Ingestor", "describe_validation_error"]
+
+_log = get_logger(__name__)
+_TAGS = frozenset(DATA_MODELS) | {"custom"}
+_ID_MESSAGE = "must be 1 to 128 printable characters (no control characters)"
+
+Status = Literal["accepted", "duplicate", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class EventResult:
+    """What happened to one event of a batch."""
+
+    event_id: str | None
+    status: Status
+    reason: str | None = None
+    """Why the event was rejected, in one line."""
+    code: str | None = None
+    """``invalid_event`` or ``consent_required`` for rejected events."""
+    details: tuple[dict[str, str], ...] = ()
+    """One ``{"field", "message"}`` per problem, for rejected events."""
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """Counts and per-event outcomes of one batch, in input order."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    results: list[EventResult] = field(default_factory=list)
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Rejection reasons (first problem of each event) and how often they occurred."""
+
+
+def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
+    """Turn a pydantic error into ``[{"field": "data.query", "message": "..."}]``."""
+    out: list[dict[str, str]] = []
+    for err in exc.errors(include_url=False, include_input=False):
+        loc = list(err["loc"])
+        if loc and isinstance(loc[0], str) and loc[0] in _TAGS:
+            loc = loc[1:]  # the union tag is noise for the client
+        name = ".".join(str(p) for p in loc)
+        message = str(err["msg"])
+        kind = err["type"]
+        if kind == "unknown_event_type":
+            name = "event_type"
+        elif kind == "string_pattern_mismatch" and name.endswith("_id"):
+            message = _ID_MESSAGE
+        elif kind == "string_pattern_mismatch" and name == "event_type":
+            message = (
+                "custom event types look like custom.<name> (lower-case letters, digits, _ . -)"
+            )
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        out.append({"field": name or "event", "message": message})
+    return out
+
+
+def _reason(details: list[dict[str, str]]) -> str:
+    return "; ".join(
+        f"{d['field']}: {d['message']}" if d["field"] != "event" else d["message"] for d in details
+    )
+
+
+class Ingestor:
+    """Validates, pseudonymizes, applies consent and the PII policy, and stores events.
+
+    Args:
+        store: Where accepted events go.
+        pseudonymizer: Turns raw user / anonymous ids into keyed pseudonyms.
+        privacy: The sensitive-field policy and free-text PII scan.
+        consent: Decides whether a user's analytics consent allows storing events.
+        max_future_skew_s: Events stamped further in the future are rejected.
+        clock: Seconds since the epoch (injectable for tests).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        pseudonymizer: Pseudonymizer,
+        privacy: PrivacyFilter,
+        consent: ConsentPolicy,
+        *,
+        max_future_skew_s: float = 300.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.pseudonymizer = pseudonymizer
+        self.privacy = privacy
+        self.consent = consent
+        self.max_future_skew_s = max_future_skew_s
+        self.clock = clock
+
+    def ingest(self, raw_events: Sequence[Any], *, source: str = "api") -> BatchResult:
+        """Process a batch of decoded JSON events; returns one result per input, in order."""
+        now = self.clock()
+        now_ms = int(now * 1000)
+        horizon_ms = int((now + self.max_future_skew_s) * 1000)
+        results: list[EventResult | None] = [None] * len(raw_events)
+        reasons: dict[str, int] = {}
+        valid: list[tuple[int, EventBase, str]] = []
+        seen_ids: set[str] = set()
+
+        def reject(
+            i: int,
+            event_id: str | None,
+            details: list[dict[str, str]],
+            code: str = "invalid_event",
+        ) -> None:
+            reason = _reason(details)
+            results[i] = EventResult(event_id, "rejected", reason, code, tuple(details))
+            reasons[reason] = reasons.get(reason, 0) + 1
+
+        for i, raw in enumerate(raw_events):
+            claimed = raw.get("event_id") if isinstance(raw, dict) else None
+            claimed_id = claimed if isinstance(claimed, str) else None
+            if not isinstance(raw, dict):
+                reject(i, None, [{"field": "event", "message": "each event must be a JSON object"}])
+                continue
+            try:
+                ev = validate_event(raw)
+            except ValidationError as exc:
+                reject(i, claimed_id, describe_validation_error(exc))
+                continue
+            if event_timestamp_ms(ev.timestamp) > horizon_ms:
+                message = f"more than {self.max_future_skew_s:g} s in the future"
+                reject(i, claimed_id, [{"field": "timestamp", "message": message}])
+                continue
+            event_id = ev.event_id or uuid.uuid4().hex
+            if event_id in seen_ids:
+                results[i] = EventResult(event_id, "duplicate")
+                continue
+            seen_ids.add(event_id)
+            valid.append((i, ev, event_id))
+
+        rows = self._rows(valid, now_ms, source, results, reject)
+        inserted = self.store.insert_events([r for _, r in rows]) if rows else set()
+        for i, row in rows:
+            status: Status = "accepted" if row["event_id"] in inserted else "duplicate"
+            results[i] = EventResult(row["event_id"], status)
+
+        out = BatchResult(results=[r for r in results if r is not None], reasons=reasons)
+        for r in out.results:
+            if r.status == "accepted":
+                out.accepted += 1
+            elif r.status == "duplicate":
+                out.duplicates += 1
+            else:
+                out.rejected += 1
+        _log.debug(
+            "batch ingested",
+            source=source,
+            accepted=out.accepted,
+            duplicates=out.duplicates,
+            rejected=out.rejected,
+        )
+        return out
+
+    def _rows(
+        self,
+        valid: list[tuple[int, EventBase, str]],
+        now_ms: int,
+        source: str,
+        results: list[EventResult | None],
+        reject: Callable[..., None],
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Identity, consent and privacy for validated events; returns storable rows."""
+        pseudo = self.pseudonymizer
+        identities: list[tuple[str | None, str | None]] = []
+        for _, ev, _ in valid:
+            user_key = pseudo.user(ev.user_id) if ev.user_id is not None else None
+            anon_key = pseudo.anonymous(ev.anonymous_id) if ev.anonymous_id is not None else None
+            identities.append((user_key, anon_key))
+        # Anonymous visitors who were identified (aliases) are attributed to their user.
+        aliases = self.store.alias_targets(a for u, a in identities if u is None and a is not None)
+        keys = [u if u is not None else aliases.get(a or "", a) for u, a in identities]
+        states = self.store.consent_states((k for k in keys if k), "analytics")
+
+        rows: list[tuple[int, dict[str, Any]]] = []
+        for (i, ev, event_id), user_key, (_, anon_key) in zip(valid, keys, identities, strict=True):
+            assert user_key is not None  # the schema requires user_id or anonymous_id
+            if not self.consent.allows(states.get(user_key)):
+                message = "the user has not consented to analytics"
+                reject(i, event_id, [{"field": "consent", "message": message}], "consent_required")
+                continue
+            data = ev.data.model_dump(exclude_none=True)  # type: ignore[attr-defined]
+            data.pop("item_id", None)  # lifted into the item_id column
+            context = (
+                self.privacy.clean(ev.context.model_dump(exclude_none=True))
+                if ev.context is not None
+                else None
+            )
+            rows.append(
+                (
+                    i,
+                    {
+                        "event_id": event_id,
+                        "event_type": ev.event_type,  # type: ignore[attr-defined]
+                        "user_key": user_key,
+                        "anon_key": anon_key,
+                        "session_id": ev.session_id,
+                        "item_id": ev.item_id,
+                        "ts_ms": event_timestamp_ms(ev.timestamp),
+                        "received_ms": now_ms,
+                        "source": source,
+                        "schema_version": SCHEMA_VERSION,
+                        "data": self.privacy.clean(data) if data else None,
+                        "context": context or None,
+                    },
+                )
+            )
+        return rows

@@ -1,0 +1,150 @@
+"""PII handling for event payloads and user attributes.
+
+Two mechanisms:
+
+* **Sensitive keys** (configurable, default ``email, phone, ssn, credit_card, password, ip``),
+  matched case- and punctuation-insensitively at any depth, are dropped, redacted, encrypted or
+  (IP addresses) truncated to their /24 (IPv4) or /48 (IPv6) network.
+* **Free text** (every string value except identifier fields) is scanned for e-mail addresses,
+  phone numbers and Luhn-valid card numbers, which are replaced by ``[email]``, ``[phone]`` and
+  ``[card]``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from tastebud.config import SensitiveAction
+from tastebud.privacy.crypto import ENCRYPTED_MARKER, FieldCipher
+
+__all__ = ["PrivacyFilter", "luhn_valid", "redact_text", "truncate_ip"]
+
+_CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_PHONE = re.compile(
+    r"(?<![\w+])(?:"
+    r"\+\d[\d ().\-]{6,20}\d"  # international: +49 151 1234 5678, +1 (555) 123-4567
+    r"|\(?\d{3}\)?[ .\-]\d{3}[ .\-]\d{4}"  # North American: (555) 123-4567, 555.123.4567
+    r"|0\d{9,11}"  # national with trunk prefix: 07911123456
+    r")(?!\w)"
+)
+_QUICK = re.compile(r"@|\d{3}")
+# Identifiers and user agents are not free text: scanning them costs time and mangles ids.
+_UNSCANNED_KEYS = frozenset(
+    {"item_id", "element_id", "form_id", "list_id", "item_ids", "user_agent", "effective_type"}
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether a digit string passes the Luhn checksum (as payment card numbers do).
+
+    >>> luhn_valid("4111111111111111"), luhn_valid("4111111111111112")
+    (True, False)
+    """
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _card_sub(match: re.Match[str]) -> str:
+    digits = re.sub(r"[ -]", "", match.group(0))
+    return "[card]" if 13 <= len(digits) <= 19 and luhn_valid(digits) else match.group(0)
+
+
+def _phone_sub(match: re.Match[str]) -> str:
+    n = sum(ch.isdigit() for ch in match.group(0))
+    return "[phone]" if 8 <= n <= 15 else match.group(0)
+
+
+def redact_text(text: str) -> str:
+    """Replace e-mail addresses, phone numbers and Luhn-valid card numbers in free text.
+
+    >>> redact_text("mail ann@example.com or call +1 (555) 123-4567, card 4111 1111 1111 1111")
+    'mail [email] or call [phone], card [card]'
+    >>> redact_text("order 1234 shipped 2024-01-15")
+    'order 1234 shipped 2024-01-15'
+    """
+    if not _QUICK.search(text):
+        return text
+    text = _CARD.sub(_card_sub, text)
+    text = _EMAIL.sub("[email]", text)
+    return _PHONE.sub(_phone_sub, text)
+
+
+def truncate_ip(value: str) -> str | None:
+    """Truncate an IP address to its /24 (IPv4) or /48 (IPv6) network; ``None`` if not an IP.
+
+    >>> truncate_ip("203.0.113.77"), truncate_ip("2001:db8:abcd:12::1")
+    ('203.0.113.0', '2001:db8:abcd::')
+    """
+    try:
+        ip = ipaddress.ip_address(value.strip())
+    except ValueError:
+        return None
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False).network_address)
+
+
+def _norm(key: str) -> str:
+    return "".join(ch for ch in key.lower() if ch.isalnum())
+
+
+class PrivacyFilter:
+    """Applies the sensitive-key policy and the free-text scan to JSON-like payloads."""
+
+    def __init__(self, policy: Mapping[str, SensitiveAction], cipher: FieldCipher) -> None:
+        self._policy = {_norm(k): v for k, v in policy.items()}
+        self._cipher = cipher
+
+    def _sensitive(self, action: SensitiveAction, value: Any) -> tuple[bool, Any]:
+        """Returns (keep, new_value)."""
+        if action == "drop":
+            return False, None
+        if action == "truncate":
+            truncated = truncate_ip(value) if isinstance(value, str) else None
+            return (True, truncated) if truncated is not None else (True, "[redacted]")
+        if action == "encrypt":
+            if isinstance(value, Mapping) and ENCRYPTED_MARKER in value:
+                return True, dict(value)  # already encrypted (e.g. re-processing)
+            text = value if isinstance(value, str) else repr(value)
+            return True, {ENCRYPTED_MARKER: self._cipher.encrypt(text)}
+        return True, "[redacted]"
+
+    def clean(self, payload: Mapping[str, Any], *, scan_text: bool = True) -> dict[str, Any]:
+        """A cleaned copy of ``payload``; the input is not modified."""
+        out: dict[str, Any] = {}
+        for key, value in payload.items():
+            action = self._policy.get(_norm(key))
+            if action is not None:
+                keep, value = self._sensitive(action, value)
+                if keep:
+                    out[key] = value
+                continue
+            out[key] = self._value(key, value, scan_text)
+        return out
+
+    def _value(self, key: str, value: Any, scan_text: bool) -> Any:
+        if isinstance(value, str):
+            return redact_text(value) if scan_text and key not in _UNSCANNED_KEYS else value
+        if isinstance(value, Mapping):
+            return self.clean(value, scan_text=scan_text)
+        if isinstance(value, list):
+            return [self._value(key, v, scan_text) for v in value]
+        return value
+
+    def decrypt(self, payload: Any) -> Any:
+        """A copy of ``payload`` with every encrypted field decrypted (for export)."""
+        if isinstance(payload, Mapping):
+            if set(payload) == {ENCRYPTED_MARKER}:
+                return self._cipher.decrypt(str(payload[ENCRYPTED_MARKER]))
+            return {k: self.decrypt(v) for k, v in payload.items()}
+        if isinstance(payload, list):
+            return [self.decrypt(v) for v in payload]
+        return payload

@@ -1,0 +1,78 @@
+"""Wiring: build every domain object a process needs from :class:`Settings`, once.
+
+The API app, the CLI and the tests all call :func:`build_services`; nothing reads globals.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from tastebud.apikeys import KeyManager
+from tastebud.config import Settings
+from tastebud.events.ingest import Ingestor
+from tastebud.monitoring import get_logger
+from tastebud.privacy import (
+    ConsentPolicy,
+    FieldCipher,
+    PrivacyFilter,
+    Pseudonymizer,
+    Secrets,
+    load_secrets,
+)
+from tastebud.store import Store, make_engine, upgrade
+
+__all__ = ["Services", "build_services"]
+
+_log = get_logger(__name__)
+
+
+@dataclass
+class Services:
+    """Everything a Tastebud process works with."""
+
+    settings: Settings
+    store: Store
+    pseudonymizer: Pseudonymizer
+    cipher: FieldCipher
+    privacy: PrivacyFilter
+    consent: ConsentPolicy
+    ingestor: Ingestor
+    keys: KeyManager
+
+    def now_ms(self) -> int:
+        """The current time in ms since the epoch."""
+        return int(time.time() * 1000)
+
+    def close(self) -> None:
+        """Release database connections."""
+        self.store.dispose()
+
+
+def build_services(
+    settings: Settings, *, migrate: bool | None = None, secrets: Secrets | None = None
+) -> Services:
+    """Connect to the configured stores and assemble the domain objects.
+
+    Args:
+        settings: The deployment's settings.
+        migrate: Run database migrations first (default: ``settings.should_auto_migrate()``).
+        secrets: Key material; loaded (or generated in development) from settings if omitted.
+    """
+    secrets = secrets or load_secrets(settings)
+    engine = make_engine(
+        settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous
+    )
+    if settings.should_auto_migrate() if migrate is None else migrate:
+        upgrade(engine)
+    store = Store(engine)
+    pseudonymizer = Pseudonymizer(secrets.pseudonym_key)
+    cipher = FieldCipher(secrets.fernet_keys)
+    privacy = PrivacyFilter(settings.sensitive_fields, cipher)
+    consent = ConsentPolicy(settings.consent_mode)
+    ingestor = Ingestor(
+        store, pseudonymizer, privacy, consent, max_future_skew_s=settings.max_future_skew_s
+    )
+    keys = KeyManager(store, cache_seconds=settings.key_cache_seconds)
+    _log.info("services ready", database=engine.dialect.name, consent_mode=settings.consent_mode)
+    return Services(settings, store, pseudonymizer, cipher, privacy, consent, ingestor, keys)

@@ -1,0 +1,17 @@
+"""Relational storage on SQLite (embedded default) and PostgreSQL, through SQLAlchemy 2 Core."""
+
+from __future__ import annotations
+
+from tastebud.store._store import Store
+from tastebud.store.engine import is_sqlite, make_engine, normalize_url
+from tastebud.store.migrate import current_revision, head_revision, upgrade
+
+__all__ = [
+    "Store",
+    "current_revision",
+    "head_revision",
+    "is_sqlite",
+    "make_engine",
+    "normalize_url",
+    "upgrade",
+]

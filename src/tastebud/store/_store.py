@@ -1,0 +1,302 @@
+"""The store: every read and write of Tastebud's relational data, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Engine, Table, delete, func, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+
+from tastebud.errors import ServiceUnavailable
+from tastebud.store import tables as t
+
+__all__ = ["Store"]
+
+# SQLite accepts at most 32766 bound parameters per statement; 13 columns per event row.
+_IN_CHUNK = 900
+
+
+def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+class Store:
+    """Typed access to the Tastebud schema through SQLAlchemy Core.
+
+    Args:
+        engine: From :func:`tastebud.store.make_engine`; the schema must be migrated.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._dialect = engine.dialect.name
+
+    def __repr__(self) -> str:
+        return f"Store(dialect={self._dialect!r})"
+
+    def _insert(self, table: Table) -> Any:
+        if self._dialect == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    # -- health ---------------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Raise :class:`ServiceUnavailable` unless the database answers ``SELECT 1``."""
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise ServiceUnavailable("the database does not answer") from exc
+
+    def dispose(self) -> None:
+        """Close pooled connections."""
+        self.engine.dispose()
+
+    # -- events ---------------------------------------------------------------------------------
+    def insert_events(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Insert event rows in one transaction, skipping any whose ``event_id`` exists.
+
+        Returns:
+            The ``event_id`` of every row actually inserted; the others were duplicates.
+        """
+        if not rows:
+            return set()
+        stmt = (
+            self._insert(t.events)
+            .on_conflict_do_nothing(index_elements=["event_id"])
+            .returning(t.events.c.event_id)
+        )
+        with self.engine.begin() as conn:
+            result = conn.execute(stmt, list(rows))
+            return {r[0] for r in result}
+
+    def count_events(self, *, user_key: str | None = None, event_type: str | None = None) -> int:
+        """Number of stored events, optionally for one user and/or type."""
+        q = select(func.count()).select_from(t.events)
+        if user_key is not None:
+            q = q.where(t.events.c.user_key == user_key)
+        if event_type is not None:
+            q = q.where(t.events.c.event_type == event_type)
+        with self.engine.connect() as conn:
+            return int(conn.execute(q).scalar_one())
+
+    def events_for_user(self, user_key: str) -> list[dict[str, Any]]:
+        """Every event of a user in time order (as stored: pseudonymized and cleaned)."""
+        q = (
+            select(t.events)
+            .where(t.events.c.user_key == user_key)
+            .order_by(t.events.c.ts_ms, t.events.c.id)
+        )
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def get_event(self, event_id: str) -> dict[str, Any] | None:
+        """One stored event by its id."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.events).where(t.events.c.event_id == event_id)).first()
+            return None if row is None else dict(row._mapping)
+
+    # -- aliases --------------------------------------------------------------------------------
+    def alias_targets(self, anon_keys: Iterable[str]) -> dict[str, str]:
+        """For anonymous pseudonyms that were identified, the user pseudonym they merged into."""
+        keys = sorted(set(anon_keys))
+        out: dict[str, str] = {}
+        if not keys:
+            return out
+        with self.engine.connect() as conn:
+            for part in _chunks(keys, _IN_CHUNK):
+                q = select(t.aliases.c.anon_key, t.aliases.c.user_key).where(
+                    t.aliases.c.anon_key.in_(part)
+                )
+                out.update({a: u for a, u in conn.execute(q)})
+        return out
+
+    def merge_alias(self, anon_key: str, user_key: str, now_ms: int) -> tuple[int, bool]:
+        """Attach an anonymous history to a user.
+
+        Every event recorded under the anonymous pseudonym (and not yet under a user) moves to
+        ``user_key``; later anonymous-only events of that visitor are attributed on ingest.
+
+        Returns:
+            (events moved, whether the alias is new). Repeating the call is harmless.
+
+        Raises:
+            Conflict: the anonymous id is already merged into a different user.
+        """
+        from tastebud.errors import Conflict
+
+        with self.engine.begin() as conn:
+            existing = conn.execute(
+                select(t.aliases.c.user_key).where(t.aliases.c.anon_key == anon_key)
+            ).scalar_one_or_none()
+            if existing is not None and existing != user_key:
+                raise Conflict("this anonymous id is already merged into another user")
+            created = existing is None
+            if created:
+                conn.execute(
+                    t.aliases.insert().values(
+                        anon_key=anon_key, user_key=user_key, created_ms=now_ms
+                    )
+                )
+            moved = conn.execute(
+                update(t.events)
+                .where(t.events.c.anon_key == anon_key, t.events.c.user_key == anon_key)
+                .values(user_key=user_key)
+            ).rowcount
+            return int(moved or 0), created
+
+    # -- users ----------------------------------------------------------------------------------
+    def put_user(self, user_key: str, attributes: Mapping[str, Any], now_ms: int) -> bool:
+        """Create or replace a user's attributes. Returns whether the user is new."""
+        with self.engine.begin() as conn:
+            exists = conn.execute(
+                select(t.users.c.user_key).where(t.users.c.user_key == user_key)
+            ).first()
+            if exists:
+                conn.execute(
+                    update(t.users)
+                    .where(t.users.c.user_key == user_key)
+                    .values(attributes=dict(attributes), updated_ms=now_ms)
+                )
+                return False
+            stmt = self._insert(t.users).values(
+                user_key=user_key, attributes=dict(attributes), created_ms=now_ms, updated_ms=now_ms
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["user_key"],
+                    set_={"attributes": stmt.excluded.attributes, "updated_ms": now_ms},
+                )
+            )
+            return True
+
+    def get_user(self, user_key: str) -> dict[str, Any] | None:
+        """A user's stored attributes row, or ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.users).where(t.users.c.user_key == user_key)).first()
+            return None if row is None else dict(row._mapping)
+
+    # -- items ----------------------------------------------------------------------------------
+    def put_items(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+        """Create or replace catalogue items in one transaction.
+
+        Returns:
+            The ids of the items that did not exist before.
+        """
+        if not rows:
+            return set()
+        ids = [r["item_id"] for r in rows]
+        with self.engine.begin() as conn:
+            existing: set[str] = set()
+            for part in _chunks(ids, _IN_CHUNK):
+                existing.update(
+                    conn.execute(select(t.items.c.item_id).where(t.items.c.item_id.in_(part)))
+                    .scalars()
+                    .all()
+                )
+            stmt = self._insert(t.items)
+            cols = [c.name for c in t.items.columns if c.name != "item_id"]
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["item_id"], set_={c: stmt.excluded[c] for c in cols}
+            )
+            conn.execute(stmt, [dict(r) for r in rows])
+        return set(ids) - existing
+
+    def get_item(self, item_id: str) -> dict[str, Any] | None:
+        """One catalogue item, or ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.items).where(t.items.c.item_id == item_id)).first()
+            return None if row is None else dict(row._mapping)
+
+    def delete_item(self, item_id: str) -> bool:
+        """Remove an item from the catalogue (its events stay). Returns whether it existed."""
+        with self.engine.begin() as conn:
+            return bool(conn.execute(delete(t.items).where(t.items.c.item_id == item_id)).rowcount)
+
+    def count_items(self) -> int:
+        """Number of catalogue items."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.items)).scalar_one())
+
+    # -- consent --------------------------------------------------------------------------------
+    def set_consents(self, user_key: str, changes: Mapping[str, bool], now_ms: int) -> None:
+        """Record consent decisions (one per purpose) and append them to the consent log."""
+        if not changes:
+            return
+        with self.engine.begin() as conn:
+            for purpose, granted in changes.items():
+                stmt = self._insert(t.consents).values(
+                    user_key=user_key, purpose=purpose, granted=granted, updated_ms=now_ms
+                )
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["user_key", "purpose"],
+                        set_={"granted": granted, "updated_ms": now_ms},
+                    )
+                )
+                conn.execute(
+                    t.consent_log.insert().values(
+                        user_key=user_key, purpose=purpose, granted=granted, at_ms=now_ms
+                    )
+                )
+
+    def get_consents(self, user_key: str) -> dict[str, tuple[bool, int]]:
+        """Stored decisions of one user: purpose -> (granted, updated_ms)."""
+        q = select(t.consents.c.purpose, t.consents.c.granted, t.consents.c.updated_ms).where(
+            t.consents.c.user_key == user_key
+        )
+        with self.engine.connect() as conn:
+            return {p: (bool(g), int(u)) for p, g, u in conn.execute(q)}
+
+    def consent_states(self, user_keys: Iterable[str], purpose: str) -> dict[str, bool]:
+        """Stored decisions for one purpose over many users (absent: never decided)."""
+        keys = sorted(set(user_keys))
+        out: dict[str, bool] = {}
+        if not keys:
+            return out
+        with self.engine.connect() as conn:
+            for part in _chunks(keys, _IN_CHUNK):
+                q = select(t.consents.c.user_key, t.consents.c.granted).where(
+                    t.consents.c.purpose == purpose, t.consents.c.user_key.in_(part)
+                )
+                out.update({k: bool(g) for k, g in conn.execute(q)})
+        return out
+
+    # -- API keys -------------------------------------------------------------------------------
+    def create_key(self, key_id: str, name: str, scope: str, secret_hash: str, now_ms: int) -> None:
+        """Store a new API key (only the hash of its secret)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                t.api_keys.insert().values(
+                    key_id=key_id,
+                    name=name,
+                    scope=scope,
+                    secret_hash=secret_hash,
+                    created_ms=now_ms,
+                )
+            )
+
+    def get_key(self, key_id: str) -> dict[str, Any] | None:
+        """One API key row by id, or ``None``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.api_keys).where(t.api_keys.c.key_id == key_id)).first()
+            return None if row is None else dict(row._mapping)
+
+    def list_keys(self) -> list[dict[str, Any]]:
+        """Every API key row (hashes included; callers must not print them)."""
+        with self.engine.connect() as conn:
+            q = select(t.api_keys).order_by(t.api_keys.c.created_ms, t.api_keys.c.key_id)
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def revoke_key(self, key_id: str, now_ms: int) -> bool:
+        """Mark a key revoked. Returns whether an active key with that id existed."""
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                update(t.api_keys)
+                .where(t.api_keys.c.key_id == key_id, t.api_keys.c.revoked_ms.is_(None))
+                .values(revoked_ms=now_ms)
+            ).rowcount
+            return bool(n)

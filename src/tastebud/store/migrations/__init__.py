@@ -1,0 +1,1 @@
+"""Alembic migrations for the Tastebud schema (run with ``tastebud db upgrade``)."""

@@ -1,0 +1,135 @@
+"""SQLAlchemy Core tables: the single definition of the schema, mirrored by Alembic migrations.
+
+Times are stored as integer milliseconds since the Unix epoch (UTC): identical on SQLite and
+PostgreSQL, cheap to index and to scan into columnar frames. Users are keyed by their pseudonym
+(HMAC of the raw id, see ``privacy.pseudonym``); raw user ids are never stored.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+__all__ = [
+    "aliases",
+    "api_keys",
+    "consent_log",
+    "consents",
+    "events",
+    "items",
+    "metadata",
+    "users",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# JSONB on PostgreSQL (indexable, compact), JSON text on SQLite.
+Json = JSON().with_variant(JSONB(), "postgresql")
+# SQLite only aliases the rowid for INTEGER PRIMARY KEY, so BIGINT becomes INTEGER there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+PSEUDONYM_LEN = 32
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True, comment="arrival order"),
+    Column("event_id", String(128), nullable=False, unique=True, comment="idempotency key"),
+    Column("event_type", String(64), nullable=False),
+    Column("user_key", String(PSEUDONYM_LEN), nullable=False, comment="pseudonym"),
+    Column("anon_key", String(PSEUDONYM_LEN), nullable=True, comment="anonymous pseudonym"),
+    Column("session_id", String(128), nullable=True),
+    Column("item_id", String(128), nullable=True),
+    Column("ts_ms", BigInteger, nullable=False, comment="event time, ms since epoch UTC"),
+    Column("received_ms", BigInteger, nullable=False, comment="server receive time"),
+    Column("source", String(16), nullable=False, server_default="api"),
+    Column("schema_version", SmallInteger, nullable=False, server_default="1"),
+    Column("data", Json, nullable=True),
+    Column("context", Json, nullable=True),
+    Index(None, "user_key", "ts_ms"),
+    Index(None, "ts_ms"),
+    Index(None, "item_id", "ts_ms"),
+    Index(None, "anon_key"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("user_key", String(PSEUDONYM_LEN), primary_key=True),
+    Column("attributes", Json, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("item_id", String(128), primary_key=True),
+    Column("title", Text, nullable=True),
+    Column("category", String(128), nullable=True),
+    Column("categories", Json, nullable=False),
+    Column("item_type", String(64), nullable=True),
+    Column("created_ms", BigInteger, nullable=True, comment="when the item was published"),
+    Column("attributes", Json, nullable=False),
+    Column("hidden", Boolean, nullable=False, server_default="0"),
+    Column("updated_ms", BigInteger, nullable=False),
+    Index(None, "category"),
+)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("user_key", String(PSEUDONYM_LEN), primary_key=True),
+    Column("purpose", String(32), primary_key=True),
+    Column("granted", Boolean, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+consent_log = Table(
+    "consent_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("user_key", String(PSEUDONYM_LEN), nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("granted", Boolean, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index(None, "user_key"),
+    Index(None, "at_ms"),
+)
+
+aliases = Table(
+    "aliases",
+    metadata,
+    Column("anon_key", String(PSEUDONYM_LEN), primary_key=True),
+    Column("user_key", String(PSEUDONYM_LEN), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Index(None, "user_key"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("secret_hash", String(64), nullable=False, comment="sha256 of the secret part"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("revoked_ms", BigInteger, nullable=True),
+)
