@@ -21,7 +21,14 @@ from typing import Literal, get_args
 from tastebud.errors import InvalidInput, Unauthenticated, UnknownKey
 from tastebud.store import Store
 
-__all__ = ["SCOPES", "KeyInfo", "KeyManager", "Principal", "Scope", "scope_allows"]
+__all__ = [
+    "KeyInfo",
+    "KeyManager",
+    "Principal",
+    "SCOPES",
+    "Scope",
+    "scope_allows",
+]
 
 Scope = Literal["ingest", "serve", "admin"]
 SCOPES: tuple[Scope, ...] = get_args(Scope)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from tastebud import __version__
+from tastebud.api.deps import SCOPE_KEY
 from tastebud.api.errors import install_error_handlers
 from tastebud.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
 from tastebud.api.routes import events, health, items, users
@@ -18,7 +21,7 @@ from tastebud.config import Settings
 from tastebud.monitoring import configure_logging
 from tastebud.services import Services, build_services
 
-__all__ = ["create_app", "create_app_from_env"]
+__all__ = ["RouteInfo", "create_app", "create_app_from_env", "route_table"]
 
 _BATCH_PATHS = frozenset({"/v1/events/batch", "/v1/items/batch"})
 
@@ -82,6 +85,41 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     app.openapi = openapi  # type: ignore[method-assign]
     return app
+
+
+@dataclass(frozen=True)
+class RouteInfo:
+    """One method of one route, with the scope it declares (``None``: public)."""
+
+    method: str
+    path: str
+    scope: str | None
+
+
+def route_table(app: FastAPI) -> list[RouteInfo]:
+    """Every (method, path, scope) the app serves, including routes of included routers."""
+    out: list[RouteInfo] = []
+
+    def walk(routes: list[Any], prefix: str) -> None:
+        for route in routes:
+            nested = getattr(route, "original_router", None)
+            if nested is not None:  # FastAPI >= 0.160 keeps included routers as one node
+                context = getattr(route, "include_context", None)
+                walk(list(nested.routes), prefix + (getattr(context, "prefix", "") or ""))
+                continue
+            path = getattr(route, "path", None)
+            if path is None:
+                continue
+            scope = (
+                (route.openapi_extra or {}).get(SCOPE_KEY) if isinstance(route, APIRoute) else None
+            )
+            for method in sorted(
+                (getattr(route, "methods", None) or {"GET"}) - {"HEAD", "OPTIONS"}
+            ):
+                out.append(RouteInfo(method, prefix + path, scope))
+
+    walk(list(app.routes), "")
+    return out
 
 
 def create_app_from_env() -> FastAPI:

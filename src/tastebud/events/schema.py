@@ -36,15 +36,15 @@ from pydantic import (
 )
 
 __all__ = [
-    "DATA_MODELS",
-    "EVENT_CATEGORIES",
-    "SCHEMA_VERSION",
     "Context",
     "CustomData",
+    "DATA_MODELS",
+    "EVENT_CATEGORIES",
     "EventBase",
     "EventIn",
     "Id",
     "NetworkInfo",
+    "SCHEMA_VERSION",
     "ValidationError",
     "validate_event",
 ]

@@ -9,9 +9,9 @@ from tastebud.privacy.pseudonym import Pseudonymizer
 from tastebud.privacy.redact import PrivacyFilter, luhn_valid, redact_text, truncate_ip
 
 __all__ = [
-    "PURPOSES",
     "ConsentPolicy",
     "FieldCipher",
+    "PURPOSES",
     "PrivacyFilter",
     "Pseudonymizer",
     "Purpose",

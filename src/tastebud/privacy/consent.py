@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["PURPOSES", "ConsentPolicy", "Purpose"]
+__all__ = [
+    "ConsentPolicy",
+    "PURPOSES",
+    "Purpose",
+]
 
 Purpose = Literal["analytics", "personalization"]
 PURPOSES: tuple[Purpose, ...] = ("analytics", "personalization")

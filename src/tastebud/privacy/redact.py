@@ -22,7 +22,7 @@ from tastebud.privacy.crypto import ENCRYPTED_MARKER, FieldCipher
 
 __all__ = ["PrivacyFilter", "luhn_valid", "redact_text", "truncate_ip"]
 
-_CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
+_CARD = re.compile(r"(?<![\w+\-])\d(?:[ -]?\d){12,18}(?![\w-])")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 _PHONE = re.compile(
     r"(?<![\w+])(?:"
