@@ -124,7 +124,9 @@ class Api:
     def __init__(self, client: TestClient, services: Services) -> None:
         self.client = client
         self.services = services
-        self.keys = {s: services.keys.create(f"test-{s}", s)[1] for s in ("ingest", "serve", "admin")}
+        self.keys = {
+            s: services.keys.create(f"test-{s}", s)[1] for s in ("ingest", "serve", "admin")
+        }
 
     def headers(self, scope: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.keys[scope]}"}
@@ -153,8 +155,11 @@ def make_api() -> Iterator[Callable[[Settings], Api]]:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def api(request: pytest.FixtureRequest, make_api: Callable[[Settings], Api],
-        make_settings: Callable[..., Settings]) -> Api:
+def api(
+    request: pytest.FixtureRequest,
+    make_api: Callable[[Settings], Api],
+    make_settings: Callable[..., Settings],
+) -> Api:
     """The API on SQLite and on PostgreSQL."""
     if request.param == "sqlite":
         return make_api(make_settings())
@@ -208,7 +213,9 @@ class Server:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "tastebud.cli", "serve", "--port", str(self.port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -239,12 +246,14 @@ def server_factory(tmp_path: Path, secret_env: dict[str, str]) -> Iterator[Calla
 
     def start(**env_overrides: str) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-        env.update({
-            "TASTEBUD_DATA_DIR": str(tmp_path / "server-data"),
-            "TASTEBUD_PSEUDONYM_KEY": secret_env["pseudonym_key"],
-            "TASTEBUD_FERNET_KEYS": secret_env["fernet_keys"],
-            "TASTEBUD_LOG_LEVEL": "INFO",
-        })
+        env.update(
+            {
+                "TASTEBUD_DATA_DIR": str(tmp_path / "server-data"),
+                "TASTEBUD_PSEUDONYM_KEY": secret_env["pseudonym_key"],
+                "TASTEBUD_FERNET_KEYS": secret_env["fernet_keys"],
+                "TASTEBUD_LOG_LEVEL": "INFO",
+            }
+        )
         env.update(env_overrides)
         Path(env["TASTEBUD_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
         server = Server(env, free_port())

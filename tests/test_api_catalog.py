@@ -6,8 +6,13 @@ from conftest import Api
 
 
 def test_item_put_get_delete(api: Api) -> None:
-    body = {"title": "Router guide", "categories": ["networking", "howto"], "type": "article",
-            "created_at": "2026-11-01T00:00:00Z", "attributes": {"level": 2}}
+    body = {
+        "title": "Router guide",
+        "categories": ["networking", "howto"],
+        "type": "article",
+        "created_at": "2026-11-01T00:00:00Z",
+        "attributes": {"level": 2},
+    }
     r = api.request("PUT", "/v1/items/art-1", json=body)
     assert r.status_code == 201 and r.json() == {"item_id": "art-1", "created": True}
     r = api.request("PUT", "/v1/items/art-1", json={**body, "hidden": True})
@@ -33,12 +38,14 @@ def test_item_validation(api: Api) -> None:
 
 
 def test_items_batch_keeps_good_items(api: Api) -> None:
-    body = {"items": [
-        {"item_id": "a", "category": "news"},
-        {"item_id": "b", "categories": "not-a-list"},
-        {"title": "no id"},
-        {"item_id": "c", "title": "C"},
-    ]}
+    body = {
+        "items": [
+            {"item_id": "a", "category": "news"},
+            {"item_id": "b", "categories": "not-a-list"},
+            {"title": "no id"},
+            {"item_id": "c", "title": "C"},
+        ]
+    }
     out = api.request("POST", "/v1/items/batch", json=body).json()
     assert (out["created"], out["updated"], out["rejected"]) == (2, 0, 2)
     assert [r["status"] for r in out["results"]] == ["created", "rejected", "rejected", "created"]
@@ -47,13 +54,21 @@ def test_items_batch_keeps_good_items(api: Api) -> None:
     out = api.request("POST", "/v1/items/batch", json={"items": [{"item_id": "a"}]}).json()
     assert out["updated"] == 1
     assert api.services.store.count_items() == 2
-    r = api.request("POST", "/v1/items/batch", json={"items": [{"item_id": str(i)} for i in range(1001)]})
+    r = api.request(
+        "POST", "/v1/items/batch", json={"items": [{"item_id": str(i)} for i in range(1001)]}
+    )
     assert r.status_code == 413
 
 
 def test_user_attributes(api: Api) -> None:
-    body = {"segment": "pro", "skill_level": "expert", "interests": ["security"],
-            "age_bucket": "25-34", "occupation": "engineer", "plan": "annual"}
+    body = {
+        "segment": "pro",
+        "skill_level": "expert",
+        "interests": ["security"],
+        "age_bucket": "25-34",
+        "occupation": "engineer",
+        "plan": "annual",
+    }
     r = api.request("PUT", "/v1/users/u-1", json=body)
     assert r.status_code == 201
     got = api.request("GET", "/v1/users/u-1", "serve").json()

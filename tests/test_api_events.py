@@ -31,9 +31,13 @@ def test_event_id_is_generated_when_absent(api: Api) -> None:
 
 
 def test_stored_row_is_pseudonymized_and_typed(api: Api) -> None:
-    ev = event("content_engagement", user="alice@example.com", session_id="s9",
-               data={"item_id": "art-1", "time_spent_ms": 1200, "scroll_depth": 0.5},
-               context={"device_type": "Tablet", "evil": "x"})
+    ev = event(
+        "content_engagement",
+        user="alice@example.com",
+        session_id="s9",
+        data={"item_id": "art-1", "time_spent_ms": 1200, "scroll_depth": 0.5},
+        context={"device_type": "Tablet", "evil": "x"},
+    )
     assert api.request("POST", "/v1/events", "ingest", json=ev).status_code == 202
     row = api.services.store.get_event(ev["event_id"])
     assert row is not None
@@ -57,8 +61,15 @@ def test_batch_mixed_good_and_bad(api: Api) -> None:
     out = r.json()
     assert (out["accepted"], out["duplicates"], out["rejected"]) == (3, 0, 4)
     statuses = [x["status"] for x in out["results"]]
-    assert statuses == ["accepted", "rejected", "accepted", "rejected", "rejected", "rejected",
-                        "accepted"]
+    assert statuses == [
+        "accepted",
+        "rejected",
+        "accepted",
+        "rejected",
+        "rejected",
+        "rejected",
+        "accepted",
+    ]
     reasons = [x["reason"] for x in out["results"]]
     assert reasons[1].startswith("event_type: must be one of")
     assert "timestamp" in reasons[3]
@@ -92,15 +103,19 @@ def test_oversize_batches_get_413(sqlite_api: Api) -> None:
     huge = {"events": [event(data={"title": "x" * 500, "pad": "y" * 1100}) for _ in range(700)]}
     body = orjson.dumps(huge)
     assert len(body) > 1 << 20
-    r = sqlite_api.request("POST", "/v1/events/batch", "ingest", content=body,
-                           headers={"Content-Type": "application/json"})
+    r = sqlite_api.request(
+        "POST",
+        "/v1/events/batch",
+        "ingest",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 413
     assert sqlite_api.services.store.count_events() == 0
 
 
 def test_single_event_body_limit(sqlite_api: Api) -> None:
-    r = sqlite_api.request("POST", "/v1/events", "ingest",
-                           json=event(data={"blob": "z" * 70_000}))
+    r = sqlite_api.request("POST", "/v1/events", "ingest", json=event(data={"blob": "z" * 70_000}))
     assert r.status_code == 413
 
 
@@ -120,8 +135,9 @@ def test_malformed_json_and_wrong_shapes(sqlite_api: Api) -> None:
 
 
 def test_single_bad_event_is_422_with_details(api: Api) -> None:
-    r = api.request("POST", "/v1/events", "ingest",
-                    json=event("search", data={"query": 12}, user_id=None))
+    r = api.request(
+        "POST", "/v1/events", "ingest", json=event("search", data={"query": 12}, user_id=None)
+    )
     assert r.status_code == 422
     err = r.json()["error"]
     assert err["code"] == "invalid_event"
@@ -141,7 +157,9 @@ def test_missing_ids_rejected(api: Api) -> None:
 def test_seed_track_event_payload(api: Api) -> None:
     seed = {
         "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-        "userId": "u-1", "sessionId": "s-1", "eventType": "page_view",
+        "userId": "u-1",
+        "sessionId": "s-1",
+        "eventType": "page_view",
         "data": {"url": "/pricing"},
         "context": {"userAgent": "Mozilla/5.0", "url": "https://x.example/p", "referrer": ""},
     }
@@ -149,8 +167,11 @@ def test_seed_track_event_payload(api: Api) -> None:
     assert r.status_code == 202, r.text
     row = api.services.store.get_event(r.json()["event_id"])
     assert row is not None
-    assert row["context"] == {"user_agent": "Mozilla/5.0", "url": "https://x.example/p",
-                              "referrer": ""}
+    assert row["context"] == {
+        "user_agent": "Mozilla/5.0",
+        "url": "https://x.example/p",
+        "referrer": "",
+    }
     assert row["session_id"] == "s-1"
 
 
@@ -158,8 +179,11 @@ def test_consent_opt_out_mode(api: Api) -> None:
     assert api.request("POST", "/v1/events", "ingest", json=event(user="c1")).status_code == 202
     r = api.request("PUT", "/v1/users/c1/consent", "ingest", json={"analytics": False})
     assert r.status_code == 200
-    assert r.json()["analytics"] == {"granted": False, "explicit": True,
-                                     "updated_at": r.json()["analytics"]["updated_at"]}
+    assert r.json()["analytics"] == {
+        "granted": False,
+        "explicit": True,
+        "updated_at": r.json()["analytics"]["updated_at"],
+    }
     r = api.request("POST", "/v1/events", "ingest", json=event(user="c1"))
     assert r.status_code == 403
     assert r.json()["error"]["code"] == "consent_required"
@@ -207,9 +231,9 @@ def test_aliases_merge_anonymous_history(api: Api) -> None:
     assert r.status_code == 403  # merging histories is admin
     r = api.request("POST", "/v1/users/u-7/aliases", "admin", json={"anonymous_id": "cookie-7"})
     assert r.status_code == 200 and r.json() == {"merged_events": 2, "created": True}
-    assert api.request("POST", "/v1/users/u-7/aliases", "admin",
-                       json={"anonymous_id": "cookie-7"}).json() == {"merged_events": 0,
-                                                                      "created": False}
+    assert api.request(
+        "POST", "/v1/users/u-7/aliases", "admin", json={"anonymous_id": "cookie-7"}
+    ).json() == {"merged_events": 0, "created": False}
     api.request("POST", "/v1/events", "ingest", json=anon_event())  # after identify
     user_key = api.services.pseudonymizer.user("u-7")
     assert api.services.store.count_events(user_key=user_key) == 3

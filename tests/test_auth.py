@@ -7,11 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Api
+
 from tastebud.api.app import route_table
 
-PUBLIC = {"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json", "/docs/oauth2-redirect",
-          "/redoc"}
+from conftest import Api
+
+PUBLIC = {
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/docs",
+    "/openapi.json",
+    "/docs/oauth2-redirect",
+    "/redoc",
+}
 API_DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
 
@@ -46,11 +55,16 @@ def test_scope_matrix(sqlite_api: Api) -> None:
         assert r.status_code == 401, (method, path)
         assert r.json()["error"]["code"] == "unauthenticated"
         assert r.headers["www-authenticate"] == "Bearer"
-        for bogus in ("nonsense", "tb_admin_000000000000_" + "a" * 43,
-                      api.keys["admin"][:-1] + ("A" if api.keys["admin"][-1] != "A" else "B")):
+        for bogus in (
+            "nonsense",
+            "tb_admin_000000000000_" + "a" * 43,
+            api.keys["admin"][:-1] + ("A" if api.keys["admin"][-1] != "A" else "B"),
+        ):
             r = api.client.request(method, url, headers={"Authorization": f"Bearer {bogus}"}, **kw)
             assert r.status_code == 401, (method, path, bogus[:12])
-        r = api.client.request(method, url, headers={"Authorization": f"Basic {api.keys['admin']}"}, **kw)
+        r = api.client.request(
+            method, url, headers={"Authorization": f"Basic {api.keys['admin']}"}, **kw
+        )
         assert r.status_code == 401
         for have in ("ingest", "serve", "admin"):
             r = api.request(method, url, have, **kw)
@@ -89,8 +103,11 @@ def test_keys_are_stored_hashed(sqlite_api: Api) -> None:
 def test_api_doc_lists_every_route_with_its_scope(sqlite_api: Api) -> None:
     text = API_DOC.read_text()
     table = set(re.findall(r"^\| `(GET|POST|PUT|DELETE) ([^`]+)` \| (\w+) \|", text, re.M))
-    expected = {(m, p, s or "none") for m, p, s in routes(sqlite_api)
-                if p not in {"/docs/oauth2-redirect", "/redoc"}}
+    expected = {
+        (m, p, s or "none")
+        for m, p, s in routes(sqlite_api)
+        if p not in {"/docs/oauth2-redirect", "/redoc"}
+    }
     assert table == expected
 
 

@@ -18,13 +18,30 @@ from tastebud.services import build_services
 def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
     full_env.update({"TASTEBUD_DATA_DIR": str(data_dir), **env})
-    return subprocess.run([sys.executable, "-m", "tastebud.cli", *args], env=full_env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "tastebud.cli", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-@pytest.mark.parametrize("args", [[], ["db"], ["keys"], ["keys", "create"], ["keys", "list"],
-                                  ["keys", "revoke"], ["db", "upgrade"], ["ingest"], ["serve"],
-                                  ["quickstart"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["db"],
+        ["keys"],
+        ["keys", "create"],
+        ["keys", "list"],
+        ["keys", "revoke"],
+        ["db", "upgrade"],
+        ["ingest"],
+        ["serve"],
+        ["quickstart"],
+    ],
+)
 def test_every_command_has_help(args: list[str], tmp_path: Path) -> None:
     r = run([*args, "--help"], tmp_path)
     assert r.returncode == 0, r.stderr
@@ -66,10 +83,20 @@ def test_db_upgrade(tmp_path: Path) -> None:
 def test_ingest_file_counts_and_reports_bad_lines(tmp_path: Path) -> None:
     lines: list[Any] = []
     for i in range(1500):
-        lines.append(json.dumps({"event_id": f"e{i}", "event_type": "page_view", "user_id": f"u{i % 7}",
-                                 "timestamp": "2026-11-01T00:00:00Z"}))
+        lines.append(
+            json.dumps(
+                {
+                    "event_id": f"e{i}",
+                    "event_type": "page_view",
+                    "user_id": f"u{i % 7}",
+                    "timestamp": "2026-11-01T00:00:00Z",
+                }
+            )
+        )
     lines[10] = '{"event_type": "page_view", broken'
-    lines[20] = json.dumps({"event_type": "teleport", "user_id": "u", "timestamp": "2026-11-01T00:00:00Z"})
+    lines[20] = json.dumps(
+        {"event_type": "teleport", "user_id": "u", "timestamp": "2026-11-01T00:00:00Z"}
+    )
     lines.insert(30, "")
     lines.append(lines[0])  # a duplicate
     f = tmp_path / "events.ndjson"

@@ -62,8 +62,11 @@ def test_malformed_secrets(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="malformed"):
         load_secrets(Settings(data_dir=tmp_path, pseudonym_key="k" * 64, fernet_keys="nope"))
     with pytest.raises(ConfigError, match="at least 32"):
-        load_secrets(Settings(data_dir=tmp_path, pseudonym_key="short",
-                              fernet_keys=Fernet.generate_key().decode()))
+        load_secrets(
+            Settings(
+                data_dir=tmp_path, pseudonym_key="short", fernet_keys=Fernet.generate_key().decode()
+            )
+        )
 
 
 def test_several_fernet_keys(tmp_path: Path) -> None:

@@ -11,9 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from conftest import Api, event
 from tastebud.privacy import FieldCipher, PrivacyFilter, Pseudonymizer, luhn_valid, redact_text
 from tastebud.store.tables import metadata
+
+from conftest import Api, event
 
 
 def dump_database(api: Api) -> str:
@@ -27,10 +28,15 @@ def dump_database(api: Api) -> str:
 
 
 def test_email_in_search_query_never_reaches_the_database(api: Api) -> None:
-    ev = event("search", user="bob.smith@corp.example",
-               data={"query": "reset password for bob.smith@corp.example asap",
-                     "note": "call me on +44 20 7946 0958 or pay 4111 1111 1111 1111"},
-               context={"url": "https://x.example/?email=bob.smith@corp.example"})
+    ev = event(
+        "search",
+        user="bob.smith@corp.example",
+        data={
+            "query": "reset password for bob.smith@corp.example asap",
+            "note": "call me on +44 20 7946 0958 or pay 4111 1111 1111 1111",
+        },
+        context={"url": "https://x.example/?email=bob.smith@corp.example"},
+    )
     assert api.request("POST", "/v1/events", "ingest", json=ev).status_code == 202
     dump = dump_database(api)
     assert "bob.smith@corp.example" not in dump
@@ -59,9 +65,14 @@ def test_raw_user_ids_are_not_stored(api: Api) -> None:
 
 
 def test_sensitive_fields_are_encrypted_or_dropped(api: Api) -> None:
-    ev = event("form_submit", data={"form_id": "signup", "fields": {
-        "Email": "eve@example.org", "password": "hunter2", "plan": "pro"}},
-        context={"ip": "203.0.113.77"})
+    ev = event(
+        "form_submit",
+        data={
+            "form_id": "signup",
+            "fields": {"Email": "eve@example.org", "password": "hunter2", "plan": "pro"},
+        },
+        context={"ip": "203.0.113.77"},
+    )
     assert api.request("POST", "/v1/events", "ingest", json=ev).status_code == 202
     row = api.services.store.get_event(ev["event_id"])
     assert row is not None
@@ -89,12 +100,44 @@ def test_ip_truncation_when_configured(make_api: Any, make_settings: Any) -> Non
 
 
 def test_user_attributes_follow_the_policy(api: Api) -> None:
-    api.request("PUT", "/v1/users/u1", json={"segment": "a", "email": "u1@example.com",
-                                             "phone_number": "+1 555 123 4567"})
+    api.request(
+        "PUT",
+        "/v1/users/u1",
+        json={"segment": "a", "email": "u1@example.com", "phone_number": "+1 555 123 4567"},
+    )
     row = api.services.store.get_user(api.services.pseudonymizer.user("u1"))
     assert row is not None
     assert set(row["attributes"]["email"]) == {"$enc"}
+    assert set(row["attributes"]["phone_number"]) == {"$enc"}
     assert "u1@example.com" not in dump_database(api)
+    assert "555 123" not in dump_database(api)
+
+
+@pytest.mark.parametrize(
+    ("key", "action"),
+    [
+        ("email", "encrypt"),
+        ("E-Mail", "encrypt"),
+        ("user_email", "encrypt"),
+        ("contactEmail", "encrypt"),
+        ("phone_number", "encrypt"),
+        ("creditCardNumber", "drop"),
+        ("credit-card", "drop"),
+        ("SSN", "drop"),
+        ("new_password", "drop"),
+        ("client_ip", "drop"),
+        ("iphone_model", None),
+        ("zip", None),
+        ("description", None),
+        ("tip", None),
+        ("email_password", "drop"),
+    ],
+)
+def test_sensitive_field_matching(key: str, action: str | None) -> None:
+    from tastebud.config import Settings
+
+    f = PrivacyFilter(Settings().sensitive_fields, FieldCipher([Fernet.generate_key()]))
+    assert f.action_for(key) == action
 
 
 def test_key_rotation_keeps_old_tokens_readable() -> None:
@@ -118,23 +161,29 @@ def test_pseudonyms_depend_on_the_key() -> None:
     assert "a" * 32 not in repr(a)
 
 
-@pytest.mark.parametrize("text", [
-    "order 12345 shipped on 2024-01-15 at 10:30",
-    "version 3.14.159 build 20240115",
-    "room 101, floor 3",
-    "ISBN 978-3-16-148410-0",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order 12345 shipped on 2024-01-15 at 10:30",
+        "version 3.14.159 build 20240115",
+        "room 101, floor 3",
+        "ISBN 978-3-16-148410-0",
+    ],
+)
 def test_redaction_leaves_ordinary_numbers_alone(text: str) -> None:
     assert redact_text(text) == text
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("mail Ann.Lee+news@mail.example.co.uk now", "mail [email] now"),
-    ("card 4012-8888-8888-1881 ok", "card [card] ok"),
-    ("call (555) 123-4567", "call [phone]"),
-    ("ring 07911123456", "ring [phone]"),
-    ("intl +49 151 12345678", "intl [phone]"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("mail Ann.Lee+news@mail.example.co.uk now", "mail [email] now"),
+        ("card 4012-8888-8888-1881 ok", "card [card] ok"),
+        ("call (555) 123-4567", "call [phone]"),
+        ("ring 07911123456", "ring [phone]"),
+        ("intl +49 151 12345678", "intl [phone]"),
+    ],
+)
 def test_redaction_catches_pii(text: str, expected: str) -> None:
     assert redact_text(text) == expected
 

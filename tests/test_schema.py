@@ -19,9 +19,23 @@ from tastebud.events.schema import validate_event
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "events.md"
 SEED_TYPES = {
-    "page_view", "click", "form_submit", "search", "content_engagement", "rating", "page_load",
-    "error", "resource_usage", "network_quality", "conversion", "feature_usage",
-    "settings_change", "account", "impression", "feedback", "interaction",
+    "page_view",
+    "click",
+    "form_submit",
+    "search",
+    "content_engagement",
+    "rating",
+    "page_load",
+    "error",
+    "resource_usage",
+    "network_quality",
+    "conversion",
+    "feature_usage",
+    "settings_change",
+    "account",
+    "impression",
+    "feedback",
+    "interaction",
 }
 
 
@@ -70,8 +84,11 @@ def test_item_id_is_lifted_from_data_and_must_agree() -> None:
         (base(event_type="nope"), "event_type", "must be one of"),
         (base(timestamp="2026-01-01T00:00:00"), "timestamp", "timezone"),
         (base(timestamp="yesterday"), "timestamp", "datetime"),
-        ({"event_type": "page_view", "timestamp": "2026-01-01T00:00:00Z"}, "event",
-         "one of user_id or anonymous_id is required"),
+        (
+            {"event_type": "page_view", "timestamp": "2026-01-01T00:00:00Z"},
+            "event",
+            "one of user_id or anonymous_id is required",
+        ),
         (base(user_id="a\nb"), "user_id", "printable"),
         (base(user_id="x" * 129), "user_id", "at most 128"),
         (base(user_id=""), "user_id", "at least 1"),
@@ -81,11 +98,17 @@ def test_item_id_is_lifted_from_data_and_must_agree() -> None:
         (base(event_type="search", data={"query": 5}), "data.query", "valid string"),
         (base(event_type="rating", data={"value": 2}), "event", "needs item_id"),
         (base(event_type="click", data={}), "event", "element_id or item_id"),
-        (base(event_type="content_engagement", item_id="i", data={"scroll_depth": 1.5}),
-         "data.scroll_depth", "less than or equal to 1"),
+        (
+            base(event_type="content_engagement", item_id="i", data={"scroll_depth": 1.5}),
+            "data.scroll_depth",
+            "less than or equal to 1",
+        ),
         (base(event_type="feedback", item_id="i", data={"kind": "meh"}), "data.kind", "like"),
-        (base(event_type="conversion", data={"goal": "g", "currency": "euro"}), "data.currency",
-         "pattern"),
+        (
+            base(event_type="conversion", data={"goal": "g", "currency": "euro"}),
+            "data.currency",
+            "pattern",
+        ),
         (base(event_type="custom.Bad Name"), "event_type", "custom.<name>"),
         (base(userid="typo"), "userid", "Extra inputs"),
         (base(data={"duration_ms": float("nan")}), "data.duration_ms", "finite"),
@@ -97,11 +120,23 @@ def test_bad_events_get_precise_messages(raw: dict[str, Any], field: str, fragme
 
 
 def test_context_keeps_only_the_allow_list() -> None:
-    ev = validate_event(base(context={"user_agent": "UA", "cookie": "secret=1", "device_type": "Mobile",
-                                       "network": {"effective_type": "4g", "carrier": "x"}}))
+    ev = validate_event(
+        base(
+            context={
+                "user_agent": "UA",
+                "cookie": "secret=1",
+                "device_type": "Mobile",
+                "network": {"effective_type": "4g", "carrier": "x"},
+            }
+        )
+    )
     assert ev.context is not None
     dumped = ev.context.model_dump(exclude_none=True)
-    assert dumped == {"user_agent": "UA", "device_type": "mobile", "network": {"effective_type": "4g"}}
+    assert dumped == {
+        "user_agent": "UA",
+        "device_type": "mobile",
+        "network": {"effective_type": "4g"},
+    }
 
 
 def test_custom_events_take_any_data() -> None:
@@ -115,23 +150,37 @@ def test_unix_seconds_are_accepted_as_utc() -> None:
     assert ev.timestamp.timestamp() == 1_700_000_000
 
 
-@given(st.text(min_size=1, max_size=128).filter(lambda s: all(
-    not (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029") for c in s)))
+@given(
+    st.text(min_size=1, max_size=128).filter(
+        lambda s: all(
+            not (ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029") for c in s
+        )
+    )
+)
 def test_printable_ids_are_accepted(value: str) -> None:
     assert validate_event(base(user_id=value)).user_id == value
 
 
-@given(st.text(max_size=20), st.sampled_from(["\x00", "\n", "\t", "\x1b", "\x7f", "\x85", "\u2028"]),
-       st.text(max_size=20))
+@given(
+    st.text(max_size=20),
+    st.sampled_from(["\x00", "\n", "\t", "\x1b", "\x7f", "\x85", "\u2028"]),
+    st.text(max_size=20),
+)
 def test_ids_with_control_characters_are_rejected(prefix: str, bad: str, suffix: str) -> None:
     errs = errors_of(base(user_id=prefix + bad + suffix))
     assert any(e["field"] == "user_id" for e in errs)
 
 
 def test_camel_payload_mapping() -> None:
-    raw = {"timestamp": "2026-01-01T00:00:00Z", "userId": None, "anonymousId": "d1",
-           "eventType": "contentEngagement", "itemId": "i",
-           "data": {"timeSpentMs": 10}, "context": {"userAgent": "UA"}}
+    raw = {
+        "timestamp": "2026-01-01T00:00:00Z",
+        "userId": None,
+        "anonymousId": "d1",
+        "eventType": "contentEngagement",
+        "itemId": "i",
+        "data": {"timeSpentMs": 10},
+        "context": {"userAgent": "UA"},
+    }
     ev = validate_event(from_camel_payload(raw))
     assert ev.event_type == "content_engagement"  # type: ignore[attr-defined]
     assert ev.anonymous_id == "d1" and ev.user_id is None

@@ -10,19 +10,22 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import Server, event, free_port
 from tastebud.client import Client, ClientError
 from tastebud.config import Settings
 from tastebud.services import build_services
+
+from conftest import Server, event, free_port
 
 pytestmark = pytest.mark.slow
 
 
 def admin_key(server: Server) -> str:
-    settings = Settings(data_dir=server.env["TASTEBUD_DATA_DIR"],
-                        database_url=server.env.get("TASTEBUD_DATABASE_URL"),
-                        pseudonym_key=server.env["TASTEBUD_PSEUDONYM_KEY"],
-                        fernet_keys=server.env["TASTEBUD_FERNET_KEYS"])
+    settings = Settings(
+        data_dir=server.env["TASTEBUD_DATA_DIR"],
+        database_url=server.env.get("TASTEBUD_DATABASE_URL"),
+        pseudonym_key=server.env["TASTEBUD_PSEUDONYM_KEY"],
+        fernet_keys=server.env["TASTEBUD_FERNET_KEYS"],
+    )
     services = build_services(settings, migrate=False)
     key = services.keys.create("e2e", "admin")[1]
     services.close()
@@ -76,7 +79,9 @@ def test_client_retries_until_the_server_is_up(server_factory: Callable[..., Ser
 
 
 def test_client_gives_up_with_a_clear_error() -> None:
-    with Client(f"http://127.0.0.1:{free_port()}", "tb_ingest_x_y", max_retries=1, backoff=0.01) as tb:
+    with Client(
+        f"http://127.0.0.1:{free_port()}", "tb_ingest_x_y", max_retries=1, backoff=0.01
+    ) as tb:
         with pytest.raises(ClientError, match="gave up after 2 attempts"):
             tb.send([event()])
         assert "tb_ingest_x_y" not in repr(tb)
@@ -93,8 +98,20 @@ def test_several_workers_share_one_sqlite_database(server_factory: Callable[...,
 
     with multi.log.open("ab") as log:
         multi.proc = subprocess.Popen(
-            [sys.executable, "-m", "tastebud.cli", "serve", "--port", str(multi.port), "--workers", "2"],
-            env=multi.env, stdout=log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "tastebud.cli",
+                "serve",
+                "--port",
+                str(multi.port),
+                "--workers",
+                "2",
+            ],
+            env=multi.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:

@@ -15,9 +15,18 @@ from tastebud.store.tables import metadata
 
 def row(event_id: str, user: str = "u" * 32, **kw: Any) -> dict[str, Any]:
     base: dict[str, Any] = {
-        "event_id": event_id, "event_type": "click", "user_key": user, "anon_key": None,
-        "session_id": "s1", "item_id": "i1", "ts_ms": 1_700_000_000_000, "received_ms": 1,
-        "source": "api", "schema_version": 1, "data": {"element_id": "b"}, "context": None,
+        "event_id": event_id,
+        "event_type": "click",
+        "user_key": user,
+        "anon_key": None,
+        "session_id": "s1",
+        "item_id": "i1",
+        "ts_ms": 1_700_000_000_000,
+        "received_ms": 1,
+        "source": "api",
+        "schema_version": 1,
+        "data": {"element_id": "b"},
+        "context": None,
     }
     base.update(kw)
     return base
@@ -43,11 +52,13 @@ class TestStoreContract:
         assert store.count_events() == 3
 
     def test_json_round_trip_and_user_scan_order(self, store: Store) -> None:
-        store.insert_events([
-            row("late", ts_ms=3, data={"q": "é ✓", "n": [1, 2.5]}),
-            row("early", ts_ms=1, context={"device_type": "mobile"}),
-            row("other", user="v" * 32),
-        ])
+        store.insert_events(
+            [
+                row("late", ts_ms=3, data={"q": "é ✓", "n": [1, 2.5]}),
+                row("early", ts_ms=1, context={"device_type": "mobile"}),
+                row("other", user="v" * 32),
+            ]
+        )
         events = store.events_for_user("u" * 32)
         assert [e["event_id"] for e in events] == ["early", "late"]
         assert events[1]["data"] == {"q": "é ✓", "n": [1, 2.5]}
@@ -62,7 +73,9 @@ class TestStoreContract:
 
     def test_alias_merge_moves_anonymous_history_once(self, store: Store) -> None:
         anon, user = "a" * 32, "b" * 32
-        store.insert_events([row("x1", user=anon, anon_key=anon), row("x2", user=anon, anon_key=anon)])
+        store.insert_events(
+            [row("x1", user=anon, anon_key=anon), row("x2", user=anon, anon_key=anon)]
+        )
         assert store.merge_alias(anon, user, 10) == (2, True)
         assert store.merge_alias(anon, user, 11) == (0, False)
         assert store.count_events(user_key=user) == 2
@@ -80,9 +93,17 @@ class TestStoreContract:
         assert (user["created_ms"], user["updated_ms"]) == (5, 6)
 
     def test_items_upsert_get_delete(self, store: Store) -> None:
-        item = {"item_id": "m1", "title": "T", "category": "a", "categories": ["a"],
-                "item_type": "video", "created_ms": None, "attributes": {"x": 1},
-                "hidden": False, "updated_ms": 1}
+        item = {
+            "item_id": "m1",
+            "title": "T",
+            "category": "a",
+            "categories": ["a"],
+            "item_type": "video",
+            "created_ms": None,
+            "attributes": {"x": 1},
+            "hidden": False,
+            "updated_ms": 1,
+        }
         assert store.put_items([item]) == {"m1"}
         assert store.put_items([{**item, "title": "T2"}, {**item, "item_id": "m2"}]) == {"m2"}
         got = store.get_item("m1")
@@ -120,7 +141,9 @@ class TestStoreContract:
 
 
 def test_ping_reports_an_unreachable_database() -> None:
-    store = Store(make_engine("postgresql://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1}))
+    store = Store(
+        make_engine("postgresql://nobody@127.0.0.1:1/none", connect_args={"connect_timeout": 1})
+    )
     with pytest.raises(ServiceUnavailable):
         store.ping()
 

@@ -3,8 +3,9 @@
 Two mechanisms:
 
 * **Sensitive keys** (configurable, default ``email, phone, ssn, credit_card, password, ip``),
-  matched case- and punctuation-insensitively at any depth, are dropped, redacted, encrypted or
-  (IP addresses) truncated to their /24 (IPv4) or /48 (IPv6) network.
+  matched at any depth against the field name and the words in it (``user_email``,
+  ``phoneNumber``), are dropped, redacted, encrypted or (IP addresses) truncated to their /24
+  (IPv4) or /48 (IPv6) network.
 * **Free text** (every string value except identifier fields) is scanned for e-mail addresses,
   phone numbers and Luhn-valid card numbers, which are replaced by ``[email]``, ``[phone]`` and
   ``[card]``.
@@ -20,7 +21,7 @@ from typing import Any
 from tastebud.config import SensitiveAction
 from tastebud.privacy.crypto import ENCRYPTED_MARKER, FieldCipher
 
-__all__ = ["PrivacyFilter", "luhn_valid", "redact_text", "truncate_ip"]
+__all__ = ["PrivacyFilter", "key_variants", "luhn_valid", "redact_text", "truncate_ip"]
 
 _CARD = re.compile(r"(?<![\w+\-])\d(?:[ -]?\d){12,18}(?![\w-])")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
@@ -96,12 +97,47 @@ def _norm(key: str) -> str:
     return "".join(ch for ch in key.lower() if ch.isalnum())
 
 
+_WORD = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+
+
+def key_variants(key: str) -> set[str]:
+    """Normalized forms of a field name: the whole name and every run of 1 to 3 of its words.
+
+    ``user_email``, ``contactEmail`` and ``e-mail`` all contain ``email``; ``creditCardNumber``
+    contains ``creditcard``; ``iphone_model`` does not contain ``phone`` and ``zip`` not ``ip``.
+
+    >>> sorted(key_variants("creditCard_no"))
+    ['card', 'cardno', 'credit', 'creditcard', 'creditcardno', 'no']
+    """
+    words = [w.lower() for w in _WORD.findall(key)]
+    out = {_norm(key)}
+    for n in (1, 2, 3):
+        for i in range(len(words) - n + 1):
+            out.add("".join(words[i : i + n]))
+    return out
+
+
 class PrivacyFilter:
     """Applies the sensitive-key policy and the free-text scan to JSON-like payloads."""
 
     def __init__(self, policy: Mapping[str, SensitiveAction], cipher: FieldCipher) -> None:
         self._policy = {_norm(k): v for k, v in policy.items()}
         self._cipher = cipher
+        self._actions: dict[str, SensitiveAction | None] = {}
+
+    def action_for(self, key: str) -> SensitiveAction | None:
+        """The policy's action for a field name, or ``None`` if it is not sensitive."""
+        try:
+            return self._actions[key]
+        except KeyError:
+            pass
+        found = [self._policy[v] for v in key_variants(key) if v in self._policy]
+        # The most protective action wins when several names match (e.g. "email_password").
+        order: tuple[SensitiveAction, ...] = ("drop", "encrypt", "redact", "truncate")
+        action = min(found, key=order.index) if found else None
+        if len(self._actions) < 50_000:  # bounded: field names come from clients
+            self._actions[key] = action
+        return action
 
     def _sensitive(self, action: SensitiveAction, value: Any) -> tuple[bool, Any]:
         """Returns (keep, new_value)."""
@@ -121,7 +157,7 @@ class PrivacyFilter:
         """A cleaned copy of ``payload``; the input is not modified."""
         out: dict[str, Any] = {}
         for key, value in payload.items():
-            action = self._policy.get(_norm(key))
+            action = self.action_for(key)
             if action is not None:
                 keep, value = self._sensitive(action, value)
                 if keep:
