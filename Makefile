@@ -23,7 +23,7 @@ run: $(VENV)/.installed
 
 ## make test: install with dev extras, then ruff, mypy --strict, import contracts and pytest
 test: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -112,4 +112,10 @@ def test_openapi_and_docs_are_public(sqlite_api: Api) -> None:
     assert "/v1/events/batch" in spec["paths"]
     schemas = spec["components"]["schemas"]
     assert "Event" in schemas and "SearchEvent" in schemas and "ItemBatchEntry" in schemas
-    assert sqlite_api.client.get("/docs").status_code == 200
+    page = sqlite_api.client.get("/docs")
+    assert page.status_code == 200
+    # Swagger UI comes from the package, not a CDN (the service runs on closed networks too).
+    assert "cdn" not in page.text.lower()
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        assert f"/static-offline-docs/{asset}" in page.text
+        assert sqlite_api.client.get(f"/static-offline-docs/{asset}").status_code == 200

@@ -20,6 +20,7 @@ PUBLIC = {
     "/openapi.json",
     "/docs/oauth2-redirect",
     "/redoc",
+    "/static-offline-docs",
 }
 API_DOC = Path(__file__).resolve().parents[1] / "docs" / "api.md"
 
@@ -106,7 +107,7 @@ def test_api_doc_lists_every_route_with_its_scope(sqlite_api: Api) -> None:
     expected = {
         (m, p, s or "none")
         for m, p, s in routes(sqlite_api)
-        if p not in {"/docs/oauth2-redirect", "/redoc"}
+        if p not in {"/docs/oauth2-redirect", "/redoc", "/static-offline-docs"}
     }
     assert table == expected
 
