@@ -263,12 +263,15 @@ def quickstart(
     out.print("Fresh API keys (shown once; 'tastebud keys list' shows their ids):")
     for scope, key in created.items():
         out.print(f"  {scope:<6} {key}")
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     out.print("Try:")
     out.print(
         f"  curl -s -X POST {url}/v1/events -H 'Authorization: Bearer {created['ingest']}' "
         "-H 'Content-Type: application/json' "
         '-d \'{"event_type": "page_view", "user_id": "u1", '
-        '"timestamp": "2026-11-26T10:00:00Z", "data": {"url": "/pricing"}}\''
+        f'"timestamp": "{now}", "data": {{"url": "/pricing"}}}}\''
     )
     if no_serve:
         services.close()
