@@ -186,3 +186,32 @@ def test_camel_payload_mapping() -> None:
     assert ev.anonymous_id == "d1" and ev.user_id is None
     assert ev.data.time_spent_ms == 10  # type: ignore[attr-defined]
     assert ev.context is not None and ev.context.user_agent == "UA"
+
+
+def test_plain_fields_matches_model_dump() -> None:
+    from tastebud.events.schema import plain_fields
+    from tastebud.simulator import SimConfig, Simulator
+
+    samples = [e if "eventType" not in e else from_camel_payload(e) for e in doc_examples()]
+    samples += list(Simulator(SimConfig(users=30, items=40, days=2, seed=5)).events())[:300]
+    for raw in samples:
+        ev = validate_event(raw)
+        for part in (ev.data, ev.context):  # type: ignore[attr-defined]
+            if part is not None:
+                assert plain_fields(part) == part.model_dump(exclude_none=True)
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        "2026-01-01T00:00:00Z",
+        "2026-01-01T01:00:00+01:00",
+        "2026-01-01T00:00:00.000+00:00",
+        1767225600,
+        1767225600.0,
+    ],
+)
+def test_timestamp_forms_agree(ts: Any) -> None:
+    from tastebud.events.schema import event_timestamp_ms
+
+    assert event_timestamp_ms(validate_event(base(timestamp=ts)).timestamp) == 1767225600000

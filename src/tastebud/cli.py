@@ -7,6 +7,7 @@ usage.
 from __future__ import annotations
 
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,10 +15,12 @@ from typing import Annotated, Any
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
 
 from tastebud import __version__
 from tastebud.apikeys import SCOPES
+from tastebud.client import ClientError
 from tastebud.config import Settings
 from tastebud.errors import ConfigError, TastebudError
 from tastebud.services import Services, build_services
@@ -38,8 +41,14 @@ db_app = typer.Typer(
 keys_app = typer.Typer(
     help="API keys: create, list, revoke.", no_args_is_help=True, rich_markup_mode="markdown"
 )
+import_app = typer.Typer(
+    help="Import datasets: MovieLens, any interactions file, item catalogues, user attributes.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(import_app, name="import")
 
 err = Console(stderr=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -136,12 +145,21 @@ def keys_revoke(
 
 
 # -- ingest -----------------------------------------------------------------------------------
+class _CountColumn(ProgressColumn):
+    """``done / total`` when the total is known, else just ``done``."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text(f"{int(task.completed):,}")
+        return Text(f"{int(task.completed):,} / {int(task.total):,}")
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        TextColumn("{task.completed:,} / {task.total:,}"),
-        TimeRemainingColumn(),
+        _CountColumn(),
+        TimeElapsedColumn(),
         console=err,
         transient=False,
     )
@@ -215,6 +233,255 @@ def ingest(
     out.print(f"{accepted:,} events accepted, {duplicates:,} duplicates, {rejected:,} rejected")
 
 
+# -- import -----------------------------------------------------------------------------------
+def _report(summary: Any) -> None:
+    for line in summary.details():
+        out.print(f"  {line}")
+    out.print(summary.line())
+
+
+@import_app.command("movielens")
+def import_movielens_cmd(
+    directory: Annotated[
+        Path,
+        typer.Argument(
+            help="A MovieLens 100K directory (u.data, u.item, u.user).",
+            exists=True,
+            file_okay=False,
+        ),
+    ],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Import MovieLens 100K: every rating becomes a `rating` event at its timestamp, `u.item`
+    fills the catalogue (genres as categories), `u.user` the user attributes. Safe to re-run."""
+    from tastebud.importers import import_movielens
+    from tastebud.importers.movielens import count_lines
+
+    services = _services(_settings(data_dir))
+    with _progress() as progress:
+        task = progress.add_task("importing ratings", total=count_lines(directory))
+        summary = import_movielens(
+            directory,
+            services.ingestor,
+            services.catalog,
+            services.pseudonymizer,
+            progress=lambda n: progress.advance(task, n),
+        )
+    _report(summary)
+
+
+@import_app.command("interactions")
+def import_interactions_cmd(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV/TSV of interactions (with or without header).", exists=True, dir_okay=False
+        ),
+    ],
+    user: Annotated[str, typer.Option(help="User column: header name or 1-based number.")],
+    item: Annotated[str, typer.Option(help="Item column: header name or 1-based number.")],
+    time: Annotated[
+        str | None, typer.Option(help="Time column (optional; without it rows keep file order).")
+    ] = None,
+    weight: Annotated[
+        str | None, typer.Option(help="Weight column (the rating value with --type rating).")
+    ] = None,
+    type_: Annotated[str, typer.Option("--type", help="Event type for every row.")] = "interaction",
+    delimiter: Annotated[
+        str | None,
+        typer.Option(help="Field separator, e.g. ',', 'tab', 'space' (default: sniffed)."),
+    ] = None,
+    time_format: Annotated[str, typer.Option(help="auto, unix or iso.")] = "auto",
+    header: Annotated[
+        bool | None,
+        typer.Option("--header/--no-header", help="Whether line 1 is a header (default: guessed)."),
+    ] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Import any file of user-item interactions (MovieLens latest, Last.fm play counts, ...).
+    Bad rows are counted and reported with line numbers, never fatal. Safe to re-run."""
+    from tastebud.errors import InvalidInput
+    from tastebud.importers import InteractionSpec, import_interactions
+    from tastebud.importers.interactions import count_rows
+
+    if time_format not in ("auto", "unix", "iso"):
+        raise InvalidInput("--time-format must be auto, unix or iso")
+    spec = InteractionSpec(
+        user=user,
+        item=item,
+        time=time,
+        weight=weight,
+        event_type=type_,
+        delimiter=delimiter,
+        time_format=time_format,  # type: ignore[arg-type]
+        header=header,
+    )
+    services = _services(_settings(data_dir))
+    with _progress() as progress:
+        task = progress.add_task(f"importing {file.name}", total=count_rows(file))
+        summary = import_interactions(
+            file,
+            spec,
+            services.ingestor,
+            services.pseudonymizer,
+            progress=lambda n: progress.advance(task, n),
+        )
+    _report(summary)
+
+
+def _table_report(summary: Any) -> None:
+    for n, reason in summary.rejected[:10]:
+        out.print(f"  line {n}: {reason}")
+    if len(summary.rejected) > 10:
+        out.print(f"  ... and {len(summary.rejected) - 10:,} more rejected rows")
+    out.print(summary.line())
+
+
+@import_app.command("items")
+def import_items_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="CSV with a header, or NDJSON.", exists=True, dir_okay=False)
+    ],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Import an item catalogue: `item_id`, `title`, `category`, `categories` (`|`-separated),
+    `type`, `created_at`, `hidden`; other columns become attributes."""
+    from tastebud.importers import import_items
+
+    services = _services(_settings(data_dir))
+    _table_report(import_items(file, services.catalog))
+
+
+@import_app.command("users")
+def import_users_cmd(
+    file: Annotated[
+        Path, typer.Argument(help="CSV with a header, or NDJSON.", exists=True, dir_okay=False)
+    ],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Import user attributes: `user_id`, `segment`, `skill_level`, `interests`
+    (`|`-separated), `age_bucket`, `gender`, `occupation`, `region`, `locale`, `country`; other
+    columns are kept as attributes. User ids are stored only as pseudonyms."""
+    from tastebud.importers import import_users
+
+    services = _services(_settings(data_dir))
+    _table_report(import_users(file, services.catalog))
+
+
+# -- simulate ---------------------------------------------------------------------------------
+@app.command("simulate")
+def simulate(
+    users: Annotated[int, typer.Option(min=1, help="Number of users.")] = 1000,
+    items: Annotated[int, typer.Option(min=12, help="Catalogue size.")] = 2000,
+    days: Annotated[int, typer.Option(min=1, help="Days of traffic.")] = 30,
+    seed: Annotated[int, typer.Option(help="Same seed, same output.")] = 0,
+    start: Annotated[
+        str | None,
+        typer.Option(help="First day, YYYY-MM-DD (default 2026-01-01; 'recent' ends today)."),
+    ] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write events as NDJSON ('-' for stdout).")
+    ] = None,
+    send: Annotated[
+        str | None, typer.Option(help="Send events to a running server at this URL.")
+    ] = None,
+    key: Annotated[
+        str | None, typer.Option(help="API key for --send (admin also sends the catalogue).")
+    ] = None,
+    truth: Annotated[
+        Path | None, typer.Option(help="Write the planted tastes, churn and habits as JSON.")
+    ] = None,
+    items_out: Annotated[
+        Path | None, typer.Option(help="Write the catalogue as NDJSON (for 'import items').")
+    ] = None,
+    users_out: Annotated[
+        Path | None, typer.Option(help="Write user attributes as NDJSON (for 'import users').")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes generating events for --out.")] = 2,
+) -> None:
+    """Simulate NetworkBuster traffic: users with planted tastes, devices, habits, skill and
+    churn; sessions of page views, clicks, searches, engagement, ratings, performance and
+    business events. Deterministic for a seed."""
+    from tastebud.simulator import SimConfig, Simulator
+
+    if (
+        out_file is None
+        and send is None
+        and truth is None
+        and items_out is None
+        and users_out is None
+    ):
+        raise typer.BadParameter(
+            "give --out FILE, --send URL (with --key), --truth, --items-out or --users-out"
+        )
+    if send is not None and key is None:
+        raise typer.BadParameter("--send needs --key")
+    sim = Simulator(
+        SimConfig(users=users, items=items, days=days, seed=seed, start=_start_date(start, days))
+    )
+    if truth is not None:
+        truth.write_bytes(orjson.dumps(sim.truth(), option=orjson.OPT_INDENT_2))
+    if items_out is not None:
+        items_out.write_bytes(b"".join(orjson.dumps(i) + b"\n" for i in sim.items()))
+    if users_out is not None:
+        users_out.write_bytes(b"".join(orjson.dumps(u) + b"\n" for u in sim.users()))
+    if out_file is not None:
+        from tastebud.simulator import write_ndjson
+
+        with _progress() as progress:
+            task = progress.add_task("simulating", total=None)
+            if str(out_file) == "-":
+                n = write_ndjson(
+                    sim,
+                    sys.stdout.buffer,
+                    workers=workers,
+                    progress=lambda k: progress.advance(task, k),
+                )
+            else:
+                with out_file.open("wb") as fh:
+                    n = write_ndjson(
+                        sim, fh, workers=workers, progress=lambda k: progress.advance(task, k)
+                    )
+        err.print(f"{n:,} events written")
+    if send is not None:
+        assert key is not None
+        summary = _send(sim, send, key)
+        out.print(
+            f"{summary.accepted:,} events accepted, {summary.duplicates:,} duplicates, "
+            f"{summary.rejected:,} rejected"
+        )
+
+
+def _start_date(start: str | None, days: int) -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    if start is None:
+        return datetime(2026, 1, 1, tzinfo=UTC)
+    if start == "recent":
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        return today - timedelta(days=days + 1)  # ends yesterday: no event in the future
+    try:
+        return datetime.strptime(start, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        raise typer.BadParameter("--start must be YYYY-MM-DD or 'recent'") from None
+
+
+def _send(sim: Any, url: str, key: str) -> Any:
+    from tastebud.client import Client, ClientError
+
+    with Client(url, key) as tb:
+        try:
+            created = tb.put_items(list(sim.items()))
+            err.print(f"catalogue: {created:,} items sent")
+        except ClientError as exc:
+            if exc.status != 403:
+                raise
+            err.print("catalogue not sent: the key is not an admin key (events only)")
+        with _progress() as progress:
+            task = progress.add_task(f"sending to {url}", total=None)
+            return tb.send(sim.events(), on_batch=lambda n: progress.advance(task, n))
+
+
 # -- serve ------------------------------------------------------------------------------------
 @app.command("serve")
 def serve(
@@ -243,24 +510,56 @@ def serve(
 
 @app.command("quickstart")
 def quickstart(
-    no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after setting up.")] = False,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after the summary.")] = False,
+    users: Annotated[int, typer.Option(min=1, help="Simulated users to send.")] = 2000,
+    days: Annotated[int, typer.Option(min=1, help="Days of simulated traffic, ending today.")] = 21,
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Set up the embedded deployment (database, secrets), create one key per scope, print the
-    URL, the keys and example requests, then serve the API."""
+    """The main job of `make run`: start the embedded server, simulate a small NetworkBuster
+    (a few thousand users), send its catalogue and traffic through the HTTP API, print what was
+    accepted and the API keys, and keep serving."""
+    import threading
+
     import uvicorn
 
     from tastebud.api import create_app
+    from tastebud.simulator import SimConfig, Simulator
 
     settings = _settings(data_dir)
+    if settings.log_level == "INFO":  # a request log line per batch would bury the summary
+        settings = settings.model_copy(update={"log_level": "WARNING"})
     services = _services(settings, migrate=True)
     created = {scope: services.keys.create(f"quickstart-{scope}", scope)[1] for scope in SCOPES}
-    url = f"http://{host or settings.host}:{port or settings.port}"
-    out.print(f"Tastebud {__version__} on {settings.resolved_database_url()}")
-    out.print(f"API: {url}   docs: {url}/docs")
-    out.print("Fresh API keys (shown once; 'tastebud keys list' shows their ids):")
+    bind_host, bind_port = host or settings.host, port or settings.port
+    url = f"http://{bind_host}:{bind_port}"
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings, services=services), host=bind_host, port=bind_port,
+        access_log=False, log_level="warning",
+    ))  # fmt: skip
+    thread = threading.Thread(target=server.run, name="tastebud-api", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise ConfigError(f"the server could not start on {url} (is the port in use?)")
+        time.sleep(0.05)
+    out.print(
+        f"Tastebud {__version__} serving {url} (docs: {url}/docs) on "
+        f"{settings.resolved_database_url()}"
+    )
+    sim = Simulator(
+        SimConfig(
+            users=users, items=max(200, users), days=days, seed=0, start=_start_date("recent", days)
+        )
+    )
+    summary = _send(sim, url, created["admin"])
+    out.print(
+        f"simulated NetworkBuster traffic: {summary.accepted:,} events accepted, "
+        f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected "
+        f"({users:,} users, {days} days)"
+    )
+    out.print("API keys (shown once; 'tastebud keys list' shows their ids):")
     for scope, key in created.items():
         out.print(f"  {scope:<6} {key}")
     from datetime import UTC, datetime
@@ -273,16 +572,22 @@ def quickstart(
         '-d \'{"event_type": "page_view", "user_id": "u1", '
         f'"timestamp": "{now}", "data": {{"url": "/pricing"}}}}\''
     )
+    out.print(
+        f"  curl -s {url}/v1/items/nb-item-000042 -H 'Authorization: Bearer {created['serve']}'"
+    )
     if no_serve:
+        server.should_exit = True
+        thread.join()
         services.close()
         return
-    uvicorn.run(
-        create_app(settings, services=services),
-        host=host or settings.host,
-        port=port or settings.port,
-        access_log=False,
-        log_level="warning",
-    )
+    out.print("serving; press Ctrl+C to stop")
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        server.should_exit = True
+        thread.join()
+    services.close()
 
 
 def main() -> None:
@@ -294,6 +599,9 @@ def main() -> None:
         sys.exit(2)
     except TastebudError as exc:
         err.print(f"error: {exc.message}")
+        sys.exit(1)
+    except ClientError as exc:
+        err.print(f"error from the server: {exc}")
         sys.exit(1)
 
 

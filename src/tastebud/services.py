@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass
 
 from tastebud.apikeys import KeyManager
+from tastebud.catalog import Catalog
 from tastebud.config import Settings
 from tastebud.events.ingest import Ingestor
 from tastebud.monitoring import get_logger
@@ -39,6 +40,7 @@ class Services:
     consent: ConsentPolicy
     ingestor: Ingestor
     keys: KeyManager
+    catalog: Catalog
 
     def now_ms(self) -> int:
         """The current time in ms since the epoch."""
@@ -75,4 +77,7 @@ def build_services(
     )
     keys = KeyManager(store, cache_seconds=settings.key_cache_seconds)
     _log.info("services ready", database=engine.dialect.name, consent_mode=settings.consent_mode)
-    return Services(settings, store, pseudonymizer, cipher, privacy, consent, ingestor, keys)
+    catalog = Catalog(store, pseudonymizer, privacy)
+    return Services(
+        settings, store, pseudonymizer, cipher, privacy, consent, ingestor, keys, catalog
+    )

@@ -45,7 +45,11 @@ def _require(scope: Scope) -> Any:
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
-        principal = await run_in_threadpool(services.keys.authenticate, credentials.credentials)
+        token = credentials.credentials
+        # Cached keys are checked on the event loop; a lookup goes to a worker thread.
+        principal = services.keys.authenticate_cached(token)
+        if principal is None:
+            principal = await run_in_threadpool(services.keys.authenticate, token)
         if not scope_allows(principal.scope, scope):
             raise Forbidden(f"this route needs a key with scope '{scope}' (or 'admin')")
         request.state.principal = principal

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
+from tastebud.catalog import ItemIn, UserIn  # noqa: F401 - part of the API's schemas
 from tastebud.events.schema import Id
 
 __all__ = [
@@ -29,9 +30,6 @@ __all__ = [
     "UserIn",
     "UserOut",
 ]
-
-Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-AttrValue = str | int | float | bool | None | list[str | int | float | bool]
 
 
 class ErrorBody(BaseModel):
@@ -73,30 +71,6 @@ class BatchOut(BaseModel):
     results: list[EventResultOut]
 
 
-class ItemIn(BaseModel):
-    """A catalogue item (``PUT /v1/items/{item_id}``)."""
-
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-    title: Annotated[str, StringConstraints(max_length=1024)] | None = None
-    category: Label | None = None
-    """Primary category; defaults to the first of ``categories``."""
-    categories: Annotated[list[Label], Field(max_length=64)] = []
-    type: Label | None = None
-    """Content type, e.g. ``article``, ``video``, ``tool``."""
-    created_at: AwareDatetime | None = None
-    """When the item was published (drives recency and 'new item' exploration)."""
-    attributes: Annotated[dict[Label, AttrValue], Field(max_length=100)] = {}
-    hidden: bool = False
-    """Hidden items are never recommended."""
-
-
-class ItemBatchEntry(ItemIn):
-    """An item of ``POST /v1/items/batch``: an :class:`ItemIn` with its id."""
-
-    item_id: Id
-
-
 class ItemOut(BaseModel):
     """A stored catalogue item."""
 
@@ -133,29 +107,6 @@ class ItemBatchOut(BaseModel):
     updated: int
     rejected: int
     results: list[ItemResultOut]
-
-
-class UserIn(BaseModel):
-    """User attributes (``PUT /v1/users/{user_id}`` replaces them all).
-
-    Named fields are the ones Tastebud uses for segments and content adaptation; any other
-    attribute may be added as an extra field (scalars or lists of scalars). Sensitive fields
-    (e-mail, phone...) follow the same policy as in events.
-    """
-
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-
-    segment: Label | None = None
-    skill_level: Literal["beginner", "intermediate", "expert"] | None = None
-    """Selects the text variant in content ranking."""
-    interests: Annotated[list[Label], Field(max_length=100)] = []
-    """Declared interests (categories)."""
-    age_bucket: Label | None = None
-    gender: Label | None = None
-    occupation: Label | None = None
-    region: Label | None = None
-    locale: Annotated[str, StringConstraints(max_length=35)] | None = None
-    country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")] | None = None
 
 
 class UserOut(BaseModel):

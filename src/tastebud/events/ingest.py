@@ -20,6 +20,7 @@ from tastebud.events.schema import (
     SCHEMA_VERSION,
     EventBase,
     event_timestamp_ms,
+    plain_fields,
     validate_event,
 )
 from tastebud.monitoring import get_logger
@@ -127,7 +128,7 @@ class Ingestor:
         horizon_ms = int((now + self.max_future_skew_s) * 1000)
         results: list[EventResult | None] = [None] * len(raw_events)
         reasons: dict[str, int] = {}
-        valid: list[tuple[int, EventBase, str]] = []
+        valid: list[tuple[int, EventBase, str, int]] = []
         seen_ids: set[str] = set()
 
         def reject(
@@ -151,7 +152,8 @@ class Ingestor:
             except ValidationError as exc:
                 reject(i, claimed_id, describe_validation_error(exc))
                 continue
-            if event_timestamp_ms(ev.timestamp) > horizon_ms:
+            ts_ms = event_timestamp_ms(ev.timestamp)
+            if ts_ms > horizon_ms:
                 message = f"more than {self.max_future_skew_s:g} s in the future"
                 reject(i, claimed_id, [{"field": "timestamp", "message": message}])
                 continue
@@ -160,7 +162,7 @@ class Ingestor:
                 results[i] = EventResult(event_id, "duplicate")
                 continue
             seen_ids.add(event_id)
-            valid.append((i, ev, event_id))
+            valid.append((i, ev, event_id, ts_ms))
 
         rows = self._rows(valid, now_ms, source, results, reject)
         inserted = self.store.insert_events([r for _, r in rows]) if rows else set()
@@ -187,7 +189,7 @@ class Ingestor:
 
     def _rows(
         self,
-        valid: list[tuple[int, EventBase, str]],
+        valid: list[tuple[int, EventBase, str, int]],
         now_ms: int,
         source: str,
         results: list[EventResult | None],
@@ -196,7 +198,7 @@ class Ingestor:
         """Identity, consent and privacy for validated events; returns storable rows."""
         pseudo = self.pseudonymizer
         identities: list[tuple[str | None, str | None]] = []
-        for _, ev, _ in valid:
+        for _, ev, _, _ in valid:
             user_key = pseudo.user(ev.user_id) if ev.user_id is not None else None
             anon_key = pseudo.anonymous(ev.anonymous_id) if ev.anonymous_id is not None else None
             identities.append((user_key, anon_key))
@@ -206,19 +208,17 @@ class Ingestor:
         states = self.store.consent_states((k for k in keys if k), "analytics")
 
         rows: list[tuple[int, dict[str, Any]]] = []
-        for (i, ev, event_id), user_key, (_, anon_key) in zip(valid, keys, identities, strict=True):
+        for (i, ev, event_id, ts_ms), user_key, (_, anon_key) in zip(
+            valid, keys, identities, strict=True
+        ):
             assert user_key is not None  # the schema requires user_id or anonymous_id
             if not self.consent.allows(states.get(user_key)):
                 message = "the user has not consented to analytics"
                 reject(i, event_id, [{"field": "consent", "message": message}], "consent_required")
                 continue
-            data = ev.data.model_dump(exclude_none=True)  # type: ignore[attr-defined]
+            data = plain_fields(ev.data)  # type: ignore[attr-defined]
             data.pop("item_id", None)  # lifted into the item_id column
-            context = (
-                self.privacy.clean(ev.context.model_dump(exclude_none=True))
-                if ev.context is not None
-                else None
-            )
+            context = self.privacy.clean(plain_fields(ev.context)) if ev.context else None
             rows.append(
                 (
                     i,
@@ -229,7 +229,7 @@ class Ingestor:
                         "anon_key": anon_key,
                         "session_id": ev.session_id,
                         "item_id": ev.item_id,
-                        "ts_ms": event_timestamp_ms(ev.timestamp),
+                        "ts_ms": ts_ms,
                         "received_ms": now_ms,
                         "source": source,
                         "schema_version": SCHEMA_VERSION,

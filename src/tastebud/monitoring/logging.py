@@ -95,6 +95,8 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     )
     structlog.configure(
         processors=[
+            # First: drop disabled levels before any other work (the ingest path logs per batch).
+            structlog.stdlib.filter_by_level,
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_log_level,
             structlog.stdlib.add_logger_name,
@@ -134,6 +136,7 @@ def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     if not _configured:
         structlog.configure(
             processors=[
+                structlog.stdlib.filter_by_level,
                 structlog.stdlib.add_log_level,
                 _scrub_processor,
                 structlog.stdlib.ProcessorFormatter.wrap_for_formatter,

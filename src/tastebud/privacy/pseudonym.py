@@ -26,12 +26,17 @@ class Pseudonymizer:
     32
     """
 
-    __slots__ = ("_key",)
+    __slots__ = ("_cache", "_key")
+
+    _CACHE_SIZE = 200_000
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("the pseudonym key must be at least 16 bytes")
         self._key = key
+        # The same users send many events: remember recent pseudonyms (bounded; cleared whole
+        # when full, which is cheaper than LRU bookkeeping on the ingest hot path).
+        self._cache: dict[tuple[bytes, str], str] = {}
 
     def __repr__(self) -> str:
         return "Pseudonymizer(<key hidden>)"
@@ -40,10 +45,24 @@ class Pseudonymizer:
         mac = hmac.new(self._key, namespace + raw.encode("utf-8"), hashlib.sha256)
         return mac.hexdigest()[:32]
 
+    def _cached(self, namespace: bytes, raw: str) -> str:
+        key = (namespace, raw)
+        found = self._cache.get(key)
+        if found is None:
+            if len(self._cache) >= self._CACHE_SIZE:
+                self._cache.clear()
+            found = self._cache[key] = self._digest(namespace, raw)
+        return found
+
     def user(self, user_id: str) -> str:
         """Pseudonym of a known (logged-in) user id."""
-        return self._digest(b"user\x00", user_id)
+        return self._cached(b"user\x00", user_id)
 
     def anonymous(self, anonymous_id: str) -> str:
         """Pseudonym of an anonymous (device or cookie) id."""
-        return self._digest(b"anon\x00", anonymous_id)
+        return self._cached(b"anon\x00", anonymous_id)
+
+    def opaque(self, namespace: str, raw: str) -> str:
+        """A keyed digest of ``raw`` for ids derived from personal data (e.g. the event id of an
+        imported row, which would otherwise spell out the user id)."""
+        return self._digest(b"opaque\x00" + namespace.encode("utf-8") + b"\x00", raw)

@@ -155,15 +155,28 @@ class PrivacyFilter:
 
     def clean(self, payload: Mapping[str, Any], *, scan_text: bool = True) -> dict[str, Any]:
         """A cleaned copy of ``payload``; the input is not modified."""
+        # Written for the ingest hot path: exact type checks, cached key decisions, and the
+        # regex scan only for strings that could hold an address or a number.
         out: dict[str, Any] = {}
+        actions = self._actions
         for key, value in payload.items():
-            action = self.action_for(key)
+            action = actions[key] if key in actions else self.action_for(key)
             if action is not None:
                 keep, value = self._sensitive(action, value)
                 if keep:
                     out[key] = value
                 continue
-            out[key] = self._value(key, value, scan_text)
+            kind = type(value)
+            if kind is str:
+                if scan_text and key not in _UNSCANNED_KEYS and _QUICK.search(value):
+                    value = redact_text(value)
+                out[key] = value
+            elif kind is dict:
+                out[key] = self.clean(value, scan_text=scan_text)
+            elif kind is list or isinstance(value, (Mapping, list)):
+                out[key] = self._value(key, value, scan_text)
+            else:
+                out[key] = value
         return out
 
     def _value(self, key: str, value: Any, scan_text: bool) -> Any:

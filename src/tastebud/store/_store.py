@@ -5,17 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, Table, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from tastebud.errors import ServiceUnavailable
 from tastebud.store import tables as t
+from tastebud.store._group import GroupCommit
 
 __all__ = ["Store"]
 
-# SQLite accepts at most 32766 bound parameters per statement; 13 columns per event row.
+# SQLite accepts at most 32766 bound parameters per statement, PostgreSQL 65535.
 _IN_CHUNK = 900
+_PG_STAGE = """
+CREATE TEMP TABLE IF NOT EXISTS tb_stage_events (
+    event_id text, event_type text, user_key text, anon_key text, session_id text,
+    item_id text, ts_ms bigint, received_ms bigint, source text, schema_version smallint,
+    data jsonb, context jsonb
+) ON COMMIT DELETE ROWS
+"""
+_EVENT_COLUMNS = (
+    "event_id", "event_type", "user_key", "anon_key", "session_id", "item_id", "ts_ms",
+    "received_ms", "source", "schema_version", "data", "context",
+)  # fmt: skip
 
 
 def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -33,6 +46,9 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        self._group: GroupCommit[list[tuple[Any, ...]], set[str]] = GroupCommit(
+            self._write_event_groups
+        )
 
     def __repr__(self) -> str:
         return f"Store(dialect={self._dialect!r})"
@@ -59,19 +75,93 @@ class Store:
     def insert_events(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:
         """Insert event rows in one transaction, skipping any whose ``event_id`` exists.
 
+        This is the ingest hot path: inside a SQLAlchemy transaction it talks to the driver
+        directly (JSON serialized once with orjson): SQLite takes the write lock, looks up which
+        ids exist and ``executemany``-inserts the rest; PostgreSQL ``COPY``-s the batch into a
+        staging table and inserts from it with ``ON CONFLICT (event_id) DO NOTHING RETURNING``.
+        Concurrent calls in one process share one transaction (group commit, see ``_group``).
+
         Returns:
             The ``event_id`` of every row actually inserted; the others were duplicates.
         """
         if not rows:
             return set()
-        stmt = (
-            self._insert(t.events)
-            .on_conflict_do_nothing(index_elements=["event_id"])
-            .returning(t.events.c.event_id)
-        )
+        dumps = orjson.dumps
+        params = [
+            (
+                r["event_id"], r["event_type"], r["user_key"], r.get("anon_key"),
+                r.get("session_id"), r.get("item_id"), r["ts_ms"], r["received_ms"],
+                r.get("source", "api"), r.get("schema_version", 1),
+                None if r.get("data") is None else dumps(r["data"]).decode(),
+                None if r.get("context") is None else dumps(r["context"]).decode(),
+            )
+            for r in rows
+        ]  # fmt: skip
+        return self._group.submit(params)
+
+    def _write_event_groups(self, groups: Sequence[list[tuple[Any, ...]]]) -> list[set[str]]:
+        """Write the rows of several callers in one transaction; each gets its inserted ids.
+
+        An id repeated across callers belongs to the first one; the later ones see a duplicate.
+        """
+        owner: dict[str, int] = {}
+        rows: list[tuple[Any, ...]] = []
+        for g, params in enumerate(groups):
+            for p in params:
+                if p[0] not in owner:
+                    owner[p[0]] = g
+                    rows.append(p)
         with self.engine.begin() as conn:
-            result = conn.execute(stmt, list(rows))
-            return {r[0] for r in result}
+            dbapi: Any = conn.connection.dbapi_connection
+            assert dbapi is not None
+            if self._dialect == "postgresql":
+                if not conn.connection.info.get("tb_stage"):
+                    dbapi.execute(_PG_STAGE)
+                    conn.connection.info["tb_stage"] = True
+                inserted = self._insert_events_pg(dbapi, rows)
+            else:
+                inserted = self._insert_events_sqlite(dbapi, rows)
+        results: list[set[str]] = [set() for _ in groups]
+        for event_id in inserted:
+            results[owner[event_id]].add(event_id)
+        return results
+
+    @staticmethod
+    def _insert_events_sqlite(dbapi: Any, params: list[tuple[Any, ...]]) -> set[str]:
+        # Take the write lock first (BEGIN IMMEDIATE) so that the duplicate check and the
+        # insert see the same state even with several API processes on one file.
+        if not dbapi.in_transaction:
+            dbapi.execute("BEGIN IMMEDIATE")
+        ids = [p[0] for p in params]
+        existing: set[str] = set()
+        for part in _chunks(ids, _IN_CHUNK):
+            marks = ", ".join("?" * len(part))
+            rows = dbapi.execute(f"SELECT event_id FROM events WHERE event_id IN ({marks})", part)
+            existing.update(r[0] for r in rows)
+        fresh = [p for p in params if p[0] not in existing]
+        if fresh:
+            marks = ", ".join("?" * len(_EVENT_COLUMNS))
+            dbapi.executemany(
+                f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({marks}) "
+                "ON CONFLICT (event_id) DO NOTHING",
+                fresh,
+            )
+        return {p[0] for p in fresh}
+
+    @staticmethod
+    def _insert_events_pg(dbapi: Any, params: list[tuple[Any, ...]]) -> set[str]:
+        # COPY into the connection's staging table (created once per connection, emptied at
+        # commit), then one INSERT ... SELECT that skips existing ids and returns the inserted.
+        columns = ", ".join(_EVENT_COLUMNS)
+        with dbapi.cursor() as cur:
+            with cur.copy(f"COPY tb_stage_events ({columns}) FROM STDIN") as copy:
+                for row in params:
+                    copy.write_row(row)
+            cur.execute(
+                f"INSERT INTO events ({columns}) SELECT {columns} FROM tb_stage_events "
+                "ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+            )
+            return {r[0] for r in cur.fetchall()}
 
     def count_events(self, *, user_key: str | None = None, event_type: str | None = None) -> int:
         """Number of stored events, optionally for one user and/or type."""
@@ -172,6 +262,47 @@ class Store:
                 )
             )
             return True
+
+    def put_users(self, attributes: Mapping[str, Mapping[str, Any]], now_ms: int) -> set[str]:
+        """Create or replace many users' attributes in one transaction.
+
+        Returns:
+            The pseudonyms of the users that did not exist before.
+        """
+        if not attributes:
+            return set()
+        keys = list(attributes)
+        with self.engine.begin() as conn:
+            existing: set[str] = set()
+            for part in _chunks(keys, _IN_CHUNK):
+                existing.update(
+                    conn.execute(select(t.users.c.user_key).where(t.users.c.user_key.in_(part)))
+                    .scalars()
+                    .all()
+                )
+            stmt = self._insert(t.users)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["user_key"],
+                set_={"attributes": stmt.excluded.attributes, "updated_ms": now_ms},
+            )
+            conn.execute(
+                stmt,
+                [
+                    {
+                        "user_key": k,
+                        "attributes": dict(v),
+                        "created_ms": now_ms,
+                        "updated_ms": now_ms,
+                    }
+                    for k, v in attributes.items()
+                ],
+            )
+        return set(keys) - existing
+
+    def count_users(self) -> int:
+        """Number of users with stored attributes."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(t.users)).scalar_one())
 
     def get_user(self, user_key: str) -> dict[str, Any] | None:
         """A user's stored attributes row, or ``None``."""

@@ -67,6 +67,7 @@ def make_engine(
             cur.execute(f"PRAGMA synchronous={sqlite_synchronous}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA cache_size=-65536")  # 64 MiB of page cache per connection
             cur.close()
 
         return engine
@@ -76,6 +77,8 @@ def make_engine(
         json_deserializer=orjson.loads,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip per checkout on the ingest path. Connections that
+        # died are invalidated on their first error, and clients retry (the API is idempotent).
+        pool_recycle=1800,
         connect_args=connect_args or {},
     )

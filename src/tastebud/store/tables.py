@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -63,10 +64,16 @@ events = Table(
     Column("schema_version", SmallInteger, nullable=False, server_default="1"),
     Column("data", Json, nullable=True),
     Column("context", Json, nullable=True),
+    # Few indexes on purpose: every one costs ingest throughput. Analytics (per item, per
+    # window) scan the table in bulk; serving reads per user; identify looks up anonymous keys.
     Index(None, "user_key", "ts_ms"),
     Index(None, "ts_ms"),
-    Index(None, "item_id", "ts_ms"),
-    Index(None, "anon_key"),
+    Index(
+        None,
+        "anon_key",
+        sqlite_where=text("anon_key IS NOT NULL"),
+        postgresql_where=text("anon_key IS NOT NULL"),
+    ),
 )
 
 users = Table(

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import ServicesDep, read_json, scoped
 from tastebud.api.schemas import (
-    ItemBatchEntry,
     ItemBatchOut,
     ItemIn,
     ItemOut,
@@ -19,40 +17,16 @@ from tastebud.api.schemas import (
     ItemResultOut,
 )
 from tastebud.errors import InvalidInput, PayloadTooLarge, UnknownItem
-from tastebud.events.ingest import describe_validation_error
 from tastebud.events.schema import Id
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["items"])
 ItemIdPath = Annotated[Id, Path(description="The item's id in your catalogue")]
-_ENTRY = TypeAdapter(ItemBatchEntry)
-
-
-def _ms(dt: datetime | None) -> int | None:
-    return None if dt is None else int(dt.timestamp() * 1000)
 
 
 def _dt(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
-
-
-def _row(item_id: str, item: ItemIn, now_ms: int) -> dict[str, Any]:
-    categories = list(dict.fromkeys(item.categories))
-    category = item.category or (categories[0] if categories else None)
-    if category is not None and category not in categories:
-        categories.insert(0, category)
-    return {
-        "item_id": item_id,
-        "title": item.title,
-        "category": category,
-        "categories": categories,
-        "item_type": item.type,
-        "created_ms": _ms(item.created_at),
-        "attributes": dict(item.attributes),
-        "hidden": item.hidden,
-        "updated_ms": now_ms,
-    }
 
 
 @router.put("/v1/items/{item_id}", response_model=ItemPutOut, **scoped("admin"))
@@ -60,7 +34,7 @@ def put_item(
     item_id: ItemIdPath, item: ItemIn, response: Response, services: ServicesDep
 ) -> ItemPutOut:
     """Create or replace a catalogue item (201 when created, 200 when replaced)."""
-    created = bool(services.store.put_items([_row(item_id, item, services.now_ms())]))
+    created = services.catalog.put_item(item_id, item, services.now_ms())
     response.status_code = 201 if created else 200
     return ItemPutOut(item_id=item_id, created=created)
 
@@ -131,33 +105,10 @@ async def post_items(request: Request, services: ServicesDep) -> ItemBatchOut:
         raise PayloadTooLarge(
             f"a batch holds at most {limit:,} items; this one has {len(entries):,}"
         )
-    now_ms = services.now_ms()
-    results: list[ItemResultOut] = []
-    rows: dict[str, dict[str, Any]] = {}
-    for raw in entries:
-        claimed = raw.get("item_id") if isinstance(raw, dict) else None
-        try:
-            entry = _ENTRY.validate_python(raw)
-        except ValidationError as exc:
-            reason = "; ".join(
-                f"{d['field']}: {d['message']}" for d in describe_validation_error(exc)
-            )
-            results.append(
-                ItemResultOut(
-                    item_id=claimed if isinstance(claimed, str) else None,
-                    status="rejected",
-                    reason=reason,
-                )
-            )
-            continue
-        rows[entry.item_id] = _row(entry.item_id, entry, now_ms)  # the last of repeated ids wins
-        results.append(ItemResultOut(item_id=entry.item_id, status="updated"))
-    created = await run_in_threadpool(services.store.put_items, list(rows.values()))
-    counted: set[str] = set()
-    for r in results:
-        if r.status != "rejected" and r.item_id in created and r.item_id not in counted:
-            r.status = "created"
-            counted.add(r.item_id)
+    outcome = await run_in_threadpool(services.catalog.put_items, entries, services.now_ms())
+    results = [
+        ItemResultOut(item_id=r.id, status=r.status, reason=r.reason) for r in outcome.results
+    ]
     return ItemBatchOut(
         created=sum(r.status == "created" for r in results),
         updated=sum(r.status == "updated" for r in results),

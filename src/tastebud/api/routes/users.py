@@ -47,12 +47,9 @@ def put_user(
 ) -> UserOut:
     """Create or replace a user's attributes (201 when created). Sensitive attributes follow
     the same policy as event fields (e.g. an ``email`` attribute is encrypted)."""
-    attributes = services.privacy.clean(body.model_dump(exclude_none=True), scan_text=False)
-    key = _key(services, user_id)
-    now = services.now_ms()
-    created = services.store.put_user(key, attributes, now)
+    created = services.catalog.put_user(user_id, body, services.now_ms())
     response.status_code = 201 if created else 200
-    row = services.store.get_user(key)
+    row = services.store.get_user(_key(services, user_id))
     assert row is not None
     return UserOut(
         user_id=user_id,

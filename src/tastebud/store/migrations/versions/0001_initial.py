@@ -41,8 +41,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_events_user_key_ts_ms", "events", ["user_key", "ts_ms"])
     op.create_index("ix_events_ts_ms", "events", ["ts_ms"])
-    op.create_index("ix_events_item_id_ts_ms", "events", ["item_id", "ts_ms"])
-    op.create_index("ix_events_anon_key", "events", ["anon_key"])
+    op.create_index(
+        "ix_events_anon_key",
+        "events",
+        ["anon_key"],
+        sqlite_where=sa.text("anon_key IS NOT NULL"),
+        postgresql_where=sa.text("anon_key IS NOT NULL"),
+    )
 
     op.create_table(
         "users",
