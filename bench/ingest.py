@@ -61,6 +61,22 @@ def tastebud(args: list[str], env: dict[str, str]) -> str:
     return r.stdout
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process and its live children, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:  # fields[1] is the parent pid
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def make_events(n: int, seed: int) -> list[dict[str, Any]]:
     # Enough users and days for n events; the window ends before now (no future timestamps).
     users = max(50, n // 100)
@@ -279,6 +295,7 @@ def main() -> None:
          str(args.workers)], env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
     http_runs: list[float] = []
     floor_runs: list[float] = []
+    server_us: list[float] = []
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -301,7 +318,10 @@ def main() -> None:
             if rep == 0:  # warm-up outside the measurement
                 warm = [dict(e, event_id=uuid.uuid4().hex) for e in events[:500]]
                 post_batches(url, key, [orjson.dumps({"events": warm})] * 4, 1)
+            cpu0, server0 = time.process_time(), tree_cpu_seconds(server.pid)
             elapsed = post_batches(url, key, bodies, args.connections)
+            client_cpu = (time.process_time() - cpu0) / elapsed
+            server_us.append((tree_cpu_seconds(server.pid) - server0) / len(events) * 1e6)
             http_runs.append(len(events) / elapsed)
             wanted = {e["event_id"] for e in events}
             rows = [r for r in stored_rows(database_url) if r[0] in wanted]
@@ -311,8 +331,9 @@ def main() -> None:
             else:
                 floor_runs.append(floor_postgres(rows, args.pg_url, env))
             print(
-                f"run {rep + 1}: batch API {http_runs[-1]:,.0f} events/s, "
-                f"floor {floor_runs[-1]:,.0f} rows/s",
+                f"run {rep + 1}: batch API {http_runs[-1]:,.0f} events/s (server CPU "
+                f"{server_us[-1]:.0f} us/event; the load generator used {client_cpu:.0%} of a "
+                f"core), floor {floor_runs[-1]:,.0f} rows/s",
                 flush=True,
             )
         single_rps = single_closed_loop(url, key, args.single_seconds)
@@ -348,6 +369,7 @@ def main() -> None:
         "ratio": round(ratio, 3), "single_rps": round(single_rps), "single_p99_ms": round(p99, 2),
         "database": args.database, "events_per_run": args.events, "runs": args.repeat,
         "workers": args.workers, "single_p50_ms": round(p50, 2), "single_errors": errors,
+        "server_cpu_us_per_event": round(statistics.median(server_us), 1),
     }))  # fmt: skip
 
 

@@ -117,3 +117,118 @@ def test_quickstart_no_serve_prints_url_and_keys(tmp_path: Path) -> None:
     assert "http://127.0.0.1:8000" in r.stdout
     keys = [t for t in r.stdout.split() if t.startswith("tb_")]
     assert {k.split("_")[1] for k in keys} == {"ingest", "serve", "admin"}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["import"],
+        ["import", "movielens"],
+        ["import", "interactions"],
+        ["import", "items"],
+        ["import", "users"],
+        ["simulate"],
+    ],
+)
+def test_import_and_simulate_have_help(args: list[str], tmp_path: Path) -> None:
+    r = run([*args, "--help"], tmp_path)
+    assert r.returncode == 0 and "Usage" in r.stdout
+
+
+def test_simulate_files_and_import_them(tmp_path: Path) -> None:
+    out, truth = tmp_path / "ev.ndjson", tmp_path / "truth.json"
+    items, users = tmp_path / "items.ndjson", tmp_path / "users.ndjson"
+    r = run(
+        [
+            "simulate",
+            "--users",
+            "60",
+            "--items",
+            "80",
+            "--days",
+            "5",
+            "--seed",
+            "4",
+            "--out",
+            str(out),
+            "--truth",
+            str(truth),
+            "--items-out",
+            str(items),
+            "--users-out",
+            str(users),
+        ],
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    n = sum(1 for _ in out.open())
+    assert f"{n:,} events written" in r.stderr
+    assert set(json.loads(truth.read_text())["users"]) <= {f"nb-user-{u:07d}" for u in range(60)}
+    data = tmp_path / "d"
+    assert "80 items (80 created" in run(["import", "items", str(items)], data).stdout
+    assert "60 users (60 created" in run(["import", "users", str(users)], data).stdout
+    r = run(["ingest", str(out)], data)
+    assert f"{n:,} events accepted, 0 duplicates, 0 rejected" in r.stdout
+    same = tmp_path / "again.ndjson"
+    run(
+        [
+            "simulate",
+            "--users",
+            "60",
+            "--items",
+            "80",
+            "--days",
+            "5",
+            "--seed",
+            "4",
+            "--out",
+            str(same),
+            "--workers",
+            "1",
+        ],
+        tmp_path,
+    )
+    assert same.read_bytes() == out.read_bytes()
+    r = run(["simulate", "--users", "5"], tmp_path)
+    assert r.returncode == 2 and "give --out FILE" in r.stderr
+
+
+def test_import_interactions_cli_reports_bad_lines(tmp_path: Path) -> None:
+    f = tmp_path / "plays.tsv"
+    f.write_text("userID\tartistID\tweight\n1\t10\t5\n1\t11\tmany\n2\t10\t3\n")
+    r = run(
+        [
+            "import",
+            "interactions",
+            str(f),
+            "--user",
+            "userID",
+            "--item",
+            "artistID",
+            "--weight",
+            "weight",
+        ],
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "2 events accepted, 0 duplicates, 1 rejected" in r.stdout
+    assert "weight 'many' is not a number (line 3)" in r.stdout
+    bad = run(["import", "interactions", str(f), "--user", "nope", "--item", "artistID"], tmp_path)
+    assert bad.returncode == 1 and "is not a column" in bad.stderr
+
+
+@pytest.mark.slow
+def test_quickstart_sends_simulated_traffic_over_http(tmp_path: Path) -> None:
+    from conftest import free_port
+
+    r = run(
+        ["quickstart", "--no-serve", "--users", "40", "--days", "3", "--port", str(free_port())],
+        tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "simulated NetworkBuster traffic:" in r.stdout
+    accepted = int(r.stdout.split("traffic: ")[1].split(" events")[0].replace(",", ""))
+    assert accepted > 100 and "0 rejected" in r.stdout
+    services = build_services(Settings(data_dir=tmp_path), migrate=False)
+    assert services.store.count_events() == accepted
+    assert services.store.count_items() == 200

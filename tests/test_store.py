@@ -126,6 +126,18 @@ class TestStoreContract:
         with store.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(consent_log)).scalar_one() == 3
 
+    def test_consent_cache_sees_changes_made_by_another_process(
+        self, store: Store, db_url: str
+    ) -> None:
+        other = Store(make_engine(db_url))  # another API process on the same database
+        key = "p" * 32
+        assert store.consent_states([key], "analytics") == {}  # cached: never decided
+        other.set_consents(key, {"analytics": False}, 1)
+        assert store.consent_states([key], "analytics") == {key: False}
+        other.set_consents(key, {"analytics": True}, 2)
+        assert store.consent_states([key, "q" * 32], "analytics") == {key: True}
+        other.dispose()
+
     def test_api_keys(self, store: Store) -> None:
         store.create_key("abc", "web", "ingest", "h" * 64, 1)
         key = store.get_key("abc")

@@ -227,6 +227,7 @@ class Simulator:
                 "sessions_per_day": round(float(w.rate[u]), 4),
                 "churn_hazard": round(float(w.hazard[u]), 5),
                 "signup": (cfg.start + timedelta(days=int(w.signup[u]))).date().isoformat(),
+                # The first day on which the user starts no session (None: still active).
                 "churned_on": (cfg.start + timedelta(days=churn_day)).date().isoformat()
                 if churn_day < cfg.days
                 else None,

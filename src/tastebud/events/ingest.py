@@ -165,10 +165,10 @@ class Ingestor:
             valid.append((i, ev, event_id, ts_ms))
 
         rows = self._rows(valid, now_ms, source, results, reject)
-        inserted = self.store.insert_events([r for _, r in rows]) if rows else set()
+        inserted = self.store.insert_event_rows([r for _, r in rows]) if rows else set()
         for i, row in rows:
-            status: Status = "accepted" if row["event_id"] in inserted else "duplicate"
-            results[i] = EventResult(row["event_id"], status)
+            status: Status = "accepted" if row[0] in inserted else "duplicate"
+            results[i] = EventResult(row[0], status)
 
         out = BatchResult(results=[r for r in results if r is not None], reasons=reasons)
         for r in out.results:
@@ -194,8 +194,9 @@ class Ingestor:
         source: str,
         results: list[EventResult | None],
         reject: Callable[..., None],
-    ) -> list[tuple[int, dict[str, Any]]]:
-        """Identity, consent and privacy for validated events; returns storable rows."""
+    ) -> list[tuple[int, tuple[Any, ...]]]:
+        """Identity, consent and privacy for validated events; returns storable rows (tuples in
+        ``store.EVENT_COLUMNS`` order) with their input positions."""
         pseudo = self.pseudonymizer
         identities: list[tuple[str | None, str | None]] = []
         for _, ev, _, _ in valid:
@@ -207,7 +208,7 @@ class Ingestor:
         keys = [u if u is not None else aliases.get(a or "", a) for u, a in identities]
         states = self.store.consent_states((k for k in keys if k), "analytics")
 
-        rows: list[tuple[int, dict[str, Any]]] = []
+        rows: list[tuple[int, tuple[Any, ...]]] = []
         for (i, ev, event_id, ts_ms), user_key, (_, anon_key) in zip(
             valid, keys, identities, strict=True
         ):
@@ -222,20 +223,11 @@ class Ingestor:
             rows.append(
                 (
                     i,
-                    {
-                        "event_id": event_id,
-                        "event_type": ev.event_type,  # type: ignore[attr-defined]
-                        "user_key": user_key,
-                        "anon_key": anon_key,
-                        "session_id": ev.session_id,
-                        "item_id": ev.item_id,
-                        "ts_ms": ts_ms,
-                        "received_ms": now_ms,
-                        "source": source,
-                        "schema_version": SCHEMA_VERSION,
-                        "data": self.privacy.clean(data) if data else None,
-                        "context": context or None,
-                    },
+                    (
+                        event_id, ev.event_type, user_key, anon_key,  # type: ignore[attr-defined]
+                        ev.session_id, ev.item_id, ts_ms, now_ms, source, SCHEMA_VERSION,
+                        self.privacy.clean(data) if data else None, context or None,
+                    ),
                 )
-            )
+            )  # fmt: skip
         return rows

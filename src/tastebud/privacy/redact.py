@@ -32,7 +32,9 @@ _PHONE = re.compile(
     r"|0\d{9,11}"  # national with trunk prefix: 07911123456
     r")(?!\w)"
 )
-_QUICK = re.compile(r"@|\d{3}")
+# A string can only hold an address if it has an '@', and a phone or card number only if it has
+# at least eight digits: most strings (titles, paths with one id) skip the three scans.
+_QUICK = re.compile(r"@|\d(?:\D*\d){7}")
 # Identifiers and user agents are not free text: scanning them costs time and mangles ids.
 _UNSCANNED_KEYS = frozenset(
     {"item_id", "element_id", "form_id", "list_id", "item_ids", "user_agent", "effective_type"}

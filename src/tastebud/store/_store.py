@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -14,7 +17,7 @@ from tastebud.errors import ServiceUnavailable
 from tastebud.store import tables as t
 from tastebud.store._group import GroupCommit
 
-__all__ = ["Store"]
+__all__ = ["EVENT_COLUMNS", "Store"]
 
 # SQLite accepts at most 32766 bound parameters per statement, PostgreSQL 65535.
 _IN_CHUNK = 900
@@ -25,7 +28,7 @@ CREATE TEMP TABLE IF NOT EXISTS tb_stage_events (
     data jsonb, context jsonb
 ) ON COMMIT DELETE ROWS
 """
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "event_id", "event_type", "user_key", "anon_key", "session_id", "item_id", "ts_ms",
     "received_ms", "source", "schema_version", "data", "context",
 )  # fmt: skip
@@ -46,6 +49,14 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._dialect = engine.dialect.name
+        database = engine.url.database
+        self._lock_path = (
+            f"{database}.writelock"
+            if self._dialect == "sqlite" and database and database != ":memory:"
+            else None
+        )
+        # (user_key, purpose) -> stored decision or None; ("", "version") -> consent_log max id.
+        self._consent_cache: dict[tuple[str, str], object] = {}
         self._group: GroupCommit[list[tuple[Any, ...]], set[str]] = GroupCommit(
             self._write_event_groups
         )
@@ -84,16 +95,28 @@ class Store:
         Returns:
             The ``event_id`` of every row actually inserted; the others were duplicates.
         """
+        return self.insert_event_rows(
+            [
+                (
+                    r["event_id"], r["event_type"], r["user_key"], r.get("anon_key"),
+                    r.get("session_id"), r.get("item_id"), r["ts_ms"], r["received_ms"],
+                    r.get("source", "api"), r.get("schema_version", 1), r.get("data"),
+                    r.get("context"),
+                )
+                for r in rows
+            ]
+        )  # fmt: skip
+
+    def insert_event_rows(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
+        """:meth:`insert_events` for rows already laid out as tuples in ``EVENT_COLUMNS`` order
+        (``data`` and ``context`` as dicts or ``None``): the ingest path's way in."""
         if not rows:
             return set()
         dumps = orjson.dumps
         params = [
-            (
-                r["event_id"], r["event_type"], r["user_key"], r.get("anon_key"),
-                r.get("session_id"), r.get("item_id"), r["ts_ms"], r["received_ms"],
-                r.get("source", "api"), r.get("schema_version", 1),
-                None if r.get("data") is None else dumps(r["data"]).decode(),
-                None if r.get("context") is None else dumps(r["context"]).decode(),
+            r[:10] + (
+                None if r[10] is None else dumps(r[10]).decode(),
+                None if r[11] is None else dumps(r[11]).decode(),
             )
             for r in rows
         ]  # fmt: skip
@@ -111,7 +134,7 @@ class Store:
                 if p[0] not in owner:
                     owner[p[0]] = g
                     rows.append(p)
-        with self.engine.begin() as conn:
+        with self._writer_lock(), self.engine.begin() as conn:
             dbapi: Any = conn.connection.dbapi_connection
             assert dbapi is not None
             if self._dialect == "postgresql":
@@ -125,6 +148,25 @@ class Store:
         for event_id in inserted:
             results[owner[event_id]].add(event_id)
         return results
+
+    @contextmanager
+    def _writer_lock(self) -> Iterator[None]:
+        """On SQLite, one ingest writer at a time across processes, queued in the kernel.
+
+        SQLite's own busy handler polls with growing sleeps (1, 2, 5, 10... ms) while another
+        process holds the write lock; with several API processes that idles the writers. An
+        ``flock`` on a file beside the database wakes the next writer the moment the lock is
+        free. (The busy timeout still guards every other writer.)
+        """
+        if self._lock_path is None:
+            yield
+            return
+        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
 
     @staticmethod
     def _insert_events_sqlite(dbapi: Any, params: list[tuple[Any, ...]]) -> set[str]:
@@ -140,9 +182,9 @@ class Store:
             existing.update(r[0] for r in rows)
         fresh = [p for p in params if p[0] not in existing]
         if fresh:
-            marks = ", ".join("?" * len(_EVENT_COLUMNS))
+            marks = ", ".join("?" * len(EVENT_COLUMNS))
             dbapi.executemany(
-                f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) VALUES ({marks}) "
+                f"INSERT INTO events ({', '.join(EVENT_COLUMNS)}) VALUES ({marks}) "
                 "ON CONFLICT (event_id) DO NOTHING",
                 fresh,
             )
@@ -152,7 +194,7 @@ class Store:
     def _insert_events_pg(dbapi: Any, params: list[tuple[Any, ...]]) -> set[str]:
         # COPY into the connection's staging table (created once per connection, emptied at
         # commit), then one INSERT ... SELECT that skips existing ids and returns the inserted.
-        columns = ", ".join(_EVENT_COLUMNS)
+        columns = ", ".join(EVENT_COLUMNS)
         with dbapi.cursor() as cur:
             with cur.copy(f"COPY tb_stage_events ({columns}) FROM STDIN") as copy:
                 for row in params:
@@ -383,17 +425,35 @@ class Store:
             return {p: (bool(g), int(u)) for p, g, u in conn.execute(q)}
 
     def consent_states(self, user_keys: Iterable[str], purpose: str) -> dict[str, bool]:
-        """Stored decisions for one purpose over many users (absent: never decided)."""
-        keys = sorted(set(user_keys))
+        """Stored decisions for one purpose over many users (absent: never decided).
+
+        Every consent change appends to ``consent_log`` in the same transaction, so the log's
+        newest id is a version of all consent state, in every process. Answers are cached per
+        version: a batch costs one indexed ``max(id)`` lookup, plus a query for users not seen
+        since the last change.
+        """
+        keys = set(user_keys)
         out: dict[str, bool] = {}
         if not keys:
             return out
         with self.engine.connect() as conn:
-            for part in _chunks(keys, _IN_CHUNK):
+            version = conn.execute(select(func.max(t.consent_log.c.id))).scalar_one()
+            cache = self._consent_cache
+            if cache.get(("", "version")) != version or len(cache) > 500_000:
+                cache.clear()
+                cache[("", "version")] = version
+            missing = sorted(k for k in keys if (k, purpose) not in cache)
+            for part in _chunks(missing, _IN_CHUNK):
                 q = select(t.consents.c.user_key, t.consents.c.granted).where(
                     t.consents.c.purpose == purpose, t.consents.c.user_key.in_(part)
                 )
-                out.update({k: bool(g) for k, g in conn.execute(q)})
+                found = {k: bool(g) for k, g in conn.execute(q)}
+                for k in part:
+                    cache[(k, purpose)] = found.get(k)
+        for k in keys:
+            state = cache.get((k, purpose))
+            if state is not None:
+                out[k] = bool(state)
         return out
 
     # -- API keys -------------------------------------------------------------------------------
