@@ -78,42 +78,42 @@ def test_item_id_is_lifted_from_data_and_must_agree() -> None:
     assert errs == [{"field": "event", "message": "item_id and data.item_id differ"}]
 
 
-@pytest.mark.parametrize(
-    ("raw", "field", "fragment"),
-    [
-        (base(event_type="nope"), "event_type", "must be one of"),
-        (base(timestamp="2026-01-01T00:00:00"), "timestamp", "timezone"),
-        (base(timestamp="yesterday"), "timestamp", "datetime"),
-        (
-            {"event_type": "page_view", "timestamp": "2026-01-01T00:00:00Z"},
-            "event",
-            "one of user_id or anonymous_id is required",
-        ),
-        (base(user_id="a\nb"), "user_id", "printable"),
-        (base(user_id="x" * 129), "user_id", "at most 128"),
-        (base(user_id=""), "user_id", "at least 1"),
-        (base(session_id="s\x00"), "session_id", "printable"),
-        (base(user_id=17), "user_id", "valid string"),
-        (base(event_type="search", data={}), "data.query", "Field required"),
-        (base(event_type="search", data={"query": 5}), "data.query", "valid string"),
-        (base(event_type="rating", data={"value": 2}), "event", "needs item_id"),
-        (base(event_type="click", data={}), "event", "element_id or item_id"),
-        (
-            base(event_type="content_engagement", item_id="i", data={"scroll_depth": 1.5}),
-            "data.scroll_depth",
-            "less than or equal to 1",
-        ),
-        (base(event_type="feedback", item_id="i", data={"kind": "meh"}), "data.kind", "like"),
-        (
-            base(event_type="conversion", data={"goal": "g", "currency": "euro"}),
-            "data.currency",
-            "pattern",
-        ),
-        (base(event_type="custom.Bad Name"), "event_type", "custom.<name>"),
-        (base(userid="typo"), "userid", "Extra inputs"),
-        (base(data={"duration_ms": float("nan")}), "data.duration_ms", "finite"),
-    ],
-)
+BAD_EVENTS: list[tuple[dict[str, Any], str, str]] = [
+    (base(event_type="nope"), "event_type", "must be one of"),
+    (base(timestamp="2026-01-01T00:00:00"), "timestamp", "timezone"),
+    (base(timestamp="yesterday"), "timestamp", "datetime"),
+    (
+        {"event_type": "page_view", "timestamp": "2026-01-01T00:00:00Z"},
+        "event",
+        "one of user_id or anonymous_id is required",
+    ),
+    (base(user_id="a\nb"), "user_id", "printable"),
+    (base(user_id="x" * 129), "user_id", "at most 128"),
+    (base(user_id=""), "user_id", "at least 1"),
+    (base(session_id="s\x00"), "session_id", "printable"),
+    (base(user_id=17), "user_id", "valid string"),
+    (base(event_type="search", data={}), "data.query", "Field required"),
+    (base(event_type="search", data={"query": 5}), "data.query", "valid string"),
+    (base(event_type="rating", data={"value": 2}), "event", "needs item_id"),
+    (base(event_type="click", data={}), "event", "element_id or item_id"),
+    (
+        base(event_type="content_engagement", item_id="i", data={"scroll_depth": 1.5}),
+        "data.scroll_depth",
+        "less than or equal to 1",
+    ),
+    (base(event_type="feedback", item_id="i", data={"kind": "meh"}), "data.kind", "like"),
+    (
+        base(event_type="conversion", data={"goal": "g", "currency": "euro"}),
+        "data.currency",
+        "pattern",
+    ),
+    (base(event_type="custom.Bad Name"), "event_type", "custom.<name>"),
+    (base(userid="typo"), "userid", "Extra inputs"),
+    (base(data={"duration_ms": float("nan")}), "data.duration_ms", "finite"),
+]
+
+
+@pytest.mark.parametrize(("raw", "field", "fragment"), BAD_EVENTS)
 def test_bad_events_get_precise_messages(raw: dict[str, Any], field: str, fragment: str) -> None:
     errs = errors_of(raw)
     assert any(e["field"] == field and fragment in e["message"] for e in errs), errs
@@ -215,3 +215,77 @@ def test_timestamp_forms_agree(ts: Any) -> None:
     from tastebud.events.schema import event_timestamp_ms
 
     assert event_timestamp_ms(validate_event(base(timestamp=ts)).timestamp) == 1767225600000
+
+
+def _model_dict(raw: dict[str, Any]) -> dict[str, Any]:
+    """What the models make of an event, in the stored form."""
+    from tastebud.events.schema import plain_fields
+
+    ev = validate_event(raw)
+    out = plain_fields(ev)
+    data = out.setdefault("data", {})
+    if "item_id" in type(ev.data).model_fields:  # type: ignore[attr-defined]
+        data.pop("item_id", None)
+    return out
+
+
+def _equivalence_samples() -> list[dict[str, Any]]:
+    from tastebud.simulator import SimConfig, Simulator
+
+    samples = [e if "eventType" not in e else from_camel_payload(e) for e in doc_examples()]
+    samples += list(Simulator(SimConfig(users=40, items=40, days=3, seed=8)).events())[:400]
+    samples += [
+        base(data={"title": None, "extra": {"nested": [1, None]}}, context={"network": {}}),
+        base(event_type="page_view", data={"item_id": "kept-as-extra"}),
+        base(event_type="interaction", item_id="i"),  # weight default
+        base(event_type="content_engagement", data={"item_id": "i"}),  # shared default
+        base(event_type="custom.thing", data={"k": "v"}, context={"device_type": "TV"}),
+        base(user_id=None, anonymous_id="a"),
+    ]
+    return samples
+
+
+def test_fast_path_produces_what_the_models_produce() -> None:
+    from tastebud.events._fast import parse_event
+
+    for raw in _equivalence_samples():
+        assert parse_event(raw) == _model_dict(raw), raw
+
+
+def test_fast_path_rejects_what_the_models_reject() -> None:
+    from tastebud.events._fast import parse_event
+
+    bad_cases = [case[0] for case in BAD_EVENTS]
+    for raw in bad_cases:
+        with pytest.raises(ValidationError) as fast:
+            parse_event(raw)
+        with pytest.raises(ValidationError) as model:
+            validate_event(raw)
+        assert describe_validation_error(fast.value) == describe_validation_error(model.value)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["query", "results_count", "extra", "item_id"]),
+        st.one_of(
+            st.none(),
+            st.integers(-3, 3),
+            st.text(max_size=5),
+            st.floats(allow_nan=True),
+            st.booleans(),
+        ),
+        max_size=4,
+    ),
+    st.sampled_from(["search", "rating", "click", "interaction", "page_view", "custom.x"]),
+)
+def test_fast_path_agrees_on_arbitrary_data(data: dict[str, Any], event_type: str) -> None:
+    from tastebud.events._fast import parse_event
+
+    raw = base(event_type=event_type, data=data)
+    try:
+        expected = _model_dict(raw)
+    except ValidationError:
+        with pytest.raises(ValidationError):
+            parse_event(raw)
+        return
+    assert parse_event(raw) == expected

@@ -15,13 +15,11 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from tastebud.events._fast import parse_event
 from tastebud.events.schema import (
     DATA_MODELS,
     SCHEMA_VERSION,
-    EventBase,
     event_timestamp_ms,
-    plain_fields,
-    validate_event,
 )
 from tastebud.monitoring import get_logger
 from tastebud.privacy import ConsentPolicy, PrivacyFilter, Pseudonymizer
@@ -128,7 +126,7 @@ class Ingestor:
         horizon_ms = int((now + self.max_future_skew_s) * 1000)
         results: list[EventResult | None] = [None] * len(raw_events)
         reasons: dict[str, int] = {}
-        valid: list[tuple[int, EventBase, str, int]] = []
+        valid: list[tuple[int, dict[str, Any], str, int]] = []
         seen_ids: set[str] = set()
 
         def reject(
@@ -148,16 +146,16 @@ class Ingestor:
                 reject(i, None, [{"field": "event", "message": "each event must be a JSON object"}])
                 continue
             try:
-                ev = validate_event(raw)
+                ev = parse_event(raw)
             except ValidationError as exc:
                 reject(i, claimed_id, describe_validation_error(exc))
                 continue
-            ts_ms = event_timestamp_ms(ev.timestamp)
+            ts_ms = event_timestamp_ms(ev["timestamp"])
             if ts_ms > horizon_ms:
                 message = f"more than {self.max_future_skew_s:g} s in the future"
                 reject(i, claimed_id, [{"field": "timestamp", "message": message}])
                 continue
-            event_id = ev.event_id or uuid.uuid4().hex
+            event_id = ev.get("event_id") or uuid.uuid4().hex
             if event_id in seen_ids:
                 results[i] = EventResult(event_id, "duplicate")
                 continue
@@ -189,7 +187,7 @@ class Ingestor:
 
     def _rows(
         self,
-        valid: list[tuple[int, EventBase, str, int]],
+        valid: list[tuple[int, dict[str, Any], str, int]],
         now_ms: int,
         source: str,
         results: list[EventResult | None],
@@ -200,8 +198,9 @@ class Ingestor:
         pseudo = self.pseudonymizer
         identities: list[tuple[str | None, str | None]] = []
         for _, ev, _, _ in valid:
-            user_key = pseudo.user(ev.user_id) if ev.user_id is not None else None
-            anon_key = pseudo.anonymous(ev.anonymous_id) if ev.anonymous_id is not None else None
+            user_id, anonymous_id = ev.get("user_id"), ev.get("anonymous_id")
+            user_key = pseudo.user(user_id) if user_id is not None else None
+            anon_key = pseudo.anonymous(anonymous_id) if anonymous_id is not None else None
             identities.append((user_key, anon_key))
         # Anonymous visitors who were identified (aliases) are attributed to their user.
         aliases = self.store.alias_targets(a for u, a in identities if u is None and a is not None)
@@ -217,15 +216,16 @@ class Ingestor:
                 message = "the user has not consented to analytics"
                 reject(i, event_id, [{"field": "consent", "message": message}], "consent_required")
                 continue
-            data = plain_fields(ev.data)  # type: ignore[attr-defined]
-            data.pop("item_id", None)  # lifted into the item_id column
-            context = self.privacy.clean(plain_fields(ev.context)) if ev.context else None
+            data = ev["data"]
+            context = ev.get("context")
+            if context:
+                context = self.privacy.clean(context)
             rows.append(
                 (
                     i,
                     (
-                        event_id, ev.event_type, user_key, anon_key,  # type: ignore[attr-defined]
-                        ev.session_id, ev.item_id, ts_ms, now_ms, source, SCHEMA_VERSION,
+                        event_id, ev["event_type"], user_key, anon_key, ev.get("session_id"),
+                        ev.get("item_id"), ts_ms, now_ms, source, SCHEMA_VERSION,
                         self.privacy.clean(data) if data else None, context or None,
                     ),
                 )

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, Literal, Union
 
@@ -46,6 +47,7 @@ __all__ = [
     "NetworkInfo",
     "SCHEMA_VERSION",
     "ValidationError",
+    "identity_and_item_rules",
     "plain_fields",
     "validate_event",
 ]
@@ -325,6 +327,31 @@ def plain_fields(model: BaseModel) -> dict[str, Any]:
     return out
 
 
+def identity_and_item_rules(fields: dict[str, Any], data_fields: Mapping[str, Any]) -> None:
+    """The cross-field rules of every event, on plain mappings (shared by the models and the
+    ingest fast path): an identity is required; a declared ``data.item_id`` is lifted into
+    ``item_id`` and must agree with it; item events need an item; clicks need an element or an
+    item.
+
+    Raises:
+        ValueError: a rule is broken (the message is shown to the client).
+    """
+    if fields.get("user_id") is None and fields.get("anonymous_id") is None:
+        raise ValueError("one of user_id or anonymous_id is required")
+    data_item = data_fields.get("item_id")
+    if data_item is not None:
+        if fields.get("item_id") is None:
+            fields["item_id"] = data_item
+        elif fields["item_id"] != data_item:
+            raise ValueError("item_id and data.item_id differ")
+    if fields.get("item_id") is None:
+        event_type: str = fields.get("event_type", "")
+        if event_type in _ITEM_REQUIRED:
+            raise ValueError(f"a {event_type} event needs item_id (in the envelope or in data)")
+        if event_type == "click" and data_fields.get("element_id") is None:
+            raise ValueError("a click event needs element_id or item_id")
+
+
 class EventBase(BaseModel):
     """The envelope every event shares."""
 
@@ -342,25 +369,11 @@ class EventBase(BaseModel):
 
     @model_validator(mode="after")
     def _identity_and_item(self) -> EventBase:
-        # Runs for every event: read fields from __dict__ (a missing attribute would take
-        # pydantic's slow __getattr__ path for extras).
-        fields = self.__dict__
-        if fields["user_id"] is None and fields["anonymous_id"] is None:
-            raise ValueError("one of user_id or anonymous_id is required")
-        data = fields.get("data")
-        data_fields = data.__dict__ if data is not None else {}
-        data_item = data_fields.get("item_id")
-        if data_item is not None:
-            if fields["item_id"] is None:
-                fields["item_id"] = data_item
-            elif fields["item_id"] != data_item:
-                raise ValueError("item_id and data.item_id differ")
-        event_type: str = fields.get("event_type", "")
-        if fields["item_id"] is None:
-            if event_type in _ITEM_REQUIRED:
-                raise ValueError(f"a {event_type} event needs item_id (in the envelope or in data)")
-            if event_type == "click" and data_fields.get("element_id") is None:
-                raise ValueError("a click event needs element_id or item_id")
+        # Fields are read from __dict__: a missing attribute would take pydantic's slow
+        # __getattr__ path for extras. Extras of data are not in data.__dict__, so only a
+        # declared data.item_id is lifted.
+        data = self.__dict__.get("data")
+        identity_and_item_rules(self.__dict__, data.__dict__ if data is not None else {})
         return self
 
 
