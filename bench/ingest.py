@@ -5,7 +5,7 @@
 1. Simulates N NetworkBuster events (the project's simulator) and encodes them in batches of 500.
 2. Starts the real server (``tastebud serve``, uvicorn, 2 API processes by default: one per
    core) on 127.0.0.1 with a fresh database, and sends the batches from this process (another
-   process than the server) over 3 keep-alive connections as fast as the server answers:
+   process than the server) over 4 keep-alive connections as fast as the server answers:
    ``http_events_per_s``.
 3. Floor, in the same run: the very rows the server stored, inserted into the same schema in a
    fresh database of the same kind with plain DB-API calls and no Tastebud code, 500 rows per
@@ -260,7 +260,7 @@ def main() -> None:
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--events", type=int, default=100_000, help="events per run")
     parser.add_argument("--pg-url", default=os.environ.get("TASTEBUD_TEST_PG_URL", PG_DEFAULT))
-    parser.add_argument("--connections", type=int, default=3)
+    parser.add_argument("--connections", type=int, default=4, help="2 per API process")
     parser.add_argument("--workers", type=int, default=2, help="API processes (one per core)")
     parser.add_argument("--repeat", type=int, default=3, help="runs; medians are reported")
     parser.add_argument("--single-seconds", type=float, default=8.0)
