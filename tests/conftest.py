@@ -28,7 +28,10 @@ from tastebud.store.tables import metadata
 
 REQUIRE_SERVICES = os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1"
 PG_URL = os.environ.get("TASTEBUD_TEST_PG_URL")
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+# The shared datasets sit beside the checkout (../shared/data); TASTEBUD_SHARED_DATA overrides.
+SHARED_DATA = Path(
+    os.environ.get("TASTEBUD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 def need_service(name: str, url: str | None) -> str:

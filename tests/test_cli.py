@@ -138,28 +138,9 @@ def test_import_and_simulate_have_help(args: list[str], tmp_path: Path) -> None:
 def test_simulate_files_and_import_them(tmp_path: Path) -> None:
     out, truth = tmp_path / "ev.ndjson", tmp_path / "truth.json"
     items, users = tmp_path / "items.ndjson", tmp_path / "users.ndjson"
-    r = run(
-        [
-            "simulate",
-            "--users",
-            "60",
-            "--items",
-            "80",
-            "--days",
-            "5",
-            "--seed",
-            "4",
-            "--out",
-            str(out),
-            "--truth",
-            str(truth),
-            "--items-out",
-            str(items),
-            "--users-out",
-            str(users),
-        ],
-        tmp_path,
-    )
+    world = ["simulate", "--users", "60", "--items", "80", "--days", "5", "--seed", "4"]
+    r = run([*world, "--out", str(out), "--truth", str(truth), "--items-out", str(items),
+             "--users-out", str(users)], tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
     n = sum(1 for _ in out.open())
     assert f"{n:,} events written" in r.stderr
@@ -170,24 +151,7 @@ def test_simulate_files_and_import_them(tmp_path: Path) -> None:
     r = run(["ingest", str(out)], data)
     assert f"{n:,} events accepted, 0 duplicates, 0 rejected" in r.stdout
     same = tmp_path / "again.ndjson"
-    run(
-        [
-            "simulate",
-            "--users",
-            "60",
-            "--items",
-            "80",
-            "--days",
-            "5",
-            "--seed",
-            "4",
-            "--out",
-            str(same),
-            "--workers",
-            "1",
-        ],
-        tmp_path,
-    )
+    run([*world, "--out", str(same), "--workers", "1"], tmp_path)
     assert same.read_bytes() == out.read_bytes()
     r = run(["simulate", "--users", "5"], tmp_path)
     assert r.returncode == 2 and "give --out FILE" in r.stderr

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, Table, delete, func, select, text, update
+from sqlalchemy import Connection, Engine, Table, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -37,6 +37,14 @@ EVENT_COLUMNS = (
 def _chunks(values: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def _existing(conn: Connection, column: Any, keys: Sequence[str]) -> set[str]:
+    """Which of ``keys`` are present in ``column`` (a primary key)."""
+    found: set[str] = set()
+    for part in _chunks(keys, _IN_CHUNK):
+        found.update(conn.execute(select(column).where(column.in_(part))).scalars().all())
+    return found
 
 
 class Store:
@@ -315,13 +323,7 @@ class Store:
             return set()
         keys = list(attributes)
         with self.engine.begin() as conn:
-            existing: set[str] = set()
-            for part in _chunks(keys, _IN_CHUNK):
-                existing.update(
-                    conn.execute(select(t.users.c.user_key).where(t.users.c.user_key.in_(part)))
-                    .scalars()
-                    .all()
-                )
+            existing = _existing(conn, t.users.c.user_key, keys)
             stmt = self._insert(t.users)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["user_key"],
@@ -363,13 +365,7 @@ class Store:
             return set()
         ids = [r["item_id"] for r in rows]
         with self.engine.begin() as conn:
-            existing: set[str] = set()
-            for part in _chunks(ids, _IN_CHUNK):
-                existing.update(
-                    conn.execute(select(t.items.c.item_id).where(t.items.c.item_id.in_(part)))
-                    .scalars()
-                    .all()
-                )
+            existing = _existing(conn, t.items.c.item_id, ids)
             stmt = self._insert(t.items)
             cols = [c.name for c in t.items.columns if c.name != "item_id"]
             stmt = stmt.on_conflict_do_update(

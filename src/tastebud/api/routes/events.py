@@ -69,6 +69,16 @@ def _single(services: Services, raw: Any) -> EventResult:
     return services.ingestor.ingest([raw]).results[0]
 
 
+async def _answer_one(services: Services, raw: Any, response: Response) -> EventOut:
+    """Ingest one event; 202 accepted, 200 duplicate, or the error for a rejection."""
+    result = await run_in_threadpool(_single, services, raw)
+    _raise_for(result)
+    if result.status == "duplicate":
+        response.status_code = 200
+    assert result.event_id is not None
+    return EventOut(event_id=result.event_id, status=result.status)
+
+
 def _raise_for(result: EventResult) -> None:
     if result.status != "rejected":
         return
@@ -89,13 +99,7 @@ def _raise_for(result: EventResult) -> None:
 async def post_event(request: Request, response: Response, services: ServicesDep) -> EventOut:
     """Validate and store one event. Idempotent on ``event_id``: resending answers
     ``200 duplicate`` and stores nothing; an absent ``event_id`` is generated and returned."""
-    raw = await read_json(request)
-    result = await run_in_threadpool(_single, services, raw)
-    _raise_for(result)
-    if result.status == "duplicate":
-        response.status_code = 200
-    assert result.event_id is not None
-    return EventOut(event_id=result.event_id, status=result.status)
+    return await _answer_one(services, await read_json(request), response)
 
 
 @router.post(
@@ -162,10 +166,4 @@ async def post_batch(request: Request, services: ServicesDep) -> Response:
 async def post_seed_event(request: Request, response: Response, services: ServicesDep) -> EventOut:
     """Alias of ``POST /v1/events`` accepting ``userId``, ``sessionId``, ``eventType``,
     ``data`` and ``context`` in camelCase, as the seed document's ``trackEvent`` sends them."""
-    raw = from_camel_payload(await read_json(request))
-    result = await run_in_threadpool(_single, services, raw)
-    _raise_for(result)
-    if result.status == "duplicate":
-        response.status_code = 200
-    assert result.event_id is not None
-    return EventOut(event_id=result.event_id, status=result.status)
+    return await _answer_one(services, from_camel_payload(await read_json(request)), response)
