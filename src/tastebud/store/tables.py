@@ -29,6 +29,8 @@ __all__ = [
     "consent_log",
     "consents",
     "events",
+    "feature_snapshots",
+    "feature_values",
     "items",
     "metadata",
     "users",
@@ -128,6 +130,33 @@ aliases = Table(
     Column("user_key", String(PSEUDONYM_LEN), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Index(None, "user_key"),
+)
+
+feature_snapshots = Table(
+    "feature_snapshots",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("as_of_ms", BigInteger, nullable=False, comment="only events before this are used"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("window_start_ms", BigInteger, nullable=True, comment="first event used"),
+    Column("window_end_ms", BigInteger, nullable=True, comment="last event used"),
+    Column("n_events", BigInteger, nullable=False),
+    Column("n_users", Integer, nullable=False),
+    Column("n_items", Integer, nullable=False),
+    Column("feature_versions", Json, nullable=False),
+    Column("stats", Json, nullable=False),
+    Column("reports", Json, nullable=False),
+    Index(None, "as_of_ms"),
+)
+
+feature_values = Table(
+    "feature_values",
+    metadata,
+    Column("snapshot_id", BigInteger, primary_key=True),
+    Column("entity", String(16), primary_key=True, comment="user, item or context"),
+    Column("entity_key", String(128), primary_key=True),
+    Column("vals", Json, nullable=False),
+    Index(None, "entity", "entity_key"),
 )
 
 api_keys = Table(

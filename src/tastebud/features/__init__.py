@@ -1,0 +1,32 @@
+"""Features: definitions (versioned), computation, offline snapshots, point-in-time joins."""
+
+from __future__ import annotations
+
+from tastebud.features.build import BuildResult, FeatureBuildConfig, build_snapshot, load_items
+from tastebud.features.compute import context_features, item_features, user_features
+from tastebud.features.definitions import FEATURES, FeatureDef, feature
+from tastebud.features.offline import (
+    latest_snapshot,
+    list_snapshots,
+    snapshot_values,
+    training_set,
+)
+from tastebud.features.stats import BrokenInvariant
+
+__all__ = [
+    "FEATURES",
+    "BrokenInvariant",
+    "BuildResult",
+    "FeatureBuildConfig",
+    "FeatureDef",
+    "build_snapshot",
+    "context_features",
+    "feature",
+    "item_features",
+    "latest_snapshot",
+    "list_snapshots",
+    "load_items",
+    "snapshot_values",
+    "training_set",
+    "user_features",
+]

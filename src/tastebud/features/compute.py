@@ -1,0 +1,211 @@
+"""Computing features from cleaned events, vectorised with Polars (no per-event Python)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import polars as pl
+
+from tastebud.pipeline import InteractionConfig, interaction_weights
+
+__all__ = ["context_features", "item_features", "user_features"]
+
+_DAY_MS = 86_400_000
+_HOUR_MS = 3_600_000
+_PARTS = ("night", "morning", "afternoon", "evening")
+_SEASONS = dict.fromkeys((12, 1, 2), "winter") | dict.fromkeys((3, 4, 5), "spring")
+_SEASONS |= dict.fromkeys((6, 7, 8), "summer") | dict.fromkeys((9, 10, 11), "autumn")
+_ITEM_EVENTS = ("page_view", "click", "content_engagement", "rating", "interaction", "conversion")
+
+
+def context_features(as_of_ms: int) -> dict[str, Any]:
+    """Temporal context of a moment (UTC).
+
+    >>> context_features(1767312000000)  # 2026-01-02 00:00 UTC, a Friday
+    {'hour_of_day': 0, 'day_of_week': 'Friday', 'is_weekend': False, 'season': 'winter'}
+    """
+    t = datetime.fromtimestamp(as_of_ms / 1000, tz=UTC)
+    return {
+        "hour_of_day": t.hour,
+        "day_of_week": t.strftime("%A"),
+        "is_weekend": t.weekday() >= 5,
+        "season": _SEASONS[t.month],
+    }
+
+
+def _mode(column: str, *, ignore: str | None = None) -> pl.Expr:
+    # Most frequent value; ties broken by the value itself, so results are deterministic.
+    values = pl.col(column).drop_nulls()
+    if ignore is not None:
+        values = values.filter(values != ignore)
+    return values.mode().sort().first()
+
+
+def user_features(
+    events: pl.DataFrame,
+    items: pl.DataFrame,
+    as_of_ms: int,
+    interaction_config: InteractionConfig | None = None,
+) -> pl.DataFrame:
+    """One row per user with every user feature, from cleaned events before ``as_of_ms``.
+
+    Args:
+        events: Output of ``pipeline.clean_events`` (``session``, ``device_type`` columns).
+        items: Catalogue frame with ``item_id`` and ``categories`` (list of strings).
+        as_of_ms: Snapshot time; events at or after it must already be excluded.
+    """
+    t = pl.col("event_type")
+    sessions = (
+        events.group_by("user_key", "session")
+        .agg(
+            pl.col("ts_ms").min().alias("start"),
+            pl.col("ts_ms").max().alias("end"),
+            (t == "page_view").sum().alias("pages"),
+            (t == "conversion").any().alias("converted"),
+        )
+        .with_columns(
+            ((pl.col("start") // _HOUR_MS) % 24 // 6).alias("part"),
+        )
+    )
+    per_session = sessions.group_by("user_key").agg(
+        pl.len().alias("total_sessions"),
+        ((pl.col("end") - pl.col("start")) / 1000).mean().alias("session_duration_avg"),
+        pl.col("pages").sum().alias("_pages"),
+        (pl.col("pages") == 1).sum().alias("_bounces"),
+        (pl.col("pages") >= 1).sum().alias("_page_sessions"),
+        pl.col("converted").sum().alias("_conversions"),
+        _mode("part").alias("_part"),
+    )
+    counts = events.group_by("user_key").agg(
+        (t == "page_view").sum().alias("_views"),
+        (t == "page_load").sum().alias("_loads"),
+        (t == "click").sum().alias("_clicks"),
+        (t == "impression").sum().alias("_impressions"),
+        (t == "error").sum().alias("_errors"),
+        (t == "search").sum().alias("_searches"),
+        pl.col("ts_ms").min().alias("_first"),
+        pl.col("ts_ms").max().alias("_last"),
+        (pl.col("ts_ms") // _DAY_MS).n_unique().alias("_days"),
+        _mode("device_type", ignore="unknown").alias("_device"),
+    )
+    adoption = (
+        events.filter(t == "feature_usage")
+        .with_columns(pl.col("data").str.json_path_match("$.feature").alias("feature"))
+        .drop_nulls("feature")
+        .group_by("user_key", "feature")
+        .len()
+        .group_by("user_key")
+        .agg(pl.struct("feature", "len").alias("_adoption"))
+    )
+    interests = _category_interests(events, items, as_of_ms, interaction_config)
+    weeks = ((as_of_ms - pl.col("_first")) / (7 * _DAY_MS)).clip(lower_bound=1.0)
+    denominator_ctr = (
+        pl.when(pl.col("_impressions") > 0).then(pl.col("_impressions")).otherwise(pl.col("_views"))
+    )
+    out = (
+        counts.join(per_session, on="user_key", how="left")
+        .join(adoption, on="user_key", how="left")
+        .join(interests, on="user_key", how="left")
+        .with_columns(
+            (pl.col("_pages") / pl.col("total_sessions")).alias("pages_per_session"),
+            pl.when(pl.col("_page_sessions") > 0)
+            .then(pl.col("_bounces") / pl.col("_page_sessions"))
+            .alias("bounce_rate"),
+            (pl.col("_days") / weeks).alias("return_frequency"),
+            pl.col("_part")
+            .replace_strict(dict(enumerate(_PARTS)), return_dtype=pl.String)
+            .alias("time_of_day_preference"),
+            pl.col("_device").alias("device_type_preference"),
+            ((as_of_ms - pl.col("_last")) / _HOUR_MS).alias("session_recency"),
+            pl.when(denominator_ctr > 0)
+            .then((pl.col("_clicks") / denominator_ctr).clip(upper_bound=1.0))
+            .alias("click_through_rate"),
+            (pl.col("_conversions") / pl.col("total_sessions")).alias("conversion_rate"),
+            pl.when(pl.col("_views") + pl.col("_loads") > 0)
+            .then(pl.col("_errors") / (pl.col("_views") + pl.col("_loads")))
+            .alias("error_rate"),
+            (pl.col("_searches") / pl.col("total_sessions")).alias("search_frequency"),
+            pl.col("_adoption").alias("feature_adoption"),
+        )
+    )
+    return out.select(
+        "user_key", "total_sessions", "session_duration_avg", "pages_per_session",
+        "bounce_rate", "return_frequency", "time_of_day_preference", "device_type_preference",
+        "content_category_interests", "session_recency", "click_through_rate",
+        "conversion_rate", "error_rate", "search_frequency", "feature_adoption",
+    ).sort("user_key")  # fmt: skip
+
+
+def _category_interests(
+    events: pl.DataFrame,
+    items: pl.DataFrame,
+    as_of_ms: int,
+    config: InteractionConfig | None,
+) -> pl.DataFrame:
+    weights = interaction_weights(events, config or InteractionConfig(), as_of_ms)
+    per_category = (
+        weights.join(items.select("item_id", "categories"), on="item_id", how="inner")
+        .explode("categories")
+        .drop_nulls("categories")
+        .group_by("user_key", "categories")
+        .agg(pl.col("weight").sum())
+        .sort(["user_key", "weight", "categories"], descending=[False, True, False])
+    )
+    return per_category.group_by("user_key", maintain_order=True).agg(
+        pl.col("categories").head(3).alias("content_category_interests")
+    )
+
+
+def item_features(events: pl.DataFrame, items: pl.DataFrame, as_of_ms: int) -> pl.DataFrame:
+    """One row per catalogue item (and per item seen in events) with every item feature."""
+    t = pl.col("event_type")
+    ts = pl.col("ts_ms")
+    recent = events.filter(pl.col("item_id").is_not_null() & (ts >= as_of_ms - 30 * _DAY_MS))
+    is_interaction = t.is_in(list(_ITEM_EVENTS))
+    activity = recent.group_by("item_id").agg(
+        (is_interaction & (ts >= as_of_ms - 7 * _DAY_MS)).sum().alias("item_popularity_7d"),
+        is_interaction.sum().alias("item_popularity_30d"),
+        (is_interaction & (ts >= as_of_ms - 14 * _DAY_MS) & (ts < as_of_ms - 7 * _DAY_MS))
+        .sum()
+        .alias("_prev_7d"),
+        (t == "click").sum().alias("_clicks"),
+        (t == "page_view").sum().alias("_views"),
+    )
+    impressions = (
+        events.filter((t == "impression") & (ts >= as_of_ms - 30 * _DAY_MS))
+        .with_columns(pl.col("data").str.json_path_match("$.item_ids").str.json_decode(
+            pl.List(pl.String)).alias("shown"))
+        .explode("shown")
+        .group_by(pl.col("shown").alias("item_id"))
+        .len("_impressions")
+    )  # fmt: skip
+    catalogue = items.select(
+        "item_id",
+        pl.col("category").alias("item_category"),
+        ((as_of_ms - pl.col("created_ms")) / _DAY_MS).alias("item_age_days"),
+    )
+    out = (
+        catalogue.join(activity, on="item_id", how="full", coalesce=True)
+        .join(impressions, on="item_id", how="left")
+        .with_columns(
+            pl.col("item_popularity_7d", "item_popularity_30d", "_prev_7d", "_clicks", "_views")
+            .fill_null(0)
+            .cast(pl.Int64),
+            pl.col("_impressions").fill_null(0),
+        )
+    )
+    shown = (
+        pl.when(pl.col("_impressions") > 0).then(pl.col("_impressions")).otherwise(pl.col("_views"))
+    )
+    return out.select(
+        "item_id",
+        "item_popularity_7d",
+        "item_popularity_30d",
+        ((pl.col("item_popularity_7d") + 1) / (pl.col("_prev_7d") + 1)).alias("item_trend"),
+        pl.when(shown > 0)
+        .then((pl.col("_clicks") / shown).clip(upper_bound=1.0))
+        .alias("item_ctr"),
+        "item_category",
+        "item_age_days",
+    ).sort("item_id")

@@ -1,0 +1,119 @@
+"""The offline feature store: snapshots in the database, point-in-time reads and joins."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import polars as pl
+from sqlalchemy import delete, func, insert, select
+
+from tastebud.store import Store
+from tastebud.store.tables import feature_snapshots, feature_values
+
+__all__ = ["Snapshot", "latest_snapshot", "list_snapshots", "save_snapshot", "snapshot_values",
+           "training_set"]  # fmt: skip
+
+Snapshot = dict[str, Any]
+
+
+def save_snapshot(
+    store: Store,
+    meta: dict[str, Any],
+    entities: dict[str, list[tuple[str, dict[str, Any]]]],
+) -> int:
+    """Store a snapshot's metadata and values in one transaction; returns its id."""
+    with store.engine.begin() as conn:
+        snapshot_id = int(
+            conn.execute(
+                insert(feature_snapshots).values(**meta).returning(feature_snapshots.c.id)
+            ).scalar_one()
+        )
+        for entity, rows in entities.items():
+            batch = [
+                {"snapshot_id": snapshot_id, "entity": entity, "entity_key": key, "vals": vals}
+                for key, vals in rows
+            ]
+            for start in range(0, len(batch), 5000):
+                conn.execute(insert(feature_values), batch[start : start + 5000])
+    return snapshot_id
+
+
+def list_snapshots(store: Store) -> list[Snapshot]:
+    """Every snapshot's metadata, oldest first (without stats and reports)."""
+    cols = [c for c in feature_snapshots.c if c.name not in ("stats", "reports")]
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(*cols).order_by(feature_snapshots.c.as_of_ms))
+        return [dict(r._mapping) for r in rows]
+
+
+def latest_snapshot(store: Store, *, at_ms: int | None = None) -> Snapshot | None:
+    """The newest snapshot (valid at ``at_ms``: built as of at or before it), with stats."""
+    q = select(feature_snapshots).order_by(
+        feature_snapshots.c.as_of_ms.desc(), feature_snapshots.c.id.desc()
+    )
+    if at_ms is not None:
+        q = q.where(feature_snapshots.c.as_of_ms <= at_ms)
+    with store.engine.connect() as conn:
+        row = conn.execute(q.limit(1)).first()
+        return None if row is None else dict(row._mapping)
+
+
+def snapshot_values(store: Store, snapshot_id: int, entity: str) -> dict[str, dict[str, Any]]:
+    """All values of one entity type in a snapshot: key -> feature values."""
+    q = select(feature_values.c.entity_key, feature_values.c.vals).where(
+        feature_values.c.snapshot_id == snapshot_id, feature_values.c.entity == entity
+    )
+    with store.engine.connect() as conn:
+        return {k: (orjson.loads(v) if isinstance(v, str) else v) for k, v in conn.execute(q)}
+
+
+def delete_snapshot(store: Store, snapshot_id: int) -> None:
+    """Remove a snapshot and its values."""
+    with store.engine.begin() as conn:
+        conn.execute(delete(feature_values).where(feature_values.c.snapshot_id == snapshot_id))
+        conn.execute(delete(feature_snapshots).where(feature_snapshots.c.id == snapshot_id))
+
+
+def count_values(store: Store) -> int:
+    """Stored feature rows (all snapshots)."""
+    with store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(feature_values)).scalar_one())
+
+
+def training_set(store: Store, labels: pl.DataFrame) -> pl.DataFrame:
+    """Join each label with the user's features from the snapshot valid at the label's time.
+
+    Args:
+        labels: Columns ``user_key``, ``as_of_ms`` (the label's time) and any label columns.
+
+    Returns:
+        ``labels`` plus ``snapshot_id`` and one column per user feature (null where the user
+        had no features in that snapshot, or no snapshot was valid yet). Point-in-time correct:
+        a snapshot built as of a later time is never used.
+    """
+    snaps = pl.DataFrame(
+        [(s["id"], s["as_of_ms"]) for s in list_snapshots(store)],
+        schema={"snapshot_id": pl.Int64, "snapshot_as_of_ms": pl.Int64},
+        orient="row",
+    ).sort("snapshot_as_of_ms")
+    joined = (
+        labels.with_row_index("_row")
+        .sort("as_of_ms")
+        .join_asof(snaps, left_on="as_of_ms", right_on="snapshot_as_of_ms", strategy="backward")
+        .sort("_row")
+        .drop("_row")
+    )
+    values: list[dict[str, Any]] = []
+    cache: dict[int, dict[str, dict[str, Any]]] = {}
+    for user_key, snapshot_id in joined.select("user_key", "snapshot_id").iter_rows():
+        if snapshot_id is None:
+            values.append({})
+            continue
+        if snapshot_id not in cache:
+            cache[snapshot_id] = snapshot_values(store, snapshot_id, "user")
+        values.append(cache[snapshot_id].get(user_key, {}))
+    features = pl.DataFrame(values, infer_schema_length=None) if any(values) else None
+    if features is None:
+        return joined
+    return pl.concat([joined, features], how="horizontal")

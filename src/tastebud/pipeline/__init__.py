@@ -1,0 +1,29 @@
+"""The data pipeline: load, clean, sessionize, weigh interactions, split by time."""
+
+from __future__ import annotations
+
+from tastebud.pipeline.clean import CleanResult, PipelineConfig, StageReport, clean_events
+from tastebud.pipeline.interactions import (
+    InteractionConfig,
+    Interactions,
+    build_interactions,
+    interaction_weights,
+)
+from tastebud.pipeline.load import EVENT_SCHEMA, count_events, load_events, user_ranges
+from tastebud.pipeline.split import temporal_user_split
+
+__all__ = [
+    "EVENT_SCHEMA",
+    "CleanResult",
+    "InteractionConfig",
+    "Interactions",
+    "PipelineConfig",
+    "StageReport",
+    "build_interactions",
+    "clean_events",
+    "count_events",
+    "interaction_weights",
+    "load_events",
+    "temporal_user_split",
+    "user_ranges",
+]

@@ -1,0 +1,114 @@
+"""Reading stored events into Polars frames, in user partitions when the data is large."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+from sqlalchemy import text
+
+from tastebud.store import Store
+
+__all__ = ["EVENT_SCHEMA", "UserRange", "count_events", "load_events", "user_ranges"]
+
+EVENT_SCHEMA: dict[str, Any] = {
+    "id": pl.Int64,
+    "event_id": pl.String,
+    "event_type": pl.String,
+    "user_key": pl.String,
+    "session_id": pl.String,
+    "item_id": pl.String,
+    "ts_ms": pl.Int64,
+    "received_ms": pl.Int64,
+    "source": pl.String,
+    "schema_version": pl.Int64,
+    "data": pl.String,
+    "context": pl.String,
+}
+"""Columns of a raw event frame (``data`` and ``context`` as JSON text)."""
+
+_HEX = "0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class UserRange:
+    """Users whose pseudonym starts with a prefix in ``[low, high)`` (pseudonyms are uniform hex,
+    so ranges split users evenly and use the ``(user_key, ts_ms)`` index)."""
+
+    low: str
+    high: str | None
+
+    def sql(self) -> tuple[str, dict[str, str]]:
+        """A WHERE fragment and its parameters."""
+        if self.high is None:
+            return "user_key >= :low", {"low": self.low}
+        return "user_key >= :low AND user_key < :high", {"low": self.low, "high": self.high}
+
+
+def user_ranges(parts: int) -> list[UserRange]:
+    """Split the pseudonym space into ``parts`` ranges (1, 16 or 256).
+
+    >>> [(r.low, r.high) for r in user_ranges(16)][:2]
+    [('0', '1'), ('1', '2')]
+    """
+    if parts <= 1:
+        return [UserRange("", None)]
+    prefixes = list(_HEX) if parts <= 16 else [a + b for a in _HEX for b in _HEX]
+    bounds = [*prefixes[1:], None]
+    return [UserRange(lo, hi) for lo, hi in zip(prefixes, bounds, strict=True)]
+
+
+def count_events(store: Store, *, until_ms: int | None = None) -> int:
+    """Events with ``ts_ms < until_ms`` (all when ``None``)."""
+    sql = "SELECT count(*) FROM events" + (" WHERE ts_ms < :until" if until_ms is not None else "")
+    with store.engine.connect() as conn:
+        return int(conn.execute(text(sql), {"until": until_ms}).scalar_one())
+
+
+def _batches(store: Store, sql: str, params: dict[str, Any], size: int) -> Iterator[list[Any]]:
+    with store.engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=size).execute(
+            text(sql), params
+        )
+        for part in result.partitions(size):
+            yield [tuple(r) for r in part]
+
+
+def load_events(
+    store: Store,
+    *,
+    until_ms: int | None = None,
+    since_ms: int | None = None,
+    users: UserRange | None = None,
+    batch_size: int = 200_000,
+) -> pl.DataFrame:
+    """Stored events as a frame (``EVENT_SCHEMA``), optionally in a time window and a user range.
+
+    Point-in-time: ``until_ms`` keeps only events that happened strictly before it.
+    """
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if until_ms is not None:
+        where.append("ts_ms < :until")
+        params["until"] = until_ms
+    if since_ms is not None:
+        where.append("ts_ms >= :since")
+        params["since"] = since_ms
+    if users is not None and users.low:
+        fragment, extra = users.sql()
+        where.append(fragment)
+        params.update(extra)
+    sql = (
+        "SELECT id, event_id, event_type, user_key, session_id, item_id, ts_ms, received_ms, "
+        "source, schema_version, CAST(data AS TEXT), CAST(context AS TEXT) FROM events"
+        + (" WHERE " + " AND ".join(where) if where else "")
+    )
+    frames = [
+        pl.DataFrame(rows, schema=EVENT_SCHEMA, orient="row")
+        for rows in _batches(store, sql, params, batch_size)
+    ]
+    if not frames:
+        return pl.DataFrame(schema=EVENT_SCHEMA)
+    return pl.concat(frames, rechunk=True)
