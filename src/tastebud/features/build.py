@@ -80,6 +80,11 @@ def load_items(store: Store) -> pl.DataFrame:
 
 
 def _rows(frame: pl.DataFrame, key: str) -> list[tuple[str, dict[str, Any]]]:
+    # Floats are stored rounded to 6 decimals: parallel aggregation sums in varying order, and
+    # the same data must give the same snapshot, to the last stored digit.
+    floats = [c for c, dt in frame.schema.items() if dt.is_float()]
+    if floats:
+        frame = frame.with_columns(pl.col(floats).round(6))
     out = []
     for row in frame.iter_rows(named=True):
         entity = row.pop(key)
