@@ -28,6 +28,7 @@ from tastebud.store.tables import metadata
 
 REQUIRE_SERVICES = os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1"
 PG_URL = os.environ.get("TASTEBUD_TEST_PG_URL")
+REDIS_URL = os.environ.get("TASTEBUD_TEST_REDIS_URL")
 # The shared datasets sit beside the checkout (../shared/data); TASTEBUD_SHARED_DATA overrides.
 SHARED_DATA = Path(
     os.environ.get("TASTEBUD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -84,6 +85,19 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     _truncate(engine)
     engine.dispose()
     yield url
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """The test Redis database, flushed before and after."""
+    import redis
+
+    url = need_service("redis", REDIS_URL)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
 
 
 @pytest.fixture

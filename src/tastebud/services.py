@@ -21,6 +21,7 @@ from tastebud.privacy import (
     Secrets,
     load_secrets,
 )
+from tastebud.realtime import RealtimeState, make_realtime
 from tastebud.store import Store, make_engine, upgrade
 
 __all__ = ["Services", "build_services"]
@@ -41,14 +42,16 @@ class Services:
     ingestor: Ingestor
     keys: KeyManager
     catalog: Catalog
+    realtime: RealtimeState
 
     def now_ms(self) -> int:
         """The current time in ms since the epoch."""
         return int(time.time() * 1000)
 
     def close(self) -> None:
-        """Release database connections."""
+        """Release database and Redis connections."""
         self.store.dispose()
+        self.realtime.close()
 
 
 def build_services(
@@ -72,12 +75,18 @@ def build_services(
     cipher = FieldCipher(secrets.fernet_keys)
     privacy = PrivacyFilter(settings.sensitive_fields, cipher)
     consent = ConsentPolicy(settings.consent_mode)
+    realtime = make_realtime(settings.redis_url)
     ingestor = Ingestor(
-        store, pseudonymizer, privacy, consent, max_future_skew_s=settings.max_future_skew_s
+        store,
+        pseudonymizer,
+        privacy,
+        consent,
+        max_future_skew_s=settings.max_future_skew_s,
+        realtime=realtime,
     )
     keys = KeyManager(store, cache_seconds=settings.key_cache_seconds)
     _log.info("services ready", database=engine.dialect.name, consent_mode=settings.consent_mode)
     catalog = Catalog(store, pseudonymizer, privacy)
     return Services(
-        settings, store, pseudonymizer, cipher, privacy, consent, ingestor, keys, catalog
+        settings, store, pseudonymizer, cipher, privacy, consent, ingestor, keys, catalog, realtime
     )

@@ -23,6 +23,7 @@ from tastebud.events.schema import (
 )
 from tastebud.monitoring import get_logger
 from tastebud.privacy import ConsentPolicy, PrivacyFilter, Pseudonymizer
+from tastebud.realtime import RealtimeState, updates_from
 from tastebud.store import Store
 
 __all__ = ["BatchResult", "EventResult", "Ingestor", "describe_validation_error"]
@@ -100,6 +101,7 @@ class Ingestor:
         consent: Decides whether a user's analytics consent allows storing events.
         max_future_skew_s: Events stamped further in the future are rejected.
         clock: Seconds since the epoch (injectable for tests).
+        realtime: Per-user real-time state updated with every accepted event (optional).
     """
 
     def __init__(
@@ -111,6 +113,7 @@ class Ingestor:
         *,
         max_future_skew_s: float = 300.0,
         clock: Callable[[], float] = time.time,
+        realtime: RealtimeState | None = None,
     ) -> None:
         self.store = store
         self.pseudonymizer = pseudonymizer
@@ -118,6 +121,7 @@ class Ingestor:
         self.consent = consent
         self.max_future_skew_s = max_future_skew_s
         self.clock = clock
+        self.realtime = realtime
 
     def ingest(self, raw_events: Sequence[Any], *, source: str = "api") -> BatchResult:
         """Process a batch of decoded JSON events; returns one result per input, in order."""
@@ -164,6 +168,8 @@ class Ingestor:
 
         rows = self._rows(valid, now_ms, source, results, reject)
         inserted = self.store.insert_event_rows([r for _, r in rows]) if rows else set()
+        if inserted and self.realtime is not None:
+            self._update_realtime([r for _, r in rows if r[0] in inserted])
         for i, row in rows:
             status: Status = "accepted" if row[0] in inserted else "duplicate"
             results[i] = EventResult(row[0], status)
@@ -184,6 +190,16 @@ class Ingestor:
             rejected=out.rejected,
         )
         return out
+
+    def _update_realtime(self, rows: list[tuple[Any, ...]]) -> None:
+        """Real-time state is best effort: the events are stored; a backend that does not
+        answer must not fail the request (serving then blends without session signals)."""
+        assert self.realtime is not None
+        try:
+            categories = self.store.item_categories(r[5] for r in rows if r[5] is not None)
+            self.realtime.apply(updates_from(rows, categories))
+        except Exception as exc:  # noqa: BLE001 - any backend failure, logged by type only
+            _log.warning("real-time state not updated", error_type=type(exc).__name__)
 
     def _rows(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -65,6 +66,8 @@ class Store:
         )
         # (user_key, purpose) -> stored decision or None; ("", "version") -> consent_log max id.
         self._consent_cache: dict[tuple[str, str], object] = {}
+        self._category_cache: dict[str, str | None] = {}
+        self._category_cache_at = 0.0
         self._group: GroupCommit[list[tuple[Any, ...]], set[str]] = GroupCommit(
             self._write_event_groups
         )
@@ -373,6 +376,27 @@ class Store:
             )
             conn.execute(stmt, [dict(r) for r in rows])
         return set(ids) - existing
+
+    def item_categories(self, item_ids: Iterable[str]) -> dict[str, str | None]:
+        """Primary category of items (``None``: no category or not in the catalogue), cached per
+        process for a minute: the ingest path asks for every batch."""
+        now = time.monotonic()
+        if now - self._category_cache_at > 60 or len(self._category_cache) > 500_000:
+            self._category_cache.clear()
+            self._category_cache_at = now
+        cache = self._category_cache
+        wanted = set(item_ids)
+        missing = sorted(i for i in wanted if i not in cache)
+        if missing:
+            with self.engine.connect() as conn:
+                for part in _chunks(missing, _IN_CHUNK):
+                    q = select(t.items.c.item_id, t.items.c.category).where(
+                        t.items.c.item_id.in_(part)
+                    )
+                    found: dict[str, str | None] = {k: v for k, v in conn.execute(q)}
+                    for i in part:
+                        cache[i] = found.get(i)
+        return {i: cache[i] for i in wanted}
 
     def get_item(self, item_id: str) -> dict[str, Any] | None:
         """One catalogue item, or ``None``."""

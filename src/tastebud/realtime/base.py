@@ -1,0 +1,120 @@
+"""The real-time state protocol, shared by the in-process and the Redis backends.
+
+What ingest records and serving reads, per user (the seed's RealtimePersonalizer, made
+bounded): recent session actions (a list with a TTL, default 1 hour), counters by item and by
+category, recently consumed items, and the latest online feature values. A batch of events
+becomes one :class:`Update` per user; a backend applies a whole batch at once and reads one
+user's state in one round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["CONSUMING", "RealtimeConfig", "RealtimeState", "Update", "UserState", "updates_from"]
+
+CONSUMING = frozenset({"page_view", "content_engagement", "rating", "interaction", "conversion"})
+"""Event types after which an item counts as consumed (serving excludes it next time)."""
+
+
+class RealtimeConfig(BaseModel):
+    """Sizes and lifetimes of the real-time state."""
+
+    model_config = ConfigDict(frozen=True)
+
+    actions_ttl_s: int = Field(default=3600, ge=1)
+    """Recent session actions expire this long after the user's last event."""
+    max_actions: int = Field(default=50, ge=1)
+    """Most recent actions kept per user."""
+    counters_ttl_s: int = Field(default=30 * 86400, ge=1)
+    """Item and category counters, consumed items and online features expire after this much
+    inactivity."""
+    max_consumed: int = Field(default=200, ge=1)
+    """Most recently consumed items kept per user."""
+
+
+@dataclass
+class Update:
+    """What one batch changes for one user."""
+
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    """New actions, oldest first: ``{"t": event type, "i": item, "c": category, "ts": ms,
+    "s": session}``."""
+    items: dict[str, int] = field(default_factory=dict)
+    categories: dict[str, int] = field(default_factory=dict)
+    consumed: dict[str, int] = field(default_factory=dict)
+    """Item -> time consumed (ms)."""
+
+
+@dataclass
+class UserState:
+    """One user's real-time state."""
+
+    actions: list[dict[str, Any]]
+    """Recent actions, newest first."""
+    items: dict[str, int]
+    categories: dict[str, int]
+    consumed: list[str]
+    """Recently consumed items, newest first."""
+    features: dict[str, Any] | None
+
+    @property
+    def empty(self) -> bool:
+        """No state at all (an unknown or long-inactive user)."""
+        return not (self.actions or self.items or self.categories or self.consumed or self.features)
+
+
+def updates_from(
+    events: Iterable[Sequence[Any]], categories: Mapping[str, str | None]
+) -> dict[str, Update]:
+    """Group stored event rows (``store.EVENT_COLUMNS`` order) into per-user updates."""
+    out: dict[str, Update] = {}
+    for row in events:
+        event_type, user_key, session_id, item_id, ts_ms = row[1], row[2], row[4], row[5], row[6]
+        u = out.get(user_key)
+        if u is None:
+            u = out[user_key] = Update()
+        category = categories.get(item_id) if item_id is not None else None
+        u.actions.append({"t": event_type, "i": item_id, "c": category, "ts": ts_ms,
+                          "s": session_id})  # fmt: skip
+        if item_id is not None:
+            u.items[item_id] = u.items.get(item_id, 0) + 1
+            if event_type in CONSUMING:
+                u.consumed[item_id] = max(ts_ms, u.consumed.get(item_id, 0))
+        if category is not None:
+            u.categories[category] = u.categories.get(category, 0) + 1
+    return out
+
+
+class RealtimeState(Protocol):
+    """A real-time state backend (``memory://`` or ``redis://``)."""
+
+    config: RealtimeConfig
+
+    def apply(self, updates: Mapping[str, Update]) -> None:
+        """Apply a batch of per-user updates (one round trip)."""
+        ...
+
+    def get(self, user_key: str) -> UserState:
+        """One user's state (one round trip)."""
+        ...
+
+    def set_features(self, features: Mapping[str, Mapping[str, Any]]) -> None:
+        """Store the latest online feature values of many users."""
+        ...
+
+    def forget(self, user_key: str) -> None:
+        """Remove everything held about a user."""
+        ...
+
+    def ping(self) -> bool:
+        """Whether the backend answers."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

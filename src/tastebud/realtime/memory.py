@@ -1,0 +1,98 @@
+"""The in-process backend (``memory://``): correct with a single API process."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from tastebud.realtime.base import RealtimeConfig, Update, UserState
+
+__all__ = ["MemoryState"]
+
+
+class _User:
+    __slots__ = ("actions", "actions_until", "categories", "consumed", "features", "items", "until")
+
+    def __init__(self) -> None:
+        self.actions: list[dict[str, Any]] = []  # newest first
+        self.actions_until = 0.0
+        self.items: dict[str, int] = {}
+        self.categories: dict[str, int] = {}
+        self.consumed: dict[str, int] = {}
+        self.features: dict[str, Any] | None = None
+        self.until = 0.0
+
+
+class MemoryState:
+    """Real-time state in a dict, with the same TTLs and bounds as the Redis backend."""
+
+    def __init__(self, config: RealtimeConfig | None = None, *, clock: Any = time.time) -> None:
+        self.config = config or RealtimeConfig()
+        self._users: dict[str, _User] = {}
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._applied = 0
+
+    def _user(self, key: str, now: float) -> _User:
+        u = self._users.get(key)
+        if u is None or u.until < now:
+            u = self._users[key] = _User()
+        return u
+
+    def apply(self, updates: Mapping[str, Update]) -> None:
+        cfg = self.config
+        with self._lock:
+            now = self._clock()
+            for key, up in updates.items():
+                u = self._user(key, now)
+                if u.actions_until < now:
+                    u.actions = []
+                u.actions[:0] = reversed(up.actions)
+                del u.actions[cfg.max_actions :]
+                u.actions_until = now + cfg.actions_ttl_s
+                for item, n in up.items.items():
+                    u.items[item] = u.items.get(item, 0) + n
+                for cat, n in up.categories.items():
+                    u.categories[cat] = u.categories.get(cat, 0) + n
+                u.consumed.update(up.consumed)
+                if len(u.consumed) > cfg.max_consumed:
+                    keep = sorted(u.consumed.items(), key=lambda kv: kv[1])[-cfg.max_consumed :]
+                    u.consumed = dict(keep)
+                u.until = now + cfg.counters_ttl_s
+            self._applied += 1
+            if self._applied % 1000 == 0:  # drop expired users now and then: memory is bounded
+                self._users = {k: v for k, v in self._users.items() if v.until >= now}
+
+    def get(self, user_key: str) -> UserState:
+        with self._lock:
+            now = self._clock()
+            u = self._users.get(user_key)
+            if u is None or u.until < now:
+                return UserState([], {}, {}, [], None)
+            actions = list(u.actions) if u.actions_until >= now else []
+            consumed = [i for i, _ in sorted(u.consumed.items(), key=lambda kv: -kv[1])]
+            return UserState(actions, dict(u.items), dict(u.categories), consumed,
+                             dict(u.features) if u.features is not None else None)  # fmt: skip
+
+    def set_features(self, features: Mapping[str, Mapping[str, Any]]) -> None:
+        with self._lock:
+            now = self._clock()
+            for key, values in features.items():
+                u = self._user(key, now)
+                u.features = dict(values)
+                u.until = max(u.until, now + self.config.counters_ttl_s)
+
+    def forget(self, user_key: str) -> None:
+        with self._lock:
+            self._users.pop(user_key, None)
+
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"MemoryState({len(self._users)} users)"

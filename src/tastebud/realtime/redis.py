@@ -1,0 +1,115 @@
+"""The Redis backend (``redis://``): shared by every API process.
+
+Keys are namespaced ``tb:u:<pseudonym>:<part>`` and all carry TTLs. A batch of updates is one
+``EVALSHA`` (a Lua script applying every user's update server-side: one round trip, and far less
+Python work than thousands of pipelined commands); a read is one pipeline of five commands.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+import redis as redis_lib
+
+from tastebud.realtime.base import RealtimeConfig, Update, UserState
+
+__all__ = ["RedisState"]
+
+_APPLY = """
+local cfg = cjson.decode(ARGV[1])
+local batch = cjson.decode(ARGV[2])
+for user, up in pairs(batch) do
+  local base = 'tb:u:' .. user .. ':'
+  local actions = base .. 'actions'
+  for _, a in ipairs(up.a) do redis.call('LPUSH', actions, a) end
+  if #up.a > 0 then
+    redis.call('LTRIM', actions, 0, cfg.max_actions - 1)
+    redis.call('EXPIRE', actions, cfg.actions_ttl)
+  end
+  for item, n in pairs(up.i) do redis.call('HINCRBY', base .. 'items', item, n) end
+  for cat, n in pairs(up.c) do redis.call('HINCRBY', base .. 'cats', cat, n) end
+  for item, ts in pairs(up.z) do redis.call('ZADD', base .. 'consumed', ts, item) end
+  redis.call('ZREMRANGEBYRANK', base .. 'consumed', 0, -cfg.max_consumed - 1)
+  for _, part in ipairs({'items', 'cats', 'consumed', 'features'}) do
+    redis.call('EXPIRE', base .. part, cfg.counters_ttl)
+  end
+end
+return 1
+"""
+
+
+class RedisState:
+    """Real-time state in Redis."""
+
+    def __init__(self, url: str, config: RealtimeConfig | None = None) -> None:
+        self.config = config or RealtimeConfig()
+        self._redis = redis_lib.Redis.from_url(
+            url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
+        )
+        self._script = self._redis.register_script(_APPLY)
+        cfg = self.config
+        self._cfg = orjson.dumps({
+            "max_actions": cfg.max_actions, "actions_ttl": cfg.actions_ttl_s,
+            "counters_ttl": cfg.counters_ttl_s, "max_consumed": cfg.max_consumed,
+        }).decode()  # fmt: skip
+
+    def __repr__(self) -> str:
+        return "RedisState(<url hidden>)"
+
+    def apply(self, updates: Mapping[str, Update]) -> None:
+        if not updates:
+            return
+        batch = {
+            key: {
+                # Actions travel as JSON strings, pushed as they are (LPUSH: newest first).
+                "a": [orjson.dumps(a).decode() for a in up.actions],
+                "i": up.items,
+                "c": up.categories,
+                "z": up.consumed,
+            }
+            for key, up in updates.items()
+        }
+        payload = orjson.dumps(batch).decode()
+        self._script(args=[self._cfg, payload])
+
+    def get(self, user_key: str) -> UserState:
+        base = f"tb:u:{user_key}:"
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.lrange(base + "actions", 0, -1)
+        pipe.hgetall(base + "items")
+        pipe.hgetall(base + "cats")
+        pipe.zrevrange(base + "consumed", 0, -1)
+        pipe.get(base + "features")
+        actions, items, cats, consumed, features = pipe.execute()
+        return UserState(
+            [orjson.loads(a) for a in actions],
+            {k.decode(): int(v) for k, v in items.items()},
+            {k.decode(): int(v) for k, v in cats.items()},
+            [c.decode() for c in consumed],
+            orjson.loads(features) if features else None,
+        )
+
+    def set_features(self, features: Mapping[str, Mapping[str, Any]]) -> None:
+        pipe = self._redis.pipeline(transaction=False)
+        for n, (key, values) in enumerate(features.items(), start=1):
+            pipe.set(f"tb:u:{key}:features", orjson.dumps(values), ex=self.config.counters_ttl_s)
+            if n % 5000 == 0:
+                pipe.execute()
+        pipe.execute()
+
+    def forget(self, user_key: str) -> None:
+        base = f"tb:u:{user_key}:"
+        self._redis.delete(
+            *(base + p for p in ("actions", "items", "cats", "consumed", "features"))
+        )
+
+    def ping(self) -> bool:
+        try:
+            return bool(self._redis.ping())
+        except redis_lib.RedisError:
+            return False
+
+    def close(self) -> None:
+        self._redis.close()
