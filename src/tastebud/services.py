@@ -12,6 +12,7 @@ from tastebud.apikeys import KeyManager
 from tastebud.catalog import Catalog
 from tastebud.config import Settings
 from tastebud.events.ingest import Ingestor
+from tastebud.features import OnlineFeatures
 from tastebud.monitoring import get_logger
 from tastebud.privacy import (
     ConsentPolicy,
@@ -43,6 +44,7 @@ class Services:
     keys: KeyManager
     catalog: Catalog
     realtime: RealtimeState
+    online: OnlineFeatures
 
     def now_ms(self) -> int:
         """The current time in ms since the epoch."""
@@ -88,5 +90,15 @@ def build_services(
     _log.info("services ready", database=engine.dialect.name, consent_mode=settings.consent_mode)
     catalog = Catalog(store, pseudonymizer, privacy)
     return Services(
-        settings, store, pseudonymizer, cipher, privacy, consent, ingestor, keys, catalog, realtime
+        settings,
+        store,
+        pseudonymizer,
+        cipher,
+        privacy,
+        consent,
+        ingestor,
+        keys,
+        catalog,
+        realtime,
+        OnlineFeatures(store, realtime),
     )

@@ -11,6 +11,7 @@ from tastebud.features.offline import (
     snapshot_values,
     training_set,
 )
+from tastebud.features.online import OnlineFeatures, publish_snapshot
 from tastebud.features.stats import BrokenInvariant
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "BuildResult",
     "FeatureBuildConfig",
     "FeatureDef",
+    "OnlineFeatures",
     "build_snapshot",
     "context_features",
     "feature",
@@ -26,6 +28,7 @@ __all__ = [
     "latest_snapshot",
     "list_snapshots",
     "load_items",
+    "publish_snapshot",
     "snapshot_values",
     "training_set",
     "user_features",

@@ -17,7 +17,12 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 
-from tastebud.features.compute import context_features, item_features, user_features
+from tastebud.features.compute import (
+    assign_segments,
+    context_features,
+    item_features,
+    user_features,
+)
 from tastebud.features.definitions import FEATURES, FeatureDef
 from tastebud.features.offline import latest_snapshot, save_snapshot
 from tastebud.features.stats import check, feature_stats
@@ -48,6 +53,8 @@ class FeatureBuildConfig(BaseModel):
     """Above this many events, users are processed in ranges (16 or 256) to bound memory."""
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     interactions: InteractionConfig = Field(default_factory=InteractionConfig)
+    segment_min_users: int = Field(default=20, ge=1)
+    """k: the smallest segment size (smaller ones are merged into coarser ones)."""
 
 
 @dataclass
@@ -135,7 +142,11 @@ def build_snapshot(
                 "item_id", "event_type", "ts_ms", "data"
             )
         )
-    users_df = pl.concat(user_parts) if user_parts else pl.DataFrame()
+    users_df = (
+        assign_segments(pl.concat(user_parts), as_of, min_users=cfg.segment_min_users)
+        if user_parts
+        else pl.DataFrame()
+    )
     items_df = item_features(
         pl.concat(item_parts)
         if item_parts

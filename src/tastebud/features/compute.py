@@ -9,7 +9,7 @@ import polars as pl
 
 from tastebud.pipeline import InteractionConfig, interaction_weights
 
-__all__ = ["context_features", "item_features", "user_features"]
+__all__ = ["assign_segments", "context_features", "item_features", "user_features"]
 
 _DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
@@ -129,8 +129,8 @@ def user_features(
             pl.col("_adoption").alias("feature_adoption"),
         )
     )
-    return out.select(
-        "user_key", "total_sessions", "session_duration_avg", "pages_per_session",
+    return out.rename({"_first": "_first_ms"}).select(
+        "user_key", "_first_ms", "total_sessions", "session_duration_avg", "pages_per_session",
         "bounce_rate", "return_frequency", "time_of_day_preference", "device_type_preference",
         "content_category_interests", "session_recency", "click_through_rate",
         "conversion_rate", "error_rate", "search_frequency", "feature_adoption",
@@ -209,3 +209,29 @@ def item_features(events: pl.DataFrame, items: pl.DataFrame, as_of_ms: int) -> p
         "item_category",
         "item_age_days",
     ).sort("item_id")
+
+
+def assign_segments(users: pl.DataFrame, as_of_ms: int, *, min_users: int = 20) -> pl.DataFrame:
+    """Add ``lifecycle_cohort`` and ``segment`` to a user feature frame (all users of a snapshot:
+    segment sizes are global).
+
+    A segment smaller than ``min_users`` is merged into its cohort, and a cohort that is still
+    too small into ``all``: no segment identifies a handful of people.
+    """
+    first_age = (as_of_ms - pl.col("_first_ms")) / _DAY_MS
+    recency = pl.col("session_recency") / 24
+    cohort = (
+        pl.when(first_age <= 14).then(pl.lit("new"))
+        .when(recency <= 7).then(pl.lit("active"))
+        .when(recency <= 30).then(pl.lit("dormant"))
+        .otherwise(pl.lit("churned"))
+    )  # fmt: skip
+    top = pl.col("content_category_interests").list.first().fill_null("none")
+    out = users.with_columns(cohort.alias("lifecycle_cohort"))
+    out = out.with_columns((pl.col("lifecycle_cohort") + ":" + top).alias("segment"))
+    small = pl.len().over("segment") < min_users
+    out = out.with_columns(pl.when(small).then(pl.col("lifecycle_cohort")).otherwise(
+        pl.col("segment")).alias("segment"))  # fmt: skip
+    small = pl.len().over("segment") < min_users
+    return out.with_columns(pl.when(small).then(pl.lit("all")).otherwise(pl.col("segment"))
+                            .alias("segment")).drop("_first_ms")  # fmt: skip

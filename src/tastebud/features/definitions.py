@@ -53,6 +53,12 @@ FEATURES: tuple[FeatureDef, ...] = (
                "Top 3 item categories by interaction weight (InteractionConfig defaults)."),
     FeatureDef("session_recency", 1, "float", _U,
                "Hours from the user's last event to the snapshot time.", lower=0),
+    FeatureDef("lifecycle_cohort", 1, "category", _U,
+               "new (first event in the last 14 days), active (an event in the last 7), dormant "
+               "(last event 7 to 30 days ago) or churned (more than 30 days)."),
+    FeatureDef("segment", 1, "category", _U,
+               "'<cohort>:<top interest>', merged into '<cohort>' and then 'all' while a segment "
+               "has fewer than k users (k = 20 by default), so none singles out a few people."),
     # engagement
     FeatureDef("click_through_rate", 1, "rate", _U,
                "Clicks per impression, or per page view for users never shown a list."),
