@@ -265,6 +265,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs; medians are reported")
     parser.add_argument("--single-seconds", type=float, default=8.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--realtime",
+        default="memory://",
+        help="real-time backend of the server, e.g. redis://127.0.0.1:6379/15",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tb-bench-ingest-"))
@@ -274,6 +279,7 @@ def main() -> None:
         "TASTEBUD_PSEUDONYM_KEY": secrets.token_hex(32),
         "TASTEBUD_FERNET_KEYS": Fernet.generate_key().decode(),
         "TASTEBUD_LOG_LEVEL": "WARNING",
+        "TASTEBUD_REDIS_URL": args.realtime,
     })  # fmt: skip
     pg_schema = None
     if args.database == "postgresql":
@@ -369,6 +375,7 @@ def main() -> None:
         "ratio": round(ratio, 3), "single_rps": round(single_rps), "single_p99_ms": round(p99, 2),
         "database": args.database, "events_per_run": args.events, "runs": args.repeat,
         "workers": args.workers, "single_p50_ms": round(p50, 2), "single_errors": errors,
+        "realtime": args.realtime.split("://")[0],
         "server_cpu_us_per_event": round(statistics.median(server_us), 1),
     }))  # fmt: skip
 

@@ -103,3 +103,21 @@ def test_ingest_updates_realtime_state(
     s = api.services.realtime.get(api.services.pseudonymizer.user("rt"))
     assert [a["t"] for a in s.actions] == ["click", "page_view"]  # once each, newest first
     assert s.categories == {"vpn": 2} and s.consumed == ["art-1"]
+
+
+@pytest.mark.redis
+def test_redis_handles_huge_batches_for_one_user(redis_url: str) -> None:
+    state = make_realtime(redis_url, RealtimeConfig(max_consumed=100))
+    rows = [row("big", "page_view", f"i{k}", k) for k in range(6000)]
+    state.apply(updates_from(rows, {}))
+    s = state.get("big")
+    assert len(s.consumed) == 100 and s.consumed[0] == "i5999"
+    assert len(s.actions) == 50 and sum(s.items.values()) == 6000
+    state.close()
+
+
+def test_performance_reports_are_not_actions() -> None:
+    state = MemoryState()
+    state.apply(updates_from([row("u", "page_load", None, 1), row("u", "network_quality", None, 2)],
+                             {}))  # fmt: skip
+    assert state.get("u").empty

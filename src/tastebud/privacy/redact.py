@@ -161,6 +161,7 @@ class PrivacyFilter:
         # regex scan only for strings that could hold an address or a number.
         out: dict[str, Any] = {}
         actions = self._actions
+        quick = _QUICK.search
         for key, value in payload.items():
             action = actions[key] if key in actions else self.action_for(key)
             if action is not None:
@@ -170,15 +171,13 @@ class PrivacyFilter:
                 continue
             kind = type(value)
             if kind is str:
-                if scan_text and key not in _UNSCANNED_KEYS and _QUICK.search(value):
+                if scan_text and quick(value) and key not in _UNSCANNED_KEYS:
                     value = redact_text(value)
-                out[key] = value
             elif kind is dict:
-                out[key] = self.clean(value, scan_text=scan_text)
+                value = self.clean(value, scan_text=scan_text)
             elif kind is list or isinstance(value, (Mapping, list)):
-                out[key] = self._value(key, value, scan_text)
-            else:
-                out[key] = value
+                value = self._value(key, value, scan_text)
+            out[key] = value
         return out
 
     def _value(self, key: str, value: Any, scan_text: bool) -> Any:

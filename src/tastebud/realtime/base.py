@@ -15,10 +15,22 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CONSUMING", "RealtimeConfig", "RealtimeState", "Update", "UserState", "updates_from"]
+__all__ = [
+    "CONSUMING",
+    "PASSIVE",
+    "RealtimeConfig",
+    "RealtimeState",
+    "Update",
+    "UserState",
+    "updates_from",
+]
 
 CONSUMING = frozenset({"page_view", "content_engagement", "rating", "interaction", "conversion"})
 """Event types after which an item counts as consumed (serving excludes it next time)."""
+
+
+PASSIVE = frozenset({"page_load", "error", "resource_usage", "network_quality", "impression"})
+"""Event types that are not user actions (performance reports, served lists): not tracked."""
 
 
 class RealtimeConfig(BaseModel):
@@ -75,6 +87,8 @@ def updates_from(
     out: dict[str, Update] = {}
     for row in events:
         event_type, user_key, session_id, item_id, ts_ms = row[1], row[2], row[4], row[5], row[6]
+        if event_type in PASSIVE:
+            continue
         u = out.get(user_key)
         if u is None:
             u = out[user_key] = Update()

@@ -23,15 +23,22 @@ local batch = cjson.decode(ARGV[2])
 for user, up in pairs(batch) do
   local base = 'tb:u:' .. user .. ':'
   local actions = base .. 'actions'
-  for _, a in ipairs(up.a) do redis.call('LPUSH', actions, a) end
   if #up.a > 0 then
+    -- one LPUSH for all of the batch's actions (oldest first, so the newest ends on top)
+    for start = 1, #up.a, 1000 do
+      redis.call('LPUSH', actions, unpack(up.a, start, math.min(start + 999, #up.a)))
+    end
     redis.call('LTRIM', actions, 0, cfg.max_actions - 1)
     redis.call('EXPIRE', actions, cfg.actions_ttl)
   end
   for item, n in pairs(up.i) do redis.call('HINCRBY', base .. 'items', item, n) end
   for cat, n in pairs(up.c) do redis.call('HINCRBY', base .. 'cats', cat, n) end
-  for item, ts in pairs(up.z) do redis.call('ZADD', base .. 'consumed', ts, item) end
-  redis.call('ZREMRANGEBYRANK', base .. 'consumed', 0, -cfg.max_consumed - 1)
+  if #up.z > 0 then
+    for start = 1, #up.z, 2000 do
+      redis.call('ZADD', base .. 'consumed', unpack(up.z, start, math.min(start + 1999, #up.z)))
+    end
+    redis.call('ZREMRANGEBYRANK', base .. 'consumed', 0, -cfg.max_consumed - 1)
+  end
   for _, part in ipairs({'items', 'cats', 'consumed', 'features'}) do
     redis.call('EXPIRE', base .. part, cfg.counters_ttl)
   end
@@ -67,7 +74,8 @@ class RedisState:
                 "a": [orjson.dumps(a).decode() for a in up.actions],
                 "i": up.items,
                 "c": up.categories,
-                "z": up.consumed,
+                # ZADD arguments: score, member, score, member...
+                "z": [v for item, ts in up.consumed.items() for v in (ts, item)],
             }
             for key, up in updates.items()
         }

@@ -457,7 +457,8 @@ class Store:
         if not keys:
             return out
         with self.engine.connect() as conn:
-            version = conn.execute(select(func.max(t.consent_log.c.id))).scalar_one()
+            # Hot path (every ingest batch): plain SQL, no statement compilation.
+            version = conn.exec_driver_sql("SELECT max(id) FROM consent_log").scalar_one()
             cache = self._consent_cache
             if cache.get(("", "version")) != version or len(cache) > 500_000:
                 cache.clear()
