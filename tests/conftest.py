@@ -135,6 +135,20 @@ def services(settings: Settings) -> Iterator[Services]:
     svc.close()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_services(
+    request: pytest.FixtureRequest, make_settings: Callable[..., Settings]
+) -> Iterator[Services]:
+    """Services on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        settings = make_settings()
+    else:
+        settings = make_settings(database_url=request.getfixturevalue("db_url_pg"))
+    svc = build_services(settings, migrate=True)
+    yield svc
+    svc.close()
+
+
 class Api:
     """A TestClient with one key per scope."""
 

@@ -56,7 +56,8 @@ def load_sim(services: Services, users: int = 150, days: int = 20, seed: int = 3
     return sim
 
 
-def test_snapshot_is_point_in_time(services: Services) -> None:
+def test_snapshot_is_point_in_time(any_services: Services) -> None:
+    services = any_services
     sim = load_sim(services)
     as_of = int(sim.config.start.timestamp() * 1000) + 10 * DAY
     first = build_snapshot(services.store, as_of_ms=as_of)
@@ -75,7 +76,8 @@ def test_snapshot_is_point_in_time(services: Services) -> None:
     )
 
 
-def test_partitioned_build_matches_single_pass(services: Services) -> None:
+def test_partitioned_build_matches_single_pass(any_services: Services) -> None:
+    services = any_services
     sim = load_sim(services, users=120, days=10)
     as_of = int(sim.config.start.timestamp() * 1000) + 11 * DAY
     one = build_snapshot(services.store, as_of_ms=as_of)
@@ -95,7 +97,8 @@ def test_partitioned_build_matches_single_pass(services: Services) -> None:
                 assert value == other, name
 
 
-def test_training_set_joins_each_label_with_the_snapshot_valid_then(services: Services) -> None:
+def test_training_set_joins_each_label_with_the_snapshot_valid_then(any_services: Services) -> None:
+    services = any_services
     sim = load_sim(services, users=80, days=20)
     t0 = int(sim.config.start.timestamp() * 1000)
     s1 = build_snapshot(services.store, as_of_ms=t0 + 5 * DAY)
@@ -117,7 +120,8 @@ def test_training_set_joins_each_label_with_the_snapshot_valid_then(services: Se
     assert joined.get_column("label").to_list() == [0, 1, 0, 1]
 
 
-def test_snapshot_records_versions_window_and_statistics(services: Services) -> None:
+def test_snapshot_records_versions_window_and_statistics(any_services: Services) -> None:
+    services = any_services
     sim = load_sim(services, users=60, days=8)
     result = build_snapshot(services.store, as_of_ms=int(sim.config.start.timestamp() * 1000)
                             + 9 * DAY)  # fmt: skip

@@ -67,6 +67,49 @@ def count_events(store: Store, *, until_ms: int | None = None) -> int:
         return int(conn.execute(text(sql), {"until": until_ms}).scalar_one())
 
 
+# Arrow straight from the database (ADBC drivers): about three times faster than Python rows.
+# Ids are never empty strings, so '' stands in for NULL and lets the SQLite driver infer text
+# columns from any batch.
+_ADBC_COLUMNS = (
+    "id, COALESCE(event_id, '') AS event_id, event_type, user_key, "
+    "COALESCE(session_id, '') AS session_id, COALESCE(item_id, '') AS item_id, ts_ms, "
+    "received_ms, source, schema_version, COALESCE(CAST(data AS TEXT), '') AS data, "
+    "COALESCE(CAST(context AS TEXT), '') AS context"
+)
+
+
+def _adbc_uri(store: Store) -> tuple[str, str] | None:
+    url = store.engine.url
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return "sqlite", url.database
+    if url.get_backend_name() == "postgresql":
+        rendered = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return "postgresql", rendered
+    return None
+
+
+def _load_adbc(kind: str, uri: str, clauses: list[tuple[str, Any]]) -> pl.DataFrame:
+    """``clauses``: (column and operator, value) pairs, ANDed."""
+    marks = ["?" if kind == "sqlite" else f"${n}" for n in range(1, len(clauses) + 1)]
+    where = " AND ".join(f"{c} {m}" for (c, _), m in zip(clauses, marks, strict=True))
+    params = [v for _, v in clauses]
+    sql = f"SELECT {_ADBC_COLUMNS} FROM events" + (f" WHERE {where}" if where else "")
+    if kind == "sqlite":
+        import adbc_driver_sqlite.dbapi as driver
+    else:
+        import adbc_driver_postgresql.dbapi as driver  # type: ignore[no-redef]
+    with driver.connect(uri) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        frame = pl.from_arrow(cur.fetch_arrow_table())
+    assert isinstance(frame, pl.DataFrame)
+    empty_is_null = ["event_id", "session_id", "item_id", "data", "context"]
+    return frame.with_columns(
+        pl.col(empty_is_null).cast(pl.String).replace("", None),
+        pl.col("id", "ts_ms", "received_ms", "schema_version").cast(pl.Int64),
+        pl.col("event_type", "user_key", "source").cast(pl.String),
+    ).select(list(EVENT_SCHEMA))
+
+
 def _batches(store: Store, sql: str, params: dict[str, Any], size: int) -> Iterator[list[Any]]:
     with store.engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=size).execute(
@@ -88,6 +131,19 @@ def load_events(
 
     Point-in-time: ``until_ms`` keeps only events that happened strictly before it.
     """
+    adbc = _adbc_uri(store)
+    if adbc is not None:
+        clauses: list[tuple[str, Any]] = []
+        if until_ms is not None:
+            clauses.append(("ts_ms <", until_ms))
+        if since_ms is not None:
+            clauses.append(("ts_ms >=", since_ms))
+        if users is not None and users.low:
+            clauses.append(("user_key >=", users.low))
+            if users.high is not None:
+                clauses.append(("user_key <", users.high))
+        frame = _load_adbc(adbc[0], adbc[1], clauses)
+        return frame if frame.height else pl.DataFrame(schema=EVENT_SCHEMA)
     where: list[str] = []
     params: dict[str, Any] = {}
     if until_ms is not None:
