@@ -137,9 +137,17 @@ def build_snapshot(
         for r in cleaned.reports:
             reports[r.stage] = reports[r.stage].merge(r) if r.stage in reports else r
         user_parts.append(user_features(cleaned.events, items, as_of, cfg.interactions))
+        # Item features need 30 days of (item, type, time); the payload only of impressions
+        # (their item lists). Keeping nothing else bounds memory across partitions.
         item_parts.append(
-            cleaned.events.filter(pl.col("ts_ms") >= as_of - 30 * _DAY_MS).select(
-                "item_id", "event_type", "ts_ms", "data"
+            cleaned.events.filter(
+                (pl.col("ts_ms") >= as_of - 30 * _DAY_MS)
+                & (pl.col("item_id").is_not_null() | (pl.col("event_type") == "impression"))
+            ).select(
+                "item_id",
+                pl.col("event_type").cast(pl.Categorical),
+                "ts_ms",
+                pl.when(pl.col("event_type") == "impression").then(pl.col("data")).alias("data"),
             )
         )
     users_df = (
