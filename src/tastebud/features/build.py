@@ -126,7 +126,7 @@ def build_snapshot(
     first_ms: int | None = None
     last_ms: int | None = None
     for users in user_ranges(partitions):
-        raw = load_events(store, until_ms=as_of, users=users)
+        raw = load_events(store, until_ms=as_of, users=users, slim=True)
         if raw.is_empty():
             continue
         lo, hi = raw.get_column("ts_ms").min(), raw.get_column("ts_ms").max()

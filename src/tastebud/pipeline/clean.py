@@ -18,6 +18,7 @@ __all__ = ["CleanResult", "PipelineConfig", "StageReport", "clean_events"]
 
 _ITEM_TYPES = ("content_engagement", "rating", "feedback", "interaction")
 _KNOWN_FIELDS = {name: frozenset(model.model_fields) for name, model in DATA_MODELS.items()}
+_FIELD_SAMPLE = 50_000
 
 
 class PipelineConfig(BaseModel):
@@ -91,9 +92,11 @@ def _validate(df: pl.DataFrame) -> tuple[pl.DataFrame, StageReport]:
     bad_type = df.filter(ok_version & ~ok_type).height
     if bad_type:
         report.removed["unknown event_type"] = bad_type
-    # Unknown data fields (kept, counted): top-level keys of data outside the type's model.
+    # Unknown data fields (kept, counted): top-level keys outside the type's model. Counted on
+    # a fixed sample of at most 50,000 events: exact there, and cheap on any volume.
+    sample = kept if kept.height <= _FIELD_SAMPLE else kept.sample(_FIELD_SAMPLE, seed=0)
     keys = (
-        kept.select("event_type", pl.col("data").str.extract_all(r'"([A-Za-z0-9_]+)"\s*:'))
+        sample.select("event_type", pl.col("data").str.extract_all(r'"([A-Za-z0-9_]+)"\s*:'))
         .explode("data")
         .drop_nulls("data")
         .with_columns(pl.col("data").str.extract(r'"([A-Za-z0-9_]+)"'))
@@ -104,6 +107,7 @@ def _validate(df: pl.DataFrame) -> tuple[pl.DataFrame, StageReport]:
         if known is not None:
             unknown += group.filter(~pl.col("data").is_in(list(known))).height
     report.notes["unknown data fields"] = unknown
+    report.notes["events checked for unknown fields"] = sample.height
     return kept, report
 
 
@@ -111,13 +115,12 @@ def _dedupe(df: pl.DataFrame, cfg: PipelineConfig) -> tuple[pl.DataFrame, StageR
     n = df.height
     df = df.unique(subset="event_id", keep="first", maintain_order=True)
     exact = n - df.height
-    df = df.sort("user_key", "event_type", "item_id", "ts_ms", nulls_last=True)
-    same = (
-        (pl.col("user_key") == pl.col("user_key").shift(1))
-        & (pl.col("event_type") == pl.col("event_type").shift(1))
-        & (pl.col("item_id") == pl.col("item_id").shift(1))
-        & pl.col("item_id").is_not_null()
-        & ((pl.col("ts_ms") - pl.col("ts_ms").shift(1)) < cfg.near_duplicate_ms)
+    # One sort by (user, time) serves this stage and sessionization; within each (user, type,
+    # item) window the rows are then in time order.
+    df = df.sort("user_key", "ts_ms", "id")
+    group = ["user_key", "event_type", "item_id"]
+    same = pl.col("item_id").is_not_null() & (
+        (pl.col("ts_ms") - pl.col("ts_ms").shift(1).over(group)) < cfg.near_duplicate_ms
     )
     kept = df.filter(~same.fill_null(False))
     report = StageReport("dedupe", n, kept.height)
@@ -136,7 +139,12 @@ def _missing(df: pl.DataFrame) -> tuple[pl.DataFrame, StageReport]:
     n = df.height
     no_item = pl.col("event_type").is_in(list(_ITEM_TYPES)) & pl.col("item_id").is_null()
     kept = df.filter(~no_item)
-    device = pl.col("context").str.json_path_match("$.device_type")
+    # A slim load brings device_type extracted by the database; otherwise read it here.
+    device = (
+        pl.col("device_type")
+        if "device_type" in kept.columns
+        else pl.col("context").str.json_path_match("$.device_type")
+    )
     kept = kept.with_columns(
         device.fill_null("unknown").alias("device_type"),
         pl.coalesce(
@@ -176,7 +184,7 @@ def _bots(df: pl.DataFrame, cfg: PipelineConfig) -> tuple[pl.DataFrame, set[str]
 
 def _sessionize(df: pl.DataFrame, cfg: PipelineConfig) -> tuple[pl.DataFrame, StageReport]:
     n = df.height
-    df = df.sort("user_key", "ts_ms", "id")
+    # Already sorted by (user, time) by the dedupe stage; filters keep the order.
     gap = pl.col("ts_ms") - pl.col("ts_ms").shift(1).over("user_key")
     new_session = (gap > cfg.session_gap_ms).fill_null(True)
     df = df.with_columns(
