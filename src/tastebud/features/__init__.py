@@ -15,9 +15,9 @@ from tastebud.features.online import OnlineFeatures, publish_snapshot
 from tastebud.features.stats import BrokenInvariant
 
 __all__ = [
-    "FEATURES",
     "BrokenInvariant",
     "BuildResult",
+    "FEATURES",
     "FeatureBuildConfig",
     "FeatureDef",
     "OnlineFeatures",

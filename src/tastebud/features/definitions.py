@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["FEATURES", "Entity", "FeatureDef", "Kind", "feature"]
+__all__ = [
+    "Entity",
+    "FEATURES",
+    "FeatureDef",
+    "Kind",
+    "feature",
+]
 
 Kind = Literal["int", "float", "rate", "bool", "category", "list", "map"]
 Entity = Literal["user", "item", "context"]

@@ -11,8 +11,14 @@ from sqlalchemy import delete, func, insert, select
 from tastebud.store import Store
 from tastebud.store.tables import feature_snapshots, feature_values
 
-__all__ = ["Snapshot", "latest_snapshot", "list_snapshots", "save_snapshot", "snapshot_values",
-           "training_set"]  # fmt: skip
+__all__ = [
+    "Snapshot",
+    "latest_snapshot",
+    "list_snapshots",
+    "save_snapshot",
+    "snapshot_values",
+    "training_set",
+]  # fmt: skip
 
 Snapshot = dict[str, Any]
 

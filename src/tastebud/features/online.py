@@ -21,7 +21,10 @@ from tastebud.realtime import RealtimeState, UserState
 from tastebud.store import Store
 from tastebud.store.tables import feature_values
 
-__all__ = ["OnlineFeatures", "publish_snapshot"]
+__all__ = [
+    "OnlineFeatures",
+    "publish_snapshot",
+]
 
 _log = get_logger(__name__)
 

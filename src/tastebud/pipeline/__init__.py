@@ -13,8 +13,8 @@ from tastebud.pipeline.load import EVENT_SCHEMA, count_events, load_events, user
 from tastebud.pipeline.split import temporal_user_split
 
 __all__ = [
-    "EVENT_SCHEMA",
     "CleanResult",
+    "EVENT_SCHEMA",
     "InteractionConfig",
     "Interactions",
     "PipelineConfig",

@@ -26,7 +26,7 @@ def temporal_user_split(
     >>> df = pl.DataFrame({"user_key": ["a"] * 5 + ["b"] * 2, "ts_ms": [5, 1, 4, 2, 3, 1, 2]})
     >>> train, test = temporal_user_split(df)
     >>> test.get_column("ts_ms").to_list(), train.height
-    [5], 6
+    ([5], 6)
     """
     rng = np.random.default_rng(seed)
     ranked = (
