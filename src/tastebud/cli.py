@@ -647,6 +647,11 @@ def quickstart(
     out.print(
         f"  curl -s {url}/v1/items/nb-item-000042 -H 'Authorization: Bearer {created['serve']}'"
     )
+    out.print(
+        f"  curl -s {url}/v1/users/nb-user-0000042/profile "
+        f"-H 'Authorization: Bearer {created['serve']}'"
+    )
+    out.print("  tastebud features build   # then profiles carry features, segments and cohorts")
     if no_serve:
         server.should_exit = True
         thread.join()
