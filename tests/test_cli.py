@@ -112,10 +112,15 @@ def test_ingest_file_counts_and_reports_bad_lines(tmp_path: Path) -> None:
 
 
 def test_quickstart_no_serve_prints_url_and_keys(tmp_path: Path) -> None:
-    r = run(["quickstart", "--no-serve"], tmp_path)
+    from conftest import free_port
+
+    port = free_port()
+    r = run(["quickstart", "--no-serve", "--users", "20", "--days", "2", "--port", str(port)],
+            tmp_path)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    assert "http://127.0.0.1:8000" in r.stdout
-    keys = [t for t in r.stdout.split() if t.startswith("tb_")]
+    assert f"http://127.0.0.1:{port}" in r.stdout
+    assert "/v1/users/nb-user-0000042/profile" in r.stdout
+    keys = [t for t in r.stdout.split() if t.startswith("tb_")]  # the "API keys" lines
     assert {k.split("_")[1] for k in keys} == {"ingest", "serve", "admin"}
 
 
