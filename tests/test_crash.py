@@ -44,7 +44,8 @@ def test_sigkill_loses_no_acknowledged_event(crash_server: Server) -> None:
     services.close()
 
     rng = random.Random(20261126)
-    events = [event(user=f"crash-{i % 97}") for i in range(24_000)]
+    # Long enough that the first kill (0.73 s in) always lands mid-stream, even on a fast run.
+    events = [event(user=f"crash-{i % 97}") for i in range(60_000)]
     acknowledged = [0]
     done = threading.Event()
     kills: list[int] = []
