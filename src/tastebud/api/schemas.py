@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -29,7 +29,13 @@ __all__ = [
     "ItemResultOut",
     "UserIn",
     "UserOut",
+    "from_ms",
 ]
+
+
+def from_ms(ms: int | None) -> datetime | None:
+    """A stored time (ms since the epoch) as an aware UTC datetime."""
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 class ErrorBody(BaseModel):

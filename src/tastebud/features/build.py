@@ -23,9 +23,9 @@ from tastebud.features.compute import (
     item_features,
     user_features,
 )
-from tastebud.features.definitions import FEATURES, FeatureDef
+from tastebud.features.definitions import FEATURES
 from tastebud.features.offline import latest_snapshot, save_snapshot
-from tastebud.features.stats import check, feature_stats
+from tastebud.features.stats import BrokenInvariant, check, feature_stats
 from tastebud.monitoring import get_logger
 from tastebud.pipeline import (
     InteractionConfig,
@@ -176,8 +176,6 @@ def build_snapshot(
     previous = latest_snapshot(store, at_ms=as_of)
     warnings = check(stats, definitions, previous["stats"] if previous else None)
     if not users_df.is_empty() and users_df.get_column("user_key").n_unique() != users_df.height:
-        from tastebud.features.stats import BrokenInvariant
-
         raise BrokenInvariant("a user appears twice in the snapshot")
     meta = {
         "as_of_ms": as_of,
@@ -208,8 +206,3 @@ def build_snapshot(
     _log.info("feature snapshot built", snapshot=snapshot_id, users=result.n_users,
               seconds=round(result.seconds, 2))  # fmt: skip
     return result
-
-
-def describe(definition: FeatureDef) -> dict[str, Any]:
-    """A feature definition as a plain dict (for listings)."""
-    return dict(vars(definition))

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 import polars as pl
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import insert, select
 
 from tastebud.store import Store
 from tastebud.store.tables import feature_snapshots, feature_values
@@ -72,19 +72,6 @@ def snapshot_values(store: Store, snapshot_id: int, entity: str) -> dict[str, di
     )
     with store.engine.connect() as conn:
         return {k: (orjson.loads(v) if isinstance(v, str) else v) for k, v in conn.execute(q)}
-
-
-def delete_snapshot(store: Store, snapshot_id: int) -> None:
-    """Remove a snapshot and its values."""
-    with store.engine.begin() as conn:
-        conn.execute(delete(feature_values).where(feature_values.c.snapshot_id == snapshot_id))
-        conn.execute(delete(feature_snapshots).where(feature_snapshots.c.id == snapshot_id))
-
-
-def count_values(store: Store) -> int:
-    """Stored feature rows (all snapshots)."""
-    with store.engine.connect() as conn:
-        return int(conn.execute(select(func.count()).select_from(feature_values)).scalar_one())
 
 
 def training_set(store: Store, labels: pl.DataFrame) -> pl.DataFrame:

@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, Table, delete, func, select, text, up
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from tastebud.errors import ServiceUnavailable
+from tastebud.errors import Conflict, ServiceUnavailable
 from tastebud.store import tables as t
 from tastebud.store._group import GroupCommit
 
@@ -269,8 +269,6 @@ class Store:
         Raises:
             Conflict: the anonymous id is already merged into a different user.
         """
-        from tastebud.errors import Conflict
-
         with self.engine.begin() as conn:
             existing = conn.execute(
                 select(t.aliases.c.user_key).where(t.aliases.c.anon_key == anon_key)

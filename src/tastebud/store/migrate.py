@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -29,8 +30,9 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+@cache
 def head_revision() -> str:
-    """The newest migration's revision id."""
+    """The newest migration's revision id (read once: readiness probes ask every few seconds)."""
     head = ScriptDirectory.from_config(_config()).get_current_head()
     assert head is not None
     return str(head)

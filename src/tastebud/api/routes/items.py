@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request, Response
@@ -15,6 +14,7 @@ from tastebud.api.schemas import (
     ItemOut,
     ItemPutOut,
     ItemResultOut,
+    from_ms,
 )
 from tastebud.errors import InvalidInput, PayloadTooLarge, UnknownItem
 from tastebud.events.schema import Id
@@ -23,10 +23,6 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["items"])
 ItemIdPath = Annotated[Id, Path(description="The item's id in your catalogue")]
-
-
-def _dt(ms: int | None) -> datetime | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @router.put("/v1/items/{item_id}", response_model=ItemPutOut, **scoped("admin"))
@@ -51,10 +47,10 @@ def get_item(item_id: ItemIdPath, services: ServicesDep) -> ItemOut:
         category=row["category"],
         categories=row["categories"],
         type=row["item_type"],
-        created_at=_dt(row["created_ms"]),
+        created_at=from_ms(row["created_ms"]),
         attributes=row["attributes"],
         hidden=row["hidden"],
-        updated_at=_dt(row["updated_ms"]),
+        updated_at=from_ms(row["updated_ms"]),
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
@@ -16,6 +15,7 @@ from tastebud.api.schemas import (
     ConsentState,
     UserIn,
     UserOut,
+    from_ms,
 )
 from tastebud.errors import InvalidInput, UnknownUser
 from tastebud.events.schema import Id
@@ -30,10 +30,6 @@ AnonymousQuery = Annotated[
     bool,
     Query(description="The id is an anonymous (device/cookie) id rather than a user id"),
 ]
-
-
-def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _key(services: Services, raw_id: str, anonymous: bool = False) -> str:
@@ -54,8 +50,8 @@ def put_user(
     return UserOut(
         user_id=user_id,
         attributes=row["attributes"],
-        created_at=_dt(row["created_ms"]),
-        updated_at=_dt(row["updated_ms"]),
+        created_at=from_ms(row["created_ms"]),
+        updated_at=from_ms(row["updated_ms"]),
     )
 
 
@@ -68,8 +64,8 @@ def get_user(user_id: UserIdPath, services: ServicesDep) -> UserOut:
     return UserOut(
         user_id=user_id,
         attributes=row["attributes"],
-        created_at=_dt(row["created_ms"]),
-        updated_at=_dt(row["updated_ms"]),
+        created_at=from_ms(row["created_ms"]),
+        updated_at=from_ms(row["updated_ms"]),
     )
 
 
@@ -81,7 +77,7 @@ def _consent_out(services: Services, key: str) -> ConsentOut:
         states[purpose] = ConsentState(
             granted=services.consent.effective(granted),
             explicit=granted is not None,
-            updated_at=_dt(updated) if updated is not None else None,
+            updated_at=from_ms(updated) if updated is not None else None,
         )
     return ConsentOut(mode=services.consent.mode, **states)
 
