@@ -17,7 +17,8 @@ The tree::
     │   ├── UnknownItem
     │   └── UnknownKey
     ├── Conflict                  the request contradicts stored state (409)
-    └── ServiceUnavailable        a backing store does not answer (503)
+    ├── ServiceUnavailable        a backing store does not answer (503)
+    └── ArtifactInvalid           a model artifact is incomplete or fails its checksum (500)
 
 Warnings for recoverable data problems derive from :class:`DataWarning`.
 
@@ -30,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ArtifactInvalid",
     "AuthError",
     "ConfigError",
     "Conflict",
@@ -158,3 +160,9 @@ class ServiceUnavailable(TastebudError):
 
 class DataWarning(UserWarning):
     """A recoverable problem in input data (a skipped row, a dropped field)."""
+
+
+class ArtifactInvalid(TastebudError):
+    """A model artifact is missing a file, has an unknown format or fails its sha256 check."""
+
+    code = "artifact_invalid"

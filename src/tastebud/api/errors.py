@@ -26,6 +26,7 @@ STATUS: dict[type[e.TastebudError], int] = {
     e.NotFound: 404,
     e.Conflict: 409,
     e.ServiceUnavailable: 503,
+    e.ArtifactInvalid: 500,
     e.ConfigError: 500,
 }
 """Status per error class; the most specific class in an error's MRO wins."""

@@ -667,6 +667,10 @@ def quickstart(
     services.close()
 
 
+# Commands that live in their own modules register themselves on ``app`` when imported.
+from tastebud.cli import models as _models  # noqa: E402, F401
+
+
 def main() -> None:
     """Entry point: run the CLI and map errors to exit codes."""
     try:

@@ -1,0 +1,5 @@
+"""``python -m tastebud.cli``."""
+
+from tastebud.cli import main
+
+main()

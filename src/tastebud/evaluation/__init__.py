@@ -1,0 +1,38 @@
+"""Offline evaluation: ranking metrics with confidence intervals, the DESIGN.md protocols,
+validation-only tuning, fairness slices and reports."""
+
+from __future__ import annotations
+
+from tastebud.evaluation.data import load_dataset, user_attributes
+from tastebud.evaluation.metrics import (
+    Truth,
+    bootstrap_ci,
+    catalog_metrics,
+    long_tail_items,
+    per_user_metrics,
+)
+from tastebud.evaluation.protocol import PROTOCOLS, Split, make_split, score_model, split_frames
+from tastebud.evaluation.report import render_html
+from tastebud.evaluation.runner import REPORTED, Dataset, evaluate
+from tastebud.evaluation.tuning import TuneResult, tune
+
+__all__ = [
+    "PROTOCOLS",
+    "REPORTED",
+    "Dataset",
+    "Split",
+    "Truth",
+    "TuneResult",
+    "bootstrap_ci",
+    "catalog_metrics",
+    "evaluate",
+    "load_dataset",
+    "long_tail_items",
+    "make_split",
+    "per_user_metrics",
+    "render_html",
+    "score_model",
+    "split_frames",
+    "tune",
+    "user_attributes",
+]

@@ -1,0 +1,137 @@
+"""The HTML report of an evaluation: tables and plots (inline SVG, no external assets)."""
+
+from __future__ import annotations
+
+import html
+import io
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display: render to SVG in memory
+
+import matplotlib.pyplot as plt  # noqa: E402
+
+__all__ = ["render_html"]
+
+_TABLE_METRICS = (
+    "ndcg@10", "mrr@10", "precision@10", "recall@20", "map@10", "hit@10", "coverage@10",
+    "novelty@10", "longtail@10",
+)  # fmt: skip
+_PLOT_METRICS = ("ndcg@10", "mrr@10", "precision@10", "recall@20")
+
+
+def _svg(fig: Any) -> str:
+    buf = io.StringIO()
+    fig.savefig(buf, format="svg", bbox_inches="tight")
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg") :]  # drop the XML prologue: the SVG is inlined
+
+
+def _metric_plot(result: dict[str, Any], metric: str) -> str:
+    models = result["models"]
+    names = list(models)
+    values = [models[n][metric] or 0.0 for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
+    ci = [models[n]["ci95"].get(metric) for n in names]
+    err = None
+    if all(c is not None for c in ci):
+        err = [[v - c[0] for v, c in zip(values, ci, strict=True)],
+               [c[1] - v for v, c in zip(values, ci, strict=True)]]  # fmt: skip
+    colors = ["#2b6cb0" if not models[n]["peer"] else "#a0aec0" for n in names]
+    ax.barh(names, values, xerr=err, color=colors, capsize=3)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{metric} (test, 95% bootstrap CI)")
+    ax.set_title(f"{metric} per model (blue: Tastebud, grey: peers)")
+    return _svg(fig)
+
+
+def _slice_plot(attr: str, per_model: dict[str, Any]) -> str:
+    names = list(per_model)
+    groups = list(next(iter(per_model.values()))["groups"])
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(groups) * len(names) / 2 + 2), 3.2))
+    width = 0.8 / max(len(names), 1)
+    for j, name in enumerate(names):
+        vals = [per_model[name]["groups"][g]["ndcg@10"] for g in groups]
+        ax.bar([i + j * width for i in range(len(groups))], vals, width, label=name)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], groups, rotation=45,
+                  ha="right")  # fmt: skip
+    ax.set_ylabel("ndcg@10")
+    ax.set_title(f"ndcg@10 by {attr}")
+    ax.legend(fontsize="small", ncols=min(len(names), 4))
+    return _svg(fig)
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    return html.escape(str(v))
+
+
+def render_html(result: dict[str, Any]) -> str:
+    """A self-contained HTML page for the output of ``evaluate``."""
+    e = html.escape
+    models = result["models"]
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<title>Tastebud evaluation</title><style>",
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:right}th:first-child,td:first-child{text-align:left}"
+        ".plot svg{max-width:100%;height:auto}",
+        "</style></head><body>",
+        f"<h1>Tastebud evaluation: {e(result['protocol'])} protocol</h1>",
+        f"<p>Dataset: {e(str(result['dataset']))}; test users: {result['test_users']}; "
+        f"seed {result['seed']}. Hyper-parameters tuned on a validation split of train only.</p>",
+    ]
+    if "best_model" in result:
+        parts.append(
+            f"<p>Best Tastebud model (by validation): <b>{e(result['best_model'])}</b>; "
+            f"best peer (by test): <b>{e(result.get('best_peer', '–'))}</b>; NDCG@10 ratio "
+            f"<b>{_fmt(result.get('best_ndcg10_over_best_peer'))}</b>.</p>"
+        )
+    head = "".join(f"<th>{e(m)}</th>" for m in _TABLE_METRICS)
+    rows = []
+    for name, m in models.items():
+        ci = m["ci95"].get("ndcg@10")
+        cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for k in _TABLE_METRICS)
+        ci_text = f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "–"
+        kind = "peer" if m["peer"] else "Tastebud"
+        rows.append(f"<tr><td>{e(name)} <small>({kind})</small></td>{cells}"
+                    f"<td>{ci_text}</td><td>{m['fit_seconds']:.2f}</td></tr>")  # fmt: skip
+    parts.append(f"<h2>Test metrics</h2><table id='metrics'><tr><th>model</th>{head}"
+                 f"<th>ndcg@10 95% CI</th><th>fit s</th></tr>{''.join(rows)}</table>")  # fmt: skip
+    parts.append("<h2>Plots</h2>")
+    for metric in _PLOT_METRICS:
+        parts.append(
+            f"<div class='plot' id='plot-{e(metric)}'>{_metric_plot(result, metric)}</div>"
+        )
+    parts.append(
+        "<h2>Tuning (validation split)</h2><table><tr><th>model</th>"
+        "<th>validation ndcg@10</th><th>trials</th><th>seconds</th><th>params</th></tr>"
+    )
+    for name, t in result.get("tuning", {}).items():
+        parts.append(f"<tr><td>{e(name)}</td><td>{_fmt(t['validation_ndcg@10'])}</td>"
+                     f"<td>{t['trials']}</td><td>{t['seconds']}</td>"
+                     f"<td><code>{e(str(models[name]['params']))}</code></td></tr>")  # fmt: skip
+    parts.append("</table><h2>Fairness slices</h2>")
+    for attr, per_model in result.get("slices", {}).items():
+        parts.append(
+            f"<h3>{e(attr)}</h3><div class='plot slice'>{_slice_plot(attr, per_model)}</div>"
+        )
+        groups = list(next(iter(per_model.values()))["groups"])
+        head = "".join(f"<th>{e(g)}</th>" for g in groups)
+        parts.append(f"<table><tr><th>model</th>{head}<th>max/min</th></tr>")
+        for name, s in per_model.items():
+            cells = "".join(f"<td>{_fmt(s['groups'][g]['ndcg@10'])}</td>" for g in groups)
+            parts.append(
+                f"<tr><td>{e(name)}</td>{cells}<td>{_fmt(s['disparity_ndcg@10'])}</td></tr>"
+            )
+        users = "".join(f"<td>{per_model[next(iter(per_model))]['groups'][g]['users']}</td>"
+                        for g in groups)  # fmt: skip
+        parts.append(f"<tr><td><i>test users</i></td>{users}<td></td></tr></table>")
+    parts.append("</body></html>")
+    return "\n".join(parts)

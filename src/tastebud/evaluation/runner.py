@@ -1,0 +1,166 @@
+"""Run a protocol for several models: tune on validation, refit on train, score test once,
+slice by user group. Returns the JSON document of ``tastebud evaluate``."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from tastebud.evaluation.metrics import bootstrap_ci
+from tastebud.evaluation.protocol import PROTOCOLS, Scored, make_split, score_model, split_frames
+from tastebud.evaluation.tuning import tune
+from tastebud.models import MODELS, FitOptions, model_class
+
+__all__ = ["REPORTED", "Dataset", "evaluate"]
+
+REPORTED = (
+    "ndcg@10", "mrr@10", "precision@10", "recall@10", "recall@20", "map@10", "hit@10",
+    "coverage@10", "novelty@10", "longtail@10",
+)  # fmt: skip
+"""Metrics reported per model (the first five are those DESIGN.md names)."""
+_CI = ("ndcg@10", "mrr@10", "precision@10", "recall@20", "map@10", "hit@10")
+_SLICE_METRICS = ("ndcg@10", "recall@20", "hit@10")
+MIN_SLICE_USERS = 10
+"""Groups with fewer test users are not reported (too noisy, and too identifying)."""
+
+
+@dataclass
+class Dataset:
+    """What an evaluation runs on: one row per (user, item) with the time of the first
+    interaction and its weight, and optional user attributes (``user_key`` + string columns)."""
+
+    pairs: pl.DataFrame
+    users: pl.DataFrame | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Sizes, and whether timestamps vary (a dataset without them has none to learn from)."""
+        ts = self.pairs.get_column("ts_ms")
+        return {
+            "interactions": self.pairs.height,
+            "users": self.pairs.get_column("user_key").n_unique(),
+            "items": self.pairs.get_column("item_id").n_unique(),
+            "has_time": bool(self.pairs.height > 1 and ts.max() != ts.min()),
+        }
+
+
+def _clean(x: float) -> float | None:
+    return None if math.isnan(x) or math.isinf(x) else round(x, 6)
+
+
+def _slices(
+    dataset: Dataset, split_users: list[str], train_counts: np.ndarray, scored: dict[str, Scored]
+) -> dict[str, Any]:
+    """Per user group (every attribute, plus training-activity terciles): each metric's mean,
+    and the max/min disparity ratio of NDCG@10 across groups."""
+    frame = pl.DataFrame({"user_key": split_users})
+    q1, q2 = np.quantile(train_counts, [1 / 3, 2 / 3]) if len(train_counts) else (0, 0)
+    activity = np.where(train_counts <= q1, "low", np.where(train_counts <= q2, "mid", "high"))
+    frame = frame.with_columns(pl.Series("activity", activity))
+    if dataset.users is not None and dataset.users.height:
+        frame = frame.join(dataset.users, on="user_key", how="left")
+    out: dict[str, Any] = {}
+    for attr in [c for c in frame.columns if c != "user_key"]:
+        values = frame.get_column(attr).cast(pl.String).fill_null("(unknown)").to_numpy()
+        groups = [g for g in sorted(set(values)) if (values == g).sum() >= MIN_SLICE_USERS]
+        if len(groups) < 2:
+            continue
+        per_model: dict[str, Any] = {}
+        for name, s in scored.items():
+            table = {
+                g: {"users": int((values == g).sum()), **{
+                    m: round(float(s.per_user[m][values == g].mean()), 6) for m in _SLICE_METRICS
+                }} for g in groups
+            }  # fmt: skip
+            nd = [t["ndcg@10"] for t in table.values()]
+            disparity = max(nd) / min(nd) if min(nd) > 0 else None
+            per_model[name] = {
+                "groups": table,
+                "disparity_ndcg@10": None if disparity is None else round(disparity, 4),
+            }
+        out[attr] = per_model
+    return out
+
+
+def evaluate(
+    dataset: Dataset,
+    models: Sequence[str] | None = None,
+    *,
+    protocol: str = "temporal-user",
+    seed: int = 0,
+    tuning: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``models`` (default: all registered) on ``dataset`` under ``protocol``.
+
+    Each model is tuned on a validation split made the same way from train (never on test),
+    refitted on all of train with the chosen parameters, and scored on test once.
+    """
+    say = log or (lambda _msg: None)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    names = list(models) if models else list(MODELS)
+    classes = [model_class(n) for n in names]
+    train_f, test_f = split_frames(dataset.pairs, protocol, seed=seed)
+    if test_f.height == 0 or train_f.height == 0:
+        raise ValueError(
+            f"not enough data for {protocol}: {dataset.pairs.height} interactions give "
+            f"{train_f.height} train and {test_f.height} test rows"
+        )
+    split = make_split(train_f, test_f)
+    val_split = make_split(*split_frames(train_f, protocol, seed=seed)) if tuning else None
+    options = FitOptions(seed=seed)
+    result: dict[str, Any] = {
+        "protocol": protocol, "seed": seed, "dataset": dataset.summary(),
+        "test_users": len(split.test_users), "models": {}, "tuning": {}, "slices": {},
+    }  # fmt: skip
+    scored: dict[str, Scored] = {}
+    for cls in classes:
+        t0 = time.perf_counter()
+        if val_split is not None and val_split.test_users.size:
+            tuned = tune(cls, val_split, options=options)
+            config, val_score, n_trials = tuned.config, tuned.score, len(tuned.trials)
+        else:
+            config, val_score, n_trials = cls.config_class(), None, 0
+        tune_seconds = time.perf_counter() - t0
+        s = score_model(cls(config), split, ks=(10, 20), options=options)
+        scored[cls.name] = s
+        entry: dict[str, Any] = {m: _clean(s.mean(m)) for m in REPORTED}
+        entry["ci95"] = {
+            m: [round(v, 6) for v in bootstrap_ci(s.per_user[m], seed=seed)] for m in _CI
+        }
+        entry["params"] = config.model_dump(mode="json")
+        entry["fit_seconds"] = round(s.fit_seconds, 3)
+        entry["peer"] = cls.peer
+        result["models"][cls.name] = entry
+        result["tuning"][cls.name] = {
+            "validation_ndcg@10": None if val_score is None else round(val_score, 6),
+            "trials": n_trials, "seconds": round(tune_seconds, 2),
+        }  # fmt: skip
+        say(f"{cls.name}: ndcg@10 {entry['ndcg@10']:.4f} (validation "
+            f"{val_score if val_score is None else round(val_score, 4)}, {n_trials} trials, "
+            f"fit {s.fit_seconds:.2f}s)")  # fmt: skip
+    train_counts = np.diff(split.train.matrix().indptr)[split.test_users]
+    result["slices"] = _slices(dataset, split.test_user_keys, train_counts, scored)
+    ours = [n for n in result["models"] if not result["models"][n]["peer"]]
+    peers = [n for n in result["models"] if result["models"][n]["peer"]]
+    if ours:
+        # Tastebud's best is chosen on validation (never on test); the best peer on test, which
+        # can only flatter the peer.
+        def val(n: str) -> float:
+            v = result["tuning"][n]["validation_ndcg@10"]
+            return -1.0 if v is None else float(v)
+
+        result["best_model"] = max(ours, key=val)
+    if peers:
+        result["best_peer"] = max(peers, key=lambda n: result["models"][n]["ndcg@10"] or 0.0)
+    if ours and peers:
+        best = result["models"][result["best_model"]]["ndcg@10"] or 0.0
+        peer = result["models"][result["best_peer"]]["ndcg@10"] or 0.0
+        result["best_ndcg10_over_best_peer"] = round(best / peer, 4) if peer else None
+    return result

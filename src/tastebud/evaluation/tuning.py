@@ -1,0 +1,66 @@
+"""Hyper-parameter tuning on the validation split only (coordinate search over each model's
+``search_space``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tastebud.evaluation.protocol import Split, score_model
+from tastebud.models import FitOptions, ModelConfig, Recommender
+
+__all__ = ["TuneResult", "tune"]
+
+TUNE_METRIC = "ndcg@10"
+
+
+@dataclass
+class TuneResult:
+    """The chosen config and every trial's validation score."""
+
+    config: ModelConfig
+    score: float
+    trials: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+
+
+def tune(
+    model_class: type[Recommender[Any]],
+    validation: Split,
+    *,
+    options: FitOptions | None = None,
+    passes: int = 2,
+    on_trial: Callable[[dict[str, Any], float], None] | None = None,
+) -> TuneResult:
+    """Coordinate search: from the defaults, each parameter in turn takes its best value on the
+    validation split (others fixed); ``passes`` rounds, stopping early when nothing changes.
+    Ties keep the earlier (simpler, default-first) value."""
+    space = model_class.config_class.search_space()
+    cache: dict[str, float] = {}
+    trials: list[tuple[dict[str, Any], float]] = []
+
+    def score(params: dict[str, Any]) -> float:
+        cfg = model_class.config_class(**params)
+        key = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
+        if key not in cache:
+            result = score_model(model_class(cfg), validation, ks=(10,), options=options)
+            cache[key] = result.mean(TUNE_METRIC)
+            trials.append((dict(params), cache[key]))
+            if on_trial is not None:
+                on_trial(dict(params), cache[key])
+        return cache[key]
+
+    current: dict[str, Any] = {}
+    best = score(current)
+    for _ in range(passes if space else 0):
+        changed = False
+        for name, values in space.items():
+            for value in values:
+                candidate = {**current, name: value}
+                s = score(candidate)
+                if s > best + 1e-12:
+                    best, current, changed = s, candidate, True
+        if not changed:
+            break
+    return TuneResult(model_class.config_class(**current), best, trials)

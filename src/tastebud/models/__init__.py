@@ -1,0 +1,62 @@
+"""Recommender algorithms behind one protocol (pure: arrays in, arrays out, no I/O).
+
+Peers keep the names users know (``popularity``, ``itemknn``, ``als``, ``bpr``, ``ease``);
+Tastebud's own models are named ``tastebud_*``. ``MODELS`` maps every name to its class.
+"""
+
+from __future__ import annotations
+
+from tastebud.models._base import (
+    FitOptions,
+    ModelConfig,
+    NotFitted,
+    Recommendations,
+    Recommender,
+    TrainingData,
+    top_k,
+)
+from tastebud.models.factor import ALS, BPR, ALSConfig, BPRConfig
+from tastebud.models.knn import ItemKNN, ItemKNNConfig
+from tastebud.models.linear import EASE, EASEConfig, SeqLinear, SeqLinearConfig
+from tastebud.models.popularity import Popularity, PopularityConfig
+
+__all__ = [
+    "ALS",
+    "ALSConfig",
+    "BPR",
+    "BPRConfig",
+    "EASE",
+    "EASEConfig",
+    "FitOptions",
+    "ItemKNN",
+    "ItemKNNConfig",
+    "MODELS",
+    "ModelConfig",
+    "NotFitted",
+    "Popularity",
+    "PopularityConfig",
+    "Recommendations",
+    "Recommender",
+    "SeqLinear",
+    "SeqLinearConfig",
+    "TrainingData",
+    "model_class",
+    "top_k",
+]
+
+MODELS: dict[str, type[Recommender]] = {  # type: ignore[type-arg]
+    cls.name: cls for cls in (SeqLinear, Popularity, ItemKNN, ALS, BPR, EASE)
+}
+"""Every registered recommender by name (Tastebud's own first, then the peers)."""
+
+
+def model_class(name: str) -> type[Recommender]:  # type: ignore[type-arg]
+    """The recommender class registered under ``name``.
+
+    Raises:
+        KeyError: no such model (the message lists the known names).
+    """
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(MODELS)}") from None

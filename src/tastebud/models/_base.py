@@ -1,0 +1,337 @@
+"""The recommender protocol shared by every model: data in, config, fit, recommend, params.
+
+Models are pure algorithms (STYLE.md rule 5): dense integer indices and arrays in, arrays out, no
+I/O and no imports from the rest of Tastebud but ``ids``. Persistence is ``get_params()`` (a
+mapping of name to NumPy array, saved as ``.npz`` with ``allow_pickle=False``) plus
+``config.model_dump()`` (JSON); ``from_params(config, params)`` rebuilds an identical model.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Generic, Self, TypeVar
+
+import numpy as np
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict
+from scipy.sparse import csr_matrix
+
+__all__ = [
+    "FitOptions",
+    "ModelConfig",
+    "NotFitted",
+    "Recommendations",
+    "Recommender",
+    "TrainingData",
+    "top_k",
+]
+
+
+C = TypeVar("C", bound="ModelConfig")
+
+
+class NotFitted(RuntimeError):
+    """A model was asked to recommend (or save) before ``fit``."""
+
+
+class ModelConfig(BaseModel):
+    """Base of every model's frozen hyper-parameter object."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @classmethod
+    def search_space(cls) -> dict[str, list[Any]]:
+        """Candidate values per hyper-parameter, tuned on the validation split only.
+
+        Tuning is a coordinate search: starting from the defaults, each parameter in turn takes
+        the value with the best validation NDCG@10, the others fixed; two passes.
+        """
+        return {}
+
+
+@dataclass(frozen=True)
+class FitOptions:
+    """How to fit, as opposed to what to fit (hyper-parameters live in the config)."""
+
+    seed: int = 0
+    """Seed for every random choice, so that a fit is reproducible."""
+    n_threads: int = 0
+    """Threads for libraries that use them (``0``: all cores)."""
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Interactions as parallel arrays of dense indices.
+
+    ``ts`` is in seconds (any origin); data without real timestamps gives every interaction the
+    same time, and time-aware models then fall back to their time-blind behaviour.
+    ``user_groups`` (optional) assigns each user a group index, e.g. a segment, for models that
+    use it; ``-1`` means none.
+    """
+
+    n_users: int
+    n_items: int
+    user: NDArray[np.int32]
+    item: NDArray[np.int32]
+    ts: NDArray[np.float64]
+    weight: NDArray[np.float32]
+    user_groups: NDArray[np.int32] | None = None
+    _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        n_users: int,
+        n_items: int,
+        user: Any,
+        item: Any,
+        ts: Any = None,
+        weight: Any = None,
+        user_groups: Any = None,
+    ) -> TrainingData:
+        """Build from array-likes (``ts`` defaults to 0, ``weight`` to 1)."""
+        u = np.asarray(user, dtype=np.int32)
+        n = len(u)
+        return cls(
+            n_users=int(n_users),
+            n_items=int(n_items),
+            user=u,
+            item=np.asarray(item, dtype=np.int32),
+            ts=np.zeros(n) if ts is None else np.asarray(ts, dtype=np.float64),
+            weight=np.ones(n, np.float32) if weight is None else np.asarray(weight, np.float32),
+            user_groups=None if user_groups is None else np.asarray(user_groups, np.int32),
+        )
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    def matrix(self, *, binary: bool = True) -> csr_matrix:
+        """The user x item matrix (``float32``; repeated pairs summed, or 1 when ``binary``)."""
+        key = f"matrix-{binary}"
+        if key not in self._cache:
+            values = np.ones(len(self), np.float32) if binary else self.weight
+            m = csr_matrix(
+                (values, (self.user, self.item)), shape=(self.n_users, self.n_items),
+                dtype=np.float32,
+            )  # fmt: skip
+            m.sum_duplicates()
+            if binary:
+                m.data[:] = 1.0
+            self._cache[key] = m
+        return self._cache[key]  # type: ignore[no-any-return]
+
+    def sequence_order(self) -> NDArray[np.int64]:
+        """Row order by (user, time, seeded random tie-break): each user's history in time."""
+        if "order" not in self._cache:
+            tie = np.random.default_rng(0).random(len(self))
+            self._cache["order"] = np.lexsort((tie, self.ts, self.user))
+        return self._cache["order"]  # type: ignore[no-any-return]
+
+    def has_time(self) -> bool:
+        """Whether the timestamps carry any information (not all equal)."""
+        return len(self) > 1 and bool(np.ptp(self.ts) > 0)
+
+
+@dataclass(frozen=True)
+class Recommendations:
+    """Top-k items per requested user: ``item_idx[r]`` and ``scores[r]`` for the ``r``-th user,
+    best first, ``-1`` / ``-inf`` padding where fewer than ``k`` items qualify."""
+
+    item_idx: NDArray[np.int32]
+    scores: NDArray[np.float32]
+
+    def __iter__(self) -> Iterator[NDArray[Any]]:
+        yield self.item_idx
+        yield self.scores
+
+
+def top_k(
+    scores: NDArray[np.floating[Any]],
+    k: int,
+    exclude: csr_matrix | None = None,
+    rows: NDArray[np.integer[Any]] | None = None,
+) -> Recommendations:
+    """Best ``k`` columns per row of a dense score block, excluding ``exclude[rows]`` entries.
+
+    Ties are broken by the lower item index, so results are deterministic.
+    """
+    s = np.array(scores, dtype=np.float32, copy=True)
+    n_rows, n_items = s.shape
+    if exclude is not None and exclude.nnz:
+        ex = exclude if rows is None else exclude[np.asarray(rows)]
+        r, c = ex.nonzero()
+        s[r, c] = -np.inf
+    k_eff = min(k, n_items)
+    items = np.full((n_rows, k), -1, dtype=np.int32)
+    out = np.full((n_rows, k), -np.inf, dtype=np.float32)
+    if k_eff <= 0 or n_rows == 0:
+        return Recommendations(items, out)
+    # argpartition then a stable sort of the short list: O(n) per row instead of O(n log n).
+    part = np.argpartition(-s, k_eff - 1, axis=1)[:, :k_eff] if k_eff < n_items else (
+        np.tile(np.arange(n_items), (n_rows, 1)))  # fmt: skip
+    part.sort(axis=1)
+    vals = np.take_along_axis(s, part, axis=1)
+    order = np.argsort(-vals, axis=1, kind="stable")
+    best = np.take_along_axis(part, order, axis=1)
+    best_vals = np.take_along_axis(vals, order, axis=1)
+    ok = np.isfinite(best_vals)
+    items[:, :k_eff] = np.where(ok, best, -1)
+    out[:, :k_eff] = np.where(ok, best_vals, -np.inf)
+    return Recommendations(items, out)
+
+
+class Recommender(ABC, Generic[C]):
+    """Base class of every recommender (the shared protocol).
+
+    Subclasses set ``name`` and ``config_class``, implement ``fit``, ``_scores`` (dense scores
+    for known users) and the params round-trip. ``recommend`` handles unknown users (index ``-1``
+    or beyond the fitted range): they get the model's fallback, by default the most popular
+    training items.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[ModelConfig]]
+    peer: ClassVar[bool] = False
+    """Whether this is a reference (peer) algorithm rather than one of Tastebud's own."""
+    supports_update: ClassVar[bool] = False
+    """Whether ``update`` folds in new interactions without a full refit."""
+
+    def __init__(self, config: C | None = None) -> None:
+        self.config: C = config if config is not None else self.config_class()  # type: ignore[assignment]
+        self._fitted = False
+        self._popular: NDArray[np.float32] | None = None
+        self.n_users = 0
+        self.n_items = 0
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})"
+
+    def is_fitted(self) -> bool:
+        """Whether ``fit`` (or ``from_params``) has run."""
+        return self._fitted
+
+    def fit(self, data: TrainingData, options: FitOptions | None = None) -> Self:
+        """Fit on ``data``; returns ``self``."""
+        opts = options or FitOptions()
+        self.n_users, self.n_items = data.n_users, data.n_items
+        counts = np.bincount(data.item, minlength=data.n_items).astype(np.float32)
+        self._popular = counts
+        self._fit(data, opts)
+        self._fitted = True
+        return self
+
+    def update(self, data: TrainingData, users: NDArray[np.integer[Any]]) -> None:
+        """Fold in ``data`` (all interactions, old and new) for ``users`` without a full refit.
+
+        Raises:
+            NotImplementedError: the model does not support incremental updates.
+        """
+        raise NotImplementedError(f"{self.name} has no incremental update; refit it")
+
+    def recommend(
+        self, users: NDArray[np.integer[Any]], k: int, *, exclude: csr_matrix | None = None
+    ) -> Recommendations:
+        """Top ``k`` items for each user index in ``users``, skipping ``exclude[user]`` items
+        (``exclude`` has one row per *fitted* user, e.g. the training matrix)."""
+        if not self._fitted:
+            raise NotFitted(f"{self.name} is not fitted")
+        users = np.asarray(users, dtype=np.int64)
+        known = (users >= 0) & (users < self.n_users)
+        items = np.full((len(users), k), -1, dtype=np.int32)
+        scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+        for lo in range(0, len(users), 1024):  # bounded memory: 1024 x n_items scores at a time
+            chunk = np.arange(lo, min(lo + 1024, len(users)))
+            ku = chunk[known[chunk]]
+            if len(ku):
+                rec = top_k(self._scores(users[ku].astype(np.int64)), k, exclude, users[ku])
+                items[ku], scores[ku] = rec.item_idx, rec.scores
+        cold = np.flatnonzero(~known)
+        if len(cold):
+            assert self._popular is not None
+            rec = top_k(np.broadcast_to(self._popular, (len(cold), self.n_items)), k)
+            items[cold], scores[cold] = rec.item_idx, rec.scores
+        return Recommendations(items, scores)
+
+    def get_params(self) -> dict[str, NDArray[Any]]:
+        """Everything needed to rebuild the fitted model, as named arrays (no objects)."""
+        if not self._fitted:
+            raise NotFitted(f"{self.name} is not fitted")
+        assert self._popular is not None
+        out = {"_popular": self._popular, "_shape": np.array([self.n_users, self.n_items])}
+        out.update(self._params())
+        return out
+
+    @classmethod
+    def from_params(cls, config: C | Mapping[str, Any], params: Mapping[str, NDArray[Any]]) -> Self:
+        """Rebuild a fitted model from its config and ``get_params()`` output."""
+        cfg = config if isinstance(config, ModelConfig) else cls.config_class(**config)
+        model = cls(cfg)  # type: ignore[arg-type]
+        model.n_users, model.n_items = (int(v) for v in params["_shape"])
+        model._popular = np.asarray(params["_popular"], dtype=np.float32)
+        model._load(params)
+        model._fitted = True
+        return model
+
+    # -- to implement ----------------------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, data: TrainingData, options: FitOptions) -> None: ...
+
+    @abstractmethod
+    def _scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
+        """Dense scores (``len(users) x n_items``) for known users."""
+
+    @abstractmethod
+    def _params(self) -> dict[str, NDArray[Any]]: ...
+
+    @abstractmethod
+    def _load(self, params: Mapping[str, NDArray[Any]]) -> None: ...
+
+
+def csr_params(prefix: str, m: csr_matrix) -> dict[str, NDArray[Any]]:
+    """A sparse matrix as plain arrays (for ``get_params``)."""
+    return {
+        f"{prefix}_data": m.data, f"{prefix}_indices": m.indices,
+        f"{prefix}_indptr": m.indptr, f"{prefix}_shape": np.array(m.shape),
+    }  # fmt: skip
+
+
+def csr_from(prefix: str, params: Mapping[str, NDArray[Any]]) -> csr_matrix:
+    """Inverse of ``csr_params``."""
+    rows, cols = (int(v) for v in params[f"{prefix}_shape"])
+    shape = (rows, cols)
+    return csr_matrix(
+        (params[f"{prefix}_data"], params[f"{prefix}_indices"], params[f"{prefix}_indptr"]),
+        shape=shape,
+    )
+
+
+def recency_weights(data: TrainingData, half_life: float | None) -> csr_matrix:
+    """User x item matrix where each user's interactions weigh ``0.5 ** (back / half_life)``,
+    ``back`` = how many of the user's interactions came after this one (0 for the latest).
+
+    Position rather than clock time: a user's last session is what predicts their next items,
+    however long ago it was. With ``half_life=None`` (or no timestamps) every weight is 1.
+    """
+    if half_life is None or not data.has_time():
+        return data.matrix(binary=True)
+    order = data.sequence_order()
+    users = data.user[order]
+    n = len(users)
+    starts = np.r_[0, np.flatnonzero(np.diff(users)) + 1]
+    counts = np.diff(np.r_[starts, n])
+    back = np.repeat(starts + counts, counts) - 1 - np.arange(n)
+    w = (0.5 ** (back / half_life)).astype(np.float32)
+    # A repeated pair keeps its most recent weight (the maximum), not the sum.
+    return _max_duplicates(users, data.item[order], w, (data.n_users, data.n_items))
+
+
+def _max_duplicates(
+    users: NDArray[Any], items: NDArray[Any], w: NDArray[np.float32], shape: tuple[int, int]
+) -> csr_matrix:
+    key = users.astype(np.int64) * shape[1] + items
+    order = np.lexsort((-w, key))
+    first = np.r_[True, key[order][1:] != key[order][:-1]]
+    keep = order[first]
+    return csr_matrix((w[keep], (users[keep], items[keep])), shape=shape)
