@@ -40,6 +40,8 @@ def run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProc
         ["ingest"],
         ["serve"],
         ["quickstart"],
+        ["evaluate"],
+        ["train"],
     ],
 )
 def test_every_command_has_help(args: list[str], tmp_path: Path) -> None:

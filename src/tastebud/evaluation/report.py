@@ -75,16 +75,19 @@ def render_html(result: dict[str, Any]) -> str:
     """A self-contained HTML page for the output of ``evaluate``."""
     e = html.escape
     models = result["models"]
+    d = result["dataset"]
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>Tastebud evaluation</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}"
+        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;font-size:14px}"
         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
         "text-align:right}th:first-child,td:first-child{text-align:left}"
         ".plot svg{max-width:100%;height:auto}",
         "</style></head><body>",
         f"<h1>Tastebud evaluation: {e(result['protocol'])} protocol</h1>",
-        f"<p>Dataset: {e(str(result['dataset']))}; test users: {result['test_users']}; "
+        f"<p>Dataset: {d['interactions']:,} interactions, {d['users']:,} users, "
+        f"{d['items']:,} items, timestamps: {'yes' if d['has_time'] else 'no'}; "
+        f"test users: {result['test_users']:,}; "
         f"seed {result['seed']}. Hyper-parameters tuned on a validation split of train only.</p>",
     ]
     if "best_model" in result:

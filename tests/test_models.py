@@ -1,0 +1,287 @@
+"""The recommender contract (STYLE.md rule 7): every registered model passes the same suite."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+import numpy as np
+import pytest
+
+from tastebud.models import (
+    ALS,
+    BPR,
+    EASE,
+    MODELS,
+    ALSConfig,
+    BPRConfig,
+    EASEConfig,
+    FitOptions,
+    ItemKNN,
+    ItemKNNConfig,
+    ModelConfig,
+    NotFitted,
+    Popularity,
+    PopularityConfig,
+    Recommender,
+    SeqLinear,
+    SeqLinearConfig,
+    TrainingData,
+    model_class,
+    top_k,
+)
+
+
+def checkerboard(n_users: int = 40, n_items: int = 20, seed: int = 0) -> tuple[TrainingData, Any]:
+    """implicit's checkerboard: users of one half like the items of the same half; one item per
+    user is withheld and must come first (it is the only unseen item of the user's half)."""
+    rng = np.random.default_rng(seed)
+    users, items, withheld = [], [], {}
+    half = n_items // 2
+    for u in range(n_users):
+        block = range(0, half) if u % 2 == 0 else range(half, n_items)
+        hide = int(rng.choice(list(block)))
+        withheld[u] = hide
+        for i in block:
+            if i != hide:
+                users.append(u)
+                items.append(i)
+    ts = np.arange(len(users), dtype=float)
+    return TrainingData.from_arrays(n_users, n_items, users, items, ts=ts), withheld
+
+
+def sequences(n_users: int = 60, n_items: int = 30, seed: int = 1) -> TrainingData:
+    """Users walk a fixed item cycle from random starting points: order carries the signal."""
+    rng = np.random.default_rng(seed)
+    users, items, ts = [], [], []
+    for u in range(n_users):
+        start = int(rng.integers(n_items))
+        for step in range(int(rng.integers(6, 12))):
+            users.append(u)
+            items.append((start + step) % n_items)
+            ts.append(1000.0 * u + step)
+    return TrainingData.from_arrays(n_users, n_items, users, items, ts=ts)
+
+
+class RecommenderContract:
+    """Subclass per model and set ``model_class`` and ``config``."""
+
+    model_class: ClassVar[type[Recommender[Any]]]
+    config: ClassVar[ModelConfig]
+    checkerboard_first: ClassVar[bool] = True
+    """Whether the model can solve the checkerboard (popularity cannot: it is not personal)."""
+
+    def fitted(self, data: TrainingData | None = None) -> Recommender[Any]:
+        data = data if data is not None else checkerboard()[0]
+        return self.model_class(self.config).fit(data, FitOptions(seed=7, n_threads=1))
+
+    def test_unfitted_refuses(self) -> None:
+        model = self.model_class(self.config)
+        assert not model.is_fitted()
+        with pytest.raises(NotFitted):
+            model.recommend(np.array([0]), 3)
+
+    def test_respects_k_and_excludes_seen(self) -> None:
+        data, _ = checkerboard()
+        model = self.fitted(data)
+        assert model.is_fitted()
+        seen = data.matrix()
+        for k in (1, 5, 15):
+            rec = model.recommend(np.arange(data.n_users), k, exclude=seen)
+            assert rec.item_idx.shape == (data.n_users, k)
+            assert rec.scores.shape == (data.n_users, k)
+            for u in range(data.n_users):
+                got = [i for i in rec.item_idx[u] if i >= 0]
+                assert len(set(got)) == len(got)
+                assert not set(got) & set(seen[u].indices.tolist())
+                s = rec.scores[u][: len(got)]
+                assert np.all(np.diff(s) <= 1e-6), "scores must be sorted, best first"
+
+    def test_checkerboard_withheld_item_first(self) -> None:
+        data, withheld = checkerboard()
+        rec = self.fitted(data).recommend(np.arange(data.n_users), 1, exclude=data.matrix())
+        hits = sum(int(rec.item_idx[u, 0] == withheld[u]) for u in withheld)
+        if self.checkerboard_first:
+            assert hits >= 0.9 * len(withheld)
+        else:  # not personalised: the first item is the most popular unseen one
+            counts = np.bincount(data.item, minlength=data.n_items)
+            for u in withheld:
+                unseen = np.setdiff1d(np.arange(data.n_items), data.matrix()[u].indices)
+                assert counts[rec.item_idx[u, 0]] == counts[unseen].max()
+
+    def test_save_load_round_trip_identical(self) -> None:
+        data, _ = checkerboard()
+        model = self.fitted(data)
+        params = model.get_params()
+        # What the artifact store does: arrays only, no objects, JSON config.
+        for name, arr in params.items():
+            assert isinstance(arr, np.ndarray), name
+            assert arr.dtype != object, name
+        config = json.loads(json.dumps(model.config.model_dump(mode="json")))
+        again = self.model_class.from_params(config, params)
+        users = np.arange(data.n_users)
+        a = model.recommend(users, 5, exclude=data.matrix())
+        b = again.recommend(users, 5, exclude=data.matrix())
+        np.testing.assert_array_equal(a.item_idx, b.item_idx)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-6)
+
+    def test_config_json_round_trip(self) -> None:
+        dumped = json.dumps(self.config.model_dump(mode="json"))
+        assert self.model_class.config_class(**json.loads(dumped)) == self.config
+        with pytest.raises(ValueError):
+            self.model_class.config_class(no_such_parameter=1)
+
+    def test_search_space_values_are_valid_configs(self) -> None:
+        for name, values in self.model_class.config_class.search_space().items():
+            for v in values:
+                self.model_class.config_class(**{name: v})
+
+    def test_deterministic_under_seed(self) -> None:
+        data = sequences()
+        users = np.arange(data.n_users)
+        a = self.fitted(data).recommend(users, 5, exclude=data.matrix())
+        b = self.fitted(data).recommend(users, 5, exclude=data.matrix())
+        np.testing.assert_array_equal(a.item_idx, b.item_idx)
+        np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+
+    def test_unknown_and_empty_users(self) -> None:
+        data, _ = checkerboard()
+        model = self.fitted(data)
+        rec = model.recommend(np.array([-1, data.n_users + 5]), 3)
+        counts = np.bincount(data.item, minlength=data.n_items)
+        third = np.sort(counts)[-3]
+        for row in rec.item_idx:  # unknown users get the most popular items
+            assert (counts[row] >= third).all() and len(set(row.tolist())) == 3
+        assert model.recommend(np.array([], dtype=np.int64), 3).item_idx.shape == (0, 3)
+
+    def test_update_folds_in_new_users(self) -> None:
+        if not self.model_class.supports_update:
+            with pytest.raises(NotImplementedError):
+                self.fitted().update(checkerboard()[0], np.array([0]))
+            return
+        data, _ = checkerboard()
+        model = self.fitted(data)
+        # A new user (index n_users) with the first half's items 0..3 gets first-half items.
+        grown = TrainingData.from_arrays(
+            data.n_users + 1, data.n_items,
+            np.r_[data.user, [data.n_users] * 4], np.r_[data.item, [0, 1, 2, 3]],
+            ts=np.r_[data.ts, [1e6, 1e6 + 1, 1e6 + 2, 1e6 + 3]],
+        )  # fmt: skip
+        model.update(grown, np.array([data.n_users]))
+        rec = model.recommend(np.array([data.n_users]), 3, exclude=grown.matrix())
+        got = [i for i in rec.item_idx[0].tolist() if i >= 0]
+        assert got and not set(got) & {0, 1, 2, 3}
+        if self.checkerboard_first:
+            assert all(i < data.n_items // 2 for i in got), got
+
+
+class TestPopularity(RecommenderContract):
+    model_class = Popularity
+    config = PopularityConfig()
+    checkerboard_first = False
+
+    def test_group_popularity(self) -> None:
+        # Group 0 likes item 0, group 1 likes item 1; groups have enough users.
+        users = list(range(40))
+        items = [0 if u < 20 else 1 for u in users]
+        groups = np.array([0] * 20 + [1] * 20)
+        data = TrainingData.from_arrays(40, 3, users, items, user_groups=groups)
+        model = Popularity(PopularityConfig(by="group")).fit(data)
+        rec = model.recommend(np.array([0, 39]), 1)
+        assert rec.item_idx[:, 0].tolist() == [0, 1]
+        small = Popularity(PopularityConfig(by="group", min_group_users=50)).fit(data)
+        firsts = small.recommend(np.array([0, 39]), 1).item_idx[:, 0]
+        assert firsts[0] == firsts[1], "tiny groups fall back to the global list"
+
+    def test_recency_weighting(self) -> None:
+        # Item 0: many old interactions; item 1: a few recent ones.
+        users = list(range(12))
+        items = [0] * 8 + [1] * 4
+        ts = [0.0] * 8 + [100 * 86_400.0] * 4
+        data = TrainingData.from_arrays(12, 2, users, items, ts=ts)
+        assert Popularity().fit(data).recommend(np.array([-1]), 1).item_idx[0, 0] == 0
+        recent = Popularity(PopularityConfig(half_life_days=7)).fit(data)
+        assert recent.recommend(np.array([0]), 1).item_idx[0, 0] == 1
+
+
+class TestItemKNN(RecommenderContract):
+    model_class = ItemKNN
+    config = ItemKNNConfig(neighbors=10)
+
+
+class TestALS(RecommenderContract):
+    model_class = ALS
+    config = ALSConfig(factors=4, iterations=15, regularization=1.0, alpha=1.0)
+
+
+class TestBPR(RecommenderContract):
+    model_class = BPR
+    config = BPRConfig(factors=8, iterations=200, learning_rate=0.05)
+
+
+class TestEASE(RecommenderContract):
+    model_class = EASE
+    config = EASEConfig(l2=1.0)
+
+    def test_item_cap(self) -> None:
+        data, _ = checkerboard()
+        model = EASE(EASEConfig(l2=1.0, max_items=6)).fit(data)
+        rec = model.recommend(np.arange(data.n_users), 10, exclude=data.matrix())
+        counts = np.bincount(data.item, minlength=data.n_items)
+        allowed = set(np.argsort(-counts, kind="stable")[:6].tolist())
+        assert set(rec.item_idx[rec.item_idx >= 0].tolist()) <= allowed
+
+
+class TestSeqLinear(RecommenderContract):
+    model_class = SeqLinear
+    config = SeqLinearConfig(l2=1.0)
+
+    def test_learns_what_comes_next(self) -> None:
+        # On cyclic walks the next item is the one after the user's last; EASE, which ignores
+        # order, cannot tell the next item from the previous one.
+        data = sequences()
+        seq = SeqLinear(SeqLinearConfig(l2=1.0)).fit(data)
+        order = data.sequence_order()
+        last = {int(u): int(i) for u, i in zip(data.user[order], data.item[order], strict=True)}
+        users = np.array(sorted(last))
+        rec = seq.recommend(users, 1, exclude=data.matrix()).item_idx[:, 0]
+        expected = np.array([(last[u] + 1) % data.n_items for u in users])
+        assert (rec == expected).mean() > 0.9
+
+    def test_without_timestamps_it_is_ease(self) -> None:
+        data, _ = checkerboard()
+        flat = TrainingData.from_arrays(data.n_users, data.n_items, data.user, data.item)
+        seq = SeqLinear(SeqLinearConfig(l2=5.0)).fit(flat)
+        ease = EASE(EASEConfig(l2=5.0)).fit(flat)
+        users = np.arange(flat.n_users)
+        np.testing.assert_allclose(seq._scores(users), ease._scores(users), rtol=1e-5, atol=1e-6)
+
+
+def test_every_registered_model_has_a_contract_suite() -> None:
+    covered = {c.model_class for c in RecommenderContract.__subclasses__()}
+    missing = [name for name, cls in MODELS.items() if cls not in covered]
+    assert not missing, f"models without a contract test class: {missing}"
+
+
+def test_model_class_lookup() -> None:
+    assert model_class("ease") is EASE
+    with pytest.raises(KeyError, match="known: tastebud_seq"):
+        model_class("nope")
+
+
+def test_peer_names_are_kept() -> None:
+    peers = {n for n, c in MODELS.items() if c.peer}
+    assert peers == {"popularity", "itemknn", "als", "bpr", "ease"}
+    assert all(n.startswith("tastebud_") for n, c in MODELS.items() if not c.peer)
+
+
+def test_top_k_ties_and_padding() -> None:
+    scores = np.array([[1.0, 3.0, 3.0, 0.5]], dtype=np.float32)
+    rec = top_k(scores, 3)
+    assert rec.item_idx.tolist() == [[1, 2, 0]], "ties go to the lower index"
+    from scipy.sparse import csr_matrix
+
+    ex = csr_matrix(np.array([[1, 1, 1, 0]]))
+    rec = top_k(scores, 3, ex)
+    assert rec.item_idx.tolist() == [[3, -1, -1]]
+    assert np.isneginf(rec.scores[0, 1:]).all()
