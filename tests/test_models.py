@@ -17,6 +17,8 @@ from tastebud.models import (
     BPRConfig,
     EASEConfig,
     FitOptions,
+    Hybrid,
+    HybridConfig,
     ItemKNN,
     ItemKNNConfig,
     ModelConfig,
@@ -255,6 +257,22 @@ class TestSeqLinear(RecommenderContract):
         ease = EASE(EASEConfig(l2=5.0)).fit(flat)
         users = np.arange(flat.n_users)
         np.testing.assert_allclose(seq._scores(users), ease._scores(users), rtol=1e-5, atol=1e-6)
+
+
+class TestHybrid(RecommenderContract):
+    model_class = Hybrid
+    config = HybridConfig(l2=1.0, w_als=0.2, als_factors=4, w_knn=0.2, knn_neighbors=10)
+
+    def test_zero_weights_switch_components_off(self) -> None:
+        data = sequences()
+        only_seq = Hybrid(HybridConfig(l2=1.0, w_als=0.0, w_knn=0.0)).fit(data)
+        assert [name for name, _, _ in only_seq._parts] == ["seq"]
+        assert not any(k.startswith(("als.", "knn.")) for k in only_seq.get_params())
+        seq = SeqLinear(SeqLinearConfig(l2=1.0)).fit(data)
+        users = np.arange(data.n_users)
+        a = only_seq.recommend(users, 5, exclude=data.matrix()).item_idx
+        b = seq.recommend(users, 5, exclude=data.matrix()).item_idx
+        np.testing.assert_array_equal(a, b)
 
 
 def test_every_registered_model_has_a_contract_suite() -> None:

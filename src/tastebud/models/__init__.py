@@ -16,6 +16,7 @@ from tastebud.models._base import (
     top_k,
 )
 from tastebud.models.factor import ALS, BPR, ALSConfig, BPRConfig
+from tastebud.models.hybrid import Hybrid, HybridConfig
 from tastebud.models.knn import ItemKNN, ItemKNNConfig
 from tastebud.models.linear import EASE, EASEConfig, SeqLinear, SeqLinearConfig
 from tastebud.models.popularity import Popularity, PopularityConfig
@@ -28,6 +29,8 @@ __all__ = [
     "EASE",
     "EASEConfig",
     "FitOptions",
+    "Hybrid",
+    "HybridConfig",
     "ItemKNN",
     "ItemKNNConfig",
     "MODELS",
@@ -45,7 +48,7 @@ __all__ = [
 ]
 
 MODELS: dict[str, type[Recommender]] = {  # type: ignore[type-arg]
-    cls.name: cls for cls in (SeqLinear, Popularity, ItemKNN, ALS, BPR, EASE)
+    cls.name: cls for cls in (SeqLinear, Hybrid, Popularity, ItemKNN, ALS, BPR, EASE)
 }
 """Every registered recommender by name (Tastebud's own first, then the peers)."""
 
