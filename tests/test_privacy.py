@@ -205,6 +205,118 @@ def test_filter_does_not_mutate_input_and_walks_nesting() -> None:
     assert payload == {"a": {"SECRET": 1, "b": ["x@y.example"]}}
 
 
+_JSON_KEYS = st.sampled_from([
+    "query", "note", "email", "user_email", "phone", "ip", "client_ip", "password", "ssn",
+    "item_id", "item_ids", "user_agent", "element_id", "url", "creditCardNumber", "zip", "tip",
+])  # fmt: skip
+_JSON_TEXT = st.sampled_from([
+    "plain words", "ann@example.com", "call +1 (555) 123-4567", "4111 1111 1111 1111",
+    "203.0.113.77", "2001:db8::1", "order 12345 shipped 2024-01-15", "[redacted]", "",
+])  # fmt: skip
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _JSON_TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_JSON_KEYS, inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _filter(policy: dict[str, Any] | None = None) -> PrivacyFilter:
+    from tastebud.config import Settings
+
+    return PrivacyFilter(
+        policy or Settings().sensitive_fields, FieldCipher([Fernet.generate_key()])
+    )
+
+
+_DEFAULT_FILTER = _filter()
+_TRUNCATING_FILTER = _filter({"ip": "truncate", "email": "redact", "secret": "drop"})
+
+
+@given(st.dictionaries(_JSON_KEYS, _JSON, max_size=6))
+def test_scrub_is_clean_without_copies(payload: dict[str, Any]) -> None:
+    # The ingest path's scrub must store exactly what clean stores (the plan cache is keyed by
+    # field name: the same name gets the same treatment at any depth, as clean gives it).
+    import copy
+
+    import orjson
+
+    for f in (_DEFAULT_FILTER, _TRUNCATING_FILTER):
+        before = copy.deepcopy(payload)
+        scrubbed, cleaned = f.scrub(payload), f.clean(payload)
+        assert payload == before  # never modified
+        assert f.decrypt(scrubbed) == f.decrypt(cleaned)
+        if cleaned == payload and not any(f.action_for(k) for k in _keys(payload)):
+            assert scrubbed is payload  # nothing changed: no copy
+        for _ in range(2):  # the second time, possibly from the memo of verbatim payloads
+            text = f.scrub_json(payload)
+            stored = None if text is None else f.decrypt(orjson.loads(text))
+            assert stored == (f.decrypt(cleaned) if cleaned else None)
+
+
+def _keys(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        return [k for key, v in value.items() for k in (key, *_keys(v))]
+    if isinstance(value, list):
+        return [k for v in value for k in _keys(v)]
+    return []
+
+
+def test_scrub_redacts_and_encrypts_like_clean() -> None:
+    f = _filter()
+    payload: dict[str, Any] = {
+        "query": "mail ann@example.com",
+        "item_id": "ann@example.com",  # identifiers are not scanned
+        "user_email": "ann@example.com",
+        "password": "hunter2",
+        "nested": {"client_ip": "203.0.113.77", "items": ["4111 1111 1111 1111", 3]},
+        "title": "nothing here",
+    }
+    out = f.scrub(payload)
+    assert out["query"] == "mail [email]" and out["item_id"] == "ann@example.com"
+    assert set(out["user_email"]) == {"$enc"} and "ann@example.com" not in repr(out["user_email"])
+    assert f.decrypt(out["user_email"]) == "ann@example.com"
+    assert "password" not in out and out["nested"] == {"items": ["[card]", 3]}
+    assert payload["password"] == "hunter2" and payload["nested"]["client_ip"] == "203.0.113.77"
+    same: dict[str, Any] = {"title": "plain", "n": 3, "more": {"x": [1, "y"]}}
+    assert f.scrub(same) is same
+
+
+def test_scrub_plan_cache_is_per_field_name() -> None:
+    # The cached decision for a name must not leak to other names, whatever came first.
+    f = _filter({"ip": "truncate"})
+    assert f.scrub({"tip": "call 07911123456"}) == {"tip": "call [phone]"}
+    assert f.scrub({"ip": "203.0.113.77"}) == {"ip": "203.0.113.0"}
+    assert f.scrub({"client_ip": "198.51.100.9", "zip": "07911123456"}) == {
+        "client_ip": "198.51.100.0", "zip": "[phone]"
+    }  # fmt: skip
+    assert f.scrub({"item_id": "07911123456"}) == {"item_id": "07911123456"}
+    assert f.scrub({"item_ids": ["07911123456"], "ids": ["07911123456"]}) == {
+        "item_ids": ["07911123456"], "ids": ["[phone]"]
+    }  # fmt: skip
+
+
+def test_scrub_json_remembers_only_payloads_left_verbatim() -> None:
+    import orjson
+
+    f = _filter()
+    plain = {"device_type": "mobile", "network": {"effective_type": "4g"}}
+    for _ in range(2):  # the second time from the memo
+        assert f.scrub_json(dict(plain)) == orjson.dumps(plain).decode()
+    with_pii = {"url": "https://x.example/?e=ann@example.com", "email": "ann@example.com"}
+    first, second = f.scrub_json(with_pii), f.scrub_json(with_pii)
+    assert first is not None and second is not None
+    assert "ann@example.com" not in first and "[email]" in first
+    assert first != second  # encrypted afresh each time, never served from the memo
+    assert f.decrypt(orjson.loads(first)) == f.decrypt(orjson.loads(second))
+    assert f.scrub_json({"password": "x"}) is None  # emptied by the policy: not stored
+    assert f.scrub_json({}) is None
+    assert all("ann@example.com" not in t and "password" not in t for t in f._verbatim)
+
+
 def test_secrets_are_generated_privately_in_development(tmp_path: Path) -> None:
     from tastebud.config import Settings
     from tastebud.privacy import load_secrets

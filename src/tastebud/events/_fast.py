@@ -92,13 +92,16 @@ def _fill(model: type[BaseModel], value: dict[str, Any]) -> dict[str, Any]:
     """Defaults for absent fields and no ``None`` values, recursively (``exclude_none``)."""
     if None in value.values():  # explicit nulls are rare: one C-level scan decides
         value = {k: v for k, v in value.items() if v is not None}
-    for name, default in _DEFAULTS[model].items():
+    defaults, nested = _FILL[model]
+    for name, default in defaults:
         if name not in value:
             value[name] = default.copy() if type(default) is dict else default
-    for name, nested in _NESTED[model]:
+    for name, sub_model, trivial in nested:
         sub = value.get(name)
-        if sub is not None:
-            value[name] = _fill(nested, sub)
+        # A nested model without defaults or models of its own only needs its nulls dropped:
+        # the call is skipped unless it has one (the hot path: context.network, most data).
+        if sub is not None and (not trivial or None in sub.values()):
+            value[name] = _fill(sub_model, sub)
     return value
 
 
@@ -122,6 +125,19 @@ _ADAPTERS: dict[str, tuple[type[EventBase], TypeAdapter[Any], bool]] = {
     for name, model in _EVENT_MODELS.items()
 }
 _CUSTOM = (CustomEvent, TypeAdapter(_typed_dict(CustomEvent)), False)
+# Per model, what _fill does: (defaults, (nested field, its model, whether that model has
+# neither defaults nor nested models)), derived once from _DEFAULTS and _NESTED.
+_FillPlan = tuple[tuple[tuple[str, Any], ...], tuple[tuple[str, type[BaseModel], bool], ...]]
+_FILL: dict[type[BaseModel], _FillPlan] = {
+    model: (
+        tuple(_DEFAULTS[model].items()),
+        tuple(
+            (name, nested, not _DEFAULTS[nested] and not _NESTED[nested])
+            for name, nested in _NESTED[model]
+        ),
+    )
+    for model in _DERIVED
+}
 
 
 def parse_event(raw: Any) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
 from pydantic import ValidationError
 
 from tastebud.events._fast import parse_event
@@ -85,6 +86,12 @@ def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
     return out
 
 
+def _claimed_id(raw: dict[str, Any]) -> str | None:
+    """The event id a rejected event claims, if it is a string (echoed back to the client)."""
+    claimed = raw.get("event_id")
+    return claimed if isinstance(claimed, str) else None
+
+
 def _reason(details: list[dict[str, str]]) -> str:
     return "; ".join(
         f"{d['field']}: {d['message']}" if d["field"] != "event" else d["message"] for d in details
@@ -144,20 +151,18 @@ class Ingestor:
             reasons[reason] = reasons.get(reason, 0) + 1
 
         for i, raw in enumerate(raw_events):
-            claimed = raw.get("event_id") if isinstance(raw, dict) else None
-            claimed_id = claimed if isinstance(claimed, str) else None
             if not isinstance(raw, dict):
                 reject(i, None, [{"field": "event", "message": "each event must be a JSON object"}])
                 continue
             try:
                 ev = parse_event(raw)
             except ValidationError as exc:
-                reject(i, claimed_id, describe_validation_error(exc))
+                reject(i, _claimed_id(raw), describe_validation_error(exc))
                 continue
             ts_ms = event_timestamp_ms(ev["timestamp"])
             if ts_ms > horizon_ms:
                 message = f"more than {self.max_future_skew_s:g} s in the future"
-                reject(i, claimed_id, [{"field": "timestamp", "message": message}])
+                reject(i, _claimed_id(raw), [{"field": "timestamp", "message": message}])
                 continue
             event_id = ev.get("event_id") or uuid.uuid4().hex
             if event_id in seen_ids:
@@ -166,19 +171,21 @@ class Ingestor:
             seen_ids.add(event_id)
             valid.append((i, ev, event_id, ts_ms))
 
-        rows = self._rows(valid, now_ms, source, results, reject)
-        inserted = self.store.insert_event_rows([r for _, r in rows]) if rows else set()
+        positions, rows = self._rows(valid, now_ms, source, reject)
+        inserted = self.store.insert_serialized_event_rows(rows) if rows else set()
         if inserted and self.realtime is not None:
-            self._update_realtime([r for _, r in rows if r[0] in inserted])
-        for i, row in rows:
-            status: Status = "accepted" if row[0] in inserted else "duplicate"
-            results[i] = EventResult(row[0], status)
+            self._update_realtime(rows if len(inserted) == len(rows) else
+                                  [r for r in rows if r[0] in inserted])  # fmt: skip
+        for i, row in zip(positions, rows, strict=True):
+            event_id = row[0]
+            results[i] = EventResult(event_id, "accepted" if event_id in inserted else "duplicate")
 
         out = BatchResult(results=[r for r in results if r is not None], reasons=reasons)
         for r in out.results:
-            if r.status == "accepted":
+            status = r.status
+            if status == "accepted":
                 out.accepted += 1
-            elif r.status == "duplicate":
+            elif status == "duplicate":
                 out.duplicates += 1
             else:
                 out.rejected += 1
@@ -206,11 +213,11 @@ class Ingestor:
         valid: list[tuple[int, dict[str, Any], str, int]],
         now_ms: int,
         source: str,
-        results: list[EventResult | None],
         reject: Callable[..., None],
-    ) -> list[tuple[int, tuple[Any, ...]]]:
-        """Identity, consent and privacy for validated events; returns storable rows (tuples in
-        ``store.EVENT_COLUMNS`` order) with their input positions."""
+    ) -> tuple[list[int], list[tuple[Any, ...]]]:
+        """Identity, consent and privacy for validated events; returns the input positions and
+        the storable rows (tuples in ``store.EVENT_COLUMNS`` order, ``data`` and ``context``
+        cleaned and serialized to JSON text in the same pass)."""
         pseudo = self.pseudonymizer
         identities: list[tuple[str | None, str | None]] = []
         for _, ev, _, _ in valid:
@@ -223,27 +230,28 @@ class Ingestor:
         keys = [u if u is not None else aliases.get(a or "", a) for u, a in identities]
         states = self.store.consent_states((k for k in keys if k), "analytics")
 
-        rows: list[tuple[int, tuple[Any, ...]]] = []
+        allows = self.consent.allows
+        scrub, scrub_json = self.privacy.scrub, self.privacy.scrub_json
+        dumps = orjson.dumps
+        positions: list[int] = []
+        rows: list[tuple[Any, ...]] = []
         for (i, ev, event_id, ts_ms), user_key, (_, anon_key) in zip(
             valid, keys, identities, strict=True
         ):
             assert user_key is not None  # the schema requires user_id or anonymous_id
-            if not self.consent.allows(states.get(user_key)):
+            if not allows(states.get(user_key)):
                 message = "the user has not consented to analytics"
                 reject(i, event_id, [{"field": "consent", "message": message}], "consent_required")
                 continue
             data = ev["data"]
             context = ev.get("context")
-            if context:
-                context = self.privacy.clean(context)
-            rows.append(
-                (
-                    i,
-                    (
-                        event_id, ev["event_type"], user_key, anon_key, ev.get("session_id"),
-                        ev.get("item_id"), ts_ms, now_ms, source, SCHEMA_VERSION,
-                        self.privacy.clean(data) if data else None, context or None,
-                    ),
-                )
-            )  # fmt: skip
-        return rows
+            positions.append(i)
+            # Empty data or context is stored as NULL, and so is a context the policy empties
+            # (data the policy empties is stored as {}).
+            rows.append((
+                event_id, ev["event_type"], user_key, anon_key, ev.get("session_id"),
+                ev.get("item_id"), ts_ms, now_ms, source, SCHEMA_VERSION,
+                dumps(scrub(data)).decode() if data else None,
+                scrub_json(context) if context else None,
+            ))  # fmt: skip
+        return positions, rows

@@ -18,6 +18,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from tastebud.config import SensitiveAction
 from tastebud.privacy.crypto import ENCRYPTED_MARKER, FieldCipher
 
@@ -39,6 +41,11 @@ _QUICK = re.compile(r"@|\d(?:\D*\d){7}")
 _UNSCANNED_KEYS = frozenset(
     {"item_id", "element_id", "form_id", "list_id", "item_ids", "user_agent", "effective_type"}
 )
+# What :meth:`PrivacyFilter.scrub` does with a field, decided once per field name: a policy
+# action (a string), or one of these two for fields that are not sensitive.
+_TEXT = 0  # strings are scanned for PII
+_ID = 1  # strings are kept as they are (identifiers, user agents)
+_DROPPED = object()  # marks a field the policy drops
 
 
 def luhn_valid(digits: str) -> bool:
@@ -126,6 +133,8 @@ class PrivacyFilter:
         self._policy = {_norm(k): v for k, v in policy.items()}
         self._cipher = cipher
         self._actions: dict[str, SensitiveAction | None] = {}
+        self._plans: dict[str, SensitiveAction | int] = {}
+        self._verbatim: set[str] = set()
 
     def action_for(self, key: str) -> SensitiveAction | None:
         """The policy's action for a field name, or ``None`` if it is not sensitive."""
@@ -179,6 +188,113 @@ class PrivacyFilter:
                 value = self._value(key, value, scan_text)
             out[key] = value
         return out
+
+    def _plan(self, key: str) -> SensitiveAction | int:
+        """What :meth:`scrub` does with a field name (cached, bounded like :meth:`action_for`)."""
+        action = self.action_for(key)
+        plan: SensitiveAction | int = (
+            action if action is not None else _ID if key in _UNSCANNED_KEYS else _TEXT
+        )
+        if len(self._plans) < 50_000:
+            self._plans[key] = plan
+        return plan
+
+    def scrub(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """:meth:`clean` for the ingest hot path: the same result, without copying what does not
+        change. ``payload`` is never modified; it is itself returned when nothing in it changes,
+        and unchanged nested dicts and lists are shared with it.
+        """
+        # One cached decision per field name (policy action, or whether its strings are free
+        # text), and a new dict only when a field is dropped or its value changes: most
+        # payloads hold no PII and are returned as they are.
+        plans = self._plans
+        quick = _QUICK.search
+        changes: dict[str, Any] | None = None
+        new: Any
+        for key, value in payload.items():
+            plan = plans.get(key)
+            if plan is None:
+                plan = self._plan(key)
+            kind = type(value)
+            if isinstance(plan, int):
+                if kind is str:
+                    if plan == _ID or quick(value) is None:
+                        continue
+                    new = redact_text(value)
+                elif kind is dict:
+                    new = self.scrub(value)
+                elif kind is list:
+                    new = self._scrub_list(key, value, plan == _TEXT)
+                elif isinstance(value, (Mapping, list)):
+                    new = self._value(key, value, True)
+                else:
+                    continue
+                if new is value:
+                    continue
+            else:
+                keep, new = self._sensitive(plan, value)
+                if not keep:
+                    new = _DROPPED
+            if changes is None:
+                changes = {}
+            changes[key] = new
+        if changes is None:
+            return payload
+        out: dict[str, Any] = {}
+        for key, value in payload.items():
+            if key in changes:
+                value = changes[key]
+                if value is _DROPPED:
+                    continue
+            out[key] = value
+        return out
+
+    def scrub_json(self, payload: dict[str, Any]) -> str | None:
+        """:meth:`scrub`, serialized to JSON text (``None`` if nothing is left), for payloads
+        that repeat, such as an event's context (the same device, locale and network for a
+        whole session).
+
+        The JSON texts of payloads that the policy leaves exactly as they are (no sensitive
+        field, no PII found) are remembered, so a payload seen before costs one serialization
+        and one lookup. Only such texts are remembered: they are stored verbatim anyway, and a
+        payload with anything to drop, redact or encrypt is cleaned afresh every time (fresh
+        ciphertexts included).
+        """
+        if not payload:
+            return None
+        text = orjson.dumps(payload).decode()
+        known = self._verbatim
+        if text in known:
+            return text
+        scrubbed = self.scrub(payload)
+        if scrubbed is payload:
+            if len(known) >= 20_000:  # bounded: cleared whole, as the pseudonym cache
+                known.clear()
+            known.add(text)
+            return text
+        return orjson.dumps(scrubbed).decode() if scrubbed else None
+
+    def _scrub_list(self, key: str, values: list[Any], scan: bool) -> list[Any]:
+        """:meth:`_value` for a list under a non-sensitive key, returned as is if unchanged."""
+        out: list[Any] | None = None
+        new: Any
+        for i, value in enumerate(values):
+            kind = type(value)
+            if kind is str:
+                new = redact_text(value) if scan else value
+            elif kind is dict:
+                new = self.scrub(value)
+            elif kind is list:
+                new = self._scrub_list(key, value, scan)
+            elif isinstance(value, (Mapping, list, str)):
+                new = self._value(key, value, True)
+            else:
+                continue
+            if new is not value:
+                if out is None:
+                    out = list(values)
+                out[i] = new
+        return values if out is None else out
 
     def _value(self, key: str, value: Any, scan_text: bool) -> Any:
         if isinstance(value, str):

@@ -133,6 +133,13 @@ class Store:
         ]  # fmt: skip
         return self._group.submit(params)
 
+    def insert_serialized_event_rows(self, rows: list[tuple[Any, ...]]) -> set[str]:
+        """:meth:`insert_event_rows` for rows whose ``data`` and ``context`` are already JSON
+        text (or ``None``), as ingest builds them; ``rows`` is handed over, not copied."""
+        if not rows:
+            return set()
+        return self._group.submit(rows)
+
     def _write_event_groups(self, groups: Sequence[list[tuple[Any, ...]]]) -> list[set[str]]:
         """Write the rows of several callers in one transaction; each gets its inserted ids.
 
