@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,9 @@ from tastebud.evaluation.protocol import Split
 from tastebud.models import ALS, ALSConfig, EASEConfig, FitOptions, ItemKNNConfig
 from tastebud.models.linear import ease_matrix
 from tastebud.services import build_services
+
+# implicit's kNN converts its own transposed input and warns about it on every call.
+warnings.filterwarnings("ignore", message="Method expects CSR input")
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ml-100k"
@@ -148,9 +152,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="tb-quality-") as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
         env["TASTEBUD_DATA_DIR"] = tmp
+        # A fixed pseudonym key: pseudonyms decide the order of users, hence the split's seeded
+        # tie-breaks; with it every run measures the very same split.
+        env["TASTEBUD_PSEUDONYM_KEY"] = "bench-quality-fixed-pseudonym-key-0000"
         subprocess.run([sys.executable, "-m", "tastebud.cli", "import", "movielens",
                         str(args.data)], env=env, check=True, capture_output=True)  # fmt: skip
-        services = build_services(Settings(data_dir=Path(tmp)))
+        services = build_services(
+            Settings(data_dir=Path(tmp), pseudonym_key=env["TASTEBUD_PSEUDONYM_KEY"])
+        )
         try:
             dataset = load_dataset(services.store)
         finally:

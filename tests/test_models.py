@@ -7,6 +7,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tastebud.models import (
     ALS,
@@ -303,3 +305,26 @@ def test_top_k_ties_and_padding() -> None:
     rec = top_k(scores, 3, ex)
     assert rec.item_idx.tolist() == [[3, -1, -1]]
     assert np.isneginf(rec.scores[0, 1:]).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_rows=st.integers(1, 6),
+    n_items=st.integers(1, 300),
+    k=st.integers(1, 25),
+    seed=st.integers(0, 2**16),
+)
+def test_top_k_matches_a_full_sort(n_rows: int, n_items: int, k: int, seed: int) -> None:
+    from scipy.sparse import random as sparse_random
+
+    rng = np.random.default_rng(seed)
+    scores = np.round(rng.standard_normal((n_rows, n_items)), 1).astype(np.float32)  # ties
+    scores[rng.random(scores.shape) < 0.05] = -np.inf
+    exclude = sparse_random(n_rows, n_items, density=0.2, format="csr", random_state=seed)
+    rec = top_k(scores, k, exclude)
+    masked = scores.copy()
+    masked[exclude.nonzero()] = -np.inf
+    for r in range(n_rows):
+        ranked = sorted(range(n_items), key=lambda j: (-masked[r, j], j))
+        want = [j for j in ranked if np.isfinite(masked[r, j])][:k]
+        assert rec.item_idx[r].tolist() == want + [-1] * (k - len(want))
