@@ -197,6 +197,26 @@ class TestPopularity(RecommenderContract):
         firsts = small.recommend(np.array([0, 39]), 1).item_idx[:, 0]
         assert firsts[0] == firsts[1], "tiny groups fall back to the global list"
 
+    def test_context_popularity(self) -> None:
+        # 30 users: on context 0 (say mobile) item 0 is popular, on context 1 item 1; users
+        # 0..14 use mostly context 0, users 15..29 mostly context 1.
+        users, items, ctx = [], [], []
+        for u in range(30):
+            main = 0 if u < 15 else 1
+            for c, item in ((main, main), (main, main), (1 - main, 2)):
+                users.append(u)
+                items.append(item)
+                ctx.append(c)
+        data = TrainingData.from_arrays(30, 3, users, items, context=ctx)
+        model = Popularity(PopularityConfig(by="context", min_group_users=10)).fit(data)
+        top = int(np.argmax(np.bincount(items)))  # the global list's first item
+        assert model.for_groups(np.array([0, 1, -1]), 1).item_idx[:, 0].tolist() == [0, 1, top]
+        assert model.recommend(np.array([0, 29]), 1).item_idx[:, 0].tolist() == [0, 1]
+        again = Popularity.from_params(model.config, model.get_params())
+        assert again.for_groups(np.array([1]), 3).item_idx.tolist() == [[1, 2, 0]]
+        strict = Popularity(PopularityConfig(by="context", min_group_users=31)).fit(data)
+        assert strict.for_groups(np.array([1]), 1).item_idx[0, 0] == top, "too few users: global"
+
     def test_recency_weighting(self) -> None:
         # Item 0: many old interactions; item 1: a few recent ones.
         users = list(range(12))

@@ -68,7 +68,7 @@ class TrainingData:
     ``ts`` is in seconds (any origin); data without real timestamps gives every interaction the
     same time, and time-aware models then fall back to their time-blind behaviour.
     ``user_groups`` (optional) assigns each user a group index, e.g. a segment, for models that
-    use it; ``-1`` means none.
+    use it; ``-1`` means none. ``context`` (optional) does the same per interaction.
     """
 
     n_users: int
@@ -78,6 +78,8 @@ class TrainingData:
     ts: NDArray[np.float64]
     weight: NDArray[np.float32]
     user_groups: NDArray[np.int32] | None = None
+    context: NDArray[np.int32] | None = None
+    """Optional context index per interaction (e.g. device type or hour); ``-1`` means none."""
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -90,6 +92,7 @@ class TrainingData:
         ts: Any = None,
         weight: Any = None,
         user_groups: Any = None,
+        context: Any = None,
     ) -> TrainingData:
         """Build from array-likes (``ts`` defaults to 0, ``weight`` to 1)."""
         u = np.asarray(user, dtype=np.int32)
@@ -102,6 +105,7 @@ class TrainingData:
             ts=np.zeros(n) if ts is None else np.asarray(ts, dtype=np.float64),
             weight=np.ones(n, np.float32) if weight is None else np.asarray(weight, np.float32),
             user_groups=None if user_groups is None else np.asarray(user_groups, np.int32),
+            context=None if context is None else np.asarray(context, np.int32),
         )
 
     def __len__(self) -> int:

@@ -8,7 +8,15 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from tastebud.models._base import FitOptions, ModelConfig, Recommender, TrainingData
+from tastebud.models._base import (
+    FitOptions,
+    ModelConfig,
+    NotFitted,
+    Recommendations,
+    Recommender,
+    TrainingData,
+    top_k,
+)
 
 __all__ = ["Popularity", "PopularityConfig"]
 
@@ -21,14 +29,17 @@ class PopularityConfig(ModelConfig):
     [[1, 0]]
     """
 
-    by: Literal["global", "group"] = "global"
-    """``group``: count per user group (``TrainingData.user_groups``, e.g. segment); users with no
-    group or a group too small get the global list."""
+    by: Literal["global", "group", "context"] = "global"
+    """``group``: count per user group (``TrainingData.user_groups``, e.g. segment); ``context``:
+    count per interaction context (``TrainingData.context``, e.g. device or hour), each user
+    getting the list of the context they use most. Users with no group, and groups with too few
+    users, get the global list; ``for_groups`` gives any group's list (cold start)."""
     half_life_days: float | None = None
     """Weigh each interaction by ``0.5 ** (age / half_life)``, age measured from the latest
     interaction in the data (``None``: all count the same)."""
     min_group_users: int = 20
-    """A group with fewer users than this uses the global counts (no tiny-group lists)."""
+    """A group or context with fewer distinct users than this uses the global counts (no
+    tiny-group lists: they would reveal what a handful of people did)."""
 
     @classmethod
     def search_space(cls) -> dict[str, list[Any]]:
@@ -53,20 +64,48 @@ class Popularity(Recommender[PopularityConfig]):
     def _fit(self, data: TrainingData, options: FitOptions) -> None:
         w = self._counts(data)
         self._global = np.bincount(data.item, weights=w, minlength=data.n_items).astype(np.float32)
-        groups = data.user_groups
-        if self.config.by == "group" and groups is not None and len(groups) == data.n_users:
-            n_groups = int(groups.max(initial=-1)) + 1
-            g = groups[data.user]
-            ok = g >= 0
-            table = np.zeros((max(n_groups, 1), data.n_items), np.float32)
-            np.add.at(table, (g[ok], data.item[ok]), w[ok])
-            sizes = np.bincount(groups[groups >= 0], minlength=n_groups)
-            table[sizes < self.config.min_group_users] = self._global
-            self._groups = np.asarray(groups, np.int32)
-            self._table = table
-        else:
-            self._groups = np.full(data.n_users, -1, np.int32)
-            self._table = np.zeros((0, data.n_items), np.float32)
+        self._groups = np.full(data.n_users, -1, np.int32)
+        self._table = np.zeros((0, data.n_items), np.float32)
+        if self.config.by == "group" and data.user_groups is not None:
+            self._groups = np.asarray(data.user_groups, np.int32)
+            self._build_table(self._groups[data.user], data, w)
+        elif self.config.by == "context" and data.context is not None:
+            ctx = np.asarray(data.context, np.int32)
+            self._build_table(ctx, data, w)
+            # A user's own list is that of the context they use most (e.g. their usual device).
+            ok = ctx >= 0
+            if ok.any():
+                n_ctx = int(ctx.max()) + 1
+                pair = data.user[ok].astype(np.int64) * n_ctx + ctx[ok]
+                counts = np.bincount(pair, minlength=data.n_users * n_ctx)
+                usual = counts.reshape(data.n_users, n_ctx).argmax(axis=1).astype(np.int32)
+                self._groups = np.where(counts.reshape(data.n_users, n_ctx).max(axis=1) > 0,
+                                        usual, -1).astype(np.int32)  # fmt: skip
+
+    def _build_table(
+        self, group_of_row: NDArray[np.int32], data: TrainingData, w: NDArray[np.float64]
+    ) -> None:
+        ok = group_of_row >= 0
+        n_groups = int(group_of_row.max(initial=-1)) + 1
+        table = np.zeros((max(n_groups, 1), data.n_items), np.float32)
+        np.add.at(table, (group_of_row[ok], data.item[ok]), w[ok])
+        users = np.zeros(max(n_groups, 1), np.int64)
+        pairs = np.unique(np.stack([group_of_row[ok], data.user[ok]]), axis=1)
+        np.add.at(users, pairs[0], 1)
+        table[users < self.config.min_group_users] = self._global
+        self._table = table
+
+    def for_groups(self, groups: NDArray[np.integer[Any]], k: int) -> Recommendations:
+        """The top ``k`` of each given group (``by="group"``) or context (``by="context"``)
+        index, for cold-start lists; unknown or too small groups get the global list."""
+        if not self._fitted:
+            raise NotFitted(f"{self.name} is not fitted")
+        g = np.asarray(groups, np.int64)
+        scores = np.broadcast_to(self._global, (len(g), self.n_items)).copy()
+        has = (g >= 0) & (g < len(self._table))
+        if has.any():
+            scores[has] = self._table[g[has]]
+        return top_k(scores, k)
 
     def update(self, data: TrainingData, users: NDArray[np.integer[Any]]) -> None:
         """Recount (popularity is cheap to recompute)."""
