@@ -8,8 +8,10 @@ mapping of name to NumPy array, saved as ``.npz`` with ``allow_pickle=False``) p
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -262,12 +264,22 @@ class Recommender(ABC, Generic[C]):
         known = (users >= 0) & (users < self.n_users)
         items = np.full((len(users), k), -1, dtype=np.int32)
         scores = np.full((len(users), k), -np.inf, dtype=np.float32)
-        for lo in range(0, len(users), 1024):  # bounded memory: 1024 x n_items scores at a time
+
+        def run(lo: int) -> None:  # bounded memory: 1024 x n_items scores at a time
             chunk = np.arange(lo, min(lo + 1024, len(users)))
             ku = chunk[known[chunk]]
             if len(ku):
                 rec = top_k(self._scores(users[ku].astype(np.int64)), k, exclude, users[ku])
                 items[ku], scores[ku] = rec.item_idx, rec.scores
+
+        starts = range(0, len(users), 1024)
+        if len(starts) > 2:
+            # NumPy releases the GIL in the heavy parts: chunks run in parallel on the cores.
+            with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+                list(pool.map(run, starts))
+        else:
+            for lo in starts:
+                run(lo)
         cold = np.flatnonzero(~known)
         if len(cold):
             assert self._popular is not None
