@@ -113,6 +113,16 @@ class TestStoreContract:
         assert store.delete_item("m1") is False
         assert store.get_item("m1") is None
 
+    def test_item_categories(self, store: Store) -> None:
+        item = {"item_id": "k1", "title": None, "category": "news", "categories": ["news"],
+                "item_type": None, "created_ms": None, "attributes": {}, "hidden": False,
+                "updated_ms": 1}  # fmt: skip
+        store.put_items([item, {**item, "item_id": "k2", "category": None}])
+        ids = ["k1", "k2", "unknown"] + [f"many-{i}" for i in range(1000)]  # > one IN chunk
+        got = store.item_categories(ids)
+        assert got["k1"] == "news" and got["k2"] is None and got["unknown"] is None
+        assert len(got) == len(ids) and store.item_categories(["k1"]) == {"k1": "news"}
+
     def test_consents_and_log(self, store: Store) -> None:
         key = "c" * 32
         store.set_consents(key, {"analytics": False}, 1)

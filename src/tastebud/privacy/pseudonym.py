@@ -26,17 +26,19 @@ class Pseudonymizer:
     32
     """
 
-    __slots__ = ("_cache", "_key")
+    __slots__ = ("_anonymous", "_key", "_users")
 
-    _CACHE_SIZE = 200_000
+    _CACHE_SIZE = 100_000
 
     def __init__(self, key: bytes) -> None:
         if len(key) < 16:
             raise ValueError("the pseudonym key must be at least 16 bytes")
         self._key = key
-        # The same users send many events: remember recent pseudonyms (bounded; cleared whole
-        # when full, which is cheaper than LRU bookkeeping on the ingest hot path).
-        self._cache: dict[tuple[bytes, str], str] = {}
+        # The same users send many events: remember recent pseudonyms, one cache per namespace
+        # (bounded; cleared whole when full, which is cheaper than LRU bookkeeping on the
+        # ingest hot path).
+        self._users: dict[str, str] = {}
+        self._anonymous: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return "Pseudonymizer(<key hidden>)"
@@ -45,22 +47,23 @@ class Pseudonymizer:
         mac = hmac.new(self._key, namespace + raw.encode("utf-8"), hashlib.sha256)
         return mac.hexdigest()[:32]
 
-    def _cached(self, namespace: bytes, raw: str) -> str:
-        key = (namespace, raw)
-        found = self._cache.get(key)
-        if found is None:
-            if len(self._cache) >= self._CACHE_SIZE:
-                self._cache.clear()
-            found = self._cache[key] = self._digest(namespace, raw)
+    def _miss(self, cache: dict[str, str], namespace: bytes, raw: str) -> str:
+        if len(cache) >= self._CACHE_SIZE:
+            cache.clear()
+        found = cache[raw] = self._digest(namespace, raw)
         return found
 
     def user(self, user_id: str) -> str:
         """Pseudonym of a known (logged-in) user id."""
-        return self._cached(b"user\x00", user_id)
+        found = self._users.get(user_id)
+        return found if found is not None else self._miss(self._users, b"user\x00", user_id)
 
     def anonymous(self, anonymous_id: str) -> str:
         """Pseudonym of an anonymous (device or cookie) id."""
-        return self._cached(b"anon\x00", anonymous_id)
+        found = self._anonymous.get(anonymous_id)
+        if found is not None:
+            return found
+        return self._miss(self._anonymous, b"anon\x00", anonymous_id)
 
     def opaque(self, namespace: str, raw: str) -> str:
         """A keyed digest of ``raw`` for ids derived from personal data (e.g. the event id of an

@@ -85,20 +85,26 @@ def updates_from(
 ) -> dict[str, Update]:
     """Group stored event rows (``store.EVENT_COLUMNS`` order) into per-user updates."""
     out: dict[str, Update] = {}
+    passive, consuming = PASSIVE, CONSUMING
     for row in events:
-        event_type, user_key, session_id, item_id, ts_ms = row[1], row[2], row[4], row[5], row[6]
-        if event_type in PASSIVE:
+        event_type = row[1]
+        if event_type in passive:
             continue
+        user_key, session_id, item_id, ts_ms = row[2], row[4], row[5], row[6]
         u = out.get(user_key)
         if u is None:
-            u = out[user_key] = Update()
-        category = categories.get(item_id) if item_id is not None else None
+            u = out[user_key] = Update([], {}, {}, {})
+        if item_id is None:
+            u.actions.append({"t": event_type, "i": None, "c": None, "ts": ts_ms,
+                              "s": session_id})  # fmt: skip
+            continue
+        category = categories.get(item_id)
         u.actions.append({"t": event_type, "i": item_id, "c": category, "ts": ts_ms,
                           "s": session_id})  # fmt: skip
-        if item_id is not None:
-            u.items[item_id] = u.items.get(item_id, 0) + 1
-            if event_type in CONSUMING:
-                u.consumed[item_id] = max(ts_ms, u.consumed.get(item_id, 0))
+        items = u.items
+        items[item_id] = items.get(item_id, 0) + 1
+        if event_type in consuming:
+            u.consumed[item_id] = max(ts_ms, u.consumed.get(item_id, 0))
         if category is not None:
             u.categories[category] = u.categories.get(category, 0) + 1
     return out

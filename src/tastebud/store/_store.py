@@ -64,10 +64,14 @@ class Store:
             if self._dialect == "sqlite" and database and database != ":memory:"
             else None
         )
-        # (user_key, purpose) -> stored decision or None; ("", "version") -> consent_log max id.
-        self._consent_cache: dict[tuple[str, str], object] = {}
+        # purpose -> user_key -> stored decision or None, valid for consent_log's max id.
+        self._consent_cache: dict[str, dict[str, bool | None]] = {}
+        self._consent_version: object = None
         self._category_cache: dict[str, str | None] = {}
         self._category_cache_at = 0.0
+        # The driver's placeholder, for the hot lookups written as plain SQL (no statement
+        # building and compilation per ingest batch): sqlite3 qmark, psycopg format.
+        self._mark = "%s" if self._dialect == "postgresql" else "?"
         self._group: GroupCommit[list[tuple[Any, ...]], set[str]] = GroupCommit(
             self._write_event_groups
         )
@@ -395,10 +399,11 @@ class Store:
         if missing:
             with self.engine.connect() as conn:
                 for part in _chunks(missing, _IN_CHUNK):
-                    q = select(t.items.c.item_id, t.items.c.category).where(
-                        t.items.c.item_id.in_(part)
-                    )
-                    found: dict[str, str | None] = {k: v for k, v in conn.execute(q)}
+                    marks = ", ".join([self._mark] * len(part))
+                    sql = f"SELECT item_id, category FROM items WHERE item_id IN ({marks})"
+                    found: dict[str, str | None] = {
+                        k: v for k, v in conn.exec_driver_sql(sql, tuple(part))
+                    }
                     for i in part:
                         cache[i] = found.get(i)
         return {i: cache[i] for i in wanted}
@@ -464,22 +469,27 @@ class Store:
         with self.engine.connect() as conn:
             # Hot path (every ingest batch): plain SQL, no statement compilation.
             version = conn.exec_driver_sql("SELECT max(id) FROM consent_log").scalar_one()
-            cache = self._consent_cache
-            if cache.get(("", "version")) != version or len(cache) > 500_000:
-                cache.clear()
-                cache[("", "version")] = version
-            missing = sorted(k for k in keys if (k, purpose) not in cache)
+            if (
+                version != self._consent_version
+                or sum(map(len, self._consent_cache.values())) > 500_000
+            ):
+                self._consent_cache = {}
+                self._consent_version = version
+            cache = self._consent_cache.setdefault(purpose, {})
+            missing = sorted(keys.difference(cache))
+            m = self._mark
             for part in _chunks(missing, _IN_CHUNK):
-                q = select(t.consents.c.user_key, t.consents.c.granted).where(
-                    t.consents.c.purpose == purpose, t.consents.c.user_key.in_(part)
+                sql = (
+                    f"SELECT user_key, granted FROM consents WHERE purpose = {m} "
+                    f"AND user_key IN ({', '.join([m] * len(part))})"
                 )
-                found = {k: bool(g) for k, g in conn.execute(q)}
+                found = {k: bool(g) for k, g in conn.exec_driver_sql(sql, (purpose, *part))}
                 for k in part:
-                    cache[(k, purpose)] = found.get(k)
+                    cache[k] = found.get(k)
         for k in keys:
-            state = cache.get((k, purpose))
+            state = cache[k]
             if state is not None:
-                out[k] = bool(state)
+                out[k] = state
         return out
 
     # -- API keys -------------------------------------------------------------------------------
