@@ -91,7 +91,9 @@ def evaluate_cmd(
 
 @app.command("train")
 def train_cmd(
-    model: Annotated[str, typer.Option(help="Model to train.")] = "tastebud_seq",
+    model: Annotated[
+        str, typer.Option(help="Model to train (any name `tastebud evaluate` knows).")
+    ] = "tastebud_hybrid",
     tuning: Annotated[
         bool, typer.Option("--tune/--no-tune", help="Tune on a validation split first.")
     ] = True,

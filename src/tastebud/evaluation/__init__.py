@@ -17,9 +17,9 @@ from tastebud.evaluation.runner import REPORTED, Dataset, evaluate
 from tastebud.evaluation.tuning import TuneResult, tune
 
 __all__ = [
+    "Dataset",
     "PROTOCOLS",
     "REPORTED",
-    "Dataset",
     "Split",
     "Truth",
     "TuneResult",

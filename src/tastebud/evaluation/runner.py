@@ -17,7 +17,11 @@ from tastebud.evaluation.protocol import PROTOCOLS, Scored, make_split, score_mo
 from tastebud.evaluation.tuning import tune
 from tastebud.models import MODELS, FitOptions, model_class
 
-__all__ = ["REPORTED", "Dataset", "evaluate"]
+__all__ = [
+    "Dataset",
+    "REPORTED",
+    "evaluate",
+]
 
 REPORTED = (
     "ndcg@10", "mrr@10", "precision@10", "recall@10", "recall@20", "map@10", "hit@10",

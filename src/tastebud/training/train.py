@@ -34,7 +34,7 @@ def train_recommender(
     dataset: Dataset,
     directory: Path,
     *,
-    model: str = "tastebud_seq",
+    model: str = "tastebud_hybrid",
     tuning: bool = True,
     seed: int = 0,
 ) -> TrainResult:
