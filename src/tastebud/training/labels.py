@@ -1,0 +1,425 @@
+"""Behaviour labels from the event stream, point-in-time correct with the feature store.
+
+Two targets, both defined for the users **active** as of a time ``T`` (at least one event in
+``[T - activity_days, T)``):
+
+* ``churn``: the user has **no** event at all in ``[T, T + churn_days)``;
+* ``conversion``: the user has a ``conversion`` event in ``[T, T + conversion_days)``.
+
+Every window is half-open, the same convention as ``load_events(until_ms=...)`` and the feature
+snapshots (a snapshot as of ``T`` reads events with ``ts_ms < T``): an event exactly at ``T``
+belongs to the *future*, one exactly at ``T - activity_days`` makes the user active, and one
+exactly at ``T + window`` is outside the future window. So the features of a label (events
+before ``T``) and its outcome (events from ``T`` on) never share an event.
+
+A label is only defined once its future window has been fully observed: asking for an as-of time
+whose window ends after the latest stored event raises :class:`~tastebud.errors.InvalidInput`.
+
+Training sets stack the labels of several as-of times and join each one with the user's
+features from the snapshot valid at its time (:func:`event_training_set`), flattened into
+columns a classifier can use. :func:`simulator_truth_labels` derives the same labels from the
+simulator's planted truth, to score event-trained models against what really drove behaviour.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import text
+
+from tastebud.errors import InvalidInput
+from tastebud.features import build_snapshot, list_snapshots, training_set
+from tastebud.monitoring import get_logger
+from tastebud.pipeline import load_events
+from tastebud.store import Store
+
+__all__ = [
+    "KEY_COLUMNS",
+    "LabelWindows",
+    "Target",
+    "default_as_of_times",
+    "event_labels",
+    "event_training_set",
+    "simulator_truth_labels",
+]
+
+_log = get_logger(__name__)
+_DAY_MS = 86_400_000
+
+Target = Literal["churn", "conversion"]
+"""What a label says: the user stops (``churn``) or converts (``conversion``)."""
+
+KEY_COLUMNS: tuple[str, ...] = ("user_key", "as_of_ms", "label", "snapshot_id")
+"""Columns of :func:`event_training_set` that are not features (every other column is one)."""
+
+_LABEL_SCHEMA: dict[str, Any] = {"user_key": pl.String, "as_of_ms": pl.Int64, "label": pl.Int8}
+
+
+class LabelWindows(BaseModel):
+    """The time windows of the labels, in days (all half-open: start included, end excluded)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    activity_days: int = Field(default=30, ge=1)
+    """A user is active as of ``T`` with any event in ``[T - activity_days, T)``."""
+    churn_days: int = Field(default=30, ge=1)
+    """An active user churns as of ``T`` with no event in ``[T, T + churn_days)``."""
+    conversion_days: int = Field(default=7, ge=1)
+    """An active user converts as of ``T`` with a ``conversion`` event in
+    ``[T, T + conversion_days)``."""
+
+    def future_days(self, target: Target) -> int:
+        """Length of the future (outcome) window of ``target``."""
+        if target == "churn":
+            return self.churn_days
+        if target == "conversion":
+            return self.conversion_days
+        raise InvalidInput(f"unknown target {target!r}: expected 'churn' or 'conversion'")
+
+
+def _time_range(store: Store) -> tuple[int, int] | None:
+    """Earliest and latest event time in the store (``None`` when it holds no event)."""
+    with store.engine.connect() as conn:
+        lo, hi = conn.execute(text("SELECT min(ts_ms), max(ts_ms) FROM events")).one()
+    return None if lo is None or hi is None else (int(lo), int(hi))
+
+
+def _iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def _duration(ms: float) -> str:
+    """``ms`` in days, or in milliseconds when under a minute (``0.00 days`` would mislead)."""
+    return f"{ms / _DAY_MS:.2f} days" if ms >= 60_000 else f"{ms:.0f} ms"
+
+
+def _check_observed(as_of: Sequence[int], future_ms: int, latest_ms: int) -> None:
+    """Raise when a future window ends after the latest observed event."""
+    worst = max(as_of)
+    if worst + future_ms > latest_ms:
+        raise InvalidInput(
+            f"the label window after as-of time {_iso(worst)} is not fully observed: it needs "
+            f"{future_ms // _DAY_MS} days of events after it, but the latest event is at "
+            f"{_iso(latest_ms)}, {_duration(worst + future_ms - latest_ms)} short; use an as-of "
+            f"time at or before {_iso(latest_ms - future_ms)}"
+        )
+
+
+def event_labels(
+    store: Store,
+    target: Target,
+    as_of_ms: Sequence[int],
+    windows: LabelWindows | None = None,
+) -> pl.DataFrame:
+    """Churn or conversion labels of every active user at each as-of time.
+
+    Every stored event counts, before any cleaning: users the cleaning pipeline flags as bots
+    are included (their labels are as well defined as anyone's and snapshots keep their
+    features too); a job that wants them out can drop the users
+    ``clean_events(...).flagged_users`` lists.
+
+    Args:
+        store: The event store.
+        target: ``churn`` or ``conversion`` (see the module docstring for the definitions).
+        as_of_ms: Label times (ms since epoch, UTC); duplicates are ignored.
+        windows: Window lengths (default :class:`LabelWindows`).
+
+    Returns:
+        Columns ``user_key`` (String), ``as_of_ms`` (Int64) and ``label`` (Int8, 1 = churned
+        or converted): one row per (user active as of ``T``, ``T``), sorted by time then user.
+
+    Raises:
+        InvalidInput: No as-of time, no event in the store, an unknown target, or a future
+            window that ends after the latest stored event (the message says by how many days).
+    """
+    w = windows or LabelWindows()
+    future_ms = w.future_days(target) * _DAY_MS
+    active_ms = w.activity_days * _DAY_MS
+    times = sorted({int(t) for t in as_of_ms})
+    if not times:
+        raise InvalidInput("no as-of time given")
+    span = _time_range(store)
+    if span is None:
+        raise InvalidInput("the store holds no events: no label can be derived")
+    _check_observed(times, future_ms, span[1])
+    raw = load_events(
+        store, since_ms=times[0] - active_ms, until_ms=times[-1] + future_ms, slim=True
+    )
+    events = raw.lazy().select(
+        "user_key", "ts_ms", (pl.col("event_type") == "conversion").alias("_conversion")
+    )
+    ts = pl.col("ts_ms")
+    parts: list[pl.LazyFrame] = []
+    # One vectorised pass per as-of time (a handful), never per event.
+    for t in times:
+        active = events.filter((ts >= t - active_ms) & (ts < t)).select("user_key").unique()
+        future = events.filter((ts >= t) & (ts < t + future_ms))
+        if target == "conversion":
+            future = future.filter(pl.col("_conversion"))
+        hits = future.select("user_key").unique().with_columns(pl.lit(True).alias("_hit"))
+        hit = pl.col("_hit").fill_null(False)
+        label = ~hit if target == "churn" else hit
+        parts.append(
+            active.join(hits, on="user_key", how="left").select(
+                "user_key",
+                pl.lit(t, pl.Int64).alias("as_of_ms"),
+                label.cast(pl.Int8).alias("label"),
+            )
+        )
+    labels = pl.concat(parts).collect().sort("as_of_ms", "user_key")
+    if labels.is_empty():
+        labels = pl.DataFrame(schema=_LABEL_SCHEMA)
+    _log.info("labels derived", target=target, as_of_times=len(times), rows=labels.height,
+              positives=int(labels.get_column("label").sum()))  # fmt: skip
+    return labels
+
+
+def default_as_of_times(
+    store: Store,
+    target: Target,
+    windows: LabelWindows | None = None,
+    *,
+    count: int = 4,
+    step_days: int = 7,
+) -> list[int]:
+    """``count`` as-of times ``step_days`` apart, ascending, the latest being the last time
+    whose future window is fully observed (latest event time minus the window).
+
+    Raises:
+        InvalidInput: ``count`` or ``step_days`` below 1, no event in the store, or the events
+            span too little time: the earliest as-of time would not come after the first event.
+    """
+    if count < 1 or step_days < 1:
+        raise InvalidInput("count and step_days must be at least 1")
+    w = windows or LabelWindows()
+    future_ms = w.future_days(target) * _DAY_MS
+    span = _time_range(store)
+    if span is None:
+        raise InvalidInput("the store holds no events: no label can be derived")
+    first_ms, latest_ms = span
+    last = latest_ms - future_ms
+    times = [last - (count - 1 - i) * step_days * _DAY_MS for i in range(count)]
+    if times[0] <= first_ms:
+        days = (latest_ms - first_ms) / _DAY_MS
+        needed = w.future_days(target) + (count - 1) * step_days
+        raise InvalidInput(
+            f"the events span {days:.2f} days; {count} {target} as-of times {step_days} days "
+            f"apart need more than {needed} days (fewer or closer as-of times need less)"
+        )
+    return times
+
+
+def _flatten(frame: pl.DataFrame) -> pl.DataFrame:
+    """Nested features as a few flat columns; other columns unchanged.
+
+    A list (``content_category_interests``, top categories first) becomes ``<name>_count`` and,
+    for strings, ``<name>_top``; a struct of counts (``feature_adoption``) becomes
+    ``<name>_total``, ``<name>_distinct`` and ``<name>_top_share``. Anything else nested is
+    dropped; an all-null column (its type unknown) becomes Float64.
+    """
+    exprs: list[pl.Expr] = []
+    for name, dtype in frame.schema.items():
+        col = pl.col(name)
+        if isinstance(dtype, pl.List):
+            exprs.append(col.list.len().fill_null(0).cast(pl.Int64).alias(f"{name}_count"))
+            if dtype.inner == pl.String:
+                exprs.append(col.list.first().alias(f"{name}_top"))
+        elif isinstance(dtype, pl.Struct):
+            fields = [f.name for f in dtype.fields if f.dtype.is_numeric()]
+            values = [col.struct.field(f).fill_null(0) for f in fields]
+            if not values:
+                continue
+            total = pl.sum_horizontal(values).cast(pl.Float64)
+            exprs.append(total.alias(f"{name}_total"))
+            exprs.append(pl.sum_horizontal([v > 0 for v in values]).cast(pl.Int64).alias(
+                f"{name}_distinct"))  # fmt: skip
+            top = pl.max_horizontal(values).cast(pl.Float64)
+            exprs.append(pl.when(total > 0).then(top / total).alias(f"{name}_top_share"))
+        elif dtype == pl.Null:
+            exprs.append(col.cast(pl.Float64))
+        elif dtype.is_nested():
+            continue
+        else:
+            exprs.append(col)
+    return frame.select(exprs)
+
+
+def event_training_set(
+    store: Store,
+    target: Target,
+    as_of_ms: Sequence[int] | None = None,
+    windows: LabelWindows | None = None,
+    *,
+    build_missing: bool = True,
+) -> pl.DataFrame:
+    """Labels of several as-of times, each joined with the features valid at its time.
+
+    Point-in-time correct: a label as of ``T`` gets the user features of the newest snapshot
+    built as of ``T`` or earlier, which read only events strictly before ``T``, while the label
+    reads events from ``T`` on. Context features (hour, weekday, season of ``T``) are not
+    joined: they are the same for every row of an as-of time, so they cannot rank users and
+    would only let a model tell the as-of times apart.
+
+    Args:
+        store: The event store with its feature snapshots.
+        target: ``churn`` or ``conversion``.
+        as_of_ms: Label times; default :func:`default_as_of_times`.
+        windows: Window lengths (default :class:`LabelWindows`).
+        build_missing: Build a snapshot at every as-of time that has none exactly at that time.
+            Without it, an older snapshot is used (features then describe the user as of that
+            snapshot, e.g. ``session_recency``), or none at all (null features).
+
+    Returns:
+        :data:`KEY_COLUMNS` (``user_key``, ``as_of_ms``, ``label``, ``snapshot_id``) plus one
+        flat column per feature: numbers and booleans as stored, categories as String, nested
+        features flattened (see below). Sorted by time then user.
+
+        * ``content_category_interests`` (top 3 categories) ->
+          ``content_category_interests_count`` and ``content_category_interests_top``;
+        * ``feature_adoption`` (uses per product feature) -> ``feature_adoption_total``,
+          ``feature_adoption_distinct`` and ``feature_adoption_top_share``.
+
+    Raises:
+        InvalidInput: As :func:`event_labels` and :func:`default_as_of_times`.
+    """
+    w = windows or LabelWindows()
+    times = sorted(set(as_of_ms)) if as_of_ms is not None else default_as_of_times(store, target, w)
+    labels = event_labels(store, target, times, w)
+    if build_missing:
+        built = {int(s["as_of_ms"]) for s in list_snapshots(store)}
+        for t in times:
+            if t not in built:
+                build_snapshot(store, as_of_ms=t)
+    joined = training_set(store, labels)
+    if "snapshot_as_of_ms" in joined.columns:
+        joined = joined.drop("snapshot_as_of_ms")
+    flat = _flatten(joined)
+    return flat.select(*KEY_COLUMNS, *(c for c in flat.columns if c not in KEY_COLUMNS))
+
+
+# -- the simulator's planted truth -------------------------------------------------------------
+
+# The simulator's conversion model (``Simulator._chunk``): one Bernoulli per session with
+# logit -5.2 + 3.0 * best taste match + 0.4 * skill + 0.15 * pages.
+_SKILLS = {"beginner": 0, "intermediate": 1, "expert": 2}
+_EXPLORE = 0.15  # share of page views outside the user's tastes
+
+
+def _date_ms(value: str | None) -> float:
+    if value is None:
+        return math.inf
+    return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp() * 1000
+
+
+def _session_conversion(planted: dict[str, Any], pages: float) -> float:
+    """Planted probability that one session converts (best match approximated in expectation:
+    1 when some page hits the top category, else the second category's relative taste)."""
+    tastes = sorted(planted["tastes"].values(), reverse=True)
+    top = tastes[0]
+    second = tastes[1] / top if len(tastes) > 1 and top > 0 else 0.0
+    miss = (1.0 - (1.0 - _EXPLORE) * top) ** pages
+    best = 1.0 - miss * (1.0 - second)
+    logit = -5.2 + 3.0 * best + 0.4 * _SKILLS.get(planted["skill_level"], 0) + 0.15 * pages
+    return 1.0 / (1.0 + math.exp(-logit))
+
+
+def simulator_truth_labels(
+    truth: dict[str, Any],
+    pseudonymize: Callable[[str], str],
+    as_of_ms: int,
+    target: Target,
+    windows: LabelWindows | None = None,
+    *,
+    churned_by: Literal["window_end", "as_of"] = "window_end",
+) -> pl.DataFrame:
+    """The planted outcome of each simulated user as of ``as_of_ms``, to score event models.
+
+    The population mirrors the event labels' one in the simulator's terms: users signed up
+    before ``T`` whose churn day (``churned_on``, the first day without sessions) comes after
+    ``T - activity_days``. Join on ``user_key`` with model predictions (users who happened to
+    start no session in the activity window are in this population but have no event label).
+
+    * ``churn``: ``truth_label`` is 1 when the user churned (``churned_on``) before
+      ``T + churn_days``, 0 when later or never; ``truth_score`` is the planted daily churn
+      hazard. With ``churned_by="as_of"`` the label is 1 only when the churn day is at or before
+      ``T``: the planted counterpart of the event label (no event in ``[T, T + churn_days)``),
+      which a user who leaves during the window does not get, having events before leaving.
+    * ``conversion``: the simulator plants no per-user conversion outcome (each session
+      converts at random), so ``truth_label`` is null and ``truth_score`` is the planted
+      propensity: the probability of at least one conversion in ``[T, T + conversion_days)``
+      given the user's session rate, days alive in the window, skill and tastes. Score a model
+      with a rank correlation against it, or compare its ROC-AUC on the event labels with the
+      one ``truth_score`` reaches on them (the ceiling).
+
+    Args:
+        truth: :meth:`tastebud.simulator.Simulator.truth`.
+        pseudonymize: External user id -> ``user_key`` (``services.pseudonymizer.user``).
+        as_of_ms: The as-of time ``T``.
+        target: ``churn`` or ``conversion``.
+        windows: Window lengths (default :class:`LabelWindows`).
+        churned_by: ``window_end`` (default) or ``as_of``: the churn truth's horizon (above).
+
+    Returns:
+        ``user_key`` (String), ``as_of_ms`` (Int64), ``truth_label`` (Int8) and
+        ``truth_score`` (Float64), sorted by ``user_key``.
+
+    Raises:
+        InvalidInput: The future window ends after the simulated period (unknown outcome).
+    """
+    w = windows or LabelWindows()
+    future_ms = w.future_days(target) * _DAY_MS
+    cfg = truth["config"]
+    end_ms = datetime.fromisoformat(cfg["start"]).timestamp() * 1000 + cfg["days"] * _DAY_MS
+    if churned_by not in ("window_end", "as_of"):
+        raise InvalidInput(f"unknown churned_by {churned_by!r}: expected 'window_end' or 'as_of'")
+    if as_of_ms + future_ms > end_ms:
+        raise InvalidInput(
+            f"the simulation ends {_duration(as_of_ms + future_ms - end_ms)} before the {target} "
+            f"window after {_iso(as_of_ms)} does; use an as-of time at or before "
+            f"{_iso(end_ms - future_ms)}"
+        )
+    # The simulator draws pages per session from a geometric law with mean ``pages - 1``.
+    pages = max(float(cfg.get("pages_per_session", 6.0)) - 1.0, 1.0)
+    users = truth["users"]
+    frame = pl.DataFrame(
+        {
+            "user_key": [pseudonymize(u) for u in users],
+            "signup_ms": [_date_ms(p["signup"]) for p in users.values()],
+            "churn_ms": [_date_ms(p["churned_on"]) for p in users.values()],
+            "hazard": [float(p["churn_hazard"]) for p in users.values()],
+            "rate": [float(p["sessions_per_day"]) for p in users.values()],
+            "p_session": [_session_conversion(p, pages) for p in users.values()],
+        },
+        schema={"user_key": pl.String, "signup_ms": pl.Float64, "churn_ms": pl.Float64,
+                "hazard": pl.Float64, "rate": pl.Float64, "p_session": pl.Float64},
+    )  # fmt: skip
+    t = float(as_of_ms)
+    frame = frame.filter(
+        (pl.col("signup_ms") < t) & (pl.col("churn_ms") > t - w.activity_days * _DAY_MS)
+    )
+    if target == "churn":
+        churned = (
+            pl.col("churn_ms") < t + future_ms
+            if churned_by == "window_end"
+            else pl.col("churn_ms") <= t
+        )
+        label = churned.cast(pl.Int8)
+        score = pl.col("hazard")
+    else:
+        label = pl.lit(None, pl.Int8)
+        # Days in [T, T + window) on which the user may still start sessions.
+        alive = (pl.min_horizontal(pl.col("churn_ms"), pl.lit(t + future_ms)) - t).clip(
+            lower_bound=0.0
+        ) / _DAY_MS
+        score = 1.0 - (-(pl.col("rate") * alive * pl.col("p_session"))).exp()
+    return frame.select(
+        "user_key",
+        pl.lit(as_of_ms, pl.Int64).alias("as_of_ms"),
+        label.alias("truth_label"),
+        score.cast(pl.Float64).alias("truth_score"),
+    ).sort("user_key")
