@@ -24,6 +24,7 @@ from tastebud.privacy import (
 )
 from tastebud.realtime import RealtimeState, make_realtime
 from tastebud.store import Store, make_engine, upgrade
+from tastebud.training.predictors import PredictionService
 
 __all__ = ["Services", "build_services"]
 
@@ -45,6 +46,7 @@ class Services:
     catalog: Catalog
     realtime: RealtimeState
     online: OnlineFeatures
+    predictions: PredictionService
 
     def now_ms(self) -> int:
         """The current time in ms since the epoch."""
@@ -89,6 +91,7 @@ def build_services(
     keys = KeyManager(store, cache_seconds=settings.key_cache_seconds)
     _log.info("services ready", database=engine.dialect.name, consent_mode=settings.consent_mode)
     catalog = Catalog(store, pseudonymizer, privacy)
+    online = OnlineFeatures(store, realtime)
     return Services(
         settings,
         store,
@@ -100,5 +103,6 @@ def build_services(
         keys,
         catalog,
         realtime,
-        OnlineFeatures(store, realtime),
+        online,
+        PredictionService(settings.resolved_artifact_dir(), lambda key: online.features(key)[0]),
     )

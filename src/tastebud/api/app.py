@@ -17,7 +17,7 @@ from tastebud import __version__
 from tastebud.api.deps import SCOPE_KEY
 from tastebud.api.errors import install_error_handlers
 from tastebud.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
-from tastebud.api.routes import events, health, items, profiles, users
+from tastebud.api.routes import events, health, items, predictions, profiles, users
 from tastebud.catalog import ItemBatchEntry
 from tastebud.config import Settings
 from tastebud.monitoring import configure_logging
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (health, events, items, users, profiles):
+    for module in (health, events, items, users, profiles, predictions):
         app.include_router(module.router)
 
     def limit_for(path: str) -> int:

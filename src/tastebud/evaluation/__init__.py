@@ -3,6 +3,11 @@ validation-only tuning, fairness slices and reports."""
 
 from __future__ import annotations
 
+from tastebud.evaluation.classification import (
+    classification_metrics,
+    expected_calibration_error,
+    reliability,
+)
 from tastebud.evaluation.data import load_dataset, user_attributes
 from tastebud.evaluation.metrics import (
     Truth,
@@ -12,7 +17,7 @@ from tastebud.evaluation.metrics import (
     per_user_metrics,
 )
 from tastebud.evaluation.protocol import PROTOCOLS, Split, make_split, score_model, split_frames
-from tastebud.evaluation.report import render_html
+from tastebud.evaluation.report import render_html, render_predictor_html
 from tastebud.evaluation.runner import REPORTED, Dataset, evaluate
 from tastebud.evaluation.tuning import TuneResult, tune
 
@@ -25,12 +30,16 @@ __all__ = [
     "TuneResult",
     "bootstrap_ci",
     "catalog_metrics",
+    "classification_metrics",
     "evaluate",
+    "expected_calibration_error",
     "load_dataset",
     "long_tail_items",
     "make_split",
     "per_user_metrics",
+    "reliability",
     "render_html",
+    "render_predictor_html",
     "score_model",
     "split_frames",
     "tune",

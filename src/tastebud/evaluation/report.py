@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # no display: render to SVG in memory
 
 import matplotlib.pyplot as plt  # noqa: E402
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "render_predictor_html"]
 
 _TABLE_METRICS = (
     "ndcg@10", "mrr@10", "precision@10", "recall@20", "map@10", "hit@10", "coverage@10",
@@ -138,3 +138,58 @@ def render_html(result: dict[str, Any]) -> str:
         parts.append(f"<tr><td><i>test users</i></td>{users}<td></td></tr></table>")
     parts.append("</body></html>")
     return "\n".join(parts)
+
+
+def _reliability_plot(reliability: dict[str, list[dict[str, float]]]) -> str:
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    ax.plot([0, 1], [0, 1], color="#999", linestyle="--", label="perfect calibration")
+    for name, bins in reliability.items():
+        xs = [b["mean_predicted"] for b in bins]
+        ys = [b["observed_rate"] for b in bins]
+        color = "#2b6cb0" if name == "tastebud" else None
+        ax.plot(xs, ys, marker="o", label=name, color=color)
+    ax.set_xlabel("mean predicted probability (15 equal-width bins)")
+    ax.set_ylabel("observed positive rate")
+    ax.set_title("Reliability diagram (held-out predictions of all splits)")
+    ax.legend(fontsize="small")
+    return _svg(fig)
+
+
+def _importance_plot(importance: dict[str, float], top: int = 15) -> str:
+    items = list(importance.items())[:top]
+    fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(items) + 1.2))
+    ax.barh([k for k, _ in items], [v for _, v in items], color="#2b6cb0")
+    ax.invert_yaxis()
+    ax.set_xlabel("mean |contribution| to the log-odds")
+    ax.set_title("Global feature importance (Tastebud)")
+    return _svg(fig)
+
+
+def render_predictor_html(
+    means: dict[str, dict[str, float]], details: dict[str, Any], title: str
+) -> str:
+    """A self-contained HTML page for ``tastebud predictors evaluate``."""
+    e = html.escape
+    head = "".join(f"<th>{m}</th>" for m in ("roc_auc", "pr_auc", "brier", "ece"))
+    rows = "".join(
+        f"<tr><td>{e(n)}</td>" + "".join(f"<td>{m[k]:.4f}</td>" for k in
+                                         ("roc_auc", "pr_auc", "brier", "ece")) + "</tr>"
+        for n, m in means.items()
+    )  # fmt: skip
+    chosen = ", ".join(e(c) for c in details.get("chosen", []))
+    return "\n".join([
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{e(title)}</title><style>body{{font-family:system-ui,sans-serif;margin:2em;"
+        "max-width:1000px}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+        "padding:4px 8px;text-align:right}td:first-child{text-align:left}"
+        ".plot svg{max-width:100%;height:auto}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f"<p>{details.get('rows', 0):,} rows, {details.get('positives', 0):,} positive. Five "
+        "stratified 80/20 splits (seeds 0-4); every model tuned and calibrated on the 80 % only; "
+        "means of the held-out metrics. ECE: 15 equal-width bins.</p>",
+        f"<table id='metrics'><tr><th>model</th>{head}</tr>{rows}</table>",
+        f"<p>Tastebud's choice per split (out-of-fold ROC-AUC inside the 80 %): {chosen}</p>",
+        f"<div class='plot' id='reliability'>{_reliability_plot(details['reliability'])}</div>",
+        f"<div class='plot' id='importance'>{_importance_plot(details['importance'])}</div>",
+        "</body></html>",
+    ])  # fmt: skip

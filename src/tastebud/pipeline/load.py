@@ -173,6 +173,13 @@ def load_events(
             clauses.append(("user_key >=", users.low))
             if users.high is not None:
                 clauses.append(("user_key <", users.high))
+        if adbc[0] == "sqlite":
+            # ADBC links its own copy of SQLite. POSIX file locks belong to the process, so
+            # when one library closes the database file it silently drops the locks the other
+            # holds: the other then reads stale pages, and the WAL can be deleted under it
+            # (writes lost). Close this process's pooled SQLAlchemy connections first; they
+            # reopen on next use. Loading must not overlap writes from the same process.
+            store.engine.dispose()
         frame = _load_adbc(adbc[0], adbc[1], clauses, slim)
         return frame if frame.height else pl.DataFrame(schema=EVENT_SCHEMA)
     where: list[str] = []

@@ -1,14 +1,61 @@
-"""Training jobs: fit -> evaluate -> save (the registry issue adds versions and promotion)."""
+"""Training jobs: recommenders and behaviour predictors, their labels, feature tables and
+pickle-free artifacts (the registry issue adds versions and promotion)."""
 
 from __future__ import annotations
 
 from tastebud.training.artifacts import LoadedModel, load_model, save_model
+from tastebud.training.labels import (
+    KEY_COLUMNS,
+    LabelWindows,
+    Target,
+    default_as_of_times,
+    event_labels,
+    event_training_set,
+    flat_features,
+    simulator_truth_labels,
+)
+from tastebud.training.predictors import (
+    PEERS,
+    TARGETS,
+    PredictionService,
+    PredictorArtifact,
+    evaluate_predictors,
+    load_predictor,
+    save_predictor,
+)
+from tastebud.training.tables import (
+    FeatureTable,
+    TableReport,
+    encode_rows,
+    read_table,
+    table_from_frame,
+)
 from tastebud.training.train import TrainResult, train_recommender
 
 __all__ = [
+    "FeatureTable",
+    "KEY_COLUMNS",
+    "LabelWindows",
     "LoadedModel",
+    "PEERS",
+    "PredictionService",
+    "PredictorArtifact",
+    "TARGETS",
+    "TableReport",
+    "Target",
     "TrainResult",
+    "default_as_of_times",
+    "encode_rows",
+    "evaluate_predictors",
+    "event_labels",
+    "event_training_set",
+    "flat_features",
     "load_model",
+    "load_predictor",
+    "read_table",
     "save_model",
+    "save_predictor",
+    "simulator_truth_labels",
+    "table_from_frame",
     "train_recommender",
 ]

@@ -45,6 +45,7 @@ __all__ = [
     "default_as_of_times",
     "event_labels",
     "event_training_set",
+    "flat_features",
     "simulator_truth_labels",
 ]
 
@@ -247,6 +248,14 @@ def _flatten(frame: pl.DataFrame) -> pl.DataFrame:
         else:
             exprs.append(col)
     return frame.select(exprs)
+
+
+def flat_features(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Feature dicts (a snapshot's user values) flattened exactly like ``event_training_set``
+    flattens its columns, for predicting with a model trained on it."""
+    if not values:
+        return []
+    return _flatten(pl.DataFrame(values, infer_schema_length=None)).to_dicts()
 
 
 def event_training_set(

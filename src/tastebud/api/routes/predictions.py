@@ -1,0 +1,44 @@
+"""Behaviour predictions: ``GET /v1/users/{user_id}/predictions``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from tastebud.api.deps import ServicesDep, scoped
+from tastebud.events.schema import Id
+
+__all__ = ["PredictionsOut", "router"]
+
+router = APIRouter(tags=["users"])
+
+
+class PredictionsOut(BaseModel):
+    """Calibrated probabilities with the features that moved them most."""
+
+    user_id: str
+    churn_probability: float | None
+    """Probability that this active user has no event in the churn window (default 30 days);
+    ``null`` when no churn model has been trained."""
+    conversion_probability: float | None
+    """Probability of a ``conversion`` event in the conversion window (default 7 days)."""
+    models: dict[str, dict[str, Any]]
+    """Per target: ``artifact_id`` (content hash of the model artifact) and ``model`` (the
+    family and regularisation chosen at training)."""
+    reasons: dict[str, list[dict[str, Any]]]
+    """Per target: the top 3 features by contribution to the log-odds, with ``direction``
+    (``increases`` / ``decreases``) and ``contribution``."""
+
+
+@router.get("/v1/users/{user_id}/predictions", response_model=PredictionsOut, **scoped("serve"))
+async def get_predictions(
+    user_id: Annotated[Id, Path(description="Your user id")], services: ServicesDep
+) -> PredictionsOut:
+    """Churn and conversion probabilities from the trained predictors and the user's latest
+    features, with the top three reasons for each."""
+    key = services.pseudonymizer.user(user_id)
+    body = await run_in_threadpool(services.predictions.predict, key)
+    return PredictionsOut(user_id=user_id, **body)

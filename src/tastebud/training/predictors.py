@@ -1,0 +1,275 @@
+"""Behaviour predictors: the DESIGN.md protocol against the peers, training, and artifacts.
+
+Protocol: five stratified 80/20 splits (seeds 0 to 4); every model is tuned and calibrated on
+its split's 80 % only; the means over the splits of ROC-AUC, PR-AUC, Brier score and ECE (15
+equal-width bins) on the 20 % are reported. Peers: ``sk_logreg`` (scikit-learn logistic
+regression, numeric columns median-imputed and scaled, categories one-hot) and
+``sk_gbm_seed`` (scikit-learn's GradientBoostingClassifier with the seed document's settings:
+100 trees, learning rate 0.1, depth 5; median-imputed, categories as codes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedShuffleSplit
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from tastebud.errors import ArtifactInvalid, NotFound, UnknownUser
+from tastebud.evaluation.classification import classification_metrics, reliability
+from tastebud.models.predictor import Predictor, PredictorConfig
+from tastebud.training.tables import FeatureTable
+
+__all__ = [
+    "PEERS",
+    "PredictionService",
+    "PredictorArtifact",
+    "TARGETS",
+    "evaluate_predictors",
+    "load_predictor",
+    "save_predictor",
+]
+
+Fitter = Callable[[FeatureTable, NDArray[np.int64], NDArray[np.int64]], NDArray[np.float64]]
+
+
+def _sk_logreg(t: FeatureTable, train: NDArray[np.int64], test: NDArray[np.int64]) -> Any:
+    numeric = [j for j in range(len(t.names)) if j not in t.categorical]
+    pre = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
+                              OneHotEncoder(handle_unknown="ignore")), t.categorical),
+    ])  # fmt: skip
+    model = make_pipeline(pre, LogisticRegression(max_iter=5000))
+    model.fit(t.x[train], t.y[train])
+    return model.predict_proba(t.x[test])[:, 1]
+
+
+def _sk_gbm_seed(t: FeatureTable, train: NDArray[np.int64], test: NDArray[np.int64]) -> Any:
+    model = make_pipeline(
+        SimpleImputer(strategy="median", keep_empty_features=True),
+        GradientBoostingClassifier(n_estimators=100, learning_rate=0.1, max_depth=5,
+                                   random_state=0),
+    )  # fmt: skip
+    model.fit(t.x[train], t.y[train])
+    return model.predict_proba(t.x[test])[:, 1]
+
+
+PEERS: dict[str, Fitter] = {"sk_logreg": _sk_logreg, "sk_gbm_seed": _sk_gbm_seed}
+"""The peers of the protocol, by their report names."""
+
+
+def evaluate_predictors(
+    table: FeatureTable,
+    *,
+    splits: int = 5,
+    config: PredictorConfig | None = None,
+    log: Callable[[str], None] | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Run the protocol. Returns (the flat JSON of means per model, details for the report:
+    per-split metrics, the chosen candidates, reliability bins of the pooled test predictions
+    and Tastebud's global feature importance)."""
+    say = log or (lambda _m: None)
+    per_model: dict[str, list[dict[str, float]]] = {}
+    pooled: dict[str, tuple[list[int], list[float]]] = {}
+    chosen: list[str] = []
+    importance: dict[str, float] = {}
+    for seed in range(splits):
+        sss = StratifiedShuffleSplit(n_splits=1, test_size=0.2, random_state=seed)
+        train, test = next(sss.split(table.x, table.y))
+        cfg = (config or PredictorConfig()).model_copy(update={"seed": seed})
+        model = Predictor(cfg).fit(table.x[train], table.y[train], table.names, table.categorical)
+        probs = {"tastebud": model.predict_proba(table.x[test])}
+        chosen.append(model.chosen)
+        for name, value in model.importance().items():
+            importance[name] = importance.get(name, 0.0) + value / splits
+        for name, fitter in PEERS.items():
+            probs[name] = np.asarray(fitter(table, train, test), dtype=np.float64)
+        for name, p in probs.items():
+            m = classification_metrics(table.y[test], p)
+            per_model.setdefault(name, []).append(m)
+            ys, ps = pooled.setdefault(name, ([], []))
+            ys.extend(table.y[test].tolist())
+            ps.extend(p.tolist())
+        say(f"split {seed}: " + ", ".join(
+            f"{n} auc {v[-1]['roc_auc']:.4f} ece {v[-1]['ece']:.4f}" for n, v in per_model.items()
+        ) + f" (tastebud chose {model.chosen})")  # fmt: skip
+    means = {
+        name: {k: round(float(np.mean([m[k] for m in ms])), 6)
+               for k in ("roc_auc", "pr_auc", "brier", "ece")}
+        for name, ms in per_model.items()
+    }  # fmt: skip
+    details = {
+        "splits": per_model,
+        "chosen": chosen,
+        "reliability": {
+            n: reliability(np.array(ys), np.array(ps)) for n, (ys, ps) in pooled.items()
+        },  # fmt: skip
+        "importance": dict(sorted(importance.items(), key=lambda kv: -kv[1])),
+        "rows": len(table.y),
+        "positives": int(table.y.sum()),
+    }
+    return means, details
+
+
+# -- artifacts ------------------------------------------------------------------------------------
+@dataclass
+class PredictorArtifact:
+    """A saved predictor with the schema that encodes its inputs."""
+
+    predictor: Predictor
+    schema: dict[str, Any]
+    metrics: dict[str, Any]
+    artifact_id: str
+    """Content hash of the artifact (first 16 hex digits of the manifest's sha256)."""
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_predictor(
+    directory: Path, predictor: Predictor, schema: dict[str, Any], metrics: dict[str, Any]
+) -> str:
+    """Write a predictor pickle-free and atomically: ``config.json`` (metadata), ``params.npz``,
+    one LightGBM text model per booster, ``schema.json``, ``metrics.json`` and
+    ``manifest.json`` (sha256 per file). Returns the artifact id."""
+    meta, arrays, models = predictor.to_state()
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
+    try:
+        files = {"config.json": json.dumps(meta, indent=2, sort_keys=True),
+                 "schema.json": json.dumps(schema, indent=2, sort_keys=True),
+                 "metrics.json": json.dumps(metrics, indent=2, sort_keys=True)}  # fmt: skip
+        for i, text in enumerate(models):
+            files[f"booster_{i}.txt"] = text
+        for name, text in files.items():
+            (tmp / name).write_text(text)
+        with (tmp / "params.npz").open("wb") as fh:
+            np.savez(fh, allow_pickle=False, **arrays)
+        manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}-old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _sha256(directory / "manifest.json")[:16]
+
+
+def load_predictor(directory: Path) -> PredictorArtifact:
+    """Read a predictor saved by ``save_predictor``, verifying every checksum.
+
+    Raises:
+        NotFound: nothing saved there.
+        ArtifactInvalid: a file is missing or changed since it was written.
+    """
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.is_file():
+        raise NotFound(f"no predictor in {directory}; run `tastebud predictors train` first")
+    manifest = json.loads(manifest_path.read_text())
+    for name, digest in manifest.items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactInvalid(f"predictor artifact {directory} is missing {name}")
+        if _sha256(path) != digest:
+            raise ArtifactInvalid(f"predictor artifact {directory}: {name} does not match its "
+                                  "recorded sha256; refusing to load it")  # fmt: skip
+    meta = json.loads((directory / "config.json").read_text())
+    with np.load(directory / "params.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    boosters = sorted((p for p in manifest if p.startswith("booster_")),
+                      key=lambda n: int(n.split("_")[1].split(".")[0]))  # fmt: skip
+    models = [(directory / name).read_text() for name in boosters]
+    return PredictorArtifact(
+        predictor=Predictor.from_state(meta, arrays, models),
+        schema=json.loads((directory / "schema.json").read_text()),
+        metrics=json.loads((directory / "metrics.json").read_text()),
+        artifact_id=_sha256(manifest_path)[:16],
+    )
+
+
+# -- serving --------------------------------------------------------------------------------------
+TARGETS = ("churn", "conversion")
+
+
+class PredictionService:
+    """Calibrated churn and conversion probabilities for one user, with reasons.
+
+    Artifacts are read from ``<artifact_dir>/predictors/<target>/`` and reloaded when their
+    manifest changes (a retrain is picked up without a restart); a user's inputs are their latest
+    feature values (real-time store, else the latest snapshot), flattened like the training set.
+    """
+
+    def __init__(self, artifact_dir: Path, features: Callable[[str], dict[str, Any]]) -> None:
+        self.artifact_dir = artifact_dir
+        self._features = features
+        self._cache: dict[str, tuple[float, PredictorArtifact]] = {}
+
+    def artifact(self, target: str) -> PredictorArtifact | None:
+        """The current artifact for ``target``, or ``None`` if none was trained."""
+        directory = self.artifact_dir / "predictors" / target
+        try:
+            stamp = (directory / "manifest.json").stat().st_mtime
+        except FileNotFoundError:
+            return None
+        cached = self._cache.get(target)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, load_predictor(directory))
+            self._cache[target] = cached
+        return cached[1]
+
+    def predict(self, user_key: str) -> dict[str, Any]:
+        """``{target}_probability``, ``models`` and ``reasons`` per trained target.
+
+        Raises:
+            NotFound: no predictor has been trained yet, or nothing is known about the user.
+        """
+        from tastebud.training.labels import flat_features
+        from tastebud.training.tables import encode_rows
+
+        artifacts = {t: a for t in TARGETS if (a := self.artifact(t)) is not None}
+        if not artifacts:
+            raise NotFound("no predictor trained yet: run `tastebud predictors train --target "
+                           "churn` (and --target conversion)")  # fmt: skip
+        values = self._features(user_key)
+        if not values:
+            raise UnknownUser("no features for this user yet (they appear with the next "
+                              "`tastebud features build`)")  # fmt: skip
+        row = flat_features([values])[0]
+        out: dict[str, Any] = {"models": {}, "reasons": {}}
+        for target in TARGETS:
+            art = artifacts.get(target)
+            if art is None:
+                out[f"{target}_probability"] = None
+                continue
+            x = encode_rows([row], art.schema)
+            out[f"{target}_probability"] = round(float(art.predictor.predict_proba(x)[0]), 6)
+            out["models"][target] = {"artifact_id": art.artifact_id,
+                                     "model": art.predictor.chosen}  # fmt: skip
+            out["reasons"][target] = [
+                {"feature": e.feature, "direction": e.direction, "contribution": e.contribution}
+                for e in art.predictor.explain(x)[0]
+            ]
+        return out
