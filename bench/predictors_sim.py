@@ -77,7 +77,8 @@ def main() -> None:
             test = table_from_frame(test_f.drop(drop), "label", "user_key")
             # Same encoding for both: encode the test rows with the training schema.
             x_test = encode_rows(test_f.drop(drop).to_dicts(), train.schema())
-            model = Predictor().fit(train.x, train.y, train.names, train.categorical)
+            model = Predictor().fit(train.x, train.y, train.names, train.categorical,
+                                    groups=np.asarray(train.ids))  # fmt: skip
             p = model.predict_proba(x_test)
             m = classification_metrics(test.y, p)
             planted = simulator_truth_labels(truth, services.pseudonymizer.user, times[-1],

@@ -199,3 +199,18 @@ def test_predictions_endpoint_from_events(make_api: Any, make_settings: Any) -> 
     assert unknown.status_code == 404
     assert api.request("GET", f"/v1/users/{user}/predictions", "ingest").status_code == 403
     assert isinstance(services.predictions, PredictionService)
+
+
+def test_groups_keep_a_users_rows_in_one_fold() -> None:
+    # 150 users, 40 rows each (as-of times); the label is a coin flip per user and the features
+    # are a per-user fingerprint: nothing generalises, everything can be memorised.
+    rng = np.random.default_rng(4)
+    users = np.repeat(np.arange(150), 40)
+    fingerprint = rng.normal(size=(150, 3))[users] + 0.01 * rng.normal(size=(6000, 3))
+    y = rng.integers(0, 2, 150)[users]
+    cfg = PredictorConfig(leaves=(31,), logistic_c=(1.0,), folds=3, learning_rate=0.2,
+                          early_stopping_rounds=20, max_trees=300)  # fmt: skip
+    leaky = Predictor(cfg).fit(fingerprint, y, ["a", "b", "c"])
+    honest = Predictor(cfg).fit(fingerprint, y, ["a", "b", "c"], groups=users.astype(str))
+    assert leaky.selection[leaky.chosen] > 0.8, "row folds score memorised users"
+    assert honest.selection[honest.chosen] < 0.65, "group folds see through it"

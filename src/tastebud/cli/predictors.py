@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from tastebud.cli import DataDirOpt, _services, _settings, app, out
@@ -82,7 +83,8 @@ def predictors_train(
     for line in data.report.lines():
         out.print(line)
     config = PredictorConfig(folds=folds, learning_rate=learning_rate)
-    model = Predictor(config).fit(data.x, data.y, data.names, data.categorical)
+    groups = None if data.ids is None else np.asarray(data.ids)
+    model = Predictor(config).fit(data.x, data.y, data.names, data.categorical, groups=groups)
     metrics = {"out_of_fold_roc_auc": model.selection, "chosen": model.chosen,
                "importance": model.importance(), "table": data.report.to_dict()}  # fmt: skip
     directory = _settings(data_dir).resolved_artifact_dir() / "predictors" / (name or default_name)

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 __all__ = ["Explanation", "Predictor", "PredictorConfig"]
 
@@ -150,8 +150,13 @@ class Predictor:
         y: NDArray[np.integer[Any]],
         names: list[str],
         categorical: list[int] | None = None,
+        groups: NDArray[Any] | None = None,
     ) -> Predictor:
         """Choose, fit and calibrate on ``x`` (rows) and binary labels ``y``.
+
+        ``groups`` (e.g. the user of each row, when a training set stacks several as-of times
+        per user) keeps each group's rows in one inner fold, so that selection, early stopping
+        and calibration never score a model on rows of users it was trained on.
 
         Raises:
             ValueError: fewer than two examples of either class, or shapes that disagree.
@@ -168,8 +173,14 @@ class Predictor:
         self._cat_width = {j: int(np.nanmax(x[:, j], initial=-1)) + 1 for j in self.categorical}
         self._has_missing = {j: bool(np.isnan(x[:, j]).any()) for j in range(x.shape[1])}
         folds = max(2, min(self.config.folds, n_pos, len(y) - n_pos))
-        splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
-                      .split(x, y))  # fmt: skip
+        if groups is not None and len(np.unique(groups)) < len(groups):
+            g = np.asarray(groups)
+            folds = max(2, min(folds, len(np.unique(g))))
+            splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=self.config.seed)
+                          .split(x, y, g))  # fmt: skip
+        else:
+            splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
+                          .split(x, y))  # fmt: skip
         candidates: list[_Candidate] = []
         if "lightgbm" in self.config.families:
             candidates += [self._boosted(x, y, splits, leaves) for leaves in self.config.leaves]
