@@ -188,7 +188,9 @@ def render_predictor_html(
         "stratified 80/20 splits (seeds 0-4); every model tuned and calibrated on the 80 % only; "
         "means of the held-out metrics. ECE: 15 equal-width bins.</p>",
         f"<table id='metrics'><tr><th>model</th>{head}</tr>{rows}</table>",
-        f"<p>Tastebud's choice per split (out-of-fold ROC-AUC inside the 80 %): {chosen}</p>",
+        f"<p>Tastebud's choice per split (out-of-fold ROC-AUC inside the 80 %): {chosen}. "
+        "ECE of perfectly calibrated probabilities like Tastebud's on test sets this size "
+        f"(labels drawn from them): {details.get('tastebud_ece_floor', float('nan')):.4f}.</p>",
         f"<div class='plot' id='reliability'>{_reliability_plot(details['reliability'])}</div>",
         f"<div class='plot' id='importance'>{_importance_plot(details['importance'])}</div>",
         "</body></html>",

@@ -33,7 +33,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from tastebud.errors import ArtifactInvalid, NotFound, UnknownUser
-from tastebud.evaluation.classification import classification_metrics, reliability
+from tastebud.evaluation.classification import (
+    classification_metrics,
+    expected_calibration_error,
+    reliability,
+)
 from tastebud.models.predictor import Predictor, PredictorConfig
 from tastebud.training.tables import FeatureTable
 
@@ -90,6 +94,7 @@ def evaluate_predictors(
     per_model: dict[str, list[dict[str, float]]] = {}
     pooled: dict[str, tuple[list[int], list[float]]] = {}
     chosen: list[str] = []
+    floors: list[float] = []
     importance: dict[str, float] = {}
     groups = None if table.ids is None else np.asarray(table.ids)
     grouped = groups is not None and len(np.unique(groups)) < len(groups)
@@ -113,6 +118,14 @@ def evaluate_predictors(
             importance[name] = importance.get(name, 0.0) + value / splits
         for name, fitter in PEERS.items():
             probs[name] = np.asarray(fitter(table, train, test), dtype=np.float64)
+        # What ECE would read if these very probabilities were perfectly calibrated: labels
+        # drawn from them (200 draws). ECE on a finite test set never reaches 0.
+        rng = np.random.default_rng(seed)
+        p_ours = probs["tastebud"]
+        floors.append(float(np.mean([
+            expected_calibration_error((rng.random(len(p_ours)) < p_ours).astype(np.int64), p_ours)
+            for _ in range(200)
+        ])))  # fmt: skip
         for name, p in probs.items():
             m = classification_metrics(table.y[test], p)
             per_model.setdefault(name, []).append(m)
@@ -134,6 +147,7 @@ def evaluate_predictors(
             n: reliability(np.array(ys), np.array(ps)) for n, (ys, ps) in pooled.items()
         },  # fmt: skip
         "importance": dict(sorted(importance.items(), key=lambda kv: -kv[1])),
+        "tastebud_ece_floor": round(float(np.mean(floors)), 6),
         "rows": len(table.y),
         "positives": int(table.y.sum()),
     }
