@@ -41,6 +41,7 @@ from tastebud.config import Settings
 from tastebud.evaluation import evaluate, load_dataset, make_split, per_user_metrics, split_frames
 from tastebud.evaluation.metrics import catalog_metrics
 from tastebud.evaluation.protocol import Split
+from tastebud.evaluation.tuning import coordinate_search
 from tastebud.models import ALS, ALSConfig, EASEConfig, FitOptions, ItemKNNConfig
 from tastebud.models.linear import ease_matrix
 from tastebud.services import build_services
@@ -102,7 +103,8 @@ def plain_popularity(split: Split, p: dict[str, Any]) -> np.ndarray:
 
 
 def tune_direct(rank: Ranker, space: dict[str, list[Any]], validation: Split) -> dict[str, Any]:
-    """The same coordinate search as ``tastebud.evaluation.tune``: two passes, best NDCG@10."""
+    """The coordinate search of ``tastebud.evaluation.tune`` (two passes, best NDCG@10), on a
+    direct call of the peer."""
     cache: dict[str, float] = {}
 
     def score(p: dict[str, Any]) -> float:
@@ -111,19 +113,7 @@ def tune_direct(rank: Ranker, space: dict[str, list[Any]], validation: Split) ->
             cache[key] = _metrics(validation, rank(validation, p))["ndcg@10"]
         return cache[key]
 
-    current: dict[str, Any] = {}
-    best = score(current)
-    for _ in range(2 if space else 0):
-        changed = False
-        for name, values in space.items():
-            for v in values:
-                cand = {**current, name: v}
-                s = score(cand)
-                if s > best + 1e-12:
-                    best, current, changed = s, cand, True
-        if not changed:
-            break
-    return current
+    return coordinate_search(space, score)[0]
 
 
 def als_overhead(split: Split, params: dict[str, Any], repeat: int = 3) -> dict[str, float]:

@@ -11,7 +11,7 @@ from typing import Any
 from tastebud.evaluation.protocol import Split, score_model
 from tastebud.models import FitOptions, ModelConfig, Recommender
 
-__all__ = ["TuneResult", "tune"]
+__all__ = ["TuneResult", "coordinate_search", "tune"]
 
 TUNE_METRIC = "ndcg@10"
 
@@ -51,6 +51,23 @@ def tune(
                 on_trial(dict(params), cache[key])
         return cache[key]
 
+    current, best = coordinate_search(space, score, passes=passes)
+    return TuneResult(model_class.config_class(**current), best, trials)
+
+
+def coordinate_search(
+    space: dict[str, list[Any]],
+    score: Callable[[dict[str, Any]], float],
+    *,
+    passes: int = 2,
+) -> tuple[dict[str, Any], float]:
+    """The search ``tune`` runs, for any scoring function: from ``{}`` (the defaults), each
+    parameter in turn takes its best value (others fixed); ``passes`` rounds, stopping early
+    when nothing changes. Returns (best overrides, best score). ``score`` should cache.
+
+    >>> coordinate_search({"a": [1, 2, 3], "b": [0, 5]}, lambda p: p.get("a", 0) - p.get("b", 0))
+    ({'a': 3}, 3)
+    """
     current: dict[str, Any] = {}
     best = score(current)
     for _ in range(passes if space else 0):
@@ -63,4 +80,4 @@ def tune(
                     best, current, changed = s, candidate, True
         if not changed:
             break
-    return TuneResult(model_class.config_class(**current), best, trials)
+    return current, best

@@ -14,12 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from tastebud.errors import ArtifactInvalid, NotFound
 from tastebud.ids import Vocabulary
 from tastebud.models import Recommender, model_class
 
-__all__ = ["LoadedModel", "load_model", "save_model"]
+__all__ = [
+    "LoadedModel",
+    "artifact_id",
+    "load_model",
+    "save_model",
+    "verify_artifact",
+    "write_artifact",
+]
 
 FORMAT = 1
 _FILES = ("config.json", "params.npz", "users.json", "items.json", "metrics.json")
@@ -50,20 +58,31 @@ def save_model(
     items: Vocabulary,
     metrics: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``model`` to ``directory`` atomically (a temporary sibling renamed into place, so a
-    crash never leaves a half-written artifact where a reader looks)."""
+    """Write ``model`` to ``directory`` atomically (``write_artifact``)."""
+    config = {"format": FORMAT, "model": model.name,
+              "config": model.config.model_dump(mode="json")}  # fmt: skip
+    write_artifact(directory, {
+        "config.json": json.dumps(config, indent=2, sort_keys=True),
+        "users.json": json.dumps(users.to_list()),
+        "items.json": json.dumps(items.to_list()),
+        "metrics.json": json.dumps(metrics or {}, indent=2, sort_keys=True),
+    }, model.get_params())  # fmt: skip
+    return directory
+
+
+def write_artifact(directory: Path, texts: dict[str, str], arrays: dict[str, NDArray[Any]]) -> str:
+    """Write text files and ``params.npz`` (``allow_pickle=False``) plus ``manifest.json`` (sha256
+    per file) atomically: into a temporary sibling renamed into place, so a crash never leaves
+    a half-written artifact where a reader looks. Returns the artifact id (first 16 hex digits
+    of the manifest's sha256)."""
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
-        config = {"format": FORMAT, "model": model.name,
-                  "config": model.config.model_dump(mode="json")}  # fmt: skip
-        (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        for name, text in texts.items():
+            (tmp / name).write_text(text)
         with (tmp / "params.npz").open("wb") as fh:
-            np.savez(fh, allow_pickle=False, **model.get_params())
-        (tmp / "users.json").write_text(json.dumps(users.to_list()))
-        (tmp / "items.json").write_text(json.dumps(items.to_list()))
-        (tmp / "metrics.json").write_text(json.dumps(metrics or {}, indent=2, sort_keys=True))
-        manifest = {name: _sha256(tmp / name) for name in _FILES}
+            np.savez(fh, allow_pickle=False, **arrays)
+        manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if directory.exists():
             old = directory.with_name(f".{directory.name}-old")
@@ -76,7 +95,38 @@ def save_model(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return directory
+    return artifact_id(directory)
+
+
+def artifact_id(directory: Path) -> str:
+    """An artifact's id: the first 16 hex digits of its manifest's sha256 (content-addressed:
+    any change to any file changes it)."""
+    return _sha256(directory / "manifest.json")[:16]
+
+
+def verify_artifact(
+    directory: Path, kind: str, command: str, required: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """Check every file of an artifact against its manifest; returns the manifest.
+
+    Raises:
+        NotFound: no artifact in ``directory`` (the message names ``command``).
+        ArtifactInvalid: a file is missing or was changed since it was written.
+    """
+    manifest_path = directory / "manifest.json"
+    if not manifest_path.is_file():
+        raise NotFound(f"no {kind} artifact in {directory}; run `{command}` first")
+    manifest: dict[str, str] = json.loads(manifest_path.read_text())
+    for name in (*required, *(n for n in manifest if n not in required)):
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactInvalid(f"{kind} artifact {directory} is missing {name}")
+        if _sha256(path) != manifest.get(name):
+            raise ArtifactInvalid(
+                f"{kind} artifact {directory}: {name} does not match its recorded sha256 "
+                "(changed after it was written); refusing to load it"
+            )
+    return manifest
 
 
 def load_model(directory: Path) -> LoadedModel:
@@ -86,19 +136,7 @@ def load_model(directory: Path) -> LoadedModel:
         NotFound: no artifact in ``directory``.
         ArtifactInvalid: a file is missing or was changed since it was written.
     """
-    manifest_path = directory / "manifest.json"
-    if not manifest_path.is_file():
-        raise NotFound(f"no model artifact in {directory}; run `tastebud train` first")
-    manifest = json.loads(manifest_path.read_text())
-    for name in _FILES:
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactInvalid(f"model artifact {directory} is missing {name}")
-        if _sha256(path) != manifest.get(name):
-            raise ArtifactInvalid(
-                f"model artifact {directory}: {name} does not match its recorded sha256 "
-                "(changed after it was written); refusing to load it"
-            )
+    verify_artifact(directory, "model", "tastebud train", _FILES)
     config = json.loads((directory / "config.json").read_text())
     if config.get("format") != FORMAT:
         raise ArtifactInvalid(

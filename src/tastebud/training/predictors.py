@@ -12,11 +12,7 @@ as codes).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,13 +28,14 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from tastebud.errors import ArtifactInvalid, NotFound, UnknownUser
+from tastebud.errors import NotFound, UnknownUser
 from tastebud.evaluation.classification import (
     classification_metrics,
     expected_calibration_error,
     reliability,
 )
 from tastebud.models.predictor import Predictor, PredictorConfig
+from tastebud.training.artifacts import artifact_id, verify_artifact, write_artifact
 from tastebud.training.tables import FeatureTable
 
 __all__ = [
@@ -166,43 +163,18 @@ class PredictorArtifact:
     """Content hash of the artifact (first 16 hex digits of the manifest's sha256)."""
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def save_predictor(
     directory: Path, predictor: Predictor, schema: dict[str, Any], metrics: dict[str, Any]
 ) -> str:
-    """Write a predictor pickle-free and atomically: ``config.json`` (metadata), ``params.npz``,
-    one LightGBM text model per booster, ``schema.json``, ``metrics.json`` and
-    ``manifest.json`` (sha256 per file). Returns the artifact id."""
+    """Write a predictor pickle-free and atomically (``write_artifact``): ``config.json``
+    (metadata), ``params.npz``, one LightGBM text model per booster, ``schema.json``,
+    ``metrics.json`` and ``manifest.json``. Returns the artifact id."""
     meta, arrays, models = predictor.to_state()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
-        files = {"config.json": json.dumps(meta, indent=2, sort_keys=True),
-                 "schema.json": json.dumps(schema, indent=2, sort_keys=True),
-                 "metrics.json": json.dumps(metrics, indent=2, sort_keys=True)}  # fmt: skip
-        for i, text in enumerate(models):
-            files[f"booster_{i}.txt"] = text
-        for name, text in files.items():
-            (tmp / name).write_text(text)
-        with (tmp / "params.npz").open("wb") as fh:
-            np.savez(fh, allow_pickle=False, **arrays)
-        manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}-old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return _sha256(directory / "manifest.json")[:16]
+    texts = {"config.json": json.dumps(meta, indent=2, sort_keys=True),
+             "schema.json": json.dumps(schema, indent=2, sort_keys=True),
+             "metrics.json": json.dumps(metrics, indent=2, sort_keys=True)}  # fmt: skip
+    texts.update({f"booster_{i}.txt": text for i, text in enumerate(models)})
+    return write_artifact(directory, texts, arrays)
 
 
 def load_predictor(directory: Path) -> PredictorArtifact:
@@ -212,17 +184,8 @@ def load_predictor(directory: Path) -> PredictorArtifact:
         NotFound: nothing saved there.
         ArtifactInvalid: a file is missing or changed since it was written.
     """
-    manifest_path = directory / "manifest.json"
-    if not manifest_path.is_file():
-        raise NotFound(f"no predictor in {directory}; run `tastebud predictors train` first")
-    manifest = json.loads(manifest_path.read_text())
-    for name, digest in manifest.items():
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactInvalid(f"predictor artifact {directory} is missing {name}")
-        if _sha256(path) != digest:
-            raise ArtifactInvalid(f"predictor artifact {directory}: {name} does not match its "
-                                  "recorded sha256; refusing to load it")  # fmt: skip
+    required = ("config.json", "schema.json", "metrics.json", "params.npz")
+    manifest = verify_artifact(directory, "predictor", "tastebud predictors train", required)
     meta = json.loads((directory / "config.json").read_text())
     with np.load(directory / "params.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
@@ -233,7 +196,7 @@ def load_predictor(directory: Path) -> PredictorArtifact:
         predictor=Predictor.from_state(meta, arrays, models),
         schema=json.loads((directory / "schema.json").read_text()),
         metrics=json.loads((directory / "metrics.json").read_text()),
-        artifact_id=_sha256(manifest_path)[:16],
+        artifact_id=artifact_id(directory),
     )
 
 
