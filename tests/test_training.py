@@ -31,7 +31,8 @@ def small_model() -> tuple[SeqLinear, Vocabulary, Vocabulary, TrainingData]:
 
 def test_artifact_round_trip(tmp_path: Path) -> None:
     model, users, items, data = small_model()
-    path = save_model(tmp_path / "m", model, users, items, {"validation": {"ndcg@10": 0.5}})
+    save_model(tmp_path / "m", model, users, items, {"validation": {"ndcg@10": 0.5}})
+    path = tmp_path / "m"
     names = sorted(p.name for p in path.iterdir())
     assert names == ["config.json", "items.json", "manifest.json", "metrics.json",
                      "params.npz", "users.json"]  # fmt: skip
@@ -48,14 +49,15 @@ def test_artifact_round_trip(tmp_path: Path) -> None:
 
 def test_tampered_artifact_is_refused(tmp_path: Path) -> None:
     model, users, items, _ = small_model()
-    path = save_model(tmp_path / "m", model, users, items)
+    save_model(tmp_path / "m", model, users, items)
+    path = tmp_path / "m"
     params = path / "params.npz"
     blob = bytearray(params.read_bytes())
     blob[len(blob) // 2] ^= 0xFF
     params.write_bytes(bytes(blob))
     with pytest.raises(ArtifactInvalid, match="params.npz does not match its recorded sha256"):
         load_model(path)
-    path = save_model(tmp_path / "m", model, users, items)
+    save_model(tmp_path / "m", model, users, items)
     (path / "users.json").unlink()
     with pytest.raises(ArtifactInvalid, match="missing users.json"):
         load_model(path)

@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,7 +27,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["SensitiveAction", "Settings"]
+__all__ = ["GovernancePolicy", "Schedule", "SensitiveAction", "Settings"]
 
 SensitiveAction = Literal["drop", "redact", "encrypt", "truncate"]
 """What ingest does with a sensitive field: remove it, replace it by ``"[redacted]"``, encrypt it
@@ -41,6 +41,64 @@ _DEFAULT_SENSITIVE: dict[str, SensitiveAction] = {
     "password": "drop",
     "ip": "drop",
 }
+
+
+class GovernancePolicy(BaseModel):
+    """The configurable floors of the governance checklist (``docs/registry.md``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    min_window_days: float = Field(default=1.0, ge=0)
+    """Representative data: the training events must span at least this many days."""
+    min_users: int = Field(default=20, ge=1)
+    """Representative data: at least this many users in the training data."""
+    min_items: int = Field(default=5, ge=1)
+    """Representative data (recommenders): at least this many items."""
+    min_item_coverage: float = Field(default=0.5, ge=0, le=1)
+    """Representative data (recommenders): share of the catalogue's visible items that appear
+    in the training data."""
+    min_ndcg10: float = Field(default=0.01, ge=0, le=1)
+    """Validated (recommenders): held-out NDCG@10 floor."""
+    min_ndcg10_over_popularity: float = Field(default=1.0, ge=0)
+    """Validated (recommenders): held-out NDCG@10 at least this multiple of popularity's on the
+    same split."""
+    min_roc_auc: float = Field(default=0.6, ge=0, le=1)
+    """Validated (predictors): held-out ROC-AUC floor."""
+    max_ece: float = Field(default=0.1, ge=0, le=1)
+    """Validated (predictors): held-out expected calibration error ceiling."""
+    max_disparity: float = Field(default=2.0, ge=1)
+    """Bias analysis: the largest ratio between the best and worst user group's NDCG@10
+    (recommenders) or ROC-AUC (predictors), over the user-attribute slices."""
+    auto_promote: bool = True
+    """Whether the worker promotes a candidate whose checklist passes (recorded as approved by
+    the policy) when it is not worse than production by more than ``tolerance``."""
+    tolerance: float = Field(default=0.01, ge=0)
+    """Auto-promotion: a candidate's NDCG@10 (ROC-AUC for predictors) may be at most this much
+    below production's."""
+
+
+class Schedule(BaseModel):
+    """``tastebud worker``'s schedule (the seed's training schedule, configurable)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    incremental_hours: float = Field(default=24.0, gt=0)
+    """Incremental training (changed users and items, features): daily."""
+    full_days: float = Field(default=7.0, gt=0)
+    """Full retraining (features, recommenders, predictors, evaluation): weekly."""
+    feature_review_days: float = Field(default=30.0, gt=0)
+    """Feature review report (statistics, unused and deprecated features): monthly."""
+    bakeoff_days: float = Field(default=91.0, gt=0)
+    """Model bake-off report (every model family on the latest data): quarterly."""
+    tick_seconds: float = Field(default=60.0, gt=0)
+    """How often the worker looks for due jobs."""
+    max_attempts: int = Field(default=3, ge=1)
+    """A failed or crashed job is retried until it has run this many times."""
+    retry_seconds: float = Field(default=300.0, ge=0)
+    """Wait before retrying a failed job."""
+    lease_seconds: float = Field(default=120.0, gt=0)
+    """A job's database lock expires this long after its last renewal (a crashed worker's job
+    becomes runnable again)."""
 
 
 class Settings(BaseSettings):
@@ -123,6 +181,17 @@ class Settings(BaseSettings):
 
     log_json: bool = False
     """Render logs as JSON lines instead of key=value text."""
+
+    governance: GovernancePolicy = Field(default_factory=GovernancePolicy)
+    """Governance checklist floors and the auto-promotion policy (JSON in
+    ``TASTEBUD_GOVERNANCE``, a table in the TOML file)."""
+
+    schedule: Schedule = Field(default_factory=Schedule)
+    """The worker's schedule (JSON in ``TASTEBUD_SCHEDULE``)."""
+
+    model_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    """How often an API process checks the registry for a new production version (a promotion
+    is live in every process within this time plus the model's load time)."""
 
     @field_validator("log_level")
     @classmethod

@@ -15,9 +15,12 @@ The tree::
     ├── NotFound                  base for missing resources (404)
     │   ├── UnknownUser
     │   ├── UnknownItem
-    │   └── UnknownKey
+    │   ├── UnknownKey
+    │   └── ModelNotFound         no such registered model or version
     ├── Conflict                  the request contradicts stored state (409)
+    │   └── ChecklistFailed       promotion to production without a passing checklist (409)
     ├── ServiceUnavailable        a backing store does not answer (503)
+    │   └── ModelNotReady         no production version of a model is being served (503)
     └── ArtifactInvalid           a model artifact is incomplete or fails its checksum (500)
 
 Warnings for recoverable data problems derive from :class:`DataWarning`.
@@ -33,6 +36,7 @@ from typing import Any
 __all__ = [
     "ArtifactInvalid",
     "AuthError",
+    "ChecklistFailed",
     "ConfigError",
     "Conflict",
     "ConsentRequired",
@@ -41,6 +45,8 @@ __all__ = [
     "InvalidEvent",
     "InvalidInput",
     "MalformedJson",
+    "ModelNotFound",
+    "ModelNotReady",
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
@@ -146,16 +152,34 @@ class UnknownKey(NotFound):
     code = "unknown_key"
 
 
+class ModelNotFound(NotFound):
+    """No registered model or version by this name (or no version carries the alias)."""
+
+    code = "model_not_found"
+
+
 class Conflict(TastebudError):
     """The request contradicts stored state."""
 
     code = "conflict"
 
 
+class ChecklistFailed(Conflict):
+    """A version's governance checklist does not pass, and promotion was not forced."""
+
+    code = "checklist_failed"
+
+
 class ServiceUnavailable(TastebudError):
     """A backing store (database, Redis) does not answer."""
 
     code = "service_unavailable"
+
+
+class ModelNotReady(ServiceUnavailable):
+    """No production version of the model is being served yet."""
+
+    code = "model_not_ready"
 
 
 class DataWarning(UserWarning):

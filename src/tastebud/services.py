@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from tastebud.apikeys import KeyManager
 from tastebud.catalog import Catalog
@@ -23,8 +24,12 @@ from tastebud.privacy import (
     load_secrets,
 )
 from tastebud.realtime import RealtimeState, make_realtime
+from tastebud.registry import Registry
+from tastebud.serving import ModelServer, RecommendationService
 from tastebud.store import Store, make_engine, upgrade
-from tastebud.training.predictors import PredictionService
+from tastebud.training.artifacts import load_model
+from tastebud.training.jobs import JobContext
+from tastebud.training.predictors import PredictionService, PredictorArtifact, load_predictor
 
 __all__ = ["Services", "build_services"]
 
@@ -47,15 +52,27 @@ class Services:
     realtime: RealtimeState
     online: OnlineFeatures
     predictions: PredictionService
+    registry: Registry
+    models: ModelServer
+    recommendations: RecommendationService
 
     def now_ms(self) -> int:
         """The current time in ms since the epoch."""
         return int(time.time() * 1000)
 
     def close(self) -> None:
-        """Release database and Redis connections."""
+        """Stop polling the registry; release database and Redis connections."""
+        self.models.stop()
         self.store.dispose()
         self.realtime.close()
+
+    def job_context(self, actor: str, log: Any = None) -> JobContext:
+        """What a training job needs, from these services."""
+        ctx = JobContext(self.store, self.registry, self.settings.governance,
+                         self.settings.consent_mode, actor)  # fmt: skip
+        if log is not None:
+            ctx.log = log
+        return ctx
 
 
 def build_services(
@@ -92,6 +109,16 @@ def build_services(
     _log.info("services ready", database=engine.dialect.name, consent_mode=settings.consent_mode)
     catalog = Catalog(store, pseudonymizer, privacy)
     online = OnlineFeatures(store, realtime)
+    registry = Registry(store, settings.resolved_artifact_dir())
+    models = ModelServer(
+        registry, {"recommender": load_model, "predictor": load_predictor},
+        poll_seconds=settings.model_poll_seconds,
+    )  # fmt: skip
+
+    def production_predictor(target: str) -> tuple[PredictorArtifact, int] | None:
+        served = models.get(target)
+        return None if served is None else (served.obj, served.version)
+
     return Services(
         settings,
         store,
@@ -104,5 +131,8 @@ def build_services(
         catalog,
         realtime,
         online,
-        PredictionService(settings.resolved_artifact_dir(), lambda key: online.features(key)[0]),
+        PredictionService(production_predictor, lambda key: online.features(key)[0]),
+        registry,
+        models,
+        RecommendationService(models),
     )

@@ -12,12 +12,22 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
+from starlette.concurrency import run_in_threadpool
 
 from tastebud import __version__
 from tastebud.api.deps import SCOPE_KEY
 from tastebud.api.errors import install_error_handlers
 from tastebud.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
-from tastebud.api.routes import events, health, items, predictions, profiles, users
+from tastebud.api.routes import (
+    events,
+    health,
+    items,
+    models,
+    predictions,
+    profiles,
+    recommendations,
+    users,
+)
 from tastebud.catalog import ItemBatchEntry
 from tastebud.config import Settings
 from tastebud.monitoring import configure_logging
@@ -50,7 +60,10 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Load the production models, then poll the registry for promotions and rollbacks.
+        await run_in_threadpool(app.state.services.models.start)
         yield
+        app.state.services.models.stop()
         if owned:
             app.state.services.close()
 
@@ -63,7 +76,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     app.state.services = services
     install_error_handlers(app)
-    for module in (health, events, items, users, profiles, predictions):
+    for module in (health, events, items, users, profiles, predictions, recommendations, models):
         app.include_router(module.router)
 
     def limit_for(path: str) -> int:

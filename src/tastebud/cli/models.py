@@ -89,35 +89,68 @@ def evaluate_cmd(
         out.print(f"wrote {report}")
 
 
+def cli_actor() -> str:
+    """Who a CLI action is recorded as: ``cli:<os user>`` (the CLI has database access, which
+    on a deployment is an operator's)."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli:unknown"
+
+
 @app.command("train")
 def train_cmd(
+    full: Annotated[
+        bool, typer.Option("--full", help="Features, recommender, churn and conversion "
+                           "predictors, evaluation; each registered as a candidate.")
+    ] = False,
+    incremental: Annotated[
+        bool, typer.Option("--incremental", help="Fold the users with new events into the "
+                           "production recommender (popularity and features refreshed).")
+    ] = False,
     model: Annotated[
-        str, typer.Option(help="Model to train (any name `tastebud evaluate` knows).")
+        str, typer.Option(help="Recommender to train (any name `tastebud evaluate` knows).")
     ] = "tastebud_hybrid",
     tuning: Annotated[
         bool, typer.Option("--tune/--no-tune", help="Tune on a validation split first.")
     ] = True,
     seed: Annotated[int, typer.Option(help="Seed for the split and the fit.")] = 0,
+    splits: Annotated[
+        int, typer.Option(min=2, max=10, help="Predictor evaluation splits (--full).")
+    ] = 5,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Fit a recommender on all the events in the database and save it, pickle-free, under
-    ``<artifact-dir>/models/<model>/`` (tuned first on a temporal validation split)."""
-    from tastebud.evaluation import load_dataset
-    from tastebud.training import train_recommender
+    """Train and register models as ``candidate`` versions in the registry (evaluated on a
+    temporal hold-out, with lineage, monitoring reference and model card). Without --full or
+    --incremental only the recommender is trained. Promote with `tastebud models promote`."""
+    from tastebud.training.jobs import train_full, train_incremental, train_recommendations
 
+    if full and incremental:
+        raise InvalidInput("choose one of --full and --incremental")
     _model_names(model)
-    settings = _settings(data_dir)
-    services = _services(settings)
+    services = _services(_settings(data_dir))
+    ctx = services.job_context(cli_actor(), log=lambda m: out.print(m))
     try:
-        dataset = load_dataset(services.store)
+        if incremental:
+            inc = train_incremental(ctx)
+            if inc.version is None:
+                out.print(f"nothing new since v{inc.base_version}; no version registered")
+                return
+            registered = [inc.version]
+            out.print(f"incremental update of v{inc.base_version} in {inc.seconds:.1f} s: "
+                      f"{inc.changed_users:,} changed users ({inc.new_users:,} new)")  # fmt: skip
+        elif full:
+            result = train_full(ctx, model=model, seed=seed, tuning=tuning, splits=splits)
+            registered = result.registered
+            out.print(f"full training in {result.seconds:.1f} s")
+        else:
+            registered = [train_recommendations(ctx, model=model, seed=seed, tuning=tuning)]
+        for mv in registered:
+            out.print(f"registered {mv.name} v{mv.version} ({mv.algorithm}) as candidate; "
+                      f"artifact {mv.artifact_id}")  # fmt: skip
+        names = " ".join(f"{mv.name} {mv.version}" for mv in registered[:1])
+        out.print(f"next: `tastebud models show {names}`, then approve and promote it")
     finally:
         services.close()
-    target = settings.resolved_artifact_dir() / "models" / model
-    result = train_recommender(dataset, target, model=model,
-                               tuning=tuning, seed=seed)  # fmt: skip
-    val = "n/a" if result.validation_ndcg10 is None else f"{result.validation_ndcg10:.4f}"
-    out.print(f"trained {result.model} on {result.interactions:,} interactions "
-              f"({result.users:,} users, {result.items:,} items) in {result.seconds:.1f} s; "
-              f"validation ndcg@10 {val}; {len(result.trials)} tuning trials")  # fmt: skip
-    out.print(f"params: {json.dumps(result.params)}")
-    out.print(f"saved to {result.path}")

@@ -32,7 +32,12 @@ __all__ = [
     "feature_snapshots",
     "feature_values",
     "items",
+    "job_locks",
+    "job_runs",
     "metadata",
+    "model_aliases",
+    "model_versions",
+    "registry_log",
     "users",
 ]
 
@@ -168,4 +173,71 @@ api_keys = Table(
     Column("secret_hash", String(64), nullable=False, comment="sha256 of the secret part"),
     Column("created_ms", BigInteger, nullable=False),
     Column("revoked_ms", BigInteger, nullable=True),
+)
+
+# -- model registry (artifacts live in the artifact directory; this is their metadata) ---------
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(64), primary_key=True, comment="recommendations, churn, ..."),
+    Column("version", Integer, primary_key=True, comment="1, 2, ... per name"),
+    Column("revision", Integer, nullable=False, comment="rewrites of the artifact (erasure)"),
+    Column("kind", String(16), nullable=False, comment="recommender or predictor"),
+    Column("algorithm", String(64), nullable=False),
+    Column("path", Text, nullable=False, comment="artifact directory, relative"),
+    Column("artifact_id", String(16), nullable=False, comment="sha256 prefix of the manifest"),
+    Column("status", String(16), nullable=False, comment="active or archived"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("metrics", Json, nullable=False),
+    Column("lineage", Json, nullable=False),
+    Column("approval", Json, nullable=True, comment="who approved (admin key id), when"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("alias", String(32), primary_key=True, comment="candidate, staging, production"),
+    Column("version", Integer, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+registry_log = Table(
+    "registry_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("action", String(16), nullable=False, comment="register, promote, rollback, ..."),
+    Column("alias", String(32), nullable=True),
+    Column("actor", String(128), nullable=False, comment="admin key id, cli:<user>, worker"),
+    Column("reason", Text, nullable=True),
+    Column("details", Json, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index(None, "name"),
+)
+
+# -- scheduled jobs --------------------------------------------------------------------------
+job_locks = Table(
+    "job_locks",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(128), nullable=False),
+    Column("acquired_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False, comment="lease; renewed while running"),
+)
+
+job_runs = Table(
+    "job_runs",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("job", String(32), nullable=False),
+    Column("owner", String(128), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False, comment="running, succeeded, failed, crashed"),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("finished_ms", BigInteger, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("details", Json, nullable=False),
+    Index(None, "job", "started_ms"),
 )

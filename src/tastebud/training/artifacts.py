@@ -4,21 +4,19 @@ file's sha256, verified on every load (the registry issue versions these directo
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
+from scipy.sparse import csr_matrix
 
-from tastebud.errors import ArtifactInvalid, NotFound
+from tastebud.errors import ArtifactInvalid
 from tastebud.ids import Vocabulary
 from tastebud.models import Recommender, model_class
+from tastebud.models._base import csr_from, csr_params
+from tastebud.registry.artifacts import artifact_id, verify_artifact, write_artifact
 
 __all__ = [
     "LoadedModel",
@@ -30,6 +28,7 @@ __all__ = [
 ]
 
 FORMAT = 1
+_SEEN = "_seen"
 _FILES = ("config.json", "params.npz", "users.json", "items.json", "metrics.json")
 
 
@@ -41,14 +40,8 @@ class LoadedModel:
     users: Vocabulary
     items: Vocabulary
     metrics: dict[str, Any]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    seen: csr_matrix | None = None
+    """Each user's training items (rows aligned with ``users``), excluded when serving."""
 
 
 def save_model(
@@ -57,76 +50,25 @@ def save_model(
     users: Vocabulary,
     items: Vocabulary,
     metrics: dict[str, Any] | None = None,
-) -> Path:
-    """Write ``model`` to ``directory`` atomically (``write_artifact``)."""
+    *,
+    seen: csr_matrix | None = None,
+    extra: dict[str, str] | None = None,
+) -> str:
+    """Write ``model`` to ``directory`` atomically (``write_artifact``) with the users'
+    training items ``seen`` (for serving's exclusions) and ``extra`` text files (the model
+    card, monitoring reference, lineage). Returns the artifact id."""
     config = {"format": FORMAT, "model": model.name,
               "config": model.config.model_dump(mode="json")}  # fmt: skip
-    write_artifact(directory, {
+    arrays = model.get_params()
+    if seen is not None:
+        arrays.update(csr_params(_SEEN, seen.astype(np.float32)))
+    return write_artifact(directory, {
         "config.json": json.dumps(config, indent=2, sort_keys=True),
         "users.json": json.dumps(users.to_list()),
         "items.json": json.dumps(items.to_list()),
         "metrics.json": json.dumps(metrics or {}, indent=2, sort_keys=True),
-    }, model.get_params())  # fmt: skip
-    return directory
-
-
-def write_artifact(directory: Path, texts: dict[str, str], arrays: dict[str, NDArray[Any]]) -> str:
-    """Write text files and ``params.npz`` (``allow_pickle=False``) plus ``manifest.json`` (sha256
-    per file) atomically: into a temporary sibling renamed into place, so a crash never leaves
-    a half-written artifact where a reader looks. Returns the artifact id (first 16 hex digits
-    of the manifest's sha256)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
-    try:
-        for name, text in texts.items():
-            (tmp / name).write_text(text)
-        with (tmp / "params.npz").open("wb") as fh:
-            np.savez(fh, allow_pickle=False, **arrays)
-        manifest = {p.name: _sha256(p) for p in sorted(tmp.iterdir())}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}-old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return artifact_id(directory)
-
-
-def artifact_id(directory: Path) -> str:
-    """An artifact's id: the first 16 hex digits of its manifest's sha256 (content-addressed:
-    any change to any file changes it)."""
-    return _sha256(directory / "manifest.json")[:16]
-
-
-def verify_artifact(
-    directory: Path, kind: str, command: str, required: tuple[str, ...] = ()
-) -> dict[str, str]:
-    """Check every file of an artifact against its manifest; returns the manifest.
-
-    Raises:
-        NotFound: no artifact in ``directory`` (the message names ``command``).
-        ArtifactInvalid: a file is missing or was changed since it was written.
-    """
-    manifest_path = directory / "manifest.json"
-    if not manifest_path.is_file():
-        raise NotFound(f"no {kind} artifact in {directory}; run `{command}` first")
-    manifest: dict[str, str] = json.loads(manifest_path.read_text())
-    for name in (*required, *(n for n in manifest if n not in required)):
-        path = directory / name
-        if not path.is_file():
-            raise ArtifactInvalid(f"{kind} artifact {directory} is missing {name}")
-        if _sha256(path) != manifest.get(name):
-            raise ArtifactInvalid(
-                f"{kind} artifact {directory}: {name} does not match its recorded sha256 "
-                "(changed after it was written); refusing to load it"
-            )
-    return manifest
+        **(extra or {}),
+    }, arrays)  # fmt: skip
 
 
 def load_model(directory: Path) -> LoadedModel:
@@ -145,7 +87,10 @@ def load_model(directory: Path) -> LoadedModel:
     cls = model_class(config["model"])
     with np.load(directory / "params.npz", allow_pickle=False) as npz:
         params = {k: npz[k] for k in npz.files}
+    seen = csr_from(_SEEN, params) if f"{_SEEN}_shape" in params else None
+    params = {k: v for k, v in params.items() if not k.startswith(_SEEN + "_")}
     model = cls.from_params(config["config"], params)
     users = Vocabulary(json.loads((directory / "users.json").read_text()))
     items = Vocabulary(json.loads((directory / "items.json").read_text()))
-    return LoadedModel(model, users, items, json.loads((directory / "metrics.json").read_text()))
+    metrics = json.loads((directory / "metrics.json").read_text())
+    return LoadedModel(model, users, items, metrics, seen)

@@ -164,16 +164,23 @@ class PredictorArtifact:
 
 
 def save_predictor(
-    directory: Path, predictor: Predictor, schema: dict[str, Any], metrics: dict[str, Any]
+    directory: Path,
+    predictor: Predictor,
+    schema: dict[str, Any],
+    metrics: dict[str, Any],
+    *,
+    extra: dict[str, str] | None = None,
 ) -> str:
     """Write a predictor pickle-free and atomically (``write_artifact``): ``config.json``
     (metadata), ``params.npz``, one LightGBM text model per booster, ``schema.json``,
-    ``metrics.json`` and ``manifest.json``. Returns the artifact id."""
+    ``metrics.json``, ``extra`` text files (model card, monitoring reference, lineage) and
+    ``manifest.json``. Returns the artifact id."""
     meta, arrays, models = predictor.to_state()
     texts = {"config.json": json.dumps(meta, indent=2, sort_keys=True),
              "schema.json": json.dumps(schema, indent=2, sort_keys=True),
              "metrics.json": json.dumps(metrics, indent=2, sort_keys=True)}  # fmt: skip
     texts.update({f"booster_{i}.txt": text for i, text in enumerate(models)})
+    texts.update(extra or {})
     return write_artifact(directory, texts, arrays)
 
 
@@ -207,28 +214,23 @@ TARGETS = ("churn", "conversion")
 class PredictionService:
     """Calibrated churn and conversion probabilities for one user, with reasons.
 
-    Artifacts are read from ``<artifact_dir>/predictors/<target>/`` and reloaded when their
-    manifest changes (a retrain is picked up without a restart); a user's inputs are their latest
-    feature values (real-time store, else the latest snapshot), flattened like the training set.
+    Artifacts come from ``resolve(target)``: the registry's production version of ``churn`` and
+    ``conversion``, hot-swapped by the serving layer when a new one is promoted. A user's
+    inputs are their latest feature values (real-time store, else the latest snapshot),
+    flattened like the training set.
     """
 
-    def __init__(self, artifact_dir: Path, features: Callable[[str], dict[str, Any]]) -> None:
-        self.artifact_dir = artifact_dir
+    def __init__(
+        self,
+        resolve: Callable[[str], tuple[PredictorArtifact, int] | None],
+        features: Callable[[str], dict[str, Any]],
+    ) -> None:
+        self._resolve = resolve
         self._features = features
-        self._cache: dict[str, tuple[float, PredictorArtifact]] = {}
 
-    def artifact(self, target: str) -> PredictorArtifact | None:
-        """The current artifact for ``target``, or ``None`` if none was trained."""
-        directory = self.artifact_dir / "predictors" / target
-        try:
-            stamp = (directory / "manifest.json").stat().st_mtime
-        except FileNotFoundError:
-            return None
-        cached = self._cache.get(target)
-        if cached is None or cached[0] != stamp:
-            cached = (stamp, load_predictor(directory))
-            self._cache[target] = cached
-        return cached[1]
+    def artifact(self, target: str) -> tuple[PredictorArtifact, int] | None:
+        """The production artifact for ``target`` and its version, or ``None``."""
+        return self._resolve(target)
 
     def predict(self, user_key: str) -> dict[str, Any]:
         """``{target}_probability``, ``models`` and ``reasons`` per trained target.
@@ -241,8 +243,9 @@ class PredictionService:
 
         artifacts = {t: a for t in TARGETS if (a := self.artifact(t)) is not None}
         if not artifacts:
-            raise NotFound("no predictor trained yet: run `tastebud predictors train --target "
-                           "churn` (and --target conversion)")  # fmt: skip
+            raise NotFound("no predictor in production yet: run `tastebud train --full` (or "
+                           "`tastebud predictors train --target churn`), then approve and "
+                           "promote it (`tastebud models promote churn N`)")  # fmt: skip
         values = self._features(user_key)
         if not values:
             raise UnknownUser("no features for this user yet (they appear with the next "
@@ -250,13 +253,14 @@ class PredictionService:
         row = flat_features([values])[0]
         out: dict[str, Any] = {"models": {}, "reasons": {}}
         for target in TARGETS:
-            art = artifacts.get(target)
-            if art is None:
+            found = artifacts.get(target)
+            if found is None:
                 out[f"{target}_probability"] = None
                 continue
+            art, version = found
             x = encode_rows([row], art.schema)
             out[f"{target}_probability"] = round(float(art.predictor.predict_proba(x)[0]), 6)
-            out["models"][target] = {"artifact_id": art.artifact_id,
+            out["models"][target] = {"artifact_id": art.artifact_id, "version": version,
                                      "model": art.predictor.chosen}  # fmt: skip
             out["reasons"][target] = [
                 {"feature": e.feature, "direction": e.direction, "contribution": e.contribution}

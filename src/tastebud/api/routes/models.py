@@ -1,0 +1,157 @@
+"""The model registry over HTTP: list, show (with the governance checklist), compare, approve,
+promote, rollback and archive."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from tastebud.api.deps import PrincipalDep, ServicesDep, scoped
+from tastebud.errors import InvalidInput
+from tastebud.registry import ALIASES, checklist, promote, rollback
+from tastebud.services import Services
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["models"])
+NamePath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,63}$", description="Model name")]
+VersionPath = Annotated[int, Path(ge=1, le=2_000_000_000, description="Version number")]
+
+
+class PromoteIn(BaseModel):
+    """Point an alias at a version."""
+
+    model_config = ConfigDict(extra="forbid")
+    alias: str = Field(default="production", description=f"One of {', '.join(ALIASES)}")
+    force: bool = Field(default=False, description="Promote despite a failing checklist")
+    reason: str | None = Field(default=None, max_length=1000,
+                               description="Why (required with force; recorded)")  # fmt: skip
+
+
+class ReasonIn(BaseModel):
+    """An optional reason, recorded in the audit log."""
+
+    model_config = ConfigDict(extra="forbid")
+    reason: str | None = Field(default=None, max_length=1000)
+
+
+def _actor(principal: Any) -> str:
+    return f"key:{principal.key_id}"
+
+
+def _version_json(services: Services, name: str, version: int) -> dict[str, Any]:
+    reg = services.registry
+    mv = reg.get(name, version)
+    body = mv.to_json()
+    body["checklist"] = checklist(reg, mv, services.settings.governance).to_json()
+    served = services.models.served().get(name)
+    body["serving"] = served is not None and served.version == version
+    return body
+
+
+@router.get("/v1/models", **scoped("serve"))
+async def list_models(services: ServicesDep) -> dict[str, Any]:
+    """Every registered model: its aliases, versions and the version each API process serves."""
+
+    def run() -> dict[str, Any]:
+        versions = services.registry.versions()
+        served = services.models.served()
+        out: dict[str, Any] = {}
+        for mv in versions:
+            entry = out.setdefault(mv.name, {"name": mv.name, "aliases": {}, "versions": [],
+                                             "serving": None})  # fmt: skip
+            entry["versions"].append({"version": mv.version, "algorithm": mv.algorithm,
+                                      "status": mv.status, "created_ms": mv.created_ms,
+                                      "aliases": list(mv.aliases)})  # fmt: skip
+            for alias in mv.aliases:
+                entry["aliases"][alias] = mv.version
+            if mv.name in served:
+                entry["serving"] = served[mv.name].version
+        return {"models": list(out.values())}
+
+    return await run_in_threadpool(run)
+
+
+@router.get("/v1/models/{name}/versions/{version}", **scoped("serve"))
+async def get_version(
+    name: NamePath, version: VersionPath, services: ServicesDep
+) -> dict[str, Any]:
+    """One version: metrics, lineage, approval, aliases and its governance checklist."""
+    return await run_in_threadpool(_version_json, services, name, version)
+
+
+@router.get("/v1/models/{name}/compare", **scoped("serve"))
+async def compare_versions(
+    name: NamePath,
+    services: ServicesDep,
+    versions: Annotated[
+        str | None, Query(pattern=r"^\d+(,\d+)*$", description="Comma-separated versions")
+    ] = None,  # fmt: skip
+) -> dict[str, Any]:
+    """Held-out metrics of several versions side by side (default: every active version)."""
+    chosen = [int(v) for v in versions.split(",")] if versions else None
+    return await run_in_threadpool(services.registry.compare, name, chosen)
+
+
+@router.post("/v1/models/{name}/versions/{version}/approve", **scoped("admin"))
+async def approve_version(
+    name: NamePath, version: VersionPath, services: ServicesDep, principal: PrincipalDep,
+    body: Annotated[ReasonIn | None, Body()] = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Record this admin key's approval of a version (the checklist's last item)."""
+    note = body.reason if body else None
+    await run_in_threadpool(services.registry.approve, name, version, actor=_actor(principal),
+                            note=note)  # fmt: skip
+    return await run_in_threadpool(_version_json, services, name, version)
+
+
+@router.post("/v1/models/{name}/versions/{version}/promote", **scoped("admin"))
+async def promote_version(
+    name: NamePath, version: VersionPath, services: ServicesDep, principal: PrincipalDep,
+    body: Annotated[PromoteIn | None, Body()] = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Point an alias (default ``production``) at a version. Production needs a passing
+    checklist (``409 checklist_failed`` lists what fails) or ``force`` with a ``reason``.
+    Every API process serves the new version within ``model_poll_seconds``."""
+    req = body or PromoteIn()
+    if req.alias not in ALIASES:
+        raise InvalidInput(f"unknown alias {req.alias!r}; use one of {', '.join(ALIASES)}")
+
+    def run() -> dict[str, Any]:
+        promote(services.registry, services.settings.governance, name, version,
+                actor=_actor(principal), alias=req.alias, force=req.force,
+                reason=req.reason)  # fmt: skip
+        services.models.refresh()
+        return _version_json(services, name, version)
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/v1/models/{name}/rollback", **scoped("admin"))
+async def rollback_model(
+    name: NamePath, services: ServicesDep, principal: PrincipalDep,
+    body: Annotated[ReasonIn | None, Body()] = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Return ``production`` to the previous production version."""
+
+    def run() -> dict[str, Any]:
+        mv = rollback(services.registry, name, actor=_actor(principal),
+                      reason=body.reason if body else None)  # fmt: skip
+        services.models.refresh()
+        return _version_json(services, name, mv.version)
+
+    return await run_in_threadpool(run)
+
+
+@router.post("/v1/models/{name}/versions/{version}/archive", **scoped("admin"))
+async def archive_version(
+    name: NamePath, version: VersionPath, services: ServicesDep, principal: PrincipalDep,
+    body: Annotated[ReasonIn | None, Body()] = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Archive a version (not in production): it can no longer carry an alias."""
+    await run_in_threadpool(services.registry.archive, name, version, actor=_actor(principal),
+                            reason=body.reason if body else None)  # fmt: skip
+    return await run_in_threadpool(_version_json, services, name, version)

@@ -1,0 +1,296 @@
+"""The governance checklist (the seed's list, made checkable), promotion and rollback.
+
+Each item is computed from what the registry holds (metrics, lineage, the artifact's files and
+the registry's state), so a checklist is re-evaluated whenever it is asked for: approving a
+version or promoting another one changes the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tastebud.config import GovernancePolicy
+from tastebud.errors import ArtifactInvalid, ChecklistFailed, Conflict, InvalidInput
+from tastebud.registry._registry import ModelVersion, Registry
+
+__all__ = ["CHECKS", "CheckItem", "Checklist", "checklist", "promote", "rollback", "scan_artifact"]
+
+CHECKS = (
+    "representative_data", "validated", "bias_analysis", "privacy", "model_card", "monitoring",
+    "rollback_plan", "approval",
+)  # fmt: skip
+"""The checklist's items, in order."""
+
+_PSEUDONYM = re.compile(r"^[0-9a-f]{32}$")
+# Personal data that must never be inside an artifact: e-mail addresses, phone numbers, IPs.
+_PII = {
+    "an e-mail address": re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+\.[A-Za-z0-9.-]+"),
+    # International (+...) or grouped (555-123-4567, (555) 123 4567) numbers; a bare digit run
+    # is a timestamp or a count, not a phone number.
+    "a phone number": re.compile(
+        r"(?<![\w.])(?:\+\d[\d ()-]{7,}\d|\(?\d{3}\)?[ -]\d{3}[ -]\d{4})(?![\w.])"
+    ),
+    "an IP address": re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w.])"),
+}
+_TEXT_SUFFIXES = {".json", ".md", ".txt"}
+
+
+@dataclass(frozen=True)
+class CheckItem:
+    """One checklist item: passed or not, and why."""
+
+    name: str
+    passed: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+
+@dataclass(frozen=True)
+class Checklist:
+    """A version's checklist."""
+
+    items: tuple[CheckItem, ...]
+
+    @property
+    def passed(self) -> bool:
+        """Whether every item passes."""
+        return all(i.passed for i in self.items)
+
+    def failing(self) -> list[CheckItem]:
+        """The items that do not pass."""
+        return [i for i in self.items if not i.passed]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"passed": self.passed, "items": [i.to_json() for i in self.items]}
+
+
+def _representative(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
+    data = mv.lineage.get("data") or {}
+    start, end = data.get("window_start_ms"), data.get("window_end_ms")
+    if start is None or end is None:
+        return CheckItem("representative_data", False, "no data window in the lineage")
+    days = (end - start) / 86_400_000
+    users = int(data.get("users") or 0)
+    problems = []
+    if days < policy.min_window_days:
+        problems.append(f"window {days:.2f} days < {policy.min_window_days}")
+    if users < policy.min_users:
+        problems.append(f"{users} users < {policy.min_users}")
+    if mv.kind == "recommender":
+        items = int(data.get("items") or 0)
+        if items < policy.min_items:
+            problems.append(f"{items} items < {policy.min_items}")
+        coverage = data.get("item_coverage")
+        if coverage is not None and coverage < policy.min_item_coverage:
+            problems.append(f"item coverage {coverage:.2f} < {policy.min_item_coverage}")
+    summary = f"{days:.1f} days, {users:,} users"
+    if mv.kind == "recommender":
+        cov = data.get("item_coverage")
+        summary += f", {int(data.get('items') or 0):,} items" + (
+            "" if cov is None else f" ({cov:.0%} of the catalogue)"
+        )
+    return CheckItem("representative_data", not problems, "; ".join(problems) or summary)
+
+
+def _validated(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
+    test = mv.metrics.get("test") or {}
+    origin = mv.metrics.get("inherited_from")
+    tag = "" if origin is None else f" (held-out metrics of v{origin}, incrementally updated)"
+    if mv.kind == "recommender":
+        ndcg = test.get("ndcg@10")
+        if ndcg is None:
+            return CheckItem("validated", False, "no held-out ndcg@10 in the metrics")
+        base = (mv.metrics.get("baseline") or {}).get("popularity", {}).get("ndcg@10")
+        problems = []
+        if ndcg < policy.min_ndcg10:
+            problems.append(f"ndcg@10 {ndcg:.4f} < floor {policy.min_ndcg10}")
+        if base is not None and ndcg < base * policy.min_ndcg10_over_popularity:
+            problems.append(f"ndcg@10 {ndcg:.4f} < {policy.min_ndcg10_over_popularity} x "
+                            f"popularity's {base:.4f}")  # fmt: skip
+        detail = f"held-out ndcg@10 {ndcg:.4f}" + ("" if base is None else
+                                                   f" vs popularity {base:.4f}") + tag  # fmt: skip
+        return CheckItem("validated", not problems, "; ".join(problems) or detail)
+    auc, ece = test.get("roc_auc"), test.get("ece")
+    if auc is None or ece is None:
+        return CheckItem("validated", False, "no held-out roc_auc and ece in the metrics")
+    problems = []
+    if auc < policy.min_roc_auc:
+        problems.append(f"roc_auc {auc:.4f} < floor {policy.min_roc_auc}")
+    if ece > policy.max_ece:
+        problems.append(f"ece {ece:.4f} > ceiling {policy.max_ece}")
+    return CheckItem(
+        "validated",
+        not problems,
+        "; ".join(problems) or f"held-out roc_auc {auc:.4f}, ece {ece:.4f}{tag}",
+    )
+
+
+def _bias(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
+    slices = mv.metrics.get("slices")
+    if slices is None:
+        return CheckItem("bias_analysis", False, "no fairness slices in the metrics")
+    worst: tuple[float, str] | None = None
+    for attr, entry in slices.items():
+        d = entry.get("disparity")
+        if attr == "activity" or d is None:  # activity terciles are informative, not protected
+            continue
+        if worst is None or d > worst[0]:
+            worst = (float(d), attr)
+    if worst is None:
+        return CheckItem("bias_analysis", True,
+                         "slices computed; no user attribute with two groups large enough to "
+                         "compare")  # fmt: skip
+    ok = worst[0] <= policy.max_disparity
+    return CheckItem("bias_analysis", ok, f"largest disparity {worst[0]:.2f} ({worst[1]}); "
+                     f"bound {policy.max_disparity}")  # fmt: skip
+
+
+def scan_artifact(path: Path) -> list[str]:
+    """Personal data found in an artifact's text files, and user vocabulary entries that are not
+    pseudonyms (the registry's privacy check)."""
+    problems: list[str] = []
+    for file in sorted(path.iterdir()):
+        if file.suffix not in _TEXT_SUFFIXES:
+            continue
+        text = file.read_text(errors="replace")
+        for what, pattern in _PII.items():
+            if pattern.search(text):
+                problems.append(f"{file.name} contains what looks like {what}")
+        if file.name == "users.json":
+            raw = [u for u in json.loads(text) if not _PSEUDONYM.match(str(u))]
+            if raw:
+                problems.append(f"users.json holds {len(raw)} ids that are not pseudonyms")
+    return problems
+
+
+def _privacy(mv: ModelVersion, path: Path | None) -> CheckItem:
+    if path is None:
+        return CheckItem("privacy", False, "artifact missing or invalid")
+    problems = scan_artifact(path)
+    consent = mv.lineage.get("consent") or {}
+    if "excluded_users" not in consent:
+        problems.append("the lineage does not record the personalization-consent filter")
+    excluded = consent.get("excluded_users", 0)
+    return CheckItem("privacy", not problems, "; ".join(problems) or
+                     f"no raw ids or PII in the artifact; {excluded} users without "
+                     "personalization consent excluded")  # fmt: skip
+
+
+def _card(path: Path | None) -> CheckItem:
+    card = None if path is None else path / "model_card.md"
+    ok = card is not None and card.is_file() and card.stat().st_size > 200
+    return CheckItem("model_card", ok, "model_card.md present" if ok else "no model card")
+
+
+def _monitoring(path: Path | None) -> CheckItem:
+    ref = None if path is None else path / "monitoring.json"
+    if ref is None or not ref.is_file():
+        return CheckItem("monitoring", False, "no monitoring reference (monitoring.json)")
+    data = json.loads(ref.read_text())
+    ok = bool(data.get("reference"))
+    return CheckItem("monitoring", ok, "reference distributions recorded for drift and quality "
+                     "monitoring: " + ", ".join(sorted(data.get("reference", {}))))  # fmt: skip
+
+
+def _rollback(registry: Registry, mv: ModelVersion) -> CheckItem:
+    prod = registry.resolve(mv.name, "production")
+    if prod is None:
+        return CheckItem("rollback_plan", True, "first production version (nothing to roll "
+                         "back to)")  # fmt: skip
+    if prod.version == mv.version:
+        prev = registry.previous_production(mv.name)
+        return CheckItem("rollback_plan", True, "in production; rollback returns to "
+                         + ("nothing" if prev is None else f"v{prev}"))  # fmt: skip
+    try:
+        registry.artifact_path(prod)
+    except ArtifactInvalid as exc:
+        return CheckItem("rollback_plan", False, f"production v{prod.version} does not verify: "
+                         f"{exc}")  # fmt: skip
+    return CheckItem("rollback_plan", True, f"rollback returns to v{prod.version} (verified)")
+
+
+def _approval(mv: ModelVersion) -> CheckItem:
+    if not mv.approval:
+        how = f"`tastebud models approve {mv.name} {mv.version}` or POST .../approve"
+        return CheckItem("approval", False, f"not approved: {how} with an admin key")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(mv.approval["at_ms"] / 1000))
+    return CheckItem("approval", True, f"approved by {mv.approval['by']} at {when}")
+
+
+def checklist(registry: Registry, mv: ModelVersion, policy: GovernancePolicy) -> Checklist:
+    """Evaluate every item of ``mv``'s checklist now."""
+    try:
+        path: Path | None = registry.artifact_path(mv)
+    except ArtifactInvalid:
+        path = None
+    return Checklist((
+        _representative(mv, policy), _validated(mv, policy), _bias(mv, policy),
+        _privacy(mv, path), _card(path), _monitoring(path), _rollback(registry, mv),
+        _approval(mv),
+    ))  # fmt: skip
+
+
+def promote(
+    registry: Registry,
+    policy: GovernancePolicy,
+    name: str,
+    version: int,
+    *,
+    actor: str,
+    alias: str = "production",
+    force: bool = False,
+    reason: str | None = None,
+) -> ModelVersion:
+    """Point ``alias`` at ``version``. Production needs a passing checklist, or ``force`` with
+    a ``reason`` (both recorded in the audit log with the failing items).
+
+    Raises:
+        ChecklistFailed: the checklist fails and ``force`` is not set (409).
+        InvalidInput: ``force`` without a reason.
+    """
+    mv = registry.get(name, version)
+    details: dict[str, Any] = {}
+    if alias == "production":
+        if force and not (reason and reason.strip()):
+            raise InvalidInput("--force needs --reason TEXT (it is recorded)")
+        result = checklist(registry, mv, policy)
+        failing = result.failing()
+        if failing and not force:
+            raise ChecklistFailed(
+                f"model {name} v{version} fails its checklist: "
+                + "; ".join(f"{i.name} ({i.detail})" for i in failing)
+                + "; fix them or promote with --force --reason TEXT",
+                details=[i.to_json() for i in failing],
+            )
+        details = {"forced": bool(failing), "failed": [i.name for i in failing]}
+        previous = registry.resolve(name, "production")
+        details["previous"] = None if previous is None else previous.version
+        if previous is not None and previous.version == version:
+            raise Conflict(f"model {name} v{version} is already in production")
+    return registry.set_alias(name, alias, version, actor=actor, reason=reason, details=details)
+
+
+def rollback(
+    registry: Registry, name: str, *, actor: str, reason: str | None = None
+) -> ModelVersion:
+    """Point ``production`` back at the previous production version.
+
+    Raises:
+        Conflict: there is no previous production version to return to.
+    """
+    current = registry.resolve(name, "production")
+    target = registry.previous_production(name)
+    if current is None or target is None:
+        raise Conflict(f"model {name} has no previous production version to roll back to")
+    registry.artifact_path(registry.get(name, target))  # refuse a tampered target
+    return registry.set_alias(name, "production", target, actor=actor, reason=reason,
+                              action="rollback", details={"from": current.version})  # fmt: skip

@@ -1,0 +1,107 @@
+"""The worker's periodic reports: the monthly feature review and the quarterly model bake-off."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from tastebud.evaluation import evaluate, render_html
+from tastebud.features import FEATURES
+from tastebud.store import tables as t
+from tastebud.training.jobs import JobContext, training_dataset
+
+__all__ = ["bakeoff", "feature_review"]
+
+
+def _stamp() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+
+
+def _used_features(ctx: JobContext) -> dict[str, float]:
+    """Importance of each feature in the production predictors (summed)."""
+    used: dict[str, float] = {}
+    for name in ctx.registry.names():
+        mv = ctx.registry.resolve(name, "production")
+        if mv is None or mv.kind != "predictor":
+            continue
+        for feature, value in (mv.metrics.get("importance") or {}).items():
+            base = feature.split(".", 1)[0].split("=", 1)[0]
+            used[base] = used.get(base, 0.0) + float(value)
+    return used
+
+
+def feature_review(ctx: JobContext, reports_dir: Path) -> Path:
+    """Write ``feature-review-<time>.md`` and ``.json``: every feature's latest statistics and
+    drift warnings, which features no production predictor uses (importance 0 or absent), and
+    which are deprecated. Returns the Markdown path."""
+    s = t.feature_snapshots
+    with ctx.store.engine.connect() as conn:
+        row = conn.execute(select(s.c.id, s.c.as_of_ms, s.c.stats, s.c.reports)
+                           .order_by(s.c.id.desc()).limit(1)).first()  # fmt: skip
+    stats: dict[str, Any] = {} if row is None else dict(row.stats or {})
+    used = _used_features(ctx)
+    predictors_live = bool(used)
+    review: dict[str, Any] = {"snapshot_id": None if row is None else row.id, "features": {}}
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    lines = ["# Feature review", "",
+             f"Snapshot {review['snapshot_id']}; generated {when}.",
+             "", "| feature | entity | version | null rate | mean | used (importance) | status |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    unused, deprecated = [], []
+    for d in FEATURES:
+        st = stats.get(d.name, {})
+        importance = used.get(d.name)
+        status = (
+            "deprecated"
+            if d.deprecated
+            else (
+                "unused" if predictors_live and d.entity == "user" and not importance else "in use"
+            )
+        )
+        if d.deprecated:
+            deprecated.append(d.name)
+        elif status == "unused":
+            unused.append(d.name)
+        review["features"][d.name] = {
+            "entity": d.entity,
+            "version": d.version,
+            "stats": st,
+            "importance": importance,
+            "status": status,
+        }
+        mean = st.get("mean")
+        lines.append(
+            f"| {d.name} | {d.entity} | {d.version} | {st.get('null_rate', float('nan')):.3f} | "
+            f"{'-' if mean is None else f'{mean:.4g}'} | "
+            f"{'-' if importance is None else f'{importance:.4f}'} | {status} |"
+        )
+    review["unused"], review["deprecated"] = unused, deprecated
+    lines += ["", f"Unused by the production predictors: {', '.join(unused) or 'none'}"
+              + ("" if predictors_live else " (no predictor in production yet)"),
+              f"Deprecated: {', '.join(deprecated) or 'none'}"]  # fmt: skip
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    stamp = _stamp()
+    (reports_dir / f"feature-review-{stamp}.json").write_text(json.dumps(review, indent=2,
+                                                                         default=str))  # fmt: skip
+    path = reports_dir / f"feature-review-{stamp}.md"
+    path.write_text("\n".join(lines) + "\n")
+    ctx.log(f"feature review: {path}")
+    return path
+
+
+def bakeoff(ctx: JobContext, reports_dir: Path, models: list[str] | None = None) -> Path:
+    """Evaluate every model family (or ``models``) on the latest data under the DESIGN.md
+    protocol and write ``bakeoff-<time>.html`` and ``.json``. Returns the HTML path."""
+    dataset, _ = training_dataset(ctx)
+    result = evaluate(dataset, models, log=lambda m: ctx.log(f"  {m}"))
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    stamp = _stamp()
+    (reports_dir / f"bakeoff-{stamp}.json").write_text(json.dumps(result, indent=2))
+    path = reports_dir / f"bakeoff-{stamp}.html"
+    path.write_text(render_html(result), encoding="utf-8")
+    ctx.log(f"bake-off: {path}")
+    return path
