@@ -14,6 +14,7 @@ import pytest
 from tastebud.errors import ArtifactInvalid, InvalidInput
 from tastebud.evaluation import expected_calibration_error, reliability
 from tastebud.models.predictor import Predictor, PredictorConfig
+from tastebud.registry import promote
 from tastebud.simulator import SimConfig, Simulator
 from tastebud.training import (
     PredictionService,
@@ -180,17 +181,25 @@ def test_predictions_endpoint_from_events(make_api: Any, make_settings: Any) -> 
     services = api.services
     user = next(iter(sim.truth()["users"]))
     missing = api.request("GET", f"/v1/users/{user}/predictions", "serve")
-    assert missing.status_code == 404 and "predictors train" in missing.json()["error"]["message"]
+    assert missing.status_code == 404 and "train --full" in missing.json()["error"]["message"]
 
     frame = event_training_set(services.store, "churn").drop("as_of_ms", "snapshot_id")
     table = table_from_frame(frame, "label", "user_key")
     model = Predictor(FAST).fit(table.x, table.y, table.names, table.categorical)
-    root = services.settings.resolved_artifact_dir() / "predictors"
-    artifact_id = save_predictor(root / "churn", model, table.schema(), {})
+    staging = services.registry.staging_dir("churn")
+    artifact_id = save_predictor(staging, model, table.schema(), {})
+    mv = services.registry.register("churn", staging, kind="predictor", algorithm=model.chosen,
+                                    metrics={}, lineage={}, actor="test")  # fmt: skip
+    # A candidate is not served; production is (forced: this bare version fails its checklist).
+    assert api.request("GET", f"/v1/users/{user}/predictions", "serve").status_code == 404
+    promote(services.registry, services.settings.governance, "churn", mv.version, actor="test",
+            force=True, reason="endpoint test")  # fmt: skip
+    services.models.refresh()
     body = api.request("GET", f"/v1/users/{user}/predictions", "serve").json()
     assert 0.0 <= body["churn_probability"] <= 1.0
     assert body["conversion_probability"] is None
     assert body["models"]["churn"]["artifact_id"] == artifact_id
+    assert body["models"]["churn"]["version"] == mv.version
     reasons = body["reasons"]["churn"]
     assert 1 <= len(reasons) <= 3
     assert all(r["feature"] in table.names and r["direction"] in {"increases", "decreases"}
