@@ -580,6 +580,35 @@ def serve(
     )
 
 
+def _first_models(services: Services) -> None:
+    """Train on the simulated traffic and promote what passes its checklist: the quickstart
+    operator's approval is recorded as ``quickstart``."""
+    from tastebud.registry import checklist, promote
+    from tastebud.training.jobs import train_full
+
+    out.print("training the first models (features, recommender, predictors)...")
+    ctx = services.job_context("quickstart")
+    result = train_full(ctx, splits=2)
+    for target, why in result.skipped.items():
+        out.print(f"  skipped {target}: {why}")
+    policy = services.settings.governance
+    for mv in result.registered:
+        failing = [i for i in checklist(services.registry, mv, policy).failing()
+                   if i.name != "approval"]  # fmt: skip
+        if failing:
+            out.print(f"  {mv.name} v{mv.version} stays a candidate: "
+                      + "; ".join(f"{i.name} ({i.detail})" for i in failing))  # fmt: skip
+            continue
+        services.registry.approve(mv.name, mv.version, actor="quickstart")
+        promote(services.registry, policy, mv.name, mv.version, actor="quickstart")
+        headline = mv.metrics["test"].get("ndcg@10") or mv.metrics["test"].get("roc_auc")
+        metric = "ndcg@10" if mv.kind == "recommender" else "roc_auc"
+        out.print(f"  {mv.name} v{mv.version} ({mv.algorithm}) in production: held-out "
+                  f"{metric} {headline:.4f}")  # fmt: skip
+    services.models.refresh()
+    out.print(f"trained in {result.seconds:.0f} s")
+
+
 @app.command("quickstart")
 def quickstart(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after the summary.")] = False,
@@ -631,6 +660,7 @@ def quickstart(
         f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected "
         f"({users:,} users, {days} days)"
     )
+    _first_models(services)
     out.print("API keys (shown once; 'tastebud keys list' shows their ids):")
     for scope, key in created.items():
         out.print(f"  {scope:<6} {key}")
@@ -651,7 +681,17 @@ def quickstart(
         f"  curl -s {url}/v1/users/nb-user-0000042/profile "
         f"-H 'Authorization: Bearer {created['serve']}'"
     )
-    out.print("  tastebud features build   # then profiles carry features, segments and cohorts")
+    out.print(
+        f"  curl -s '{url}/v1/users/nb-user-0000042/recommendations?k=5' "
+        f"-H 'Authorization: Bearer {created['serve']}'"
+    )
+    out.print(
+        f"  curl -s {url}/v1/users/nb-user-0000042/predictions "
+        f"-H 'Authorization: Bearer {created['serve']}'"
+    )
+    out.print(f"  curl -s {url}/v1/models -H 'Authorization: Bearer {created['serve']}'")
+    out.print("  tastebud models list      # versions, aliases and held-out metrics")
+    out.print("  tastebud worker           # the schedule: daily incremental, weekly full")
     if no_serve:
         server.should_exit = True
         thread.join()
