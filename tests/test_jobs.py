@@ -269,3 +269,25 @@ def test_full_cycle_through_cli_and_api_with_hot_swaps(
         headers={"Authorization": f"Bearer {serve_key}"},
     )
     assert not r.json()["checklist"]["passed"]
+
+
+def test_worker_cli_runs_jobs_and_reports(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    settings = Settings(data_dir=data_dir)
+    services = build_services(settings, migrate=True)
+    load_sim(services, users=60, days=10)
+    services.close()
+    out = _cli(["worker", "--job", "incremental", "--now"], data_dir)
+    assert "incremental: succeeded" in out and "run `tastebud train --full` first" in out
+    out = _cli(["worker", "--job", "feature_review", "--now"], data_dir)
+    assert "feature_review: succeeded" in out
+    reports = list((data_dir / "artifacts" / "reports").glob("feature-review-*.md"))
+    assert len(reports) == 1
+    text = reports[0].read_text()
+    assert "| session_count |" in text or "| feature |" in text
+    assert "no predictor in production yet" in text
+    status = _cli(["worker", "--status"], data_dir)
+    assert "feature_review  last: succeeded (attempt 1); due: later" in status
+    assert "full            last: never; due: now" in status
+    bad = run(["worker", "--job", "nope"], data_dir)
+    assert bad.returncode == 1 and "unknown job" in bad.stderr
