@@ -89,6 +89,9 @@ def test_full_then_incremental_training(any_services: Services) -> None:
     # Nothing new: nothing registered. Then the last quarter of the traffic arrives.
     assert train_incremental(ctx).version is None
     ingest(services, later)
+    # A user of v1 withdraws personalization consent: the update forgets them.
+    withdrawn = base.users.ids[5]
+    services.store.set_consents(withdrawn, {"personalization": False}, 1)
     inc = train_incremental(ctx)
     assert inc.version is not None and inc.version.version == 2 and inc.base_version == 1
     assert inc.changed_users > 0
@@ -99,6 +102,8 @@ def test_full_then_incremental_training(any_services: Services) -> None:
     assert v2.lineage["features"]["snapshot_id"] >= 1  # features refreshed first
     updated = load_model(services.registry.artifact_path(v2))
     assert len(updated.users) >= len(base.users) and excluded not in updated.users
+    assert withdrawn not in updated.users and v2.lineage["update"]["forgotten_users"] == 1
+    assert updated.seen[5].nnz == 0  # no history kept for the withdrawn user
     assert updated.seen is not None and updated.seen.nnz > base.seen.nnz
 
 

@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 RECOMMENDATIONS = "recommendations"
+REMOVED = "~removed-"
+"""Prefix of the placeholder that replaces a removed user's key in a model's vocabulary."""
 
 
 @dataclass
@@ -158,10 +160,13 @@ def fit_recommender(
 
 
 def update_recommender(
-    base: LoadedModel, pairs: pl.DataFrame, since_ms: int
+    base: LoadedModel, pairs: pl.DataFrame, since_ms: int, *, forget: set[str] | None = None
 ) -> tuple[LoadedModel, dict[str, int]]:
     """Fold the users with pairs newer than ``since_ms`` into ``base`` (new users appended;
-    pairs of items the model does not know wait for the next full retrain).
+    pairs of items the model does not know wait for the next full retrain). Users in
+    ``forget`` (in the model, but no longer allowed in training: consent withdrawn) are folded
+    in with no history, so nothing they did shapes their answers any more; ``pairs`` must not
+    contain them.
 
     Raises:
         InvalidInput: the model has no incremental update.
@@ -172,10 +177,18 @@ def update_recommender(
     new_users = changed.filter(~changed.is_in(pl.Series(base.users.ids).implode()))
     users = Vocabulary([*base.users.ids, *new_users.sort().to_list()])
     data = _training_data(pairs, users, base.items)
+    gone = sorted(k for k in (forget or set()) if k in base.users)
     stats = {"changed_users": changed.len(), "new_users": new_users.len(),
+             "forgotten_users": len(gone),
              "dropped_unknown_items": pairs.height - len(data)}  # fmt: skip
-    if changed.len():
-        base.model.update(data, _index(changed, users))
+    if changed.len() or gone:
+        touched = pl.concat([changed, pl.Series(gone, dtype=pl.String)])
+        base.model.update(data, _index(touched, users))
+    if gone:
+        # Their slots stay (indices are positional) under a placeholder no key can match, so
+        # they take the cold-start path; their factors and histories were just emptied.
+        drop = set(gone)
+        users = Vocabulary([f"{REMOVED}{i}" if k in drop else k for i, k in enumerate(users.ids)])
     return LoadedModel(base.model, users, base.items, dict(base.metrics), data.matrix()), stats
 
 
@@ -275,8 +288,9 @@ def train_incremental(ctx: JobContext, *, name: str = RECOMMENDATIONS) -> Increm
     base = load_model(ctx.registry.artifact_path(base_mv))
     dataset, excluded = training_dataset(ctx)
     since = int(base_mv.lineage.get("data", {}).get("window_end_ms") or 0)
-    updated, stats = update_recommender(base, dataset.pairs, since)
-    if stats["changed_users"] == 0:
+    forget = set(base.users.ids) - consented(ctx.store, base.users.ids, ctx.consent_mode)
+    updated, stats = update_recommender(base, dataset.pairs, since, forget=forget)
+    if stats["changed_users"] == 0 and stats["forgotten_users"] == 0:
         ctx.log(f"{name}: no new interactions since v{base_mv.version}; nothing to update")
         return IncrementalResult(None, base_mv.version, 0, 0, 0, time.perf_counter() - t0)
     metrics = {**base_mv.metrics, "inherited_from": base_mv.version}
