@@ -193,13 +193,16 @@ def test_quickstart_sends_simulated_traffic_over_http(tmp_path: Path) -> None:
     from conftest import free_port
 
     r = run(
-        ["quickstart", "--no-serve", "--users", "40", "--days", "3", "--port", str(free_port())],
+        ["quickstart", "--no-serve", "--users", "200", "--days", "8", "--port", str(free_port())],
         tmp_path,
     )
     assert r.returncode == 0, r.stderr
+    # make run ends with a trained model in production (issue 7).
+    assert "recommendations v1 (tastebud_hybrid) in production" in r.stdout, r.stdout
     assert "simulated NetworkBuster traffic:" in r.stdout
     accepted = int(r.stdout.split("traffic: ")[1].split(" events")[0].replace(",", ""))
     assert accepted > 100 and "0 rejected" in r.stdout
     services = build_services(Settings(data_dir=tmp_path), migrate=False)
     assert services.store.count_events() == accepted
     assert services.store.count_items() == 200
+    assert services.registry.resolve("recommendations").version == 1  # type: ignore[union-attr]
