@@ -106,9 +106,14 @@ def test_evaluate_movielens_json_and_report(movielens_dir: Path, tmp_path: Path)
 def test_train_saves_a_loadable_model(movielens_dir: Path) -> None:
     r = run(["train", "--model", "tastebud_seq", "--no-tune"], movielens_dir)
     assert r.returncode == 0, r.stderr
-    assert "trained tastebud_seq on 100,000 interactions (943 users, 1,682 items)" in r.stdout
-    loaded = load_model(movielens_dir / "artifacts" / "models" / "tastebud_seq")
+    assert "registered recommendations v1 (tastebud_seq) as candidate" in r.stdout
+    assert "held-out ndcg@10" in r.stdout
+    version = movielens_dir / "artifacts" / "registry" / "recommendations" / "v1" / "r1"
+    loaded = load_model(version)
     assert len(loaded.users) == 943 and len(loaded.items) == 1682
+    # MovieLens users carry gender, age and occupation: the model card has their slices.
+    card = (version / "model_card.md").read_text()
+    assert "gender: disparity" in card and "occupation" in card
     recs = loaded.model.recommend(np.arange(5), 10)
     assert (recs.item_idx >= 0).all()
     bad = run(["train", "--model", "nope"], movielens_dir)
