@@ -158,6 +158,24 @@ class RecommenderContract:
             assert (counts[row] >= third).all() and len(set(row.tolist())) == 3
         assert model.recommend(np.array([], dtype=np.int64), 3).item_idx.shape == (0, 3)
 
+    def test_item_scores_relate_items_of_the_same_half(self) -> None:
+        data, _ = checkerboard()
+        model = self.fitted(data)
+        with pytest.raises(NotFitted):
+            self.model_class(self.config).item_scores(np.array([0]))
+        half = data.n_items // 2
+        s = model.item_scores(np.array([0, 1, 2]))
+        assert s.shape == (data.n_items,) and s.dtype == np.float32
+        assert np.all(model.item_scores(np.array([], dtype=np.int64)) == 0)
+        assert np.all(model.item_scores(np.array([-1, data.n_items + 5])) == 0)  # unknown ids
+        if self.checkerboard_first:
+            # A session in the first half ranks first-half items above second-half ones.
+            others = np.setdiff1d(np.arange(half), [0, 1, 2])
+            assert np.median(s[others]) > np.median(s[half:])
+            w = model.item_scores(np.array([0, 1, 2]), np.array([2.0, 2.0, 2.0]))
+            # Uniform weights change the scale (linear models) but never the order.
+            assert np.corrcoef(w[others], s[others])[0, 1] > 0.999
+
     def test_update_folds_in_new_users(self) -> None:
         if not self.model_class.supports_update:
             with pytest.raises(NotImplementedError):

@@ -71,6 +71,23 @@ class TestRealtimeContract:
         state.forget("u")
         assert state.get("u").empty
 
+    def test_feedback_is_kept_without_expiry_and_forgotten_on_request(
+        self, state: RealtimeState
+    ) -> None:
+        fb = ("id", "feedback", "u", None, "s", "a", 1, 1, "api", 1,
+              {"item_id": "a", "kind": "not_interested"}, None)  # fmt: skip
+        liked = ("id2", "feedback", "u", None, "s", "b", 2, 2, "api", 1,
+                 '{"item_id": "b", "kind": "like"}', None)  # fmt: skip
+        state.apply(updates_from([fb, liked], {}))
+        state.set_feedback("u", "c", "dislike")
+        s = state.get("u")
+        assert s.feedback == {"a": "not_interested", "b": "like", "c": "dislike"}
+        assert s.actions == []  # feedback is not a session action
+        time.sleep(2.2)  # past the actions' TTL: feedback stays
+        assert state.get("u").feedback["a"] == "not_interested"
+        state.forget("u")
+        assert state.get("u").feedback == {} and state.get("u").empty
+
     def test_ping(self, state: RealtimeState) -> None:
         assert state.ping()
 

@@ -27,7 +27,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["GovernancePolicy", "Schedule", "SensitiveAction", "Settings"]
+__all__ = ["GovernancePolicy", "Schedule", "SensitiveAction", "ServingConfig", "Settings"]
 
 SensitiveAction = Literal["drop", "redact", "encrypt", "truncate"]
 """What ingest does with a sensitive field: remove it, replace it by ``"[redacted]"``, encrypt it
@@ -99,6 +99,37 @@ class Schedule(BaseModel):
     lease_seconds: float = Field(default=120.0, gt=0)
     """A job's database lock expires this long after its last renewal (a crashed worker's job
     becomes runnable again)."""
+
+
+class ServingConfig(BaseModel):
+    """How the personalization engine blends, explores, caches and logs (``docs/serving.md``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    session_item_weight: float = Field(default=1.0, ge=0)
+    """Weight of what the model relates to the items of the live session (items consumed since
+    training count as if in the user's history)."""
+    session_category_weight: float = Field(default=0.5, ge=0)
+    """Boost (in standard deviations of the model's scores) for items in the session's
+    categories, in proportion to each category's share of the session."""
+    session_decay: float = Field(default=0.8, gt=0, le=1)
+    """Each older session action counts this much less than the next (newest: 1)."""
+    exploration_share: float = Field(default=0.1, ge=0, le=0.5)
+    """Share of the slots of a list given to new items in categories the user likes."""
+    new_item_days: float = Field(default=14.0, gt=0)
+    """An item published this recently is new (an exploration candidate)."""
+    cache_ttl_s: float = Field(default=30.0, ge=0)
+    """Per-user result cache lifetime (0: off). An entry is also invalid as soon as the user's
+    real-time state, the model or the catalogue changes."""
+    cache_size: int = Field(default=100_000, ge=0)
+    """Most cached lists per API process."""
+    log_impressions: bool = True
+    """Store every served list as an ``impression`` event (model version, list id)."""
+    realtime_retry_s: float = Field(default=5.0, ge=0)
+    """After the real-time store fails, serve from the model alone for this long before trying
+    it again (a down Redis costs one timeout, not one per request)."""
+    catalog_refresh_s: float = Field(default=30.0, gt=0)
+    """How often each API process re-reads the catalogue (categories, hidden, new items)."""
 
 
 class Settings(BaseSettings):
@@ -188,6 +219,10 @@ class Settings(BaseSettings):
 
     schedule: Schedule = Field(default_factory=Schedule)
     """The worker's schedule (JSON in ``TASTEBUD_SCHEDULE``)."""
+
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    """The personalization engine's blending, exploration, cache and logging
+    (``TASTEBUD_SERVING``, JSON)."""
 
     model_poll_seconds: float = Field(default=2.0, gt=0, le=60)
     """How often an API process checks the registry for a new production version (a promotion

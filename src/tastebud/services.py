@@ -25,9 +25,14 @@ from tastebud.privacy import (
 )
 from tastebud.realtime import RealtimeState, make_realtime
 from tastebud.registry import Registry
-from tastebud.serving import ModelServer, RecommendationService
+from tastebud.serving import (
+    CatalogView,
+    ImpressionLog,
+    ModelServer,
+    PersonalizationEngine,
+    load_recommender,
+)
 from tastebud.store import Store, make_engine, upgrade
-from tastebud.training.artifacts import load_model
 from tastebud.training.jobs import JobContext
 from tastebud.training.predictors import PredictionService, PredictorArtifact, load_predictor
 
@@ -54,15 +59,31 @@ class Services:
     predictions: PredictionService
     registry: Registry
     models: ModelServer
-    recommendations: RecommendationService
+    engine: PersonalizationEngine
+
+    def start(self) -> None:
+        """Start the background work of a serving process: load the production models and
+        poll for new ones, refresh the catalogue view, flush impressions."""
+        self.models.start()
+        self.engine.catalog.start()
+        if self.engine.impressions is not None:
+            self.engine.impressions.start()
 
     def now_ms(self) -> int:
         """The current time in ms since the epoch."""
         return int(time.time() * 1000)
 
-    def close(self) -> None:
-        """Stop polling the registry; release database and Redis connections."""
+    def stop(self) -> None:
+        """Stop the background work started by :meth:`start` (queued impressions are
+        flushed first)."""
+        if self.engine.impressions is not None:
+            self.engine.impressions.stop()
+        self.engine.catalog.stop()
         self.models.stop()
+
+    def close(self) -> None:
+        """Stop the background work; release database and Redis connections."""
+        self.stop()
         self.store.dispose()
         self.realtime.close()
 
@@ -111,7 +132,7 @@ def build_services(
     online = OnlineFeatures(store, realtime)
     registry = Registry(store, settings.resolved_artifact_dir())
     models = ModelServer(
-        registry, {"recommender": load_model, "predictor": load_predictor},
+        registry, {"recommender": load_recommender, "predictor": load_predictor},
         poll_seconds=settings.model_poll_seconds,
     )  # fmt: skip
 
@@ -134,5 +155,9 @@ def build_services(
         PredictionService(production_predictor, lambda key: online.features(key)[0]),
         registry,
         models,
-        RecommendationService(models),
+        PersonalizationEngine(
+            models, realtime, CatalogView(store, settings.serving.catalog_refresh_s),
+            settings.serving,
+            ImpressionLog(lambda batch: ingestor.ingest(batch, source="serve")),
+        ),
     )

@@ -287,6 +287,32 @@ class Recommender(ABC, Generic[C]):
             items[cold], scores[cold] = rec.item_idx, rec.scores
         return Recommendations(items, scores)
 
+    def scores(self, users: NDArray[np.integer[Any]]) -> NDArray[np.float32]:
+        """Dense scores (``len(users) x n_items``) of fitted users (no exclusions applied)."""
+        if not self._fitted:
+            raise NotFitted(f"{self.name} is not fitted")
+        return self._scores(np.asarray(users, dtype=np.int64))
+
+    def item_scores(
+        self, items: NDArray[np.integer[Any]], weights: NDArray[np.floating[Any]] | None = None
+    ) -> NDArray[np.float32]:
+        """Scores of every item for a history given as item indices (a live session, or one
+        item for "similar items"), weighted by ``weights`` (default 1 each). What the model
+        would add to a user's scores had these items been in their history; zeros for a
+        model that cannot relate items (popularity)."""
+        if not self._fitted:
+            raise NotFitted(f"{self.name} is not fitted")
+        idx = np.asarray(items, dtype=np.int64)
+        w = (np.ones(len(idx), np.float32) if weights is None
+             else np.asarray(weights, np.float32))  # fmt: skip
+        keep = (idx >= 0) & (idx < self.n_items)
+        if not keep.any():
+            return np.zeros(self.n_items, np.float32)
+        return self._item_scores(idx[keep], w[keep])
+
+    def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
+        return np.zeros(self.n_items, np.float32)
+
     def get_params(self) -> dict[str, NDArray[Any]]:
         """Everything needed to rebuild the fitted model, as named arrays (no objects)."""
         if not self._fitted:

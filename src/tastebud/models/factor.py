@@ -77,6 +77,11 @@ class _Factorised(Recommender[_C]):
     def _scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
         return self._user[users] @ self._item.T
 
+    def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
+        # Cosine in factor space: an item's direction, not its popularity-inflated norm.
+        v = self._item / np.maximum(np.linalg.norm(self._item, axis=1, keepdims=True), 1e-9)
+        return np.asarray(v @ (w @ v[items]), dtype=np.float32)
+
     def _params(self) -> dict[str, NDArray[Any]]:
         return {"user_factors": self._user, "item_factors": self._item}
 

@@ -116,6 +116,12 @@ class Hybrid(Recommender[HybridConfig]):
             total += weight * _standardise(model._scores(users))
         return total
 
+    def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
+        total = np.zeros(self.n_items, np.float32)
+        for _, weight, model in self._parts:
+            total += weight * _standardise(model._item_scores(items, w)[None, :])[0]
+        return total
+
     def _params(self) -> dict[str, NDArray[Any]]:
         out: dict[str, NDArray[Any]] = {}
         for prefix, _, model in self._parts:

@@ -69,6 +69,9 @@ class ItemKNN(Recommender[ItemKNNConfig]):
     def _scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
         return np.asarray((self._history[users] @ self._sim).todense(), dtype=np.float32)
 
+    def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
+        return np.asarray(w @ self._sim[items].toarray(), dtype=np.float32)
+
     def _params(self) -> dict[str, NDArray[Any]]:
         return {**csr_params("sim", self._sim), **csr_params("history", self._history)}
 

@@ -134,6 +134,17 @@ class _ItemItem(Recommender[_C]):
         out[:, self._cols] = part
         return out
 
+    def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
+        pos = np.searchsorted(self._cols, items)
+        pos = np.minimum(pos, len(self._cols) - 1)
+        known = self._cols[pos] == items
+        part = w[known] @ self._b[pos[known]]
+        if len(self._cols) == self.n_items:
+            return np.asarray(part, np.float32)
+        out = np.zeros(self.n_items, np.float32)
+        out[self._cols] = part
+        return out
+
     def _params(self) -> dict[str, NDArray[Any]]:
         return {"b": self._b, "cols": self._cols, **csr_params("history", self._history)}
 

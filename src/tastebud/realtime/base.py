@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
@@ -60,6 +61,8 @@ class Update:
     categories: dict[str, int] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)
     """Item -> time consumed (ms)."""
+    feedback: dict[str, str] = field(default_factory=dict)
+    """Item -> the latest explicit feedback (``like``, ``dislike``, ``not_interested``)."""
 
 
 @dataclass
@@ -73,11 +76,17 @@ class UserState:
     consumed: list[str]
     """Recently consumed items, newest first."""
     features: dict[str, Any] | None
+    feedback: dict[str, str] = field(default_factory=dict)
+    """Item -> the latest explicit feedback; kept without expiry (a ``not_interested`` item
+    never comes back)."""
 
     @property
     def empty(self) -> bool:
         """No state at all (an unknown or long-inactive user)."""
-        return not (self.actions or self.items or self.categories or self.consumed or self.features)
+        return not (
+            self.actions or self.items or self.categories or self.consumed or self.features
+            or self.feedback
+        )  # fmt: skip
 
 
 def updates_from(
@@ -94,6 +103,14 @@ def updates_from(
         u = out.get(user_key)
         if u is None:
             u = out[user_key] = Update([], {}, {}, {})
+        if event_type == "feedback":
+            data = row[10]
+            if isinstance(data, str | bytes):
+                data = orjson.loads(data)
+            kind = data.get("kind") if isinstance(data, dict) else None
+            if item_id is not None and kind is not None:
+                u.feedback[item_id] = kind
+            continue
         if item_id is None:
             u.actions.append({"t": event_type, "i": None, "c": None, "ts": ts_ms,
                               "s": session_id})  # fmt: skip
@@ -125,6 +142,10 @@ class RealtimeState(Protocol):
 
     def set_features(self, features: Mapping[str, Mapping[str, Any]]) -> None:
         """Store the latest online feature values of many users."""
+        ...
+
+    def set_feedback(self, user_key: str, item_id: str, kind: str) -> None:
+        """Record explicit feedback at once (the feedback route's read-your-writes path)."""
         ...
 
     def forget(self, user_key: str) -> None:

@@ -13,7 +13,9 @@ __all__ = ["MemoryState"]
 
 
 class _User:
-    __slots__ = ("actions", "actions_until", "categories", "consumed", "features", "items", "until")
+    __slots__ = (
+        "actions", "actions_until", "categories", "consumed", "features", "items", "until",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.actions: list[dict[str, Any]] = []  # newest first
@@ -31,6 +33,8 @@ class MemoryState:
     def __init__(self, config: RealtimeConfig | None = None, *, clock: Any = time.time) -> None:
         self.config = config or RealtimeConfig()
         self._users: dict[str, _User] = {}
+        # Explicit feedback never expires (a not-interested item must never come back).
+        self._feedback: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
         self._clock = clock
         self._applied = 0
@@ -61,6 +65,8 @@ class MemoryState:
                     keep = sorted(u.consumed.items(), key=lambda kv: kv[1])[-cfg.max_consumed :]
                     u.consumed = dict(keep)
                 u.until = now + cfg.counters_ttl_s
+                if up.feedback:
+                    self._feedback.setdefault(key, {}).update(up.feedback)
             self._applied += 1
             if self._applied % 1000 == 0:  # drop expired users now and then: memory is bounded
                 self._users = {k: v for k, v in self._users.items() if v.until >= now}
@@ -69,12 +75,18 @@ class MemoryState:
         with self._lock:
             now = self._clock()
             u = self._users.get(user_key)
+            feedback = dict(self._feedback.get(user_key, {}))
             if u is None or u.until < now:
-                return UserState([], {}, {}, [], None)
+                return UserState([], {}, {}, [], None, feedback)
             actions = list(u.actions) if u.actions_until >= now else []
             consumed = [i for i, _ in sorted(u.consumed.items(), key=lambda kv: -kv[1])]
             return UserState(actions, dict(u.items), dict(u.categories), consumed,
-                             dict(u.features) if u.features is not None else None)  # fmt: skip
+                             dict(u.features) if u.features is not None else None,
+                             feedback)  # fmt: skip
+
+    def set_feedback(self, user_key: str, item_id: str, kind: str) -> None:
+        with self._lock:
+            self._feedback.setdefault(user_key, {})[item_id] = kind
 
     def set_features(self, features: Mapping[str, Mapping[str, Any]]) -> None:
         with self._lock:
@@ -87,6 +99,7 @@ class MemoryState:
     def forget(self, user_key: str) -> None:
         with self._lock:
             self._users.pop(user_key, None)
+            self._feedback.pop(user_key, None)
 
     def ping(self) -> bool:
         return True

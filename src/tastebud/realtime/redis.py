@@ -1,8 +1,9 @@
 """The Redis backend (``redis://``): shared by every API process.
 
-Keys are namespaced ``tb:u:<pseudonym>:<part>`` and all carry TTLs. A batch of updates is one
-``EVALSHA`` (a Lua script applying every user's update server-side: one round trip, and far less
-Python work than thousands of pipelined commands); a read is one pipeline of five commands.
+Keys are namespaced ``tb:u:<pseudonym>:<part>`` and carry TTLs, except explicit feedback
+(``feedback``: a not-interested item never comes back). A batch of updates is one ``EVALSHA`` (a
+Lua script applying every user's update server-side: one round trip, and far less Python work
+than thousands of pipelined commands); a read is one pipeline of six commands.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ for user, up in pairs(batch) do
     end
     redis.call('ZREMRANGEBYRANK', base .. 'consumed', 0, -cfg.max_consumed - 1)
   end
+  -- explicit feedback: no expiry (a not-interested item never comes back)
+  for item, kind in pairs(up.f) do redis.call('HSET', base .. 'feedback', item, kind) end
   for _, part in ipairs({'items', 'cats', 'consumed', 'features'}) do
     redis.call('EXPIRE', base .. part, cfg.counters_ttl)
   end
@@ -76,6 +79,8 @@ class RedisState:
                 "c": up.categories,
                 # ZADD arguments: score, member, score, member...
                 "z": [v for item, ts in up.consumed.items() for v in (ts, item)],
+                # cjson turns an empty table into [], which ``pairs`` iterates as nothing.
+                "f": up.feedback,
             }
             for key, up in updates.items()
         }
@@ -90,14 +95,19 @@ class RedisState:
         pipe.hgetall(base + "cats")
         pipe.zrevrange(base + "consumed", 0, -1)
         pipe.get(base + "features")
-        actions, items, cats, consumed, features = pipe.execute()
+        pipe.hgetall(base + "feedback")
+        actions, items, cats, consumed, features, feedback = pipe.execute()
         return UserState(
             [orjson.loads(a) for a in actions],
             {k.decode(): int(v) for k, v in items.items()},
             {k.decode(): int(v) for k, v in cats.items()},
             [c.decode() for c in consumed],
             orjson.loads(features) if features else None,
+            {k.decode(): v.decode() for k, v in feedback.items()},
         )
+
+    def set_feedback(self, user_key: str, item_id: str, kind: str) -> None:
+        self._redis.hset(f"tb:u:{user_key}:feedback", item_id, kind)
 
     def set_features(self, features: Mapping[str, Mapping[str, Any]]) -> None:
         pipe = self._redis.pipeline(transaction=False)
@@ -110,7 +120,7 @@ class RedisState:
     def forget(self, user_key: str) -> None:
         base = f"tb:u:{user_key}:"
         self._redis.delete(
-            *(base + p for p in ("actions", "items", "cats", "consumed", "features"))
+            *(base + p for p in ("actions", "items", "cats", "consumed", "features", "feedback"))
         )
 
     def ping(self) -> bool:

@@ -1,9 +1,33 @@
 """The serving side: production models picked up from the registry and hot-swapped, and the
-recommendations built from them."""
+personalization engine built on them (blending, filters, cold start, exploration,
+explanations, cache, impressions)."""
 
 from __future__ import annotations
 
+from tastebud.serving.catalog import CatalogSnapshot, CatalogView
+from tastebud.serving.engine import (
+    MODEL_NAME,
+    Context,
+    PersonalizationEngine,
+    RecommenderBundle,
+    load_recommender,
+)
+from tastebud.serving.impressions import ImpressionLog
 from tastebud.serving.models import ModelServer, Served
-from tastebud.serving.recommend import RecommendationService
+from tastebud.serving.rank import ContentItem, rank_content, similar_items
 
-__all__ = ["ModelServer", "RecommendationService", "Served"]
+__all__ = [
+    "MODEL_NAME",
+    "CatalogSnapshot",
+    "CatalogView",
+    "ContentItem",
+    "Context",
+    "ImpressionLog",
+    "ModelServer",
+    "PersonalizationEngine",
+    "RecommenderBundle",
+    "Served",
+    "load_recommender",
+    "rank_content",
+    "similar_items",
+]

@@ -37,6 +37,7 @@ from tastebud.training.cards import (
     predictor_reference,
     recommender_reference,
 )
+from tastebud.training.coldstart import cold_start_lists
 
 __all__ = [
     "FullResult",
@@ -215,11 +216,16 @@ def _register_recommender(
     params = model.config.model_dump(mode="json")
     lineage = {**lineage, "params": params, "code_version": code_version()}
     card = model_card(name, "recommender", model.name, params, metrics, lineage)
+    catalogue = load_items(ctx.store)
+    categories = dict(zip(catalogue.get_column("item_id").to_list(),
+                          catalogue.get_column("category").to_list(), strict=True))  # fmt: skip
+    cold = cold_start_lists(ctx.store, set(loaded.items.ids), categories)
     staging = ctx.registry.staging_dir(name)
     try:
         save_model(staging, model, loaded.users, loaded.items, metrics, seen=loaded.seen, extra={
             "model_card.md": card, "monitoring.json": json.dumps(monitoring, indent=2),
             "lineage.json": json.dumps(lineage, indent=2, sort_keys=True),
+            "cold_start.json": json.dumps(cold),
         })  # fmt: skip
         return ctx.registry.register(name, staging, kind="recommender", algorithm=model.name,
                                      metrics=metrics, lineage=lineage, actor=ctx.actor)  # fmt: skip

@@ -1,19 +1,37 @@
-"""Recommendations: ``GET /v1/users/{user_id}/recommendations`` from the production model."""
+"""Personalization: recommendations, similar items, re-ranking and feedback."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import time
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Body, Path, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import ServicesDep, scoped
+from tastebud.errors import ConsentRequired, InvalidInput
 from tastebud.events.schema import Id
+from tastebud.serving import ContentItem, Context, rank_content, similar_items
 
-__all__ = ["RecommendationsOut", "router"]
+__all__ = ["router"]
 
-router = APIRouter(tags=["recommendations"])
+router = APIRouter(tags=["personalization"])
+UserIdPath = Annotated[Id, Path(description="Your user id")]
+Short = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class Reason(BaseModel):
+    """Why an item is in the list."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    """``because_you_watched`` (with ``item_id``), ``session_category``,
+    ``trending_in_category``, ``new_in_category`` (with ``category``), ``popular_in_segment``,
+    ``popular_in_context``, ``popular``, ``similar_to``."""
+    text: str
 
 
 class RecommendedItem(BaseModel):
@@ -21,33 +39,167 @@ class RecommendedItem(BaseModel):
 
     item_id: str
     score: float
-    """The model's score (comparable within one list only)."""
+    """Relevance in [0, 1] within this list (1: the best)."""
+    reason: Reason
 
 
 class RecommendationsOut(BaseModel):
-    """A user's top items and the model version that ranked them."""
+    """A user's top items, how they were chosen and the model version that ranked them."""
 
     user_id: str
     items: list[RecommendedItem]
-    cold_start: bool
-    """``true`` when the model does not know the user (its cold-start list answered)."""
+    mode: Literal["personalized", "session", "cold_start"]
+    """``personalized`` (the model knows the user), ``session`` (only a live session),
+    ``cold_start`` (the best list for the user's segment and context)."""
     model: dict[str, Any]
-    """``name``, ``version`` and ``artifact_id`` of the production model that answered."""
+    """``name``, ``version`` and ``artifact_id`` of the production model."""
+    list_id: str
+    """Identifies this list in the ``impression`` event it was logged as."""
+    degraded: bool
+    """``true`` when the real-time store did not answer (no session blending)."""
+    cached: bool
 
 
 @router.get(
     "/v1/users/{user_id}/recommendations", response_model=RecommendationsOut, **scoped("serve")
 )
 async def get_recommendations(
-    user_id: Annotated[Id, Path(description="Your user id")],
+    user_id: UserIdPath,
     services: ServicesDep,
     response: Response,
     k: Annotated[int, Query(ge=1, le=100, description="How many items")] = 10,
-) -> RecommendationsOut:
-    """The user's top ``k`` items from the production ``recommendations`` model, training
-    items excluded. Answers ``503 model_not_ready`` until a version is promoted."""
+    category: Annotated[str | None, Query(min_length=1, max_length=128,
+                                          description="Only items of this category")] = None,
+    exclude: Annotated[str | None, Query(max_length=8192, pattern=r"^[^,]+(,[^,]+)*$",
+                                         description="Comma-separated item ids to leave out")]
+    = None,
+    device: Annotated[str | None, Query(max_length=32, description="mobile, desktop...")] = None,
+    hour: Annotated[int | None, Query(ge=0, le=23, description="The user's local hour")] = None,
+    locale: Annotated[str | None, Query(max_length=35, description="e.g. de-DE")] = None,
+    network: Annotated[str | None, Query(max_length=16, description="e.g. 4g, wifi")] = None,
+) -> RecommendationsOut:  # fmt: skip
+    """The user's top ``k`` items: the production model blended with the live session, without
+    training items, consumed, not-interested or hidden items, with a reason each. Answers
+    ``503 model_not_ready`` until a version is promoted; with the real-time store down it
+    answers from the model alone with ``X-Tastebud-Degraded: realtime``."""
     key = services.pseudonymizer.user(user_id)
-    body = await run_in_threadpool(services.recommendations.recommend, key, k)
+    ctx = Context(device=device, hour=hour, locale=locale, network=network)
+    skip = tuple(exclude.split(",")) if exclude else ()
+    body = await run_in_threadpool(
+        services.engine.recommend, key, k, category=category, exclude=skip, context=ctx,
+        user_id=user_id,
+    )  # fmt: skip
     m = body["model"]
     response.headers["X-Tastebud-Model"] = f"{m['name']}/v{m['version']}"
+    response.headers["X-Tastebud-Cache"] = "hit" if body["cached"] else "miss"
+    if body["degraded"]:
+        response.headers["X-Tastebud-Degraded"] = "realtime"
     return RecommendationsOut(user_id=user_id, **body)
+
+
+@router.get("/v1/items/{item_id}/similar", **scoped("serve"))
+async def get_similar(
+    item_id: Annotated[Id, Path(description="A catalogue item id")],
+    services: ServicesDep,
+    k: Annotated[int, Query(ge=1, le=100)] = 10,
+) -> dict[str, Any]:
+    """Items the production model relates most to this one (hidden items left out)."""
+    return await run_in_threadpool(similar_items, services.engine, item_id, k)
+
+
+class ContentIn(BaseModel):
+    """One piece of content to rank."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: Id
+    category: str | None = Field(default=None, max_length=128)
+    type: str | None = Field(default=None, max_length=64)
+    created_at: datetime | float | None = Field(
+        default=None, description="ISO 8601 or seconds since the epoch"
+    )
+    variants: dict[Short, Annotated[str, Field(max_length=20_000)]] | None = Field(
+        default=None, max_length=8,
+        description="Text by skill level: beginner, intermediate, expert (advanced)")  # fmt: skip
+
+
+class RankIn(BaseModel):
+    """Content to re-order for the user."""
+
+    model_config = ConfigDict(extra="forbid")
+    items: list[ContentIn] = Field(min_length=1, max_length=200)
+    skill_level: str | None = Field(
+        default=None, max_length=32, description="Overrides the user's stored skill_level"
+    )
+
+
+def _ms(value: datetime | float | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidInput("created_at needs a time zone (e.g. 2026-11-26T10:00:00Z)")
+        return int(value.timestamp() * 1000)
+    return int(value * 1000)
+
+
+@router.post("/v1/users/{user_id}/rank", **scoped("serve"))
+async def rank(user_id: UserIdPath, body: RankIn, services: ServicesDep) -> dict[str, Any]:
+    """Re-order content for the user: relevance in [0, 1] (the model's where it knows the item,
+    else category affinity and recency), the reason, and the text variant for the user's skill
+    level (``skill_level`` user attribute, or the request's)."""
+    key = services.pseudonymizer.user(user_id)
+    content = [ContentItem(c.id, c.category, c.type, _ms(c.created_at), c.variants)
+               for c in body.items]  # fmt: skip
+
+    def run() -> dict[str, Any]:
+        skill = body.skill_level
+        if skill is None:
+            row = services.store.get_user(key)
+            skill = (row or {}).get("attributes", {}).get("skill_level")
+        return rank_content(services.engine, key, content, skill=skill)
+
+    return {"user_id": user_id, **await run_in_threadpool(run)}
+
+
+class FeedbackIn(BaseModel):
+    """Explicit feedback on an item."""
+
+    model_config = ConfigDict(extra="forbid")
+    item_id: Id
+    kind: Literal["like", "dislike", "not_interested"]
+    list_id: str | None = Field(
+        default=None, max_length=64, description="The list it was shown in (for CTR analysis)"
+    )
+
+
+@router.post("/v1/users/{user_id}/feedback", status_code=202, **scoped("serve"))
+async def feedback(
+    user_id: UserIdPath, services: ServicesDep,
+    body: Annotated[FeedbackIn, Body()],
+) -> dict[str, Any]:  # fmt: skip
+    """Record ``like``, ``dislike`` or ``not_interested``: stored as a ``feedback`` event and
+    applied to the user's real-time state at once (a not-interested or disliked item never
+    comes back)."""
+    event = {"event_id": f"fb-{uuid.uuid4().hex}", "event_type": "feedback",
+             "user_id": user_id, "timestamp": time.time(),
+             "data": {"item_id": body.item_id, "kind": body.kind,
+                      **({"list_id": body.list_id} if body.list_id else {})}}  # fmt: skip
+
+    def run() -> Any:
+        result = services.ingestor.ingest([event])
+        if result.accepted:
+            key = services.pseudonymizer.user(user_id)
+            try:
+                services.realtime.set_feedback(key, body.item_id, body.kind)
+            except Exception:  # noqa: BLE001 - stored; the ingest path applies it as well
+                pass
+        return result
+
+    result = await run_in_threadpool(run)
+    if not result.accepted:
+        outcome = result.results[0]
+        reason = outcome.reason or "the feedback was rejected"
+        if outcome.code == "consent_required":
+            raise ConsentRequired(reason)
+        raise InvalidInput(reason)
+    return {"status": "recorded", "item_id": body.item_id, "kind": body.kind}

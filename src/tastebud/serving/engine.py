@@ -1,0 +1,450 @@
+"""The personalization engine: the production model's scores blended with the live session,
+filtered, explored, explained and logged.
+
+One request reads the user's real-time state once (one Redis round trip), then works in
+memory: model scores for a known user; plus what the model relates to the items of the live
+session (items consumed since training count as if they were in the user's history) and a boost
+for the session's categories; minus what must never be shown (training items, items consumed
+in the session, not-interested or disliked items, hidden items, the caller's exclusions).
+Unknown users get the session-based list if they have a session, else the best cold-start list
+for their segment and context. A share of the slots goes to new items in categories the user
+likes. Every item carries a reason; every list is logged as an impression.
+
+With the real-time store down, the model answers alone (``degraded``), never an error.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import orjson
+from numpy.typing import NDArray
+
+from tastebud.config import ServingConfig
+from tastebud.errors import ModelNotReady
+from tastebud.monitoring import get_logger
+from tastebud.realtime import RealtimeState
+from tastebud.realtime.base import UserState
+from tastebud.serving.catalog import CatalogSnapshot, CatalogView
+from tastebud.serving.impressions import ImpressionLog
+from tastebud.serving.models import ModelServer, Served
+from tastebud.training.artifacts import LoadedModel, load_model
+from tastebud.training.coldstart import daypart
+
+__all__ = [
+    "MODEL_NAME",
+    "Context",
+    "PersonalizationEngine",
+    "RecommenderBundle",
+    "load_recommender",
+    "standardise",
+    "top_indices",
+]
+
+_log = get_logger(__name__)
+MODEL_NAME = "recommendations"
+_NEVER = frozenset({"not_interested", "dislike"})
+
+
+@dataclass(frozen=True)
+class RecommenderBundle:
+    """A served recommender with its cold-start lists."""
+
+    loaded: LoadedModel
+    cold_start: dict[str, Any]
+
+
+def load_recommender(path: Path) -> RecommenderBundle:
+    """The ``ModelServer`` loader of recommender artifacts (verified by the registry)."""
+    loaded = load_model(path)
+    cold_path = path / "cold_start.json"
+    cold = orjson.loads(cold_path.read_bytes()) if cold_path.is_file() else {}
+    return RecommenderBundle(loaded, cold)
+
+
+@dataclass(frozen=True)
+class Context:
+    """Request context: selects the cold-start list and is recorded with the impression."""
+
+    device: str | None = None
+    hour: int | None = None
+    locale: str | None = None
+    network: str | None = None
+
+    def key(self) -> tuple[Any, ...]:
+        return (self.device, None if self.hour is None else daypart(self.hour), self.locale,
+                self.network)  # fmt: skip
+
+
+@dataclass
+class _Cached:
+    fingerprint: tuple[Any, ...]
+    body: dict[str, Any]
+    expires: float
+
+
+@dataclass
+class _Stats:
+    hits: int = 0
+    misses: int = 0
+    degraded: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def standardise(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Standardise over the finite entries (scores of different sources become comparable)."""
+    finite = np.isfinite(x)
+    if not finite.any():
+        return np.zeros_like(x)
+    v = x[finite]
+    std = float(v.std())
+    out = (x - float(v.mean())) / (std if std > 0 else 1.0)
+    return np.where(finite, out, -np.inf).astype(np.float32)
+
+
+class PersonalizationEngine:
+    """Recommendations, similar items, re-ranking and feedback over the production model."""
+
+    def __init__(
+        self,
+        models: ModelServer,
+        realtime: RealtimeState,
+        catalog: CatalogView,
+        config: ServingConfig,
+        impressions: ImpressionLog | None = None,
+    ) -> None:
+        self.models = models
+        self.realtime = realtime
+        self.catalog = catalog
+        self.config = config
+        self.impressions = impressions
+        self.stats = _Stats()
+        self._cache: OrderedDict[tuple[Any, ...], _Cached] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._realtime_down_until = 0.0
+
+    # -- state --------------------------------------------------------------------------------
+    def state(self, user_key: str) -> tuple[UserState, bool]:
+        """The user's real-time state and whether it is missing because the store is down
+        (then retried after ``realtime_retry_s``)."""
+        if time.monotonic() < self._realtime_down_until:
+            return UserState([], {}, {}, [], None), True
+        try:
+            return self.realtime.get(user_key), False
+        except Exception as exc:  # any backend failure: serve from the model alone
+            self._realtime_down_until = time.monotonic() + self.config.realtime_retry_s
+            _log.warning("real-time state unavailable; serving without session",
+                         error_type=type(exc).__name__)  # fmt: skip
+            return UserState([], {}, {}, [], None), True
+
+    def served_model(self) -> tuple[Served, RecommenderBundle]:
+        served = self.models.get(MODEL_NAME)
+        if served is None:
+            raise ModelNotReady(
+                "no production recommendations model yet: run `tastebud train --full`, then "
+                "`tastebud models approve recommendations N` and `tastebud models promote "
+                "recommendations N`"
+            )
+        bundle = served.obj
+        if isinstance(bundle, LoadedModel):  # loaded without cold-start lists
+            bundle = RecommenderBundle(bundle, {})
+        return served, bundle
+
+    # -- recommendations ----------------------------------------------------------------------
+    def recommend(
+        self,
+        user_key: str,
+        k: int,
+        *,
+        category: str | None = None,
+        exclude: tuple[str, ...] = (),
+        context: Context | None = None,
+        user_id: str | None = None,
+    ) -> dict[str, Any]:
+        """The user's top ``k`` items with reasons; see the module docstring.
+
+        ``user_id`` (the raw id, never stored) is only used to log the impression through the
+        ingest path, which pseudonymizes it.
+        """
+        ctx = context or Context()
+        served, bundle = self.served_model()
+        state, degraded = self.state(user_key)
+        snap = self.catalog.get()
+        fingerprint = (served.artifact_id, snap.version, _fingerprint(state), k, category,
+                       exclude, ctx.key())  # fmt: skip
+        now = time.monotonic()
+        body = self._cache_get(user_key, fingerprint, now) if not degraded else None
+        if body is None:
+            body = self._compute(served, bundle, snap, user_key, state, k, category, exclude, ctx)
+            if not degraded and self.config.cache_ttl_s > 0:
+                self._cache_put(user_key, fingerprint, body, now)
+            cached = False
+        else:
+            cached = True
+        out = {**body, "degraded": degraded, "cached": cached,
+               "list_id": uuid.uuid4().hex}  # fmt: skip
+        if degraded:
+            self.stats.degraded += 1
+        if self.impressions is not None and self.config.log_impressions and user_id:
+            self.impressions.log({
+                "event_id": f"imp-{out['list_id']}", "event_type": "impression",
+                "user_id": user_id, "timestamp": time.time(),
+                "data": {"item_ids": [i["item_id"] for i in out["items"]],
+                         "list_id": out["list_id"],
+                         "model_version": f"{served.name}/v{served.version}"},
+                "context": {k: v for k, v in (("device_type", ctx.device),
+                                              ("locale", ctx.locale)) if v},
+            })  # fmt: skip
+        return out
+
+    def _cache_get(self, user: str, fp: tuple[Any, ...], now: float) -> dict[str, Any] | None:
+        with self._cache_lock:
+            hit = self._cache.get((user, fp[3:]))
+            if hit is not None and hit.fingerprint == fp and hit.expires > now:
+                self.stats.hits += 1
+                return hit.body
+        self.stats.misses += 1
+        return None
+
+    def _cache_put(self, user: str, fp: tuple[Any, ...], body: dict[str, Any], now: float) -> None:
+        with self._cache_lock:
+            key = (user, fp[3:])
+            self._cache[key] = _Cached(fp, body, now + self.config.cache_ttl_s)
+            self._cache.move_to_end(key)
+            while len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
+
+    def _compute(
+        self, served: Served, bundle: RecommenderBundle, snap: CatalogSnapshot, user_key: str,
+        state: UserState, k: int, category: str | None, exclude: tuple[str, ...], ctx: Context,
+    ) -> dict[str, Any]:  # fmt: skip
+        loaded = bundle.loaded
+        model, items = loaded.model, loaded.items
+        n = len(items)
+        cats, names, hidden = snap.aligned(served.artifact_id, items.ids)
+        idx = loaded.users.index(user_key)
+        history = set() if idx < 0 or loaded.seen is None else set(
+            loaded.seen[idx].indices.tolist())  # fmt: skip
+        # The live session: newest first, items the model knows.
+        session = [items.index(a["i"]) for a in state.actions if a.get("i")]
+        session = [i for i in session if i >= 0]
+        fresh = [i for i in dict.fromkeys(session) if i not in history]
+        cfg = self.config
+        blocked = np.zeros(n, dtype=bool)
+        blocked |= hidden
+        if history:
+            blocked[list(history)] = True
+        for item in (*state.consumed, *exclude,
+                     *(i for i, kind in state.feedback.items() if kind in _NEVER)):  # fmt: skip
+            j = items.index(item)
+            if j >= 0:
+                blocked[j] = True
+        if category is not None:
+            c = names.index(category) if category in names else -2
+            blocked |= cats != c
+        mode: str
+        scores: NDArray[np.float32]
+        if idx >= 0:
+            mode = "personalized"
+            scores = standardise(model.scores(np.array([idx]))[0])
+        elif fresh:
+            mode = "session"
+            scores = np.zeros(n, np.float32)
+        else:
+            mode = "cold_start"
+            scores = self._cold_scores(bundle, items.ids, state, ctx)
+        if fresh and cfg.session_item_weight > 0:
+            w = cfg.session_decay ** np.arange(len(fresh), dtype=np.float32)
+            related = standardise(model.item_scores(np.array(fresh), w))
+            scores = scores + cfg.session_item_weight * related
+        share = _category_share(state, names)
+        if share is not None and cfg.session_category_weight > 0:
+            boost = np.where(cats >= 0, share[np.maximum(cats, 0)], 0.0).astype(np.float32)
+            scores = scores + cfg.session_category_weight * boost * len(names)
+        scores = np.where(blocked, -np.inf, scores)
+        n_explore = int(k * cfg.exploration_share) if mode != "cold_start" or share is not None \
+            else 0  # fmt: skip
+        top = top_indices(scores, k)
+        picked = [(int(i), float(scores[i])) for i in top]
+        explore = self._explore(snap, items.ids, state, names, share, blocked, exclude,
+                                category, n_explore, picked)  # fmt: skip
+        body_items = self._explain(bundle, snap, loaded, picked, explore, mode, session, history,
+                                   cats, names, share, ctx, state, k)  # fmt: skip
+        self.stats.reasons[mode] = self.stats.reasons.get(mode, 0) + 1
+        return {
+            "items": body_items, "mode": mode,
+            "model": {"name": served.name, "version": served.version,
+                      "artifact_id": served.artifact_id},
+        }  # fmt: skip
+
+    def _cold_scores(self, bundle: RecommenderBundle, ids: list[str], state: UserState,
+                     ctx: Context) -> NDArray[np.float32]:  # fmt: skip
+        """Scores from the best cold-start list: the user's segment, else the device, else the
+        time of day, else overall; the list's order gives the score."""
+        cold = bundle.cold_start
+        segment = (state.features or {}).get("segment")
+        choices = [("segment", segment), ("device", ctx.device),
+                   ("daypart", None if ctx.hour is None else daypart(ctx.hour))]  # fmt: skip
+        ranked: list[str] = []
+        for kind, value in choices:
+            if value is not None and str(value) in cold.get(kind, {}):
+                ranked = cold[kind][str(value)]
+                break
+        if not ranked:
+            ranked = cold.get("global", [])
+        out = np.full(len(ids), -1e3, np.float32)
+        if ranked:
+            index = {item: i for i, item in enumerate(ids)}
+            for r, item in enumerate(ranked):
+                j = index.get(item)
+                if j is not None:
+                    out[j] = -float(r)
+        else:  # no lists in the artifact: the model's own popularity
+            popular = bundle.loaded.model.recommend(np.array([-1]), min(200, len(ids)))
+            for r, j in enumerate(popular.item_idx[0]):
+                if j >= 0:
+                    out[j] = -float(r)
+        return standardise(out)
+
+    def _explore(self, snap: CatalogSnapshot, ids: list[str], state: UserState,
+                 names: list[str], share: NDArray[np.float32] | None, blocked: NDArray[np.bool_],
+                 exclude: tuple[str, ...], category: str | None, n: int,
+                 picked: list[tuple[int, float]]) -> list[str]:  # fmt: skip
+        """Up to ``n`` new items (newest first) in the categories the user likes, none already
+        picked, consumed, blocked or excluded."""
+        if n <= 0:
+            return []
+        liked = set() if share is None else {names[i] for i in np.flatnonzero(share > 0)}
+        if category is not None:
+            liked = {category}
+        if not liked:
+            return []
+        index = {item: i for i, item in enumerate(ids)}
+        taken = {ids[i] for i, _ in picked}
+        skip = set(state.consumed) | set(exclude) | {
+            i for i, kind in state.feedback.items() if kind in _NEVER}  # fmt: skip
+        out = []
+        for item, cat, _ in snap.new_items(int(time.time() * 1000), self.config.new_item_days):
+            if cat not in liked or item in taken or item in skip:
+                continue
+            j = index.get(item)
+            if j is not None and blocked[j]:
+                continue
+            out.append(item)
+            if len(out) == n:
+                break
+        return out
+
+    def _explain(self, bundle: RecommenderBundle, snap: CatalogSnapshot, loaded: LoadedModel,
+                 picked: list[tuple[int, float]], explore: list[str], mode: str,
+                 session: list[int], history: set[int], cats: NDArray[np.int32],
+                 names: list[str], share: NDArray[np.float32] | None, ctx: Context,
+                 state: UserState, k: int) -> list[dict[str, Any]]:  # fmt: skip
+        ids = loaded.items.ids
+        # "Because you watched X": X is the recent item (session first, then training
+        # history) the model relates most to the recommended one.
+        anchors = list(dict.fromkeys([*session[:5], *sorted(history)[-5:]]))[:6]
+        related = (np.stack([loaded.model.item_scores(np.array([a])) for a in anchors])
+                   if anchors and mode != "cold_start" else None)  # fmt: skip
+        top_cats = set() if share is None else {names[i] for i in np.flatnonzero(share > 0)}
+        trending = bundle.cold_start.get("trending", {})
+        segment = (state.features or {}).get("segment")
+        out: list[dict[str, Any]] = []
+        scores = [s for _, s in picked if np.isfinite(s)]
+        lo, hi = (min(scores), max(scores)) if scores else (0.0, 1.0)
+        for j, s in picked:
+            if not np.isfinite(s):
+                continue
+            item = ids[j]
+            cat = names[cats[j]] if cats[j] >= 0 else None
+            reason: dict[str, Any]
+            if related is not None and related[:, j].max() > 0:
+                a = anchors[int(np.argmax(related[:, j]))]
+                reason = {
+                    "type": "because_you_watched",
+                    "item_id": ids[a],
+                    "text": f"Because you watched {snap.titles.get(ids[a], ids[a])}",
+                }
+            elif cat is not None and cat in top_cats:
+                reason = {"type": "trending_in_category", "category": cat,
+                          "text": f"Trending in {cat}"}  # fmt: skip
+                if item not in trending.get(cat, []):
+                    reason = {
+                        "type": "session_category",
+                        "category": cat,
+                        "text": f"More {cat}, like your current session",
+                    }
+            elif mode == "cold_start" and segment:
+                reason = {
+                    "type": "popular_in_segment",
+                    "segment": segment,
+                    "text": f"Popular in your segment ({segment})",
+                }
+            elif mode == "cold_start" and ctx.device:
+                reason = {
+                    "type": "popular_in_context",
+                    "device": ctx.device,
+                    "text": f"Popular on {ctx.device}",
+                }
+            else:
+                reason = {"type": "popular", "text": "Popular right now"}
+            score = 1.0 if hi == lo else (s - lo) / (hi - lo)
+            out.append({"item_id": item, "score": round(float(score), 6), "reason": reason})
+        if explore:
+            # New items take the last slots (never displacing the top of the list).
+            keep = max(0, k - len(explore))
+            out = out[:keep]
+            for item in explore:
+                cat = snap.category.get(item)
+                out.append({"item_id": item, "score": 0.0, "reason": {
+                    "type": "new_in_category", "category": cat,
+                    "text": f"New in {cat}, a category you like"}})  # fmt: skip
+        return out[:k]
+
+    def clear_cache(self) -> None:
+        """Drop every cached list (tests, model swaps are already in the fingerprint)."""
+        with self._cache_lock:
+            self._cache.clear()
+
+
+def _fingerprint(state: UserState) -> tuple[Any, ...]:
+    newest = state.actions[0] if state.actions else None
+    return (
+        None if newest is None else (newest.get("ts"), newest.get("i"), newest.get("t")),
+        len(state.actions), sum(state.items.values()), len(state.consumed),
+        tuple(sorted(state.feedback.items())),
+        None if state.features is None else state.features.get("segment"),
+    )  # fmt: skip
+
+
+def _category_share(state: UserState, names: list[str]) -> NDArray[np.float32] | None:
+    """Each category's share of the live session's actions, newest weighing most."""
+    if not state.actions or not names:
+        return None
+    index = {c: i for i, c in enumerate(names)}
+    share = np.zeros(len(names), np.float32)
+    w = 1.0
+    for a in state.actions:
+        c = a.get("c")
+        if c in index:
+            share[index[c]] += w
+        w *= 0.8
+    total = float(share.sum())
+    return None if total == 0 else share / total
+
+
+def top_indices(scores: NDArray[np.float32], k: int) -> NDArray[np.int64]:
+    """Indices of the ``k`` best finite scores, best first (ties: lower index)."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    if len(finite) == 0:
+        return finite
+    k = min(k, len(finite))
+    part = finite[np.argpartition(-scores[finite], k - 1)[:k]] if k < len(finite) else finite
+    return part[np.lexsort((part, -scores[part]))]

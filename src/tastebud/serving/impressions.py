@@ -1,0 +1,88 @@
+"""Every served list becomes an ``impression`` event (model version, list id), for CTR and A/B
+analysis. Requests only enqueue; a daemon thread ingests the queue in batches through the normal
+ingest path (consent gate included: a user without analytics consent leaves no impressions)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tastebud.monitoring import get_logger
+
+__all__ = ["ImpressionLog"]
+
+_log = get_logger(__name__)
+
+
+class ImpressionLog:
+    """A bounded queue of impression events flushed every ``interval_s``.
+
+    Args:
+        ingest: Stores a batch of raw events (``Ingestor.ingest``).
+        interval_s: Flush period.
+        max_queue: Beyond this many waiting impressions new ones are dropped (and counted)
+            rather than letting memory grow when the database is down.
+    """
+
+    def __init__(
+        self,
+        ingest: Callable[[Sequence[Any]], Any],
+        *,
+        interval_s: float = 0.2,
+        max_queue: int = 100_000,
+    ) -> None:
+        self._ingest = ingest
+        self.interval_s = interval_s
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(max_queue)
+        self.dropped = 0
+        self.logged = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def log(self, event: dict[str, Any]) -> None:
+        """Enqueue one impression event (never blocks)."""
+        try:
+            self._queue.put_nowait(event)
+        except queue.Full:
+            self.dropped += 1
+
+    def start(self) -> None:
+        """Flush in the background until :meth:`stop`."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="tastebud-impressions",
+                                            daemon=True)  # fmt: skip
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self.flush()
+        self.flush()
+
+    def flush(self) -> int:
+        """Store everything queued now; returns how many."""
+        batch: list[dict[str, Any]] = []
+        while len(batch) < 5000:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        if batch:
+            try:
+                self._ingest(batch)
+                self.logged += len(batch)
+            except Exception:  # the database is down: these impressions are lost, counted
+                self.dropped += len(batch)
+                _log.warning("impressions not stored", count=len(batch), exc_info=True)
+        return len(batch)
+
+    def stop(self) -> None:
+        """Flush what is queued and stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        else:
+            self.flush()
