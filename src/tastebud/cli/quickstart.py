@@ -122,14 +122,24 @@ def quickstart(
         f"  curl -s {url}/v1/users/nb-user-0000042/profile "
         f"-H 'Authorization: Bearer {created['serve']}'"
     )
+    serve = f"-H 'Authorization: Bearer {created['serve']}'"
+    json_body = "-H 'Content-Type: application/json'"
     out.print(
-        f"  curl -s '{url}/v1/users/nb-user-0000042/recommendations?k=5' "
-        f"-H 'Authorization: Bearer {created['serve']}'"
+        f"  curl -s '{url}/v1/users/nb-user-0000042/recommendations?k=5&device=mobile&hour=20' "
+        f"{serve}"
+    )
+    out.print(f"  curl -s '{url}/v1/items/nb-item-000042/similar?k=5' {serve}")
+    out.print(
+        f"  curl -s -X POST {url}/v1/users/nb-user-0000042/rank {serve} {json_body} "
+        '-d \'{"items": [{"id": "nb-item-000042", "variants": {"beginner": "Easy", '
+        '"expert": "Deep"}}, {"id": "new-post", "category": "wifi", '
+        f'"created_at": "{now}"}}]}}\''
     )
     out.print(
-        f"  curl -s {url}/v1/users/nb-user-0000042/predictions "
-        f"-H 'Authorization: Bearer {created['serve']}'"
+        f"  curl -s -X POST {url}/v1/users/nb-user-0000042/feedback {serve} {json_body} "
+        '-d \'{"item_id": "nb-item-000042", "kind": "not_interested"}\''
     )
+    out.print(f"  curl -s {url}/v1/users/nb-user-0000042/predictions {serve}")
     out.print(f"  curl -s {url}/v1/models -H 'Authorization: Bearer {created['serve']}'")
     out.print("  tastebud models list      # versions, aliases and held-out metrics")
     out.print("  tastebud worker           # the schedule: daily incremental, weekly full")

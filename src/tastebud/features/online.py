@@ -105,6 +105,7 @@ class OnlineFeatures:
                 recent_actions=[{"type": a["t"], "item_id": a["i"], "category": a["c"],
                                  "at_ms": a["ts"]} for a in recent[:10]],
                 consumed=state.consumed[:20],
+                feedback=dict(sorted(state.feedback.items())[:100]),
             )  # fmt: skip
             interests = [c for c, _ in categories.most_common()]
         for c in values.get("content_category_interests") or []:
