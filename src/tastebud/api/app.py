@@ -30,7 +30,7 @@ from tastebud.api.routes import (
 )
 from tastebud.catalog import ItemBatchEntry
 from tastebud.config import Settings
-from tastebud.monitoring import configure_logging
+from tastebud.monitoring import configure_logging, prepare_multiprocess
 from tastebud.services import Services, build_services
 
 __all__ = ["RouteInfo", "create_app", "create_app_from_env", "route_table", "tune_gc"]
@@ -153,6 +153,7 @@ def tune_gc() -> None:
 
 def create_app_from_env() -> FastAPI:
     """Factory for ``uvicorn --factory`` (what ``tastebud serve`` runs in each worker)."""
+    prepare_multiprocess()  # clears an earlier run's metric files ($PROMETHEUS_MULTIPROC_DIR)
     app = create_app(Settings())
     tune_gc()
     return app

@@ -8,11 +8,13 @@ from collections.abc import Callable
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tastebud.monitoring import get_logger
+from tastebud.monitoring import get_logger, observe_request
 
 __all__ = ["AccessLogMiddleware", "BodyLimitMiddleware"]
 
 _log = get_logger("tastebud.access")
+# Scraped every few seconds: one log line per scrape would drown the requests that matter.
+_QUIET = frozenset({"/metrics"})
 
 
 def _error(status: int, code: str, message: str) -> tuple[Message, Message]:
@@ -88,7 +90,8 @@ class BodyLimitMiddleware:
 
 class AccessLogMiddleware:
     """Logs one line per request with the *route template* (``/v1/users/{user_id}``), never the
-    raw path, query string or headers, which carry user ids and keys."""
+    raw path, query string or headers, which carry user ids and keys, and records its latency in
+    ``tastebud_request_seconds`` under the same template (``/metrics`` itself is not logged)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -109,12 +112,18 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
+            seconds = time.perf_counter() - start
+            # The router leaves the matched route in the scope; its template, never the raw
+            # path, labels the latency (a bounded set of series, no user ids).
             route = scope.get("route")
             template = getattr(route, "path", None) or "<unmatched>"
-            _log.info(
-                "request",
-                method=scope.get("method"),
-                route=template,
-                status=status,
-                ms=round((time.perf_counter() - start) * 1000, 2),
-            )
+            method = scope.get("method", "GET")
+            observe_request(template, method, status, seconds)
+            if template not in _QUIET:
+                _log.info(
+                    "request",
+                    method=method,
+                    route=template,
+                    status=status,
+                    ms=round(seconds * 1000, 2),
+                )

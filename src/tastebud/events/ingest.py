@@ -22,7 +22,7 @@ from tastebud.events.schema import (
     SCHEMA_VERSION,
     event_timestamp_ms,
 )
-from tastebud.monitoring import get_logger
+from tastebud.monitoring import FRESHNESS_SECONDS, INGESTED_TOTAL, get_logger
 from tastebud.privacy import ConsentPolicy, PrivacyFilter, Pseudonymizer
 from tastebud.realtime import RealtimeState, updates_from
 from tastebud.store import Store
@@ -34,6 +34,11 @@ _TAGS = frozenset(DATA_MODELS) | {"custom"}
 _ID_MESSAGE = "must be 1 to 128 printable characters (no control characters)"
 
 Status = Literal["accepted", "duplicate", "rejected"]
+
+# Labelled children looked up once: ingest is a hot path.
+_ACCEPTED = INGESTED_TOTAL.labels(status="accepted")
+_DUPLICATE = INGESTED_TOTAL.labels(status="duplicate")
+_REJECTED = INGESTED_TOTAL.labels(status="rejected")
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,7 +180,7 @@ class Ingestor:
         inserted = self.store.insert_serialized_event_rows(rows) if rows else set()
         if inserted and self.realtime is not None:
             self._update_realtime(rows if len(inserted) == len(rows) else
-                                  [r for r in rows if r[0] in inserted])  # fmt: skip
+                                  [r for r in rows if r[0] in inserted], now)  # fmt: skip
         for i, row in zip(positions, rows, strict=True):
             event_id = row[0]
             results[i] = EventResult(event_id, "accepted" if event_id in inserted else "duplicate")
@@ -189,6 +194,12 @@ class Ingestor:
                 out.duplicates += 1
             else:
                 out.rejected += 1
+        if out.accepted:
+            _ACCEPTED.inc(out.accepted)
+        if out.duplicates:
+            _DUPLICATE.inc(out.duplicates)
+        if out.rejected:
+            _REJECTED.inc(out.rejected)
         _log.debug(
             "batch ingested",
             source=source,
@@ -198,15 +209,22 @@ class Ingestor:
         )
         return out
 
-    def _update_realtime(self, rows: list[tuple[Any, ...]]) -> None:
+    def _update_realtime(self, rows: list[tuple[Any, ...]], received: float) -> None:
         """Real-time state is best effort: the events are stored; a backend that does not
-        answer must not fail the request (serving then blends without session signals)."""
+        answer must not fail the request (serving then blends without session signals).
+
+        ``received`` is the batch's arrival time in seconds, the value its rows' ``received_ms``
+        is stamped from (the stored milliseconds are truncated, which would add up to 1 ms to a
+        freshness measured in fractions of one). Freshness is observed once per batch: every
+        row of a batch arrived at the same time."""
         assert self.realtime is not None
         try:
             categories = self.store.item_categories(r[5] for r in rows if r[5] is not None)
             self.realtime.apply(updates_from(rows, categories))
         except Exception as exc:  # noqa: BLE001 - any backend failure, logged by type only
             _log.warning("real-time state not updated", error_type=type(exc).__name__)
+            return
+        FRESHNESS_SECONDS.observe(max(0.0, self.clock() - received))
 
     def _rows(
         self,

@@ -1,13 +1,16 @@
-"""Liveness and readiness probes (no key needed)."""
+"""Liveness and readiness probes and Prometheus metrics (no key needed)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from typing import Annotated
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse, Response
 
 from tastebud.api.deps import ServicesDep
 from tastebud.api.schemas import HealthOut
 from tastebud.errors import ServiceUnavailable
+from tastebud.monitoring import render
 from tastebud.store import current_revision, head_revision
 
 __all__ = ["router"]
@@ -37,3 +40,17 @@ def readyz(services: ServicesDep) -> HealthOut | JSONResponse:
         return HealthOut(status="ok", checks=checks)
     body = HealthOut(status="unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=503)
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}},
+)
+def metrics(accept: Annotated[str | None, Header(include_in_schema=False)] = None) -> Response:
+    """Prometheus metrics: request latency per route, recommendation cache hits, fallbacks,
+    model versions served, real-time freshness and ingest counts (``docs/monitoring.md``).
+    With ``--workers N``, every worker answers for the whole server."""
+    # A sync handler: in multi-process mode rendering reads every worker's file.
+    body, content_type = render(accept)
+    return Response(body, media_type=content_type)
