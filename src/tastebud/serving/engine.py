@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from tastebud.config import ServingConfig
 from tastebud.errors import ModelNotReady
-from tastebud.monitoring import get_logger
+from tastebud.monitoring import CACHE_TOTAL, FALLBACK_TOTAL, IMPRESSIONS_TOTAL, get_logger
 from tastebud.realtime import RealtimeState
 from tastebud.realtime.base import UserState
 from tastebud.serving.catalog import CatalogSnapshot, CatalogView
@@ -147,6 +147,7 @@ class PersonalizationEngine:
     def served_model(self) -> tuple[Served, RecommenderBundle]:
         served = self.models.get(MODEL_NAME)
         if served is None:
+            FALLBACK_TOTAL.labels(reason="no_model").inc()
             raise ModelNotReady(
                 "no production recommendations model yet: run `tastebud train --full`, then "
                 "`tastebud models approve recommendations N` and `tastebud models promote "
@@ -192,7 +193,11 @@ class PersonalizationEngine:
                "list_id": uuid.uuid4().hex}  # fmt: skip
         if degraded:
             self.stats.degraded += 1
+            FALLBACK_TOTAL.labels(reason="realtime_unavailable").inc()
+        if body["mode"] != "personalized":
+            FALLBACK_TOTAL.labels(reason=body["mode"]).inc()
         if self.impressions is not None and self.config.log_impressions and user_id:
+            IMPRESSIONS_TOTAL.inc()
             self.impressions.log({
                 "event_id": f"imp-{out['list_id']}", "event_type": "impression",
                 "user_id": user_id, "timestamp": time.time(),
@@ -209,8 +214,10 @@ class PersonalizationEngine:
             hit = self._cache.get((user, fp[3:]))
             if hit is not None and hit.fingerprint == fp and hit.expires > now:
                 self.stats.hits += 1
+                CACHE_TOTAL.labels(result="hit").inc()
                 return hit.body
         self.stats.misses += 1
+        CACHE_TOTAL.labels(result="miss").inc()
         return None
 
     def _cache_put(self, user: str, fp: tuple[Any, ...], body: dict[str, Any], now: float) -> None:

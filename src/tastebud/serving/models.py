@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tastebud.errors import ArtifactInvalid, TastebudError
-from tastebud.monitoring import get_logger
+from tastebud.monitoring import get_logger, record_model_served
 from tastebud.registry import Registry
 
 __all__ = ["ModelServer", "Served"]
@@ -124,6 +124,7 @@ class ModelServer:
                 new[name] = served
                 self._served = new  # one reference assignment: readers see old or new
                 swapped.append(name)
+                record_model_served(name, version, served.loaded_at)
                 _log.info("serving model", model=name, version=version, artifact_id=aid)
             gone = set(self._served) - set(state)
             if gone:
