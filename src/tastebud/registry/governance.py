@@ -163,6 +163,11 @@ def scan_artifact(path: Path) -> list[str]:
             continue
         text = file.read_text(errors="replace")
         for what, pattern in _PII.items():
+            # LightGBM's text models are long runs of space-separated numbers: any three
+            # integers in a row look like a phone number there. Their strings (feature names,
+            # categories) are still checked for e-mail and IP addresses.
+            if what == "a phone number" and file.name.startswith("booster_"):
+                continue
             if pattern.search(text):
                 problems.append(f"{file.name} contains what looks like {what}")
         if file.name == "users.json":
