@@ -26,6 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 __all__ = [
     "aliases",
     "api_keys",
+    "batch_outputs",
     "consent_log",
     "consents",
     "events",
@@ -37,7 +38,9 @@ __all__ = [
     "metadata",
     "model_aliases",
     "model_versions",
+    "privacy_log",
     "registry_log",
+    "tombstones",
     "users",
 ]
 
@@ -240,4 +243,34 @@ job_runs = Table(
     Column("error", Text, nullable=True),
     Column("details", Json, nullable=False),
     Index(None, "job", "started_ms"),
+)
+
+# -- privacy -------------------------------------------------------------------------------------
+tombstones = Table(
+    "tombstones",
+    metadata,
+    Column("tomb_key", String(64), primary_key=True, comment="HMAC of the pseudonym, own key"),
+    Column("erased_ms", BigInteger, nullable=False),
+    Column("request_id", String(64), nullable=False),
+)
+
+privacy_log = Table(
+    "privacy_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False, comment="export, erasure, retention, rotation"),
+    Column("count", BigInteger, nullable=False, comment="rows affected (no personal data)"),
+    Column("details", Json, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index(None, "at_ms"),
+)
+
+batch_outputs = Table(
+    "batch_outputs",
+    metadata,
+    Column("path", Text, primary_key=True, comment="absolute path of a precomputed list file"),
+    Column("format", String(16), nullable=False),
+    Column("model", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
 )
