@@ -176,6 +176,22 @@ class RecommenderContract:
             # Uniform weights change the scale (linear models) but never the order.
             assert np.corrcoef(w[others], s[others])[0, 1] > 0.999
 
+    def test_forget_users_leaves_no_per_user_trace(self) -> None:
+        data, _ = checkerboard()
+        model = self.fitted(data)
+        before = model.get_params()
+        model.forget_users(np.array([0, 3]))
+        after = model.get_params()
+        assert set(before) == set(after)
+        # The forgotten users score like a user with nothing in their history...
+        s = model.scores(np.array([0, 3, 1]))
+        if self.checkerboard_first:
+            assert np.allclose(np.nan_to_num(s[0], neginf=0), np.nan_to_num(s[1], neginf=0))
+            assert not np.allclose(np.nan_to_num(s[0], neginf=0), np.nan_to_num(s[2], neginf=0))
+        # ...and the round trip keeps it that way.
+        again = self.model_class.from_params(model.config.model_dump(mode="json"), after)
+        np.testing.assert_allclose(again.scores(np.array([0])), model.scores(np.array([0])))
+
     def test_update_folds_in_new_users(self) -> None:
         if not self.model_class.supports_update:
             with pytest.raises(NotImplementedError):

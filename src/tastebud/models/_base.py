@@ -313,6 +313,20 @@ class Recommender(ABC, Generic[C]):
     def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
         return np.zeros(self.n_items, np.float32)
 
+    def forget_users(self, users: NDArray[np.integer[Any]]) -> None:
+        """Remove everything the model holds per user for ``users`` (factors, histories, group
+        memberships): they then score like a user with no history. What the model learned in
+        aggregate (item relations, popularity) stays until the next full training."""
+        if not self._fitted:
+            raise NotFitted(f"{self.name} is not fitted")
+        idx = np.asarray(users, dtype=np.int64)
+        idx = idx[(idx >= 0) & (idx < self.n_users)]
+        if len(idx):
+            self._forget(idx)
+
+    def _forget(self, users: NDArray[np.int64]) -> None:
+        return None
+
     def get_params(self) -> dict[str, NDArray[Any]]:
         """Everything needed to rebuild the fitted model, as named arrays (no objects)."""
         if not self._fitted:
@@ -346,6 +360,17 @@ class Recommender(ABC, Generic[C]):
 
     @abstractmethod
     def _load(self, params: Mapping[str, NDArray[Any]]) -> None: ...
+
+
+def zero_rows(m: csr_matrix, rows: NDArray[np.int64]) -> csr_matrix:
+    """``m`` with the given rows emptied (stored zeros removed)."""
+    keep = np.ones(m.shape[0], dtype=np.float32)
+    keep[rows[rows < m.shape[0]]] = 0
+    from scipy.sparse import diags
+
+    out = csr_matrix(diags(keep) @ m, dtype=m.dtype)
+    out.eliminate_zeros()
+    return out
 
 
 def csr_params(prefix: str, m: csr_matrix) -> dict[str, NDArray[Any]]:

@@ -82,6 +82,9 @@ class _Factorised(Recommender[_C]):
         v = self._item / np.maximum(np.linalg.norm(self._item, axis=1, keepdims=True), 1e-9)
         return np.asarray(v @ (w @ v[items]), dtype=np.float32)
 
+    def _forget(self, users: NDArray[np.int64]) -> None:
+        self._user[users[users < len(self._user)]] = 0.0
+
     def _params(self) -> dict[str, NDArray[Any]]:
         return {"user_factors": self._user, "item_factors": self._item}
 

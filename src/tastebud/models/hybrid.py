@@ -122,6 +122,10 @@ class Hybrid(Recommender[HybridConfig]):
             total += weight * _standardise(model._item_scores(items, w)[None, :])[0]
         return total
 
+    def _forget(self, users: NDArray[np.int64]) -> None:
+        for _, _, model in self._parts:
+            model.forget_users(users)
+
     def _params(self) -> dict[str, NDArray[Any]]:
         out: dict[str, NDArray[Any]] = {}
         for prefix, _, model in self._parts:

@@ -17,6 +17,7 @@ from tastebud.models._base import (
     csr_from,
     csr_params,
     recency_weights,
+    zero_rows,
 )
 
 __all__ = ["ItemKNN", "ItemKNNConfig"]
@@ -71,6 +72,9 @@ class ItemKNN(Recommender[ItemKNNConfig]):
 
     def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
         return np.asarray(w @ self._sim[items].toarray(), dtype=np.float32)
+
+    def _forget(self, users: NDArray[np.int64]) -> None:
+        self._history = zero_rows(self._history, users)
 
     def _params(self) -> dict[str, NDArray[Any]]:
         return {**csr_params("sim", self._sim), **csr_params("history", self._history)}

@@ -31,6 +31,7 @@ from tastebud.models._base import (
     csr_from,
     csr_params,
     recency_weights,
+    zero_rows,
 )
 
 __all__ = ["EASE", "EASEConfig", "SeqLinear", "SeqLinearConfig"]
@@ -144,6 +145,9 @@ class _ItemItem(Recommender[_C]):
         out = np.zeros(self.n_items, np.float32)
         out[self._cols] = part
         return out
+
+    def _forget(self, users: NDArray[np.int64]) -> None:
+        self._history = zero_rows(self._history, users)
 
     def _params(self) -> dict[str, NDArray[Any]]:
         return {"b": self._b, "cols": self._cols, **csr_params("history", self._history)}

@@ -119,6 +119,9 @@ class Popularity(Recommender[PopularityConfig]):
             out[has] = self._table[g[has]]
         return out
 
+    def _forget(self, users: NDArray[np.int64]) -> None:
+        self._groups[users[users < len(self._groups)]] = -1
+
     def _params(self) -> dict[str, NDArray[Any]]:
         return {"global": self._global, "groups": self._groups, "table": self._table}
 
