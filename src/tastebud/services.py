@@ -25,6 +25,7 @@ from tastebud.privacy import (
 )
 from tastebud.realtime import RealtimeState, make_realtime
 from tastebud.registry import Registry
+from tastebud.rights import ErasureContext, ExportContext
 from tastebud.serving import (
     CatalogView,
     ImpressionLog,
@@ -86,6 +87,20 @@ class Services:
         self.stop()
         self.store.dispose()
         self.realtime.close()
+
+    def erasure_context(self) -> ErasureContext:
+        """What an erasure works with, from these services."""
+        return ErasureContext(
+            self.store, self.realtime, self.registry,
+            tombstone=lambda key: self.pseudonymizer.opaque("tombstone", key),
+            forget_cached=self.engine.forget,
+            reload_models=self.models.refresh,
+        )  # fmt: skip
+
+    def export_context(self) -> ExportContext:
+        """What an export reads, from these services."""
+        return ExportContext(self.store, self.realtime, self.registry, self.privacy,
+                             self.predictions.predict)  # fmt: skip
 
     def job_context(self, actor: str, log: Any = None) -> JobContext:
         """What a training job needs, from these services."""
@@ -156,8 +171,13 @@ def build_services(
         registry,
         models,
         PersonalizationEngine(
-            models, realtime, CatalogView(store, settings.serving.catalog_refresh_s),
+            models,
+            realtime,
+            CatalogView(store, settings.serving.catalog_refresh_s),
             settings.serving,
             ImpressionLog(lambda batch: ingestor.ingest(batch, source="serve")),
+            personalization_allowed=lambda key: consent.allows(
+                store.consent_states([key], "personalization").get(key)
+            ),
         ),
     )

@@ -219,6 +219,12 @@ class Ingestor:
         row of a batch arrived at the same time."""
         assert self.realtime is not None
         try:
+            # No profile updates for users who withdrew personalization consent.
+            users = {r[2] for r in rows}
+            granted = self.store.consent_states(users, "personalization")
+            allows = self.consent.allows
+            if not all(allows(granted.get(u)) for u in users):
+                rows = [r for r in rows if allows(granted.get(r[2]))]
             categories = self.store.item_categories(r[5] for r in rows if r[5] is not None)
             self.realtime.apply(updates_from(rows, categories))
         except Exception as exc:  # noqa: BLE001 - any backend failure, logged by type only
@@ -247,6 +253,9 @@ class Ingestor:
         aliases = self.store.alias_targets(a for u, a in identities if u is None and a is not None)
         keys = [u if u is not None else aliases.get(a or "", a) for u, a in identities]
         states = self.store.consent_states((k for k in keys if k), "analytics")
+        # Erased users: events from before their erasure (a replay) are not taken again.
+        tombs = {k: pseudo.opaque("tombstone", k) for k in set(keys) if k}
+        erased = self.store.erased_at(tombs.values())
 
         allows = self.consent.allows
         scrub, scrub_json = self.privacy.scrub, self.privacy.scrub_json
@@ -260,6 +269,10 @@ class Ingestor:
             if not allows(states.get(user_key)):
                 message = "the user has not consented to analytics"
                 reject(i, event_id, [{"field": "consent", "message": message}], "consent_required")
+                continue
+            if erased and ts_ms <= erased.get(tombs[user_key], -1):
+                message = "the user's data was erased; events from before the erasure are refused"
+                reject(i, event_id, [{"field": "user_id", "message": message}], "user_erased")
                 continue
             data = ev["data"]
             context = ev.get("context")

@@ -14,6 +14,7 @@ from tastebud.models._base import (
     Recommender,
     TrainingData,
     top_k,
+    zero_rows,
 )
 from tastebud.models.factor import ALS, BPR, ALSConfig, BPRConfig
 from tastebud.models.hybrid import Hybrid, HybridConfig
@@ -45,6 +46,7 @@ __all__ = [
     "TrainingData",
     "model_class",
     "top_k",
+    "zero_rows",
 ]
 
 MODELS: dict[str, type[Recommender]] = {  # type: ignore[type-arg]

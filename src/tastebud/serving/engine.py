@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,8 +120,10 @@ class PersonalizationEngine:
         catalog: CatalogView,
         config: ServingConfig,
         impressions: ImpressionLog | None = None,
+        personalization_allowed: Callable[[str], bool] = lambda _key: True,
     ) -> None:
         self.models = models
+        self.personalization_allowed = personalization_allowed
         self.realtime = realtime
         self.catalog = catalog
         self.config = config
@@ -176,7 +179,15 @@ class PersonalizationEngine:
         """
         ctx = context or Context()
         served, bundle = self.served_model()
-        state, degraded = self.state(user_key)
+        if not self.personalization_allowed(user_key):
+            # Withdrawn personalization consent: the same list as for a stranger in this
+            # context; nothing about the user is read except what they asked never to see.
+            state, degraded = self.state(user_key)
+            state = UserState([], {}, {}, [], None, {
+                i: k for i, k in state.feedback.items() if k in _NEVER})  # fmt: skip
+            user_key = ""
+        else:
+            state, degraded = self.state(user_key)
         snap = self.catalog.get()
         fingerprint = (served.artifact_id, snap.version, _fingerprint(state), k, category,
                        exclude, ctx.key())  # fmt: skip
@@ -414,6 +425,14 @@ class PersonalizationEngine:
                     "type": "new_in_category", "category": cat,
                     "text": f"New in {cat}, a category you like"}})  # fmt: skip
         return out[:k]
+
+    def forget(self, user_key: str) -> int:
+        """Drop the user's cached lists in this process (erasure); returns how many."""
+        with self._cache_lock:
+            gone = [key for key in self._cache if key[0] == user_key]
+            for key in gone:
+                del self._cache[key]
+        return len(gone)
 
     def clear_cache(self) -> None:
         """Drop every cached list (tests, model swaps are already in the fingerprint)."""

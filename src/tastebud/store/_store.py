@@ -67,6 +67,8 @@ class Store:
         # purpose -> user_key -> stored decision or None, valid for consent_log's max id.
         self._consent_cache: dict[str, dict[str, bool | None]] = {}
         self._consent_version: object = None
+        self._tomb_cache: dict[str, int | None] = {}
+        self._tomb_version: object = None
         self._category_cache: dict[str, str | None] = {}
         self._category_cache_at = 0.0
         # The driver's placeholder, for the hot lookups written as plain SQL (no statement
@@ -491,6 +493,47 @@ class Store:
             if state is not None:
                 out[k] = state
         return out
+
+    # -- erasure tombstones ---------------------------------------------------------------------
+    def erased_at(self, tomb_keys: Iterable[str]) -> dict[str, int]:
+        """When each of ``tomb_keys`` (tombstone HMACs) was erased; absent: never. Cached per
+        version of the table (one ``count(*)`` per call): this runs on every ingest batch."""
+        keys = set(tomb_keys)
+        if not keys:
+            return {}
+        with self.engine.connect() as conn:
+            version = conn.exec_driver_sql("SELECT count(*) FROM tombstones").scalar_one()
+            if version == 0:
+                return {}
+            if version != self._tomb_version:
+                self._tomb_cache = {}
+                self._tomb_version = version
+            missing = sorted(keys.difference(self._tomb_cache))
+            m = self._mark
+            for part in _chunks(missing, _IN_CHUNK):
+                sql = (f"SELECT tomb_key, erased_ms FROM tombstones "
+                       f"WHERE tomb_key IN ({', '.join([m] * len(part))})")  # fmt: skip
+                found: dict[str, int] = {
+                    str(k): int(v) for k, v in conn.exec_driver_sql(sql, tuple(part)).all()
+                }
+                for k in part:
+                    self._tomb_cache[k] = found.get(k)
+        return {k: int(v) for k in keys if (v := self._tomb_cache.get(k)) is not None}
+
+    def add_tombstone(self, tomb_key: str, erased_ms: int, request_id: str) -> None:
+        """Record an erasure (idempotent: a repeated erasure moves the time forward)."""
+        with self.engine.begin() as conn:
+            q = update(t.tombstones).where(t.tombstones.c.tomb_key == tomb_key)
+            done = conn.execute(q.values(erased_ms=erased_ms, request_id=request_id)).rowcount
+            if not done:
+                conn.execute(t.tombstones.insert().values(
+                    tomb_key=tomb_key, erased_ms=erased_ms, request_id=request_id))  # fmt: skip
+
+    def log_privacy(self, kind: str, count: int, details: Mapping[str, Any], at_ms: int) -> None:
+        """Append to the privacy log (the transparency report's source; no personal data)."""
+        with self.engine.begin() as conn:
+            row = {"kind": kind, "count": count, "details": dict(details), "at_ms": at_ms}
+            conn.execute(t.privacy_log.insert().values(**row))
 
     # -- API keys -------------------------------------------------------------------------------
     def create_key(self, key_id: str, name: str, scope: str, secret_hash: str, now_ms: int) -> None:

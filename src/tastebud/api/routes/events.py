@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import ServicesDep, read_json, scoped
 from tastebud.api.schemas import BatchOut, EventOut
-from tastebud.errors import ConsentRequired, InvalidEvent, PayloadTooLarge
+from tastebud.errors import Conflict, ConsentRequired, InvalidEvent, PayloadTooLarge
 from tastebud.events.compat import from_camel_payload
 from tastebud.events.ingest import EventResult
 from tastebud.events.schema import EventIn
@@ -85,6 +85,8 @@ def _raise_for(result: EventResult) -> None:
     reason = result.reason or "invalid event"
     if result.code == "consent_required":
         raise ConsentRequired(reason, details=list(result.details))
+    if result.code == "user_erased":
+        raise Conflict(reason, details=list(result.details))
     raise InvalidEvent(reason, details=list(result.details))
 
 

@@ -1,0 +1,28 @@
+"""Data-subject rights across every store: export, erasure (with tombstones and a receipt) and
+the transparency report."""
+
+from __future__ import annotations
+
+from tastebud.rights.erasure import (
+    PERSONAL_TABLES,
+    STEPS,
+    ErasureContext,
+    Receipt,
+    erase,
+    erasure_step,
+)
+from tastebud.rights.export import ExportContext, export_user
+from tastebud.rights.report import month_bounds, transparency_report
+
+__all__ = [
+    "PERSONAL_TABLES",
+    "STEPS",
+    "ErasureContext",
+    "ExportContext",
+    "Receipt",
+    "erase",
+    "erasure_step",
+    "export_user",
+    "month_bounds",
+    "transparency_report",
+]

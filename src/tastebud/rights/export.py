@@ -1,0 +1,138 @@
+"""Export: everything held about one user, as one JSON document streamed in pieces (a long
+history never sits in memory at once)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import select
+
+from tastebud.features import latest_snapshot
+from tastebud.privacy import PrivacyFilter
+from tastebud.realtime import RealtimeState
+from tastebud.registry import Registry
+from tastebud.store import Store
+from tastebud.store import tables as t
+
+__all__ = ["ExportContext", "export_user"]
+
+_BATCH = 1000
+
+
+@dataclass
+class ExportContext:
+    """What an export reads."""
+
+    store: Store
+    realtime: RealtimeState
+    registry: Registry
+    privacy: PrivacyFilter
+    predict: Callable[[str], dict[str, Any]]
+    """The user's current predictions (raises when there are none)."""
+
+
+def _dump(value: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+def _events(ctx: ExportContext, keys: list[str], types: tuple[str, ...], exclude: bool
+            ) -> Iterator[dict[str, Any]]:  # fmt: skip
+    e = t.events
+    last = 0
+    kind = e.c.event_type.not_in(types) if exclude else e.c.event_type.in_(types)
+    while True:
+        q = (select(e.c.id, e.c.event_id, e.c.event_type, e.c.session_id, e.c.item_id,
+                    e.c.ts_ms, e.c.received_ms, e.c.source, e.c.data, e.c.context)
+             .where((e.c.user_key.in_(keys) | e.c.anon_key.in_(keys)) & kind & (e.c.id > last))
+             .order_by(e.c.id).limit(_BATCH))  # fmt: skip
+        with ctx.store.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        if not rows:
+            return
+        for r in rows:
+            data = orjson.loads(r.data) if isinstance(r.data, str) else r.data
+            context = orjson.loads(r.context) if isinstance(r.context, str) else r.context
+            yield {"event_id": r.event_id, "event_type": r.event_type,
+                   "session_id": r.session_id, "item_id": r.item_id, "ts_ms": r.ts_ms,
+                   "received_ms": r.received_ms, "source": r.source,
+                   "data": ctx.privacy.decrypt(data),
+                   "context": ctx.privacy.decrypt(context)}  # fmt: skip
+        last = rows[-1].id
+
+
+def export_user(ctx: ExportContext, user_id: str, user_key: str) -> Iterator[bytes]:
+    """The export document of ``user_id`` in chunks of JSON text: attributes (decrypted),
+    consents and their history, merged anonymous ids, features (snapshot and live), real-time
+    state, current predictions, the models that hold the user, then every event (decrypted),
+    impression and feedback event."""
+    s = ctx.store
+    with s.engine.connect() as conn:
+        anon = list(conn.execute(select(t.aliases.c.anon_key)
+                                 .where(t.aliases.c.user_key == user_key)).scalars())  # fmt: skip
+        keys = [user_key, *anon]
+        user = conn.execute(select(t.users).where(t.users.c.user_key == user_key)).first()
+        consents = conn.execute(select(t.consents.c.purpose, t.consents.c.granted,
+                                       t.consents.c.updated_ms)
+                                .where(t.consents.c.user_key.in_(keys))).all()  # fmt: skip
+        history = conn.execute(select(t.consent_log.c.purpose, t.consent_log.c.granted,
+                                      t.consent_log.c.at_ms)
+                               .where(t.consent_log.c.user_key.in_(keys))
+                               .order_by(t.consent_log.c.id)).all()  # fmt: skip
+        snap = latest_snapshot(s)
+        features = None
+        if snap is not None:
+            row = conn.execute(select(t.feature_values.c.vals).where(
+                t.feature_values.c.snapshot_id == snap["id"], t.feature_values.c.entity == "user",
+                t.feature_values.c.entity_key == user_key)).first()  # fmt: skip
+            if row is not None:
+                features = orjson.loads(row.vals) if isinstance(row.vals, str) else row.vals
+    state = ctx.realtime.get(user_key)
+    try:
+        predictions: Any = ctx.predict(user_key)
+    except Exception:  # noqa: BLE001 - no predictor in production, or no features yet
+        predictions = None
+    models = []
+    for mv, path in ctx.registry.iter_artifacts():
+        users_file = path / "users.json"
+        if users_file.is_file() and user_key in orjson.loads(users_file.read_bytes()):
+            models.append({"name": mv.name, "version": mv.version, "status": mv.status})
+    head = {
+        "user_id": user_id,
+        "pseudonym": user_key,
+        "exported_ms": int(time.time() * 1000),
+        "attributes": None if user is None else ctx.privacy.decrypt(user.attributes),
+        "consents": {p: {"granted": bool(g), "updated_ms": u} for p, g, u in consents},
+        "consent_history": [
+            {"purpose": p, "granted": bool(g), "at_ms": a} for p, g, a in history
+        ],  # fmt: skip
+        "anonymous_ids_merged": len(anon),
+        "features": {"snapshot": features, "online": state.features},
+        "realtime": {
+            "recent_actions": state.actions,
+            "item_counts": state.items,
+            "category_counts": state.categories,
+            "consumed": state.consumed,
+            "feedback": state.feedback,
+        },  # fmt: skip
+        "predictions": predictions,
+        "models": models,
+    }
+    yield _dump(head)[:-1]  # the object stays open: the event arrays follow
+    for name, types, exclude in (("events", ("impression", "feedback"), True),
+                                 ("impressions", ("impression",), False),
+                                 ("feedback", ("feedback",), False)):  # fmt: skip
+        yield b', "' + name.encode() + b'": ['
+        first = True
+        buf: list[bytes] = []
+        for ev in _events(ctx, keys, types, exclude):
+            buf.append((b"" if first else b",") + _dump(ev))
+            first = False
+            if len(buf) >= _BATCH:
+                yield b"".join(buf)
+                buf = []
+        yield b"".join(buf) + b"]"
+    yield b"}"
