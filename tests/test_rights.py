@@ -245,3 +245,29 @@ def test_transparency_report_counts(
     assert report["erased_rows"] > 0
     empty = api.request("GET", "/v1/privacy/report", params={"month": "2020-01"}).json()
     assert empty["erasures"] == 0 and empty["consent_changes"] == 0
+
+
+def test_privacy_cli_export_erase_report(
+    prepared: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    from test_cli import run
+
+    data_dir, keys = prepared
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir, copy)
+    env = {"TASTEBUD_PSEUDONYM_KEY": keys["pseudonym_key"],
+           "TASTEBUD_FERNET_KEYS": keys["fernet_keys"]}  # fmt: skip
+    out = tmp_path / "export.json"
+    r = run(["privacy", "export", TARGET, "--out", str(out)], copy, **env)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(out.read_text())
+    assert doc["user_id"] == TARGET and len(doc["events"]) > 0
+    r = run(["privacy", "erase", TARGET, "--yes"], copy, **env)
+    assert r.returncode == 0 and "events" in r.stdout and "receipt" in r.stdout, r.stderr
+    r = run(["privacy", "export", TARGET], copy, **env)
+    assert r.returncode == 0 and json.loads(r.stdout)["events"] == []
+    r = run(["privacy", "report", "--json"], copy, **env)
+    report = json.loads(r.stdout)
+    assert report["erasures"] == 1 and report["exports"] == 2
+    no = run(["privacy", "erase", "someone"], copy, **env)  # no --yes, no tty: refused
+    assert no.returncode != 0
