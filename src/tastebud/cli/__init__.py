@@ -582,6 +582,7 @@ def serve(
 # Commands that live in their own modules register themselves on ``app`` when imported.
 from tastebud.cli import models as _models  # noqa: E402, F401
 from tastebud.cli import predictors as _predictors  # noqa: E402, F401
+from tastebud.cli import privacy as _privacy  # noqa: E402, F401
 from tastebud.cli import quickstart as _quickstart  # noqa: E402, F401
 from tastebud.cli import registry as _registry  # noqa: E402, F401
 from tastebud.cli import worker as _worker  # noqa: E402, F401

@@ -1,4 +1,4 @@
-"""``tastebud worker``: the training schedule (incremental, full, feature review, bake-off)."""
+"""``tastebud worker``: the schedule (retention, incremental, full, feature review, bake-off)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def worker_cmd(
     ] = False,
     job: Annotated[
         str | None,
-        typer.Option(help="Only this job: full, incremental, feature_review or bakeoff."),
+        typer.Option(
+            help="Only this job: retention, full, incremental, feature_review or bakeoff."
+        ),
     ] = None,
     now: Annotated[
         bool, typer.Option("--now", help="With --job: run it now even if it is not due.")
@@ -30,8 +32,9 @@ def worker_cmd(
     ] = False,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Run the training schedule: daily incremental updates, weekly full retraining, a monthly
-    feature review and a quarterly bake-off (intervals in TASTEBUD_SCHEDULE). A database lock
+    """Run the training schedule: daily retention (TASTEBUD_RETENTION_DAYS) and incremental
+    updates, weekly full retraining, a monthly feature review and a quarterly bake-off
+    (intervals in TASTEBUD_SCHEDULE). A database lock
     keeps two workers off the same job; failed or crashed jobs are retried; new candidates
     go through the auto-promotion policy (TASTEBUD_GOVERNANCE)."""
     from tastebud.cli.models import cli_actor
@@ -45,7 +48,8 @@ def worker_cmd(
     services = _services(settings)
     ctx = services.job_context(f"worker:{cli_actor().removeprefix('cli:')}",
                                log=lambda m: out.print(m))  # fmt: skip
-    worker = Worker(ctx, settings.schedule, settings.resolved_artifact_dir() / "reports")
+    worker = Worker(ctx, settings.schedule, settings.resolved_artifact_dir() / "reports",
+                    retention_days=settings.retention_days)  # fmt: skip
     try:
         if status:
             for name in JOBS:

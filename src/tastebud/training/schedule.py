@@ -1,7 +1,8 @@
 """``tastebud worker``: the seed's training schedule, guarded by database locks.
 
-Jobs: ``incremental`` (daily), ``full`` (weekly), ``feature_review`` (monthly) and ``bakeoff``
-(quarterly); intervals in :class:`tastebud.config.Schedule`. A job runs only while its worker
+Jobs: ``retention`` (daily: deletes events past their type's retention period), ``incremental``
+(daily), ``full`` (weekly), ``feature_review`` (monthly) and ``bakeoff`` (quarterly); intervals
+in :class:`tastebud.config.Schedule`. A job runs only while its worker
 holds the job's lease in ``job_locks`` (renewed by a heartbeat), so two workers never run the
 same job; every run is recorded in ``job_runs``. A failed run is retried after
 ``retry_seconds`` until ``max_attempts``; a crashed one (its lease expired while ``running``)
@@ -25,8 +26,9 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from tastebud.config import Schedule
+from tastebud.config import Schedule, Settings
 from tastebud.errors import ModelNotFound
+from tastebud.events.retention import apply_retention
 from tastebud.monitoring import get_logger
 from tastebud.registry import ModelVersion, checklist, promote
 from tastebud.store import tables as t
@@ -35,8 +37,9 @@ from tastebud.training.jobs import JobContext, train_full, train_incremental
 __all__ = ["JOBS", "JobLock", "JobRun", "Worker", "auto_promote"]
 
 _log = get_logger(__name__)
-JOBS = ("full", "incremental", "feature_review", "bakeoff")
-"""Scheduled jobs, in the order a worker considers them."""
+JOBS = ("retention", "full", "incremental", "feature_review", "bakeoff")
+"""Scheduled jobs, in the order a worker considers them (retention first: training never sees
+events past their retention period)."""
 
 
 def _now_ms() -> int:
@@ -148,6 +151,8 @@ class Worker:
         reports_dir: Where the feature review and bake-off reports go.
         owner: This worker's id in the locks (default ``host:pid``).
         jobs: Overrides of the job functions (tests).
+        retention_days: Days events are kept per type, ``"*"`` for the others (default:
+            ``Settings.retention_days``'s default).
     """
 
     def __init__(
@@ -159,12 +164,18 @@ class Worker:
         owner: str | None = None,
         jobs: dict[str, Callable[[JobContext], dict[str, Any]]] | None = None,
         full_splits: int = 5,
+        retention_days: dict[str, int] | None = None,
     ) -> None:
         self.ctx, self.schedule, self.reports_dir = ctx, schedule, reports_dir
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
         self.full_splits = full_splits
+        self.retention_days: dict[str, int] = dict(
+            retention_days
+            if retention_days is not None
+            else Settings.model_fields["retention_days"].get_default(call_default_factory=True)
+        )
         self.jobs: dict[str, Callable[[JobContext], dict[str, Any]]] = {
-            "full": self._full, "incremental": self._incremental,
+            "retention": self._retention, "full": self._full, "incremental": self._incremental,
             "feature_review": self._feature_review, "bakeoff": self._bakeoff,
         }  # fmt: skip
         self.jobs.update(jobs or {})
@@ -176,7 +187,7 @@ class Worker:
         s = self.schedule
         hours = {"incremental": s.incremental_hours, "full": s.full_days * 24,
                  "feature_review": s.feature_review_days * 24,
-                 "bakeoff": s.bakeoff_days * 24}[job]  # fmt: skip
+                 "bakeoff": s.bakeoff_days * 24, "retention": s.retention_hours}[job]  # fmt: skip
         return int(hours * 3_600_000)
 
     def runs(self, job: str | None = None, limit: int = 50) -> list[JobRun]:
@@ -318,6 +329,10 @@ class Worker:
 
         path = feature_review(ctx, self.reports_dir)
         return {"report": str(path)}
+
+    def _retention(self, ctx: JobContext) -> dict[str, Any]:
+        deleted = apply_retention(ctx.store, self.retention_days, _now_ms())
+        return {"deleted": deleted, "total": sum(deleted.values())}
 
     def _bakeoff(self, ctx: JobContext) -> dict[str, Any]:
         from tastebud.training.reports import bakeoff
