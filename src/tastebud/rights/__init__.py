@@ -15,11 +15,11 @@ from tastebud.rights.export import ExportContext, export_user
 from tastebud.rights.report import month_bounds, transparency_report
 
 __all__ = [
-    "PERSONAL_TABLES",
-    "STEPS",
     "ErasureContext",
     "ExportContext",
+    "PERSONAL_TABLES",
     "Receipt",
+    "STEPS",
     "erase",
     "erasure_step",
     "export_user",

@@ -31,7 +31,14 @@ from tastebud.store import tables as t
 from tastebud.training.artifacts import load_model, save_model
 from tastebud.training.jobs import REMOVED
 
-__all__ = ["PERSONAL_TABLES", "STEPS", "ErasureContext", "Receipt", "erase", "erasure_step"]
+__all__ = [
+    "ErasureContext",
+    "PERSONAL_TABLES",
+    "Receipt",
+    "STEPS",
+    "erase",
+    "erasure_step",
+]
 
 _log = get_logger(__name__)
 

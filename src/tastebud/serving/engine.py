@@ -40,8 +40,8 @@ from tastebud.training.artifacts import LoadedModel, load_model
 from tastebud.training.coldstart import daypart
 
 __all__ = [
-    "MODEL_NAME",
     "Context",
+    "MODEL_NAME",
     "PersonalizationEngine",
     "RecommenderBundle",
     "load_recommender",

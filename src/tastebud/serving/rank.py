@@ -13,7 +13,12 @@ import numpy as np
 from tastebud.errors import UnknownItem
 from tastebud.serving.engine import PersonalizationEngine, standardise, top_indices
 
-__all__ = ["SKILL_LEVELS", "ContentItem", "rank_content", "similar_items"]
+__all__ = [
+    "ContentItem",
+    "SKILL_LEVELS",
+    "rank_content",
+    "similar_items",
+]
 
 SKILL_LEVELS = ("beginner", "intermediate", "expert")
 """Text variants by skill level, simplest first (``advanced`` is read as ``expert``)."""
