@@ -17,12 +17,12 @@ from tastebud.serving.models import ModelServer, Served
 from tastebud.serving.rank import ContentItem, rank_content, similar_items
 
 __all__ = [
-    "MODEL_NAME",
     "CatalogSnapshot",
     "CatalogView",
     "ContentItem",
     "Context",
     "ImpressionLog",
+    "MODEL_NAME",
     "ModelServer",
     "PersonalizationEngine",
     "RecommenderBundle",
