@@ -224,3 +224,11 @@ def test_the_command(
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 unknown keys" in flat(r.stdout)
     assert [(x["user_key"], len(x["items"])) for x in read_ndjson(some)] == [(KEYS[2], 1)]
+    # Both files are registered: erasing a user removes their rows from each.
+    from tastebud.rights import erase
+
+    receipt = erase(services.erasure_context(), KEYS[1])
+    assert receipt.stores["batch_lists"] == 1 + 3 + 0  # an NDJSON line, 3 Parquet rows
+    assert KEYS[1] not in {row["user_key"] for row in read_ndjson(ndjson)}
+    assert KEYS[1] not in set(pl.read_parquet(parquet)["user_key"])
+    assert len(read_ndjson(ndjson)) == 5

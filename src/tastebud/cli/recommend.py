@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -85,6 +86,13 @@ def recommend_cmd(
         task = progress.add_task(f"top {k} of {model_name} v{mv.version}", total=total)
         result = recommend_all(loaded, k, out_file, version_info=info, users=keys,
                                progress=lambda n: progress.advance(task, n))  # fmt: skip
+    # Registered, so that erasing a user also removes them from this file.
+    services = _services(_settings(data_dir))
+    try:
+        services.store.register_batch_output(str(out_file.resolve()), fmt, mv.name, mv.version,
+                                             int(time.time() * 1000))  # fmt: skip
+    finally:
+        services.close()
     skipped = [f"{result.removed:,} removed users"] if result.removed else []
     if result.unknown:
         skipped.append(f"{result.unknown:,} unknown keys")

@@ -529,6 +529,16 @@ class Store:
                 conn.execute(t.tombstones.insert().values(
                     tomb_key=tomb_key, erased_ms=erased_ms, request_id=request_id))  # fmt: skip
 
+    def register_batch_output(
+        self, path: str, fmt: str, model: str, version: int, now_ms: int
+    ) -> None:
+        """Remember a precomputed list file (erasure rewrites it without the erased user)."""
+        row = {"format": fmt, "model": model, "version": version, "created_ms": now_ms}
+        with self.engine.begin() as conn:
+            q = update(t.batch_outputs).where(t.batch_outputs.c.path == path)
+            if not conn.execute(q.values(**row)).rowcount:
+                conn.execute(t.batch_outputs.insert().values(path=path, **row))
+
     def log_privacy(self, kind: str, count: int, details: Mapping[str, Any], at_ms: int) -> None:
         """Append to the privacy log (the transparency report's source; no personal data)."""
         with self.engine.begin() as conn:
