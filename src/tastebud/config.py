@@ -118,9 +118,10 @@ class ServingConfig(BaseModel):
     session_item_weight: float = Field(default=1.0, ge=0)
     """Weight of what the model relates to the items of the live session (items consumed since
     training count as if in the user's history)."""
-    session_category_weight: float = Field(default=0.5, ge=0)
-    """Boost (in standard deviations of the model's scores) for items in the session's
-    categories, in proportion to each category's share of the session."""
+    session_category_weight: float = Field(default=1.0, ge=0)
+    """Boost, in standard deviations of the model's scores, for items of the session's
+    categories, times each category's share of the session (a session all in one category
+    adds this much to that category's items)."""
     session_decay: float = Field(default=0.8, gt=0, le=1)
     """Each older session action counts this much less than the next (newest: 1)."""
     exploration_share: float = Field(default=0.1, ge=0, le=0.5)

@@ -282,10 +282,10 @@ class PersonalizationEngine:
             w = cfg.session_decay ** np.arange(len(fresh), dtype=np.float32)
             related = standardise(model.item_scores(np.array(fresh), w))
             scores = scores + cfg.session_item_weight * related
-        share = _category_share(state, names)
+        share = _category_share(state, names, cfg.session_decay)
         if share is not None and cfg.session_category_weight > 0:
             boost = np.where(cats >= 0, share[np.maximum(cats, 0)], 0.0).astype(np.float32)
-            scores = scores + cfg.session_category_weight * boost * len(names)
+            scores = scores + cfg.session_category_weight * boost
         scores = np.where(blocked, -np.inf, scores)
         n_explore = int(k * cfg.exploration_share) if mode != "cold_start" or share is not None \
             else 0  # fmt: skip
@@ -450,7 +450,9 @@ def _fingerprint(state: UserState) -> tuple[Any, ...]:
     )  # fmt: skip
 
 
-def _category_share(state: UserState, names: list[str]) -> NDArray[np.float32] | None:
+def _category_share(
+    state: UserState, names: list[str], decay: float = 0.8
+) -> NDArray[np.float32] | None:
     """Each category's share of the live session's actions, newest weighing most."""
     if not state.actions or not names:
         return None
@@ -461,7 +463,7 @@ def _category_share(state: UserState, names: list[str]) -> NDArray[np.float32] |
         c = a.get("c")
         if c in index:
             share[index[c]] += w
-        w *= 0.8
+        w *= decay
     total = float(share.sum())
     return None if total == 0 else share / total
 
