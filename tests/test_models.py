@@ -176,6 +176,20 @@ class RecommenderContract:
             # Uniform weights change the scale (linear models) but never the order.
             assert np.corrcoef(w[others], s[others])[0, 1] > 0.999
 
+    def test_item_similarity_matches_item_scores(self) -> None:
+        data, _ = checkerboard()
+        model = self.fitted(data)
+        anchors, targets = np.array([0, 5, 13, -1]), np.array([1, 2, 15, 19, 99])
+        sim = model.item_similarity(anchors, targets)
+        assert sim.shape == (4, 5) and sim.dtype == np.float32
+        assert np.all(sim[3] == 0) and np.all(sim[:, 4] == 0)  # unknown ids
+        for i, a in enumerate(anchors[:3]):
+            full = model.item_scores(np.array([a]))[targets[:4]]
+            if isinstance(model, Hybrid):  # parts rescaled: the best target agrees
+                assert np.argmax(sim[i, :4]) == np.argmax(full)
+            else:
+                np.testing.assert_allclose(sim[i, :4], full, rtol=1e-4, atol=1e-5)
+
     def test_forget_users_leaves_no_per_user_trace(self) -> None:
         data, _ = checkerboard()
         model = self.fitted(data)

@@ -313,6 +313,28 @@ class Recommender(ABC, Generic[C]):
     def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
         return np.zeros(self.n_items, np.float32)
 
+    def item_similarity(
+        self, anchors: NDArray[np.integer[Any]], targets: NDArray[np.integer[Any]]
+    ) -> NDArray[np.float32]:
+        """How much the model relates each anchor item to each target item
+        (``len(anchors) x len(targets)``, the entries of :meth:`item_scores` for single items),
+        without scoring the whole catalogue: what explanations need per request."""
+        if not self._fitted:
+            raise NotFitted(f"{self.name} is not fitted")
+        a = np.asarray(anchors, dtype=np.int64)
+        b = np.asarray(targets, dtype=np.int64)
+        out = np.zeros((len(a), len(b)), np.float32)
+        ok_a = (a >= 0) & (a < self.n_items)
+        ok_b = (b >= 0) & (b < self.n_items)
+        if ok_a.any() and ok_b.any():
+            sub = self._item_similarity(a[ok_a], b[ok_b])
+            out[np.ix_(ok_a, ok_b)] = sub
+        return out
+
+    def _item_similarity(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float32]:
+        return np.stack([self._item_scores(a[i : i + 1], np.ones(1, np.float32))[b]
+                         for i in range(len(a))])  # fmt: skip
+
     def forget_users(self, users: NDArray[np.integer[Any]]) -> None:
         """Remove everything the model holds per user for ``users`` (factors, histories, group
         memberships): they then score like a user with no history. What the model learned in

@@ -77,10 +77,23 @@ class _Factorised(Recommender[_C]):
     def _scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
         return self._user[users] @ self._item.T
 
-    def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
+    def _unit(self) -> NDArray[np.float32]:
         # Cosine in factor space: an item's direction, not its popularity-inflated norm.
-        v = self._item / np.maximum(np.linalg.norm(self._item, axis=1, keepdims=True), 1e-9)
+        # Computed once per fitted model (item factors never change after fitting).
+        unit: NDArray[np.float32] | None = getattr(self, "_unit_cache", None)
+        if unit is None or unit.shape != self._item.shape:
+            norm = np.maximum(np.linalg.norm(self._item, axis=1, keepdims=True), 1e-9)
+            unit = (self._item / norm).astype(np.float32)
+            self._unit_cache = unit
+        return unit
+
+    def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
+        v = self._unit()
         return np.asarray(v @ (w @ v[items]), dtype=np.float32)
+
+    def _item_similarity(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float32]:
+        v = self._unit()
+        return np.asarray(v[a] @ v[b].T, dtype=np.float32)
 
     def _forget(self, users: NDArray[np.int64]) -> None:
         self._user[users[users < len(self._user)]] = 0.0

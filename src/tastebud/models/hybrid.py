@@ -122,6 +122,16 @@ class Hybrid(Recommender[HybridConfig]):
             total += weight * _standardise(model._item_scores(items, w)[None, :])[0]
         return total
 
+    def _item_similarity(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float32]:
+        # Each part's relations scaled by its spread over the catalogue would need the full
+        # vectors; the raw weighted sum keeps what explanations use: which anchor relates most.
+        total = np.zeros((len(a), len(b)), np.float32)
+        for _, weight, model in self._parts:
+            part = model._item_similarity(a, b)
+            scale = float(np.abs(part).max()) or 1.0
+            total += weight * part / scale
+        return total
+
     def _forget(self, users: NDArray[np.int64]) -> None:
         for _, _, model in self._parts:
             model.forget_users(users)

@@ -73,6 +73,9 @@ class ItemKNN(Recommender[ItemKNNConfig]):
     def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
         return np.asarray(w @ self._sim[items].toarray(), dtype=np.float32)
 
+    def _item_similarity(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float32]:
+        return np.asarray(self._sim[a][:, b].toarray(), dtype=np.float32)
+
     def _forget(self, users: NDArray[np.int64]) -> None:
         self._history = zero_rows(self._history, users)
 

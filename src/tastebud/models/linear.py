@@ -146,6 +146,14 @@ class _ItemItem(Recommender[_C]):
         out[self._cols] = part
         return out
 
+    def _item_similarity(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float32]:
+        pa = np.minimum(np.searchsorted(self._cols, a), len(self._cols) - 1)
+        pb = np.minimum(np.searchsorted(self._cols, b), len(self._cols) - 1)
+        out: NDArray[np.float32] = self._b[np.ix_(pa, pb)].astype(np.float32)
+        out[self._cols[pa] != a, :] = 0
+        out[:, self._cols[pb] != b] = 0
+        return out
+
     def _forget(self, users: NDArray[np.int64]) -> None:
         self._history = zero_rows(self._history, users)
 

@@ -31,6 +31,9 @@ class CatalogSnapshot:
     _aligned: dict[str, tuple[NDArray[np.int32], list[str], NDArray[np.bool_]]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _new: dict[tuple[int, float], list[tuple[str, str | None, int]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     def aligned(self, key: str, item_ids: list[str]) -> tuple[NDArray[np.int32], list[str],
                                                               NDArray[np.bool_]]:  # fmt: skip
@@ -48,11 +51,19 @@ class CatalogSnapshot:
         return got
 
     def new_items(self, now_ms: int, days: float) -> list[tuple[str, str | None, int]]:
-        """Visible items published within ``days``, newest first: (id, category, created)."""
-        cutoff = now_ms - int(days * 86_400_000)
-        fresh = [(i, self.category.get(i), ms) for i, ms in self.created_ms.items()
-                 if ms >= cutoff and i not in self.hidden]  # fmt: skip
-        return sorted(fresh, key=lambda r: -r[2])
+        """Visible items published within ``days``, newest first: (id, category, created).
+        Computed once per snapshot and minute."""
+        key = (now_ms // 60_000, days)
+        got = self._new.get(key)
+        if got is None:
+            cutoff = now_ms - int(days * 86_400_000)
+            fresh = [(i, self.category.get(i), ms) for i, ms in self.created_ms.items()
+                     if ms >= cutoff and i not in self.hidden]  # fmt: skip
+            got = sorted(fresh, key=lambda r: -r[2])
+            if len(self._new) > 4:
+                self._new.clear()
+            self._new[key] = got
+        return got
 
 
 class CatalogView:

@@ -30,6 +30,7 @@ from numpy.typing import NDArray
 
 from tastebud.config import ServingConfig
 from tastebud.errors import ModelNotReady
+from tastebud.ids import Vocabulary
 from tastebud.monitoring import CACHE_TOTAL, FALLBACK_TOTAL, IMPRESSIONS_TOTAL, get_logger
 from tastebud.realtime import RealtimeState
 from tastebud.realtime.base import UserState
@@ -132,8 +133,23 @@ class PersonalizationEngine:
         self._cache: OrderedDict[tuple[Any, ...], _Cached] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._realtime_down_until = 0.0
+        self._cold_cache: dict[tuple[Any, ...], NDArray[np.float32]] = {}
+        self._allowed: dict[str, tuple[bool, float]] = {}
 
     # -- state --------------------------------------------------------------------------------
+    def _personalize(self, user_key: str) -> bool:
+        """Whether the user allows personalization, remembered for a second per process (a
+        withdrawal applies everywhere within a second, without a query per request)."""
+        now = time.monotonic()
+        hit = self._allowed.get(user_key)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        allowed = self.personalization_allowed(user_key)
+        if len(self._allowed) > 100_000:
+            self._allowed.clear()
+        self._allowed[user_key] = (allowed, now + 1.0)
+        return allowed
+
     def state(self, user_key: str) -> tuple[UserState, bool]:
         """The user's real-time state and whether it is missing because the store is down
         (then retried after ``realtime_retry_s``)."""
@@ -179,7 +195,7 @@ class PersonalizationEngine:
         """
         ctx = context or Context()
         served, bundle = self.served_model()
-        if not self.personalization_allowed(user_key):
+        if not self._personalize(user_key):
             # Withdrawn personalization consent: the same list as for a stranger in this
             # context; nothing about the user is read except what they asked never to see.
             state, degraded = self.state(user_key)
@@ -291,7 +307,7 @@ class PersonalizationEngine:
             else 0  # fmt: skip
         top = top_indices(scores, k)
         picked = [(int(i), float(scores[i])) for i in top]
-        explore = self._explore(snap, items.ids, state, names, share, blocked, exclude,
+        explore = self._explore(snap, items, state, names, share, blocked, exclude,
                                 category, n_explore, picked)  # fmt: skip
         body_items = self._explain(bundle, snap, loaded, picked, explore, mode, session, history,
                                    cats, names, share, ctx, state, k)  # fmt: skip
@@ -310,28 +326,35 @@ class PersonalizationEngine:
         segment = (state.features or {}).get("segment")
         choices = [("segment", segment), ("device", ctx.device),
                    ("daypart", None if ctx.hour is None else daypart(ctx.hour))]  # fmt: skip
-        ranked: list[str] = []
+        chosen: tuple[str, str] = ("global", "")
         for kind, value in choices:
             if value is not None and str(value) in cold.get(kind, {}):
-                ranked = cold[kind][str(value)]
+                chosen = (kind, str(value))
                 break
-        if not ranked:
-            ranked = cold.get("global", [])
+        key = (id(bundle), *chosen)
+        cached = self._cold_cache.get(key)
+        if cached is not None:
+            return cached
+        ranked: list[str] = cold[chosen[0]][chosen[1]] if chosen[1] else cold.get("global", [])
         out = np.full(len(ids), -1e3, np.float32)
         if ranked:
-            index = {item: i for i, item in enumerate(ids)}
+            vocab = bundle.loaded.items
             for r, item in enumerate(ranked):
-                j = index.get(item)
-                if j is not None:
+                j = vocab.index(item)
+                if j >= 0:
                     out[j] = -float(r)
         else:  # no lists in the artifact: the model's own popularity
             popular = bundle.loaded.model.recommend(np.array([-1]), min(200, len(ids)))
             for r, j in enumerate(popular.item_idx[0]):
                 if j >= 0:
                     out[j] = -float(r)
-        return standardise(out)
+        result = standardise(out)
+        if len(self._cold_cache) > 256:
+            self._cold_cache.clear()
+        self._cold_cache[key] = result  # per loaded model: a swap brings a new bundle
+        return result
 
-    def _explore(self, snap: CatalogSnapshot, ids: list[str], state: UserState,
+    def _explore(self, snap: CatalogSnapshot, vocab: Vocabulary, state: UserState,
                  names: list[str], share: NDArray[np.float32] | None, blocked: NDArray[np.bool_],
                  exclude: tuple[str, ...], category: str | None, n: int,
                  picked: list[tuple[int, float]]) -> list[str]:  # fmt: skip
@@ -339,12 +362,12 @@ class PersonalizationEngine:
         picked, consumed, blocked or excluded."""
         if n <= 0:
             return []
+        ids = vocab.ids
         liked = set() if share is None else {names[i] for i in np.flatnonzero(share > 0)}
         if category is not None:
             liked = {category}
         if not liked:
             return []
-        index = {item: i for i, item in enumerate(ids)}
         taken = {ids[i] for i, _ in picked}
         skip = set(state.consumed) | set(exclude) | {
             i for i, kind in state.feedback.items() if kind in _NEVER}  # fmt: skip
@@ -352,8 +375,8 @@ class PersonalizationEngine:
         for item, cat, _ in snap.new_items(int(time.time() * 1000), self.config.new_item_days):
             if cat not in liked or item in taken or item in skip:
                 continue
-            j = index.get(item)
-            if j is not None and blocked[j]:
+            j = vocab.index(item)
+            if j >= 0 and blocked[j]:
                 continue
             out.append(item)
             if len(out) == n:
@@ -369,22 +392,22 @@ class PersonalizationEngine:
         # "Because you watched X": X is the recent item (session first, then training
         # history) the model relates most to the recommended one.
         anchors = list(dict.fromkeys([*session[:5], *sorted(history)[-5:]]))[:6]
-        related = (np.stack([loaded.model.item_scores(np.array([a])) for a in anchors])
-                   if anchors and mode != "cold_start" else None)  # fmt: skip
+        related = (loaded.model.item_similarity(np.array(anchors), np.array([j for j, _ in picked]))
+                   if anchors and picked and mode != "cold_start" else None)  # fmt: skip
         top_cats = set() if share is None else {names[i] for i in np.flatnonzero(share > 0)}
         trending = bundle.cold_start.get("trending", {})
         segment = (state.features or {}).get("segment")
         out: list[dict[str, Any]] = []
         scores = [s for _, s in picked if np.isfinite(s)]
         lo, hi = (min(scores), max(scores)) if scores else (0.0, 1.0)
-        for j, s in picked:
+        for pos, (j, s) in enumerate(picked):
             if not np.isfinite(s):
                 continue
             item = ids[j]
             cat = names[cats[j]] if cats[j] >= 0 else None
             reason: dict[str, Any]
-            if related is not None and related[:, j].max() > 0:
-                a = anchors[int(np.argmax(related[:, j]))]
+            if related is not None and related[:, pos].max() > 0:
+                a = anchors[int(np.argmax(related[:, pos]))]
                 reason = {
                     "type": "because_you_watched",
                     "item_id": ids[a],
@@ -425,6 +448,10 @@ class PersonalizationEngine:
                     "type": "new_in_category", "category": cat,
                     "text": f"New in {cat}, a category you like"}})  # fmt: skip
         return out[:k]
+
+    def consent_changed(self, user_key: str) -> None:
+        """Forget this process's memo of the user's personalization consent."""
+        self._allowed.pop(user_key, None)
 
     def forget(self, user_key: str) -> int:
         """Drop the user's cached lists in this process (erasure); returns how many."""

@@ -93,6 +93,7 @@ def put_consent(
         raise InvalidInput("give at least one of analytics, personalization")
     key = _key(services, user_id, anonymous)
     services.store.set_consents(key, changes, services.now_ms())
+    services.engine.consent_changed(key)  # other processes follow within a second
     return _consent_out(services, key)
 
 
