@@ -5,6 +5,7 @@ The API app, the CLI and the tests all call :func:`build_services`; nothing read
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +38,7 @@ from tastebud.store import Store, make_engine, upgrade
 from tastebud.training.jobs import JobContext
 from tastebud.training.predictors import PredictionService, PredictorArtifact, load_predictor
 
-__all__ = ["Services", "build_services"]
+__all__ = ["PersonalizationGate", "Services", "build_services"]
 
 _log = get_logger(__name__)
 
@@ -111,6 +112,49 @@ class Services:
         return ctx
 
 
+class PersonalizationGate:
+    """Whether a user allows personalization, for the serving hot path: every stored
+    personalization decision is held in memory and re-read only when the consent log has grown,
+    checked at most once a second (a change applies in every process within a second)."""
+
+    def __init__(self, store: Store, policy: ConsentPolicy, *, every_s: float = 1.0) -> None:
+        self.store, self.policy, self.every_s = store, policy, every_s
+        self._decisions: dict[str, bool] = {}
+        self._version: object = None
+        self._checked = float("-inf")
+        self._lock = threading.Lock()
+
+    def __call__(self, user_key: str) -> bool:
+        now = time.monotonic()
+        if now - self._checked > self.every_s:
+            with self._lock:
+                if now - self._checked > self.every_s:
+                    self._refresh()
+                    self._checked = now
+        return self.policy.allows(self._decisions.get(user_key))
+
+    def refresh(self) -> None:
+        """Re-read now (a change was just recorded in this process)."""
+        with self._lock:
+            self._refresh()
+            self._checked = time.monotonic()
+
+    def _refresh(self) -> None:
+        from sqlalchemy import select
+
+        from tastebud.store import tables as t
+
+        with self.store.engine.connect() as conn:
+            version = conn.exec_driver_sql("SELECT max(id) FROM consent_log").scalar_one()
+            if version == self._version:
+                return
+            c = t.consents
+            rows = conn.execute(select(c.c.user_key, c.c.granted)
+                                .where(c.c.purpose == "personalization")).all()  # fmt: skip
+        self._decisions = {k: bool(g) for k, g in rows}
+        self._version = version
+
+
 def build_services(
     settings: Settings, *, migrate: bool | None = None, secrets: Secrets | None = None
 ) -> Services:
@@ -176,8 +220,6 @@ def build_services(
             CatalogView(store, settings.serving.catalog_refresh_s),
             settings.serving,
             ImpressionLog(lambda batch: ingestor.ingest(batch, source="serve")),
-            personalization_allowed=lambda key: consent.allows(
-                store.consent_states([key], "personalization").get(key)
-            ),
+            personalization_allowed=PersonalizationGate(store, consent),
         ),
     )

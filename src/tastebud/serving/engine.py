@@ -134,21 +134,12 @@ class PersonalizationEngine:
         self._cache_lock = threading.Lock()
         self._realtime_down_until = 0.0
         self._cold_cache: dict[tuple[Any, ...], NDArray[np.float32]] = {}
-        self._allowed: dict[str, tuple[bool, float]] = {}
 
     # -- state --------------------------------------------------------------------------------
     def _personalize(self, user_key: str) -> bool:
-        """Whether the user allows personalization, remembered for a second per process (a
-        withdrawal applies everywhere within a second, without a query per request)."""
-        now = time.monotonic()
-        hit = self._allowed.get(user_key)
-        if hit is not None and hit[1] > now:
-            return hit[0]
-        allowed = self.personalization_allowed(user_key)
-        if len(self._allowed) > 100_000:
-            self._allowed.clear()
-        self._allowed[user_key] = (allowed, now + 1.0)
-        return allowed
+        """Whether the user allows personalization (``personalization_allowed`` answers from
+        memory; see ``services.PersonalizationGate``)."""
+        return self.personalization_allowed(user_key)
 
     def state(self, user_key: str) -> tuple[UserState, bool]:
         """The user's real-time state and whether it is missing because the store is down
@@ -450,8 +441,10 @@ class PersonalizationEngine:
         return out[:k]
 
     def consent_changed(self, user_key: str) -> None:
-        """Forget this process's memo of the user's personalization consent."""
-        self._allowed.pop(user_key, None)
+        """A consent change recorded in this process: read it now (others within a second)."""
+        refresh = getattr(self.personalization_allowed, "refresh", None)
+        if refresh is not None:
+            refresh()
 
     def forget(self, user_key: str) -> int:
         """Drop the user's cached lists in this process (erasure); returns how many."""
