@@ -295,3 +295,25 @@ def server_factory(tmp_path: Path, secret_env: dict[str, str]) -> Iterator[Calla
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def log_audit() -> Iterator[Any]:
+    """Every log line of the session, and the API keys, secrets and raw user ids the tests use
+    (checked by ``test_zz_log_audit.py``, which runs last; see ``log_audit.py``)."""
+    from log_audit import LogAudit
+
+    audit = LogAudit()
+    with pytest.MonkeyPatch.context() as mp:
+        audit.install(mp)
+        yield audit
+    audit.uninstall()
+
+
+@pytest.fixture(autouse=True)
+def _log_audit_test(request: pytest.FixtureRequest, log_audit: Any) -> None:
+    """Counts the test and registers the secrets it configures."""
+    log_audit.tests_started += 1
+    log_audit.ensure_attached()
+    if "secret_env" in request.fixturenames:
+        log_audit.note_secrets(request.getfixturevalue("secret_env").values())

@@ -19,6 +19,7 @@ The tree::
     │   └── ModelNotFound         no such registered model or version
     ├── Conflict                  the request contradicts stored state (409)
     │   └── ChecklistFailed       promotion to production without a passing checklist (409)
+    ├── RateLimited               the API key exceeded its rate limit (429, ``Retry-After``)
     ├── ServiceUnavailable        a backing store does not answer (503)
     │   └── ModelNotReady         no production version of a model is being served (503)
     └── ArtifactInvalid           a model artifact is incomplete or fails its checksum (500)
@@ -49,6 +50,7 @@ __all__ = [
     "ModelNotReady",
     "NotFound",
     "PayloadTooLarge",
+    "RateLimited",
     "ServiceUnavailable",
     "TastebudError",
     "Unauthenticated",
@@ -168,6 +170,22 @@ class ChecklistFailed(Conflict):
     """A version's governance checklist does not pass, and promotion was not forced."""
 
     code = "checklist_failed"
+
+
+class RateLimited(TastebudError):
+    """The API key sent more requests than its scope's rate limit allows.
+
+    Args:
+        message: Human-readable explanation, safe to show to clients.
+        retry_after_s: Whole seconds (at least 1) until a request would be allowed; sent as
+            the ``Retry-After`` header.
+    """
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = max(1, retry_after_s)
 
 
 class ServiceUnavailable(TastebudError):

@@ -18,6 +18,7 @@ from tastebud import __version__
 from tastebud.api.deps import SCOPE_KEY
 from tastebud.api.errors import install_error_handlers
 from tastebud.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from tastebud.api.ratelimit import make_rate_limiter
 from tastebud.api.routes import (
     events,
     health,
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         await run_in_threadpool(app.state.services.start)
         yield
         app.state.services.stop()
+        if app.state.rate_limiter is not None:
+            app.state.rate_limiter.close()
         if owned:
             app.state.services.close()
 
@@ -82,6 +85,8 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         lifespan=lifespan,
     )
     app.state.services = services
+    # Per API key, by scope (api.ratelimit); read by the auth dependency in api.deps.
+    app.state.rate_limiter = make_rate_limiter(settings)
     install_error_handlers(app)
     for module in (health, events, items, users, profiles, predictions, recommendations, models):
         app.include_router(module.router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import cache
 from typing import Annotated, Any
 
@@ -10,8 +11,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from tastebud.api.ratelimit import RateLimiter
 from tastebud.apikeys import Principal, Scope, scope_allows
-from tastebud.errors import Forbidden, MalformedJson, Unauthenticated
+from tastebud.errors import Forbidden, MalformedJson, RateLimited, Unauthenticated
 from tastebud.services import Services
 
 __all__ = [
@@ -50,6 +52,17 @@ def _require(scope: Scope) -> Any:
         principal = services.keys.authenticate_cached(token)
         if principal is None:
             principal = await run_in_threadpool(services.keys.authenticate, token)
+        # Per key, counted before the scope check: a key probing routes it may not use is
+        # limited too. Unauthenticated requests never reach here (they fail above).
+        limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+        if limiter is not None:
+            wait = limiter.acquire(principal.key_id, principal.scope)
+            if wait > 0.0:
+                seconds = max(1, math.ceil(wait))
+                raise RateLimited(
+                    f"this API key exceeded its rate limit; retry after {seconds} s",
+                    retry_after_s=seconds,
+                )
         if not scope_allows(principal.scope, scope):
             raise Forbidden(f"this route needs a key with scope '{scope}' (or 'admin')")
         request.state.principal = principal

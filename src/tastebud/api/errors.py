@@ -25,6 +25,7 @@ STATUS: dict[type[e.TastebudError], int] = {
     e.ConsentRequired: 403,
     e.NotFound: 404,
     e.Conflict: 409,
+    e.RateLimited: 429,
     e.ServiceUnavailable: 503,
     e.ArtifactInvalid: 500,
     e.ConfigError: 500,
@@ -65,6 +66,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status = status_for(exc)
         code = exc.code
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        if isinstance(exc, e.RateLimited):
+            headers = {"Retry-After": str(exc.retry_after_s)}
         return JSONResponse(
             _body(code, exc.message, exc.details), status_code=status, headers=headers
         )

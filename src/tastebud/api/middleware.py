@@ -63,22 +63,32 @@ class BodyLimitMiddleware:
                         await send(m)
                     return
         received = 0
-        started = False
+        started = exceeded = replaced = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             msg = await receive()
             if msg["type"] == "http.request":
                 received += len(msg.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise _TooLarge
             return msg
 
         async def tracking_send(msg: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
             if msg["type"] == "http.response.start":
                 started = True
-            await send(msg)
+                # Whatever the app made of a body cut off at the limit (FastAPI turns any error
+                # while reading a declared body model into "400 error parsing the body"), the
+                # answer is 413.
+                if exceeded:
+                    replaced = True
+                    for m in _error(413, "payload_too_large", message):
+                        await send(m)
+                    return
+            if not replaced:
+                await send(msg)
 
         try:
             await self.app(scope, limited_receive, tracking_send)
