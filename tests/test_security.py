@@ -482,13 +482,8 @@ def test_injection_and_traversal_have_no_effect(served: Api) -> None:
     recs = api.request("GET", f"/v1/users/{SEED_USER}/recommendations", "serve")
     assert recs.status_code == 200 and recs.json()["items"]
     assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures[:60])
-    if nul_failures and engine.dialect.name == "postgresql":
-        # Known (issue 9 security review): PostgreSQL refuses NUL in text and JSONB, and the
-        # free-text body fields (item title/category/attributes, user attributes, event context
-        # and seed-format data, feedback list_id) do not refuse it first, so the insert fails
-        # with a 500. Remove this branch once those schemas reject U+0000 (then it passes).
-        pytest.xfail(f"{len(nul_failures)} body fields give a 500 for U+0000 on PostgreSQL:\n"
-                     + "\n".join(nul_failures))  # fmt: skip
+    # U+0000 is refused with a 4xx everywhere (PostgreSQL could store it in neither text nor
+    # JSON: events, items and users reject it at validation).
     assert not nul_failures, "\n".join(nul_failures)
 
 

@@ -52,10 +52,5 @@ def test_no_key_secret_raw_id_or_pii_in_any_log(
     leaked = log_audit.findings([line for line in lines if RICH_LOCALS not in line] + server_lines)
     assert not leaked, f"{len(leaked)} leaks, e.g.:\n" + "\n".join(sorted(set(leaked))[:40])
     in_locals = log_audit.findings(with_locals)
-    if in_locals:
-        # Known (issue 9 security review): the key=value renderer formats a logged exception
-        # (``exc_info=True``) as a rich traceback with every frame's locals, which hold raw
-        # events, ids and bodies. Fix in monitoring/logging.py: ``ConsoleRenderer(colors=False,
-        # exception_formatter=structlog.dev.plain_traceback)``; then this branch never runs.
-        pytest.xfail(f"{len(in_locals)} leaks inside traceback locals, e.g.:\n"
-                     + "\n".join(sorted(set(in_locals))[:10]))  # fmt: skip
+    # Tracebacks are printed plain (monitoring/logging.py): no frame locals in any log.
+    assert not with_locals and not in_locals, "\n".join(sorted(set(in_locals))[:10])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AwareDatetime,
@@ -16,6 +16,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from tastebud.events.ingest import describe_validation_error
@@ -37,7 +38,27 @@ Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 AttrValue = str | int | float | bool | None | list[str | int | float | bool]
 
 
-class ItemIn(BaseModel):
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+class _NoNul(BaseModel):
+    """Refuses U+0000 in any text (PostgreSQL can store it in neither text nor JSON)."""
+
+    @model_validator(mode="after")
+    def _no_nul(self) -> Self:
+        if _has_nul(self.model_dump()):
+            raise ValueError("text may not contain the NUL character (U+0000)")
+        return self
+
+
+class ItemIn(_NoNul):
     """A catalogue item (``PUT /v1/items/{item_id}``)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
@@ -61,7 +82,7 @@ class ItemBatchEntry(ItemIn):
     item_id: Id
 
 
-class UserIn(BaseModel):
+class UserIn(_NoNul):
     """User attributes (``PUT /v1/users/{user_id}`` replaces them all).
 
     Named fields are the ones Tastebud uses for segments and content adaptation; any other

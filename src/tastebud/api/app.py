@@ -25,6 +25,7 @@ from tastebud.api.routes import (
     items,
     models,
     predictions,
+    privacy,
     profiles,
     recommendations,
     users,
@@ -88,7 +89,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     # Per API key, by scope (api.ratelimit); read by the auth dependency in api.deps.
     app.state.rate_limiter = make_rate_limiter(settings)
     install_error_handlers(app)
-    for module in (health, events, items, users, profiles, predictions, recommendations, models):
+    for module in (
+        health, events, items, users, profiles, predictions, recommendations, models, privacy,
+    ):  # fmt: skip
         app.include_router(module.router)
 
     def limit_for(path: str) -> int:

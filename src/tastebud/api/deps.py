@@ -29,7 +29,7 @@ SCOPE_KEY = "x-scope"
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Bearer tb_<scope>_<id>_<secret>`")
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     """The process's :class:`Services` (set by ``create_app``)."""
     services: Services = request.app.state.services
     return services

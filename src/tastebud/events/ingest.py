@@ -276,13 +276,20 @@ class Ingestor:
                 continue
             data = ev["data"]
             context = ev.get("context")
-            positions.append(i)
             # Empty data or context is stored as NULL, and so is a context the policy empties
             # (data the policy empties is stored as {}).
-            rows.append((
+            row = (
                 event_id, ev["event_type"], user_key, anon_key, ev.get("session_id"),
                 ev.get("item_id"), ts_ms, now_ms, source, SCHEMA_VERSION,
                 dumps(scrub(data)).decode() if data else None,
                 scrub_json(context) if context else None,
-            ))  # fmt: skip
+            )  # fmt: skip
+            # U+0000 cannot be stored in PostgreSQL text or JSON: refuse the event alone
+            # rather than fail its whole batch (JSON text holds it escaped as \u0000).
+            if any(isinstance(v, str) and ("\x00" in v or "\\u0000" in v) for v in row):
+                message = "text may not contain the NUL character (U+0000)"
+                reject(i, event_id, [{"field": "event", "message": message}])
+                continue
+            positions.append(i)
+            rows.append(row)
         return positions, rows
