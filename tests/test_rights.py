@@ -121,6 +121,10 @@ def _erase_and_scan(api: Api, caplog: pytest.LogCaptureFixture, redis_url: str |
     key = populate(api)
     needles = [key, TARGET, EMAIL, api.services.pseudonymizer.anonymous("cookie-77")]
     assert scan_tables(api, needles), "the scan must see the user before erasure"
+    # Export first (this backend pair too): everything, decrypted.
+    doc = api.request("GET", f"/v1/users/{TARGET}/export").json()
+    assert doc["attributes"]["email"] == EMAIL and doc["events"] and doc["impressions"]
+    assert doc["feedback"] and len(doc["models"]) == 2 and doc["realtime"]["consumed"]
     r = api.request("DELETE", f"/v1/users/{TARGET}")
     assert r.status_code == 200, r.text
     stores = r.json()["stores"]

@@ -250,3 +250,30 @@ def test_cache_is_invalidated_across_processes(
     after = httpx.get(url, headers=hdr)
     assert after.headers["X-Tastebud-Cache"] == "miss"
     assert top not in [i["item_id"] for i in after.json()["items"]]
+
+
+def test_new_items_get_exploration_slots_in_liked_categories(api: Api) -> None:
+    user = "nb-user-0000030"
+    pool = [i["item_id"] for i in recs(api, "nb-user-0000031", k=20)["items"]]
+    cat = Counter(category_of(api, i) for i in pool).most_common(1)[0][0]
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for item, category in (("fresh-in-cat", cat), ("fresh-elsewhere", "no-such-taste")):
+        r = api.request("PUT", f"/v1/items/{item}", json={"title": item, "category": category,
+                                                          "created_at": now})  # fmt: skip
+        assert r.status_code in (200, 201), r.text
+    api.services.engine.catalog.refresh()
+    send(api, user, [i for i in pool if category_of(api, i) == cat][:3])
+    body = recs(api, user, k=10)
+    got = [i["item_id"] for i in body["items"]]
+    assert len(got) == 10 and got[-1] == "fresh-in-cat"  # one slot (10 %), at the end
+    want = {
+        "type": "new_in_category",
+        "category": cat,
+        "text": f"New in {cat}, a category you like",
+    }
+    assert body["items"][-1]["reason"] == want
+    assert "fresh-elsewhere" not in got
+    # Hidden items never show, exploration or not.
+    assert api.request("DELETE", "/v1/items/fresh-in-cat").status_code == 204
+    api.services.engine.catalog.refresh()
+    assert "fresh-in-cat" not in [i["item_id"] for i in recs(api, user, k=10)["items"]]
