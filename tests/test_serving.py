@@ -135,6 +135,14 @@ def test_cold_start_by_context_and_by_session(api: Api) -> None:
     assert cold["items"][0]["reason"]["type"] in {"popular_in_context", "popular"}
     plain = recs(api, "another-new-user", k=10)
     assert plain["mode"] == "cold_start"
+    # The locale's own list (users' locale attributes), when the request gives one.
+    lists = api.services.models.get("recommendations").obj.cold_start  # type: ignore[union-attr]
+    locale, ranked = next(iter(lists["locale"].items()))
+    local = recs(api, "a-third-new-user", k=5, locale=locale)
+    assert [i["item_id"] for i in local["items"]] == ranked[:5]
+    assert local["items"][0]["reason"] == {"type": "popular_in_context", "locale": locale,
+                                           "text": f"Popular in {locale}"}  # fmt: skip
+    assert ranked[:5] != lists["global"][:5] or len(lists["locale"]) == 1
     # A new user with only a session gets session-based items.
     session_user = "session-only-user"
     pool = [i["item_id"] for i in recs(api, "nb-user-0000003", k=3)["items"]]

@@ -315,7 +315,7 @@ class PersonalizationEngine:
         time of day, else overall; the list's order gives the score."""
         cold = bundle.cold_start
         segment = (state.features or {}).get("segment")
-        choices = [("segment", segment), ("device", ctx.device),
+        choices = [("segment", segment), ("device", ctx.device), ("locale", ctx.locale),
                    ("daypart", None if ctx.hour is None else daypart(ctx.hour))]  # fmt: skip
         chosen: tuple[str, str] = ("global", "")
         for kind, value in choices:
@@ -419,11 +419,12 @@ class PersonalizationEngine:
                     "segment": segment,
                     "text": f"Popular in your segment ({segment})",
                 }
-            elif mode == "cold_start" and ctx.device:
+            elif mode == "cold_start" and (ctx.device or ctx.locale):
+                where = f"on {ctx.device}" if ctx.device else f"in {ctx.locale}"
                 reason = {
                     "type": "popular_in_context",
-                    "device": ctx.device,
-                    "text": f"Popular on {ctx.device}",
+                    **({"device": ctx.device} if ctx.device else {"locale": ctx.locale}),
+                    "text": f"Popular {where}",
                 }
             else:
                 reason = {"type": "popular", "text": "Popular right now"}

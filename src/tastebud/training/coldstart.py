@@ -1,5 +1,5 @@
 """Cold-start lists shipped with every recommender (``cold_start.json``): the best items for a
-user the model does not know, by segment and by context (device, time of day), and what is
+user the model does not know, by segment and context (device, locale, time of day), and what is
 trending per category. Computed from the recent events at training time, so serving reads a
 file instead of scanning events."""
 
@@ -53,9 +53,10 @@ def cold_start_lists(
     now_ms: int | None = None,
 ) -> dict[str, Any]:
     """Popular items among the events of the last ``days`` (consuming events only, items the
-    model knows): overall, per device type, per time of day and per user segment (the newest
-    feature snapshot's ``segment``), and per category over the last ``trending_days``. The
-    window ends at ``now_ms``, by default the newest stored event."""
+    model knows): overall, per device type, per time of day, per user locale (attribute) and
+    per user segment (the newest feature snapshot's ``segment``), and per category over the
+    last ``trending_days``. The window ends at ``now_ms``, by default the newest stored
+    event."""
     if now_ms is None:
         # The window ends at the newest event, not the wall clock: imported history is as
         # good a source of popular items as live traffic.
@@ -72,7 +73,8 @@ def cold_start_lists(
         & pl.col("item_id").is_in(pl.Series(sorted(known_items), dtype=pl.String).implode())
     ).select("user_key", "item_id", "ts_ms", "device_type")
     if frame.is_empty():
-        return {"global": [], "device": {}, "daypart": {}, "segment": {}, "trending": {}}
+        return {"global": [], "device": {}, "daypart": {}, "segment": {}, "locale": {},
+                "trending": {}}  # fmt: skip
     frame = frame.with_columns(
         pl.from_epoch("ts_ms", time_unit="ms").dt.hour().alias("hour"),
         pl.col("item_id").replace_strict(categories, default=None, return_dtype=pl.String)
@@ -91,12 +93,25 @@ def cold_start_lists(
         pl.col("user_key").replace_strict(segments, default=None, return_dtype=pl.String)
         .alias("segment")
     )  # fmt: skip
+    # The users' locale (a user attribute, e.g. "de-DE"): the cold-start list for a request's
+    # ``locale`` context.
+    from tastebud.evaluation.data import user_attributes
+
+    attrs = user_attributes(store)
+    locales: dict[str, str] = {}
+    if "locale" in attrs.columns:
+        locales = {k: v for k, v in attrs.select("user_key", "locale").iter_rows() if v}
+    frame = frame.with_columns(
+        pl.col("user_key").replace_strict(locales, default=None, return_dtype=pl.String)
+        .alias("locale")
+    )  # fmt: skip
     recent = frame.filter(pl.col("ts_ms") >= now - int(trending_days * 86_400_000))
     return {
         "global": _top(frame, top),
         "device": _by(frame, "device_type", top),
         "daypart": _by(frame, "daypart", top),
         "segment": _by(frame, "segment", top),
+        "locale": _by(frame, "locale", top),
         "trending": _by(recent, "category", 50),
         "window_days": days,
     }
