@@ -140,19 +140,10 @@ class PersonalizationGate:
             self._checked = time.monotonic()
 
     def _refresh(self) -> None:
-        from sqlalchemy import select
-
-        from tastebud.store import tables as t
-
-        with self.store.engine.connect() as conn:
-            version = conn.exec_driver_sql("SELECT max(id) FROM consent_log").scalar_one()
-            if version == self._version:
-                return
-            c = t.consents
-            rows = conn.execute(select(c.c.user_key, c.c.granted)
-                                .where(c.c.purpose == "personalization")).all()  # fmt: skip
-        self._decisions = {k: bool(g) for k, g in rows}
-        self._version = version
+        version = self.store.consent_version()
+        if version != self._version:
+            self._decisions = self.store.consent_decisions("personalization")
+            self._version = version
 
 
 def build_services(

@@ -254,8 +254,8 @@ class Ingestor:
         keys = [u if u is not None else aliases.get(a or "", a) for u, a in identities]
         states = self.store.consent_states((k for k in keys if k), "analytics")
         # Erased users: events from before their erasure (a replay) are not taken again.
-        tombs = {k: pseudo.opaque("tombstone", k) for k in set(keys) if k}
-        erased = self.store.erased_at(tombs.values())
+        erased = self.store.erased_at((k for k in keys if k),
+                                      lambda k: pseudo.opaque("tombstone", k))  # fmt: skip
 
         allows = self.consent.allows
         scrub, scrub_json = self.privacy.scrub, self.privacy.scrub_json
@@ -270,7 +270,7 @@ class Ingestor:
                 message = "the user has not consented to analytics"
                 reject(i, event_id, [{"field": "consent", "message": message}], "consent_required")
                 continue
-            if erased and ts_ms <= erased.get(tombs[user_key], -1):
+            if erased and ts_ms <= erased.get(user_key, -1):
                 message = "the user's data was erased; events from before the erasure are refused"
                 reject(i, event_id, [{"field": "user_id", "message": message}], "user_erased")
                 continue

@@ -251,7 +251,7 @@ class PersonalizationEngine:
         state: UserState, k: int, category: str | None, exclude: tuple[str, ...], ctx: Context,
     ) -> dict[str, Any]:  # fmt: skip
         loaded = bundle.loaded
-        model, items = loaded.model, loaded.items
+        items = loaded.items
         n = len(items)
         cats, names, hidden = snap.aligned(served.artifact_id, items.ids)
         idx = loaded.users.index(user_key)
@@ -276,19 +276,12 @@ class PersonalizationEngine:
             blocked |= cats != c
         mode: str
         scores: NDArray[np.float32]
-        if idx >= 0:
-            mode = "personalized"
-            scores = standardise(model.scores(np.array([idx]))[0])
-        elif fresh:
-            mode = "session"
-            scores = np.zeros(n, np.float32)
+        if idx >= 0 or fresh:
+            mode = "personalized" if idx >= 0 else "session"
+            scores = self.model_scores(loaded, idx, fresh)
         else:
             mode = "cold_start"
             scores = self._cold_scores(bundle, items.ids, state, ctx)
-        if fresh and cfg.session_item_weight > 0:
-            w = cfg.session_decay ** np.arange(len(fresh), dtype=np.float32)
-            related = standardise(model.item_scores(np.array(fresh), w))
-            scores = scores + cfg.session_item_weight * related
         share = _category_share(state, names, cfg.session_decay)
         if share is not None and cfg.session_category_weight > 0:
             boost = np.where(cats >= 0, share[np.maximum(cats, 0)], 0.0).astype(np.float32)
@@ -308,6 +301,22 @@ class PersonalizationEngine:
             "model": {"name": served.name, "version": served.version,
                       "artifact_id": served.artifact_id},
         }  # fmt: skip
+
+    def model_scores(self, loaded: LoadedModel, idx: int, session: list[int]
+                     ) -> NDArray[np.float32]:  # fmt: skip
+        """The model's standardised scores for user ``idx`` (zeros for a user it does not know),
+        plus what it relates to the ``session`` items (newest first, ``session_decay`` apart),
+        weighted by ``session_item_weight``. Recommendations and re-ranking both use it."""
+        if idx >= 0:
+            scores = standardise(loaded.model.scores(np.array([idx]))[0])
+        else:
+            scores = np.zeros(len(loaded.items), np.float32)
+        cfg = self.config
+        if session and cfg.session_item_weight > 0:
+            w = cfg.session_decay ** np.arange(len(session), dtype=np.float32)
+            related = standardise(loaded.model.item_scores(np.array(session), w))
+            scores = scores + cfg.session_item_weight * related
+        return scores
 
     def _cold_scores(self, bundle: RecommenderBundle, ids: list[str], state: UserState,
                      ctx: Context) -> NDArray[np.float32]:  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from tastebud.errors import UnknownItem
-from tastebud.serving.engine import PersonalizationEngine, standardise, top_indices
+from tastebud.serving.engine import PersonalizationEngine, top_indices
 
 __all__ = [
     "ContentItem",
@@ -111,13 +111,7 @@ def rank_content(
         session = [loaded.items.index(a["i"]) for a in state.actions if a.get("i")]
         session = [i for i in dict.fromkeys(session) if i >= 0]
         if known and (idx >= 0 or session):
-            n = len(loaded.items)
-            scores = (standardise(loaded.model.scores(np.array([idx]))[0]) if idx >= 0
-                      else np.zeros(n, np.float32))  # fmt: skip
-            if session:
-                w = engine.config.session_decay ** np.arange(len(session), dtype=np.float32)
-                scores = scores + engine.config.session_item_weight * standardise(
-                    loaded.model.item_scores(np.array(session), w))  # fmt: skip
+            scores = engine.model_scores(loaded, idx, session)
             finite = np.isfinite(scores)
             order = np.sort(scores[finite])
             for item in known:

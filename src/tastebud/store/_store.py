@@ -5,7 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -494,17 +494,35 @@ class Store:
                 out[k] = state
         return out
 
+    def consent_version(self) -> object:
+        """A version of all consent state: the consent log's newest id (every change appends)."""
+        with self.engine.connect() as conn:
+            return conn.exec_driver_sql("SELECT max(id) FROM consent_log").scalar_one()
+
+    def consent_decisions(self, purpose: str) -> dict[str, bool]:
+        """Every stored decision for one purpose (user key -> granted)."""
+        c = t.consents
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(c.c.user_key, c.c.granted).where(c.c.purpose == purpose))
+            return {k: bool(g) for k, g in rows}
+
     # -- erasure tombstones ---------------------------------------------------------------------
-    def erased_at(self, tomb_keys: Iterable[str]) -> dict[str, int]:
-        """When each of ``tomb_keys`` (tombstone HMACs) was erased; absent: never. Cached per
-        version of the table (one ``count(*)`` per call): this runs on every ingest batch."""
-        keys = set(tomb_keys)
-        if not keys:
+    def erased_at(
+        self, user_keys: Iterable[str], tombstone: Callable[[str], str]
+    ) -> dict[str, int]:
+        """When each of ``user_keys`` was erased (looked up by its tombstone HMAC,
+        ``tombstone(key)``); absent: never. Cached per version of the table (one ``count(*)``
+        per call): this runs on every ingest batch, and while no user was ever erased it
+        computes no HMAC at all."""
+        users = set(user_keys)
+        if not users:
             return {}
         with self.engine.connect() as conn:
             version = conn.exec_driver_sql("SELECT count(*) FROM tombstones").scalar_one()
             if version == 0:
                 return {}
+            by_tomb = {tombstone(u): u for u in users}
+            keys = set(by_tomb)
             if version != self._tomb_version:
                 self._tomb_cache = {}
                 self._tomb_version = version
@@ -518,7 +536,7 @@ class Store:
                 }
                 for k in part:
                     self._tomb_cache[k] = found.get(k)
-        return {k: int(v) for k in keys if (v := self._tomb_cache.get(k)) is not None}
+        return {by_tomb[k]: int(v) for k in keys if (v := self._tomb_cache.get(k)) is not None}
 
     def add_tombstone(self, tomb_key: str, erased_ms: int, request_id: str) -> None:
         """Record an erasure (idempotent: a repeated erasure moves the time forward)."""
