@@ -11,7 +11,7 @@ from tastebud.cli import DataDirOpt, _services, _settings, app, out
 __all__ = ["privacy_app", "retention_cmd", "rotate_keys_cmd"]
 
 privacy_app = typer.Typer(
-    help="Privacy operations: encryption key rotation, retention.",
+    help="Privacy: export, erasure, transparency report, retention, encryption key rotation.",
     no_args_is_help=True,
 )
 app.add_typer(privacy_app, name="privacy")
