@@ -69,6 +69,47 @@ def test_calibrated_on_held_out_data() -> None:
     assert (np.argsort(raw, kind="stable") == np.argsort(p, kind="stable")).mean() > 0.99
 
 
+def test_calibration_levels_follow_the_data() -> None:
+    """``auto`` calibration: few levels where finer steps only chase noise, fine ones where the
+    data shows them (rare positives concentrated at the top)."""
+    lin = PredictorConfig(families=("logistic",), logistic_c=(1.0,))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3000, 2))
+    y = (rng.random(3000) < 1 / (1 + np.exp(-(1.2 * x[:, 0] - 1.5)))).astype(int)
+    smooth = Predictor(lin).fit(x, y, ["a", "b"])
+    assert smooth.calibration_levels_ in (20, 50), smooth.calibration_selection
+    assert smooth.calibration == f"isotonic, {smooth.calibration_levels_} levels"
+    assert set(smooth.calibration_selection) == {"unrestricted", "200", "100", "50", "20"}
+    p = smooth.predict_proba(x)
+    assert len(np.unique(np.round(p, 4))) <= smooth.calibration_levels_
+    # Each level is the observed rate of its rows (isotonic: no level above a later one).
+    order = np.argsort(smooth.decision_function(x))
+    assert (np.diff(p[order]) >= 0).all()
+    assert abs(p.mean() - y.mean()) < 0.01
+
+    x = rng.normal(size=(20000, 2))
+    y = (rng.random(20000) < 1 / (1 + np.exp(-6 * (x[:, 0] - 2.6)))).astype(int)  # 0.7 % positive
+    rare = Predictor(lin).fit(x, y, ["a", "b"])
+    # Twenty levels would put the top 5 % of rows (about 13 % positive) on one level.
+    assert rare.calibration_levels_ == 0 or rare.calibration_levels_ >= 100, (
+        rare.calibration_selection)  # fmt: skip
+    assert rare.predict_proba(x).max() > 0.6
+    with pytest.raises(ValueError, match="at least 2 levels"):
+        PredictorConfig(calibration_levels=(50, 1))
+
+
+def test_calibration_choice_survives_the_artifact(tmp_path: Path) -> None:
+    x, y = linear_data(3000, seed=2)
+    model = Predictor(PredictorConfig(families=("logistic",), logistic_c=(1.0,))).fit(
+        x, y, list("abcd"))  # fmt: skip
+    schema = {"names": list("abcd"), "kinds": dict.fromkeys("abcd", "numeric"), "categories": {}}
+    save_predictor(tmp_path / "p", model, schema, {})
+    loaded = load_predictor(tmp_path / "p").predictor
+    assert loaded.calibration == model.calibration
+    assert loaded.calibration_selection == model.calibration_selection
+    np.testing.assert_array_equal(loaded.predict_proba(x), model.predict_proba(x))
+
+
 def test_explanations_point_the_right_way() -> None:
     x, y = linear_data()
     model = Predictor(FAST).fit(x, y, ["up", "down", "noise1", "noise2"])

@@ -86,11 +86,16 @@ def predictors_train(
     groups = None if data.ids is None else np.asarray(data.ids)
     model = Predictor(config).fit(data.x, data.y, data.names, data.categorical, groups=groups)
     metrics = {"out_of_fold_roc_auc": model.selection, "chosen": model.chosen,
+               "calibration_levels": model.calibration_levels_,
+               "calibration_brier": model.calibration_selection,
                "importance": model.importance(), "table": data.report.to_dict()}  # fmt: skip
     directory = _settings(data_dir).resolved_artifact_dir() / "predictors" / (name or default_name)
     artifact_id = save_predictor(directory, model, data.schema(), metrics)
     out.print(f"chose {model.chosen} (out-of-fold ROC-AUC {model.selection[model.chosen]:.4f} "
               f"among {len(model.selection)} candidates)")  # fmt: skip
+    out.print(f"calibration: {model.calibration}" + (
+        " (the fewest levels within one standard error of the best cross-validated Brier score)"
+        if model.calibration_levels_ else ""))  # fmt: skip
     top = ", ".join(list(model.importance())[:5])
     out.print(f"most important features: {top}")
     out.print(f"saved {directory} (artifact {artifact_id})")

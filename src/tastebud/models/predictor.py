@@ -7,9 +7,14 @@ categorical splits (every booster early-stopped on its held-out fold), and L2 lo
 regression on scaled, signed-log numeric features plus one-hot categories at several strengths.
 The candidate with the best out-of-fold ROC-AUC wins; a 50/50 logit blend of the best boosted
 and best linear candidates competes too, if it beats both by more than 0.001. The winner's
-out-of-fold predictions then fit an isotonic calibrator (Platt scaling on small data), so the
-probabilities mean what they say; a tiny multiple of the raw score breaks the calibrator's
-ties, so calibration never costs ranking.
+out-of-fold predictions then fit the calibrator (Platt scaling on small data): isotonic
+regression, either unrestricted or over equal-count groups of the sorted scores (200, 100, 50
+or 20 probability levels), the number of levels chosen on the same folds by the one-standard-
+error rule: the fewest levels whose cross-validated Brier score is within one standard error of
+the best. Fewer levels, each backed by more rows, are as accurate where the data cannot tell
+finer steps apart (a plain isotonic fit chases noise in its small blocks), and the rule keeps
+the fine ones where it can (rare positives concentrated at the top). A tiny multiple of the raw
+score breaks the calibrator's ties, so calibration never costs ranking.
 
 Persistence is plain text and arrays: each booster's LightGBM text model, the linear model's
 coefficients and the calibrator's breakpoints (``to_state`` / ``from_state``), no pickle.
@@ -23,7 +28,7 @@ from typing import Any, Literal
 import lightgbm as lgb
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -58,9 +63,22 @@ class PredictorConfig(BaseModel):
     scores back to true probabilities either way. Off by default: with calibration it rarely
     helps ranking and it makes raw scores harder to read."""
     calibration: Literal["auto", "isotonic", "platt", "none"] = "auto"
-    """``auto``: isotonic with at least 1,000 rows and 50 positives, Platt below."""
+    """``auto``: isotonic with its number of levels chosen on the folds (``calibration_levels``)
+    with at least 1,000 rows and 50 positives, Platt below; ``isotonic``: unrestricted
+    isotonic regression."""
+    calibration_levels: tuple[int, ...] = (200, 100, 50, 20)
+    """Grouped-isotonic candidates of ``auto`` (probability levels at most; unrestricted
+    isotonic competes too). The one-standard-error rule picks the fewest levels whose
+    cross-validated Brier score is within one standard error of the best candidate's."""
     seed: int = 0
     """Seed of the folds and of LightGBM's sampling."""
+
+    @field_validator("calibration_levels")
+    @classmethod
+    def _levels_at_least_two(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(g < 2 for g in v):
+            raise ValueError(f"calibration levels must be at least 2 levels each, got {v}")
+        return v
 
 
 @dataclass
@@ -112,6 +130,44 @@ def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
     return out
 
 
+_Calibrator = tuple[str, NDArray[np.float64], NDArray[np.float64]]
+
+
+def _fit_isotonic(z: NDArray[np.float64], y: NDArray[np.int64], levels: int) -> _Calibrator:
+    """Isotonic regression of ``y`` on the scores ``z``: unrestricted (``levels`` 0, linear
+    between block ends) or over ``levels`` equal-count groups of the sorted scores (a step
+    function: each group's rate, pooled with its neighbours where the rates are not
+    increasing)."""
+    if levels <= 0 or levels >= len(z):
+        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(z, y)
+        return ("isotonic", np.asarray(iso.X_thresholds_, np.float64),
+                np.asarray(iso.y_thresholds_, np.float64))  # fmt: skip
+    order = np.argsort(z, kind="stable")
+    zs, ys = z[order], y[order].astype(np.float64)
+    bounds = np.unique(np.linspace(0, len(zs), levels + 1).round().astype(np.int64))
+    counts = np.diff(bounds)
+    rates = np.add.reduceat(ys, bounds[:-1]) / counts
+    steps = IsotonicRegression(y_min=0.0, y_max=1.0).fit_transform(
+        np.arange(len(rates)), rates, sample_weight=counts)  # fmt: skip
+    # A score goes to the group whose range holds it: edges halfway between neighbouring groups.
+    edges = (zs[bounds[1:-1] - 1] + zs[bounds[1:-1]]) / 2
+    return ("steps", edges.astype(np.float64), np.asarray(steps, np.float64))
+
+
+def _apply_calibrator(cal: _Calibrator, z: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Calibrated probabilities of log-odds ``z``."""
+    kind, a, b = cal
+    raw = _sigmoid(z)
+    if kind in ("isotonic", "steps"):
+        stepped = np.interp(z, a, b) if kind == "isotonic" else b[np.searchsorted(a, z)]
+        # Ties of the step function are broken by the raw score: ranking is never lost.
+        out: NDArray[np.float64] = np.clip(stepped * (1 - _EPS) + _EPS * raw, 0.0, 1.0)
+        return out
+    if kind == "platt":
+        return _sigmoid(a[0] * z + b[0])
+    return raw
+
+
 class Predictor:
     """A calibrated binary classifier over a numeric matrix with some categorical columns.
 
@@ -137,8 +193,11 @@ class Predictor:
         self._booster_kinds: list[str] = []
         self._linear: _Linear | None = None
         self._blend = 0.0
-        self._calibrator: tuple[str, NDArray[np.float64], NDArray[np.float64]] = (
-            "none", np.zeros(0), np.zeros(0))  # fmt: skip
+        self._calibrator: _Calibrator = ("none", np.zeros(0), np.zeros(0))
+        self.calibration_levels_ = 0
+        """Levels of the chosen isotonic calibrator (0: unrestricted or not isotonic)."""
+        self.calibration_selection: dict[str, float] = {}
+        """Cross-validated Brier score per calibrator candidate (``auto`` only)."""
         self._importance: NDArray[np.float64] = np.zeros(0)
         self._cat_width: dict[int, int] = {}
         self._has_missing: dict[int, bool] = {}
@@ -208,7 +267,7 @@ class Predictor:
         self._linear = best.linear
         self._blend = 0.5 if (best.boosters and best.linear is not None) else 0.0
         self.oof_logit_ = best.oof
-        self._fit_calibrator(best.oof, y)
+        self._fit_calibrator(best.oof, y, splits)
         contrib = np.abs(self._contributions(x))
         self._importance = contrib.mean(axis=0)
         return self
@@ -300,20 +359,56 @@ class Predictor:
         tag = ",log" if signed_log else ""
         return _Candidate(f"logistic(C={c:g}{tag})", oof, linear=linear)
 
-    def _fit_calibrator(self, oof_logit: NDArray[np.float64], y: NDArray[np.int64]) -> None:
+    def _fit_calibrator(
+        self, oof_logit: NDArray[np.float64], y: NDArray[np.int64], splits: list[Any]
+    ) -> None:
         kind = self.config.calibration
         if kind == "auto":
             kind = "isotonic" if len(y) >= 1000 and y.sum() >= 50 else "platt"
+            if kind == "isotonic":
+                levels = self._choose_levels(oof_logit, y, splits)
+                self.calibration_levels_ = levels
+                self._calibrator = _fit_isotonic(oof_logit, y, levels)
+                return
         if kind == "isotonic":
-            iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0)
-            iso.fit(oof_logit, y)
-            self._calibrator = ("isotonic", np.asarray(iso.X_thresholds_, np.float64),
-                                np.asarray(iso.y_thresholds_, np.float64))  # fmt: skip
+            self._calibrator = _fit_isotonic(oof_logit, y, 0)
         elif kind == "platt":
             lr = LogisticRegression(C=1e6, max_iter=1000).fit(oof_logit[:, None], y)
             self._calibrator = ("platt", np.array([lr.coef_[0, 0]]), np.array([lr.intercept_[0]]))
         else:
             self._calibrator = ("none", np.zeros(0), np.zeros(0))
+
+    def _choose_levels(
+        self, oof_logit: NDArray[np.float64], y: NDArray[np.int64], splits: list[Any]
+    ) -> int:
+        """The number of isotonic levels (0: unrestricted) by the one-standard-error rule on the
+        folds: each candidate is fitted on the other folds' out-of-fold scores and scored (Brier)
+        on the fold; the fewest levels within one standard error of the best mean win."""
+        candidates = [0, *sorted(set(self.config.calibration_levels), reverse=True)]
+        brier = np.zeros((len(splits), len(candidates)))
+        for f, (train_idx, valid_idx) in enumerate(splits):
+            for j, levels in enumerate(candidates):
+                cal = _fit_isotonic(oof_logit[train_idx], y[train_idx], levels)
+                p = _apply_calibrator(cal, oof_logit[valid_idx])
+                brier[f, j] = float(np.mean((p - y[valid_idx]) ** 2))
+        mean = brier.mean(axis=0)
+        best = int(mean.argmin())
+        se = float(brier[:, best].std(ddof=1) / np.sqrt(len(splits))) if len(splits) > 1 else 0.0
+        within = [j for j in range(len(candidates)) if mean[j] <= mean[best] + se]
+        self.calibration_selection = {
+            ("unrestricted" if g == 0 else str(g)): round(float(m), 6)
+            for g, m in zip(candidates, mean, strict=True)
+        }
+        return candidates[max(within)]
+
+    @property
+    def calibration(self) -> str:
+        """The calibrator in words: ``isotonic, 20 levels``, ``isotonic``, ``platt`` or
+        ``none``."""
+        kind = self._calibrator[0]
+        if kind == "steps":
+            return f"isotonic, {self.calibration_levels_} levels"
+        return kind
 
     # -- prediction -------------------------------------------------------------------------------
     def decision_function(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -333,17 +428,7 @@ class Predictor:
 
     def predict_proba(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Calibrated probabilities of the positive class."""
-        z = self.decision_function(x)
-        kind, a, b = self._calibrator
-        raw = _sigmoid(z)
-        if kind == "isotonic":
-            cal = np.interp(z, a, b)
-            # Ties of the step function are broken by the raw score: ranking is never lost.
-            out: NDArray[np.float64] = np.clip(cal * (1 - _EPS) + _EPS * raw, 0.0, 1.0)
-            return out
-        if kind == "platt":
-            return _sigmoid(a[0] * z + b[0])
-        return raw
+        return _apply_calibrator(self._calibrator, self.decision_function(x))
 
     def _contributions(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Per-row, per-feature contributions to the log-odds (SHAP values from LightGBM's
@@ -393,7 +478,8 @@ class Predictor:
             "config": self.config.model_dump(mode="json"), "names": self.names,
             "categorical": self.categorical, "chosen": self.chosen, "selection": self.selection,
             "booster_kinds": self._booster_kinds, "blend": self._blend,
-            "calibrator": self._calibrator[0],
+            "calibrator": self._calibrator[0], "calibration_levels": self.calibration_levels_,
+            "calibration_selection": self.calibration_selection,
             "cat_width": {str(k): v for k, v in self._cat_width.items()},
             "has_missing": {str(k): v for k, v in self._has_missing.items()},
             "signed_log": None if self._linear is None else self._linear.signed_log,
@@ -418,6 +504,8 @@ class Predictor:
         p._booster_kinds, p._blend = list(meta["booster_kinds"]), float(meta["blend"])
         p._calibrator = (meta["calibrator"], np.asarray(arrays["calibrator_a"], np.float64),
                          np.asarray(arrays["calibrator_b"], np.float64))  # fmt: skip
+        p.calibration_levels_ = int(meta.get("calibration_levels", 0))
+        p.calibration_selection = dict(meta.get("calibration_selection", {}))
         p._importance = np.asarray(arrays["importance"], np.float64)
         p._cat_width = {int(k): int(v) for k, v in meta["cat_width"].items()}
         p._has_missing = {int(k): bool(v) for k, v in meta["has_missing"].items()}

@@ -381,6 +381,7 @@ def train_predictor(
         "protocol": f"{splits} stratified (group) 80/20 splits, means", "test": means["tastebud"],
         "peers": {k: v for k, v in means.items() if k != "tastebud"},
         "ece_floor": details["tastebud_ece_floor"], "chosen": predictor.chosen,
+        "calibration_levels": predictor.calibration_levels_,
         "importance": predictor.importance(),
         "slices": _predictor_slices(ctx.store, ids, table.y, oof) if ids else {},
     }  # fmt: skip

@@ -81,21 +81,24 @@ def evaluate_predictors(
     table: FeatureTable,
     *,
     splits: int = 5,
+    first_seed: int = 0,
     config: PredictorConfig | None = None,
     log: Callable[[str], None] | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Run the protocol. Returns (the flat JSON of means per model, details for the report:
+    """Run the protocol (split seeds ``first_seed`` to ``first_seed + splits - 1``; the protocol's
+    are 0-4). Returns (the flat JSON of means per model, details for the report:
     per-split metrics, the chosen candidates, reliability bins of the pooled test predictions
     and Tastebud's global feature importance)."""
     say = log or (lambda _m: None)
     per_model: dict[str, list[dict[str, float]]] = {}
     pooled: dict[str, tuple[list[int], list[float]]] = {}
     chosen: list[str] = []
+    levels: list[int] = []
     floors: list[float] = []
     importance: dict[str, float] = {}
     groups = None if table.ids is None else np.asarray(table.ids)
     grouped = groups is not None and len(np.unique(groups)) < len(groups)
-    for seed in range(splits):
+    for seed in range(first_seed, first_seed + splits):
         if grouped:
             # Rows share ids (a user at several as-of times): whole ids go to one side, or the
             # test rows would be users the model has already seen.
@@ -111,6 +114,7 @@ def evaluate_predictors(
         )  # fmt: skip
         probs = {"tastebud": model.predict_proba(table.x[test])}
         chosen.append(model.chosen)
+        levels.append(model.calibration_levels_)
         for name, value in model.importance().items():
             importance[name] = importance.get(name, 0.0) + value / splits
         for name, fitter in PEERS.items():
@@ -131,7 +135,7 @@ def evaluate_predictors(
             ps.extend(p.tolist())
         say(f"split {seed}: " + ", ".join(
             f"{n} auc {v[-1]['roc_auc']:.4f} ece {v[-1]['ece']:.4f}" for n, v in per_model.items()
-        ) + f" (tastebud chose {model.chosen})")  # fmt: skip
+        ) + f" (tastebud chose {model.chosen}, calibrated by {model.calibration})")  # fmt: skip
     means = {
         name: {k: round(float(np.mean([m[k] for m in ms])), 6)
                for k in ("roc_auc", "pr_auc", "brier", "ece")}
@@ -140,6 +144,7 @@ def evaluate_predictors(
     details = {
         "splits": per_model,
         "chosen": chosen,
+        "calibration_levels": levels,
         "reliability": {
             n: reliability(np.array(ys), np.array(ps)) for n, (ys, ps) in pooled.items()
         },  # fmt: skip
