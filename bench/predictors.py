@@ -32,7 +32,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT)
     ap.add_argument("--label", default="Revenue")
     ap.add_argument("--first-seed", type=int, default=0,
-                    help="seed of the first of the five splits (0: the protocol's; 5: a second set)")
+                    help="seed of the first of the five splits (0: the protocol's; 5: another set)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     table = read_table(args.data, args.label)

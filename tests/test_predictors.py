@@ -190,6 +190,7 @@ def test_cli_train_and_evaluate_a_table(tmp_path: Path) -> None:
              *fast], tmp_path / "data")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "800 of 801 rows used" in r.stdout and "16 malformed cells in 'f2'" in r.stdout
+    assert "calibration: platt" in r.stdout  # below 1,000 rows: Platt scaling
     loaded = load_predictor(tmp_path / "data" / "artifacts" / "predictors" / "table-label")
     assert loaded.schema["kinds"]["colour"] == "categorical"
     out, report = tmp_path / "eval.json", tmp_path / "eval.html"
@@ -203,6 +204,7 @@ def test_cli_train_and_evaluate_a_table(tmp_path: Path) -> None:
     assert means["tastebud"]["roc_auc"] > means["sk_logreg"]["roc_auc"]
     page = report.read_text()
     assert page.count("<svg") == 2 and "reliability" in page.lower()
+    assert "<span id='calibration'>platt; platt; platt; platt; platt</span>" in page
     bad = run(["predictors", "train", "--target", "churn", "--table", str(table)], tmp_path)
     assert bad.returncode == 1 and "either --target" in bad.stderr
 

@@ -177,6 +177,7 @@ def render_predictor_html(
         for n, m in means.items()
     )  # fmt: skip
     chosen = ", ".join(e(c) for c in details.get("chosen", []))
+    calibration = "; ".join(e(c) for c in details.get("calibration", []))
     return "\n".join([
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{e(title)}</title><style>body{{font-family:system-ui,sans-serif;margin:2em;"
@@ -189,6 +190,8 @@ def render_predictor_html(
         "means of the held-out metrics. ECE: 15 equal-width bins.</p>",
         f"<table id='metrics'><tr><th>model</th>{head}</tr>{rows}</table>",
         f"<p>Tastebud's choice per split (out-of-fold ROC-AUC inside the 80 %): {chosen}. "
+        f"Its calibrator per split (isotonic levels by the one-standard-error rule on the "
+        f"inner folds' Brier scores): <span id='calibration'>{calibration}</span>. "
         "ECE of perfectly calibrated probabilities like Tastebud's on test sets this size "
         f"(labels drawn from them): {details.get('tastebud_ece_floor', float('nan')):.4f}.</p>",
         f"<div class='plot' id='reliability'>{_reliability_plot(details['reliability'])}</div>",

@@ -94,6 +94,7 @@ def evaluate_predictors(
     pooled: dict[str, tuple[list[int], list[float]]] = {}
     chosen: list[str] = []
     levels: list[int] = []
+    calibration: list[str] = []
     floors: list[float] = []
     importance: dict[str, float] = {}
     groups = None if table.ids is None else np.asarray(table.ids)
@@ -115,6 +116,7 @@ def evaluate_predictors(
         probs = {"tastebud": model.predict_proba(table.x[test])}
         chosen.append(model.chosen)
         levels.append(model.calibration_levels_)
+        calibration.append(model.calibration)
         for name, value in model.importance().items():
             importance[name] = importance.get(name, 0.0) + value / splits
         for name, fitter in PEERS.items():
@@ -145,6 +147,7 @@ def evaluate_predictors(
         "splits": per_model,
         "chosen": chosen,
         "calibration_levels": levels,
+        "calibration": calibration,
         "reliability": {
             n: reliability(np.array(ys), np.array(ps)) for n, (ys, ps) in pooled.items()
         },  # fmt: skip
