@@ -29,15 +29,19 @@ import lightgbm as lgb
 import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, field_validator
-from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from tastebud.models._calibration import (
+    Calibrator,
+    apply_calibrator,
+    choose_levels,
+    fit_isotonic,
+    fit_platt,
+)
+
 __all__ = ["Explanation", "Predictor", "PredictorConfig"]
-
-_EPS = 1e-6
-
 
 class PredictorConfig(BaseModel):
     """Predictor settings (the candidates compete on out-of-fold ROC-AUC)."""
@@ -111,61 +115,12 @@ class _Candidate:
     parts: tuple[str, ...] = ()
 
 
-def _logit(p: NDArray[np.float64]) -> NDArray[np.float64]:
-    p = np.clip(p, _EPS, 1 - _EPS)
-    out: NDArray[np.float64] = np.log(p / (1 - p))
-    return out
-
-
 def _raw(booster: lgb.Booster, x: NDArray[np.float64], *, contrib: bool = False) -> NDArray[
         np.float64]:  # fmt: skip
     """A booster's log-odds (or SHAP contributions) as a float array."""
     if contrib:
         return np.asarray(booster.predict(x, pred_contrib=True), dtype=np.float64)
     return np.asarray(booster.predict(x, raw_score=True), dtype=np.float64)
-
-
-def _sigmoid(z: NDArray[np.float64]) -> NDArray[np.float64]:
-    out: NDArray[np.float64] = 1.0 / (1.0 + np.exp(-z))
-    return out
-
-
-_Calibrator = tuple[str, NDArray[np.float64], NDArray[np.float64]]
-
-
-def _fit_isotonic(z: NDArray[np.float64], y: NDArray[np.int64], levels: int) -> _Calibrator:
-    """Isotonic regression of ``y`` on the scores ``z``: unrestricted (``levels`` 0, linear
-    between block ends) or over ``levels`` equal-count groups of the sorted scores (a step
-    function: each group's rate, pooled with its neighbours where the rates are not
-    increasing)."""
-    if levels <= 0 or levels >= len(z):
-        iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(z, y)
-        return ("isotonic", np.asarray(iso.X_thresholds_, np.float64),
-                np.asarray(iso.y_thresholds_, np.float64))  # fmt: skip
-    order = np.argsort(z, kind="stable")
-    zs, ys = z[order], y[order].astype(np.float64)
-    bounds = np.unique(np.linspace(0, len(zs), levels + 1).round().astype(np.int64))
-    counts = np.diff(bounds)
-    rates = np.add.reduceat(ys, bounds[:-1]) / counts
-    steps = IsotonicRegression(y_min=0.0, y_max=1.0).fit_transform(
-        np.arange(len(rates)), rates, sample_weight=counts)  # fmt: skip
-    # A score goes to the group whose range holds it: edges halfway between neighbouring groups.
-    edges = (zs[bounds[1:-1] - 1] + zs[bounds[1:-1]]) / 2
-    return ("steps", edges.astype(np.float64), np.asarray(steps, np.float64))
-
-
-def _apply_calibrator(cal: _Calibrator, z: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Calibrated probabilities of log-odds ``z``."""
-    kind, a, b = cal
-    raw = _sigmoid(z)
-    if kind in ("isotonic", "steps"):
-        stepped = np.interp(z, a, b) if kind == "isotonic" else b[np.searchsorted(a, z)]
-        # Ties of the step function are broken by the raw score: ranking is never lost.
-        out: NDArray[np.float64] = np.clip(stepped * (1 - _EPS) + _EPS * raw, 0.0, 1.0)
-        return out
-    if kind == "platt":
-        return _sigmoid(a[0] * z + b[0])
-    return raw
 
 
 class Predictor:
@@ -193,7 +148,7 @@ class Predictor:
         self._booster_kinds: list[str] = []
         self._linear: _Linear | None = None
         self._blend = 0.0
-        self._calibrator: _Calibrator = ("none", np.zeros(0), np.zeros(0))
+        self._calibrator: Calibrator = ("none", np.zeros(0), np.zeros(0))
         self.calibration_levels_ = 0
         """Levels of the chosen isotonic calibrator (0: unrestricted or not isotonic)."""
         self.calibration_selection: dict[str, float] = {}
@@ -366,40 +321,17 @@ class Predictor:
         if kind == "auto":
             kind = "isotonic" if len(y) >= 1000 and y.sum() >= 50 else "platt"
             if kind == "isotonic":
-                levels = self._choose_levels(oof_logit, y, splits)
+                levels, self.calibration_selection = choose_levels(
+                    oof_logit, y, splits, self.config.calibration_levels)  # fmt: skip
                 self.calibration_levels_ = levels
-                self._calibrator = _fit_isotonic(oof_logit, y, levels)
+                self._calibrator = fit_isotonic(oof_logit, y, levels)
                 return
         if kind == "isotonic":
-            self._calibrator = _fit_isotonic(oof_logit, y, 0)
+            self._calibrator = fit_isotonic(oof_logit, y, 0)
         elif kind == "platt":
-            lr = LogisticRegression(C=1e6, max_iter=1000).fit(oof_logit[:, None], y)
-            self._calibrator = ("platt", np.array([lr.coef_[0, 0]]), np.array([lr.intercept_[0]]))
+            self._calibrator = fit_platt(oof_logit, y)
         else:
             self._calibrator = ("none", np.zeros(0), np.zeros(0))
-
-    def _choose_levels(
-        self, oof_logit: NDArray[np.float64], y: NDArray[np.int64], splits: list[Any]
-    ) -> int:
-        """The number of isotonic levels (0: unrestricted) by the one-standard-error rule on the
-        folds: each candidate is fitted on the other folds' out-of-fold scores and scored (Brier)
-        on the fold; the fewest levels within one standard error of the best mean win."""
-        candidates = [0, *sorted(set(self.config.calibration_levels), reverse=True)]
-        brier = np.zeros((len(splits), len(candidates)))
-        for f, (train_idx, valid_idx) in enumerate(splits):
-            for j, levels in enumerate(candidates):
-                cal = _fit_isotonic(oof_logit[train_idx], y[train_idx], levels)
-                p = _apply_calibrator(cal, oof_logit[valid_idx])
-                brier[f, j] = float(np.mean((p - y[valid_idx]) ** 2))
-        mean = brier.mean(axis=0)
-        best = int(mean.argmin())
-        se = float(brier[:, best].std(ddof=1) / np.sqrt(len(splits))) if len(splits) > 1 else 0.0
-        within = [j for j in range(len(candidates)) if mean[j] <= mean[best] + se]
-        self.calibration_selection = {
-            ("unrestricted" if g == 0 else str(g)): round(float(m), 6)
-            for g, m in zip(candidates, mean, strict=True)
-        }
-        return candidates[max(within)]
 
     @property
     def calibration(self) -> str:
@@ -428,7 +360,7 @@ class Predictor:
 
     def predict_proba(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Calibrated probabilities of the positive class."""
-        return _apply_calibrator(self._calibrator, self.decision_function(x))
+        return apply_calibrator(self._calibrator, self.decision_function(x))
 
     def _contributions(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
         """Per-row, per-feature contributions to the log-odds (SHAP values from LightGBM's
