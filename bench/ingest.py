@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -40,6 +39,7 @@ from typing import Any
 
 import httpx
 import orjson
+from _server import clean_env, cpu_by_process, start_server
 from cryptography.fernet import Fernet
 
 from tastebud.simulator import SimConfig, Simulator
@@ -49,12 +49,6 @@ COLUMNS = ("event_id", "event_type", "user_key", "anon_key", "session_id", "item
            "received_ms", "source", "schema_version", "data", "context")  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def tastebud(args: list[str], env: dict[str, str]) -> str:
     r = subprocess.run([sys.executable, "-m", "tastebud.cli", *args], env=env, check=True,
                        capture_output=True, text=True)  # fmt: skip
@@ -62,20 +56,9 @@ def tastebud(args: list[str], env: dict[str, str]) -> str:
 
 
 def tree_cpu_split(pid: int) -> tuple[float, float]:
-    """User and system CPU seconds of a process and its live children, from /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    user = system = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:  # fields[1] is the parent pid
-            user += int(fields[11]) / tick
-            system += int(fields[12]) / tick
-    return user, system
+    """User and system CPU seconds of a process and its live children."""
+    parts = cpu_by_process(pid).values()
+    return sum(u for u, _ in parts), sum(s for _, s in parts)
 
 
 def make_events(n: int, seed: int) -> list[dict[str, Any]]:
@@ -274,8 +257,7 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tb-bench-ingest-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-    env.update({
+    env = clean_env(**{
         "TASTEBUD_DATA_DIR": str(tmp / "data"),
         "TASTEBUD_PSEUDONYM_KEY": secrets.token_hex(32),
         "TASTEBUD_FERNET_KEYS": Fernet.generate_key().decode(),
@@ -294,29 +276,12 @@ def main() -> None:
 
     tastebud(["db", "upgrade"], env)
     key = tastebud(["keys", "create", "--scope", "ingest", "--name", "bench"], env).split()[-1]
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tastebud.cli", "serve", "--port", str(port), "--workers",
-         str(args.workers)], env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    server, url = start_server(env, args.workers, tmp / "server.log", timeout_s=60)
     http_runs: list[float] = []
     floor_runs: list[float] = []
     server_us: list[float] = []
     server_sys_us: list[float] = []  # the kernel's part of server_us (fsync, sockets, futexes)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or server.poll() is not None:
-                raise SystemExit(
-                    "server did not start: " + (tmp / "server.log").read_text()[-2000:]
-                )
-            time.sleep(0.1)
         # Repetitions alternate HTTP and floor so that both see the same machine noise; the
         # medians are reported.
         for rep in range(args.repeat):
@@ -352,7 +317,6 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(30)
-        log.close()
         if pg_schema:
             import psycopg
 

@@ -53,7 +53,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -64,6 +63,9 @@ from typing import Any
 
 import httpx
 import numpy as np
+from _server import clean_env
+from _server import cpu_by_process as proc_cpu
+from _server import start_server as start
 
 REDIS_DEFAULT = "redis://127.0.0.1:6379/14"
 DAY_MS = 86_400_000
@@ -238,27 +240,9 @@ def run_load(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- setup ------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def cpu_by_process(pid: int) -> dict[int, float]:
-    """CPU seconds (user + system) of a process and of each of its direct children, from
-    /proc."""
-    tick = os.sysconf("SC_CLK_TCK")
-    out: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(entry) == pid or int(fields[1]) == pid:
-            out[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    return out
+    """CPU seconds (user + system) of a process and of each of its direct children."""
+    return {p: user + system for p, (user, system) in proc_cpu(pid).items()}
 
 
 def machine_busy() -> float:
@@ -470,8 +454,7 @@ def _fresh_one(serve: httpx.Client, ingest: httpx.Client, u: int) -> tuple[float
 
 
 def start_server(args: argparse.Namespace, tmp: Path, deploy: dict[str, Any]) -> tuple[Any, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-    env.update({
+    env = clean_env(**{
         "TASTEBUD_DATA_DIR": str(tmp / "data"), "TASTEBUD_REDIS_URL": args.redis_url,
         "TASTEBUD_PSEUDONYM_KEY": deploy["settings"]["pseudonym_key"],
         "TASTEBUD_FERNET_KEYS": deploy["settings"]["fernet_keys"],
@@ -485,14 +468,9 @@ def start_server(args: argparse.Namespace, tmp: Path, deploy: dict[str, Any]) ->
     for item in args.server_env:
         name, _, value = item.partition("=")
         env[name] = value
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = (tmp / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "tastebud.cli", "serve", "--port", str(port), "--workers",
-         str(args.workers)], env=env, stdout=log, stderr=subprocess.STDOUT)  # fmt: skip
+    server, url = start(env, args.workers, tmp / "server.log")
     try:
-        wait_ready(server, url, tmp, deploy["serve_key"])
+        wait_models(url, deploy["serve_key"])
     except BaseException:
         server.terminate()
         server.wait(30)
@@ -500,17 +478,8 @@ def start_server(args: argparse.Namespace, tmp: Path, deploy: dict[str, Any]) ->
     return server, url
 
 
-def wait_ready(server: Any, url: str, tmp: Path, serve_key: str) -> None:
+def wait_models(url: str, serve_key: str) -> None:
     deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(url + "/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            raise SystemExit("server did not start: " + (tmp / "server.log").read_text()[-2000:])
-        time.sleep(0.2)
     # Every worker must have its model loaded: 50 successful answers in a row, each on a new
     # connection (so that both API processes answer some).
     headers = {"Authorization": f"Bearer {serve_key}"}
