@@ -53,14 +53,17 @@ def _first_models(services: Services) -> None:
 @app.command("quickstart")
 def quickstart(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after the summary.")] = False,
-    users: Annotated[int, typer.Option(min=1, help="Simulated users to send.")] = 2000,
-    days: Annotated[int, typer.Option(min=1, help="Days of simulated traffic, ending today.")] = 21,
+    users: Annotated[int, typer.Option(min=1, help="Simulated users to send.")] = 1000,
+    days: Annotated[int, typer.Option(
+        min=1, help="Days of simulated traffic, ending today. The churn predictor needs more than "
+        "51 (30 days of outcome after each of four weekly as-of times), conversion more than 28; "
+        "with fewer only the recommender is trained.")] = 60,
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """The main job of `make run`: start the embedded server, simulate a small NetworkBuster
-    (a few thousand users), send its catalogue and traffic through the HTTP API, print what was
+    (1,000 users over 60 days), send its catalogue and traffic through the HTTP API, print what was
     accepted and the API keys, and keep serving."""
     import threading
 
