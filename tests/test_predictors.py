@@ -191,6 +191,14 @@ def test_cli_train_and_evaluate_a_table(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "800 of 801 rows used" in r.stdout and "16 malformed cells in 'f2'" in r.stdout
     assert "calibration: platt" in r.stdout  # below 1,000 rows: Platt scaling
+    r = run(["predictors", "train", "--table", str(table), "--label", "label", "--id", "id",
+             "--calibration", "isotonic", "--name", "iso", *fast], tmp_path / "data")  # fmt: skip
+    assert r.returncode == 0 and "calibration: isotonic" in r.stdout, r.stderr
+    iso = load_predictor(tmp_path / "data" / "artifacts" / "predictors" / "iso").predictor
+    assert iso.calibration == "isotonic"
+    r = run(["predictors", "train", "--table", str(table), "--label", "label",
+             "--calibration", "magic"], tmp_path / "data")  # fmt: skip
+    assert r.returncode == 2 and "magic" in r.stderr
     loaded = load_predictor(tmp_path / "data" / "artifacts" / "predictors" / "table-label")
     assert loaded.schema["kinds"]["colour"] == "categorical"
     out, report = tmp_path / "eval.json", tmp_path / "eval.html"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,7 +13,16 @@ import typer
 from tastebud.cli import DataDirOpt, _services, _settings, app, out
 from tastebud.errors import InvalidInput
 
-__all__ = ["predictors_app", "predictors_evaluate", "predictors_train"]
+__all__ = ["Calibration", "predictors_app", "predictors_evaluate", "predictors_train"]
+
+
+class Calibration(StrEnum):
+    """The calibrators ``--calibration`` offers (``PredictorConfig.calibration``)."""
+
+    auto = "auto"
+    isotonic = "isotonic"
+    platt = "platt"
+
 
 predictors_app = typer.Typer(
     help="Behaviour predictors: calibrated churn and conversion probabilities (or any label of "
@@ -35,6 +45,13 @@ FoldsOpt = Annotated[
 ]
 RateOpt = Annotated[
     float, typer.Option(min=0.001, max=1.0, help="LightGBM learning rate (higher: faster).")
+]
+CalibrationOpt = Annotated[
+    Calibration,
+    typer.Option(help="auto: isotonic with its number of levels chosen on the folds (Platt "
+                 "below 1,000 rows or 50 positives); isotonic: unrestricted; platt: a smooth "
+                 "sigmoid (more distinct probabilities, calibrated only if the scores' shape "
+                 "suits it)."),
 ]
 
 
@@ -71,6 +88,7 @@ def predictors_train(
     ] = None,
     folds: FoldsOpt = 5,
     learning_rate: RateOpt = 0.02,
+    calibration: CalibrationOpt = Calibration.auto,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Choose, fit and calibrate a predictor on all the data and save it (LightGBM text models
@@ -82,7 +100,8 @@ def predictors_train(
     data, default_name = _table(target, table, label, id_col, data_dir)
     for line in data.report.lines():
         out.print(line)
-    config = PredictorConfig(folds=folds, learning_rate=learning_rate)
+    config = PredictorConfig(folds=folds, learning_rate=learning_rate,
+                             calibration=calibration.value)  # fmt: skip
     groups = None if data.ids is None else np.asarray(data.ids)
     model = Predictor(config).fit(data.x, data.y, data.names, data.categorical, groups=groups)
     metrics = {"out_of_fold_roc_auc": model.selection, "chosen": model.chosen,
@@ -115,6 +134,7 @@ def predictors_evaluate(
     ] = None,
     folds: FoldsOpt = 5,
     learning_rate: RateOpt = 0.02,
+    calibration: CalibrationOpt = Calibration.auto,
     data_dir: DataDirOpt = None,
 ) -> None:
     """Five stratified 80/20 splits: Tastebud's predictor against scikit-learn's logistic
@@ -127,7 +147,8 @@ def predictors_evaluate(
     data, name = _table(target, table, label, id_col, data_dir)
     for line in data.report.lines():
         out.print(line)
-    config = PredictorConfig(folds=folds, learning_rate=learning_rate)
+    config = PredictorConfig(folds=folds, learning_rate=learning_rate,
+                             calibration=calibration.value)  # fmt: skip
     means, details = evaluate_predictors(data, config=config, log=lambda m: out.print(f"  {m}"))
     out.print(f"{'model':<14}{'roc_auc':>9}{'pr_auc':>9}{'brier':>9}{'ece':>9}")
     for model, m in means.items():
