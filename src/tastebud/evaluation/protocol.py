@@ -22,6 +22,7 @@ from scipy.sparse import csr_matrix
 from tastebud.evaluation.metrics import Truth, catalog_metrics, per_user_metrics
 from tastebud.ids import Vocabulary
 from tastebud.models import FitOptions, Recommender, TrainingData
+from tastebud.pipeline.interactions import index_keys, pair_vocabularies, training_data
 from tastebud.pipeline.split import temporal_user_split
 
 __all__ = ["PROTOCOLS", "Protocol", "Split", "make_split", "score_model", "split_frames"]
@@ -77,21 +78,13 @@ def make_split(
 ) -> Split:
     """Dense-index view of (train, test) frames. Test users missing from train are dropped
     (no history to rank from); test items missing from train still count as relevant."""
-    users = Vocabulary(train.get_column("user_key").unique(maintain_order=True).to_list())
-    items = Vocabulary(sorted(train.get_column("item_id").unique().to_list()))
-    u = users.indices(train.get_column("user_key").to_list())
-    i = items.indices(train.get_column("item_id").to_list())
+    users, items = pair_vocabularies(train)
     groups = None
     if user_groups is not None:
         groups = np.array([user_groups.get(k, -1) for k in users.ids], dtype=np.int32)
-    data = TrainingData.from_arrays(
-        len(users), len(items), u, i,
-        ts=train.get_column("ts_ms").to_numpy() / 1000.0,
-        weight=train.get_column("weight").to_numpy(),
-        user_groups=groups,
-    )  # fmt: skip
-    tu = users.indices(test.get_column("user_key").to_list())
-    ti = items.indices(test.get_column("item_id").to_list())
+    data = training_data(train, users, items, user_groups=groups)
+    tu = index_keys(test.get_column("user_key"), users)
+    ti = index_keys(test.get_column("item_id"), items)
     keep = tu >= 0
     test_users, row_of = np.unique(tu[keep], return_inverse=True)
     n_relevant = np.bincount(row_of, minlength=len(test_users)).astype(np.int64)

@@ -6,12 +6,22 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 from scipy.sparse import csr_matrix
 
 from tastebud.ids import Vocabulary
+from tastebud.models import TrainingData
 
-__all__ = ["InteractionConfig", "Interactions", "build_interactions", "interaction_weights"]
+__all__ = [
+    "InteractionConfig",
+    "Interactions",
+    "build_interactions",
+    "index_keys",
+    "interaction_weights",
+    "pair_vocabularies",
+    "training_data",
+]
 
 _DAY_MS = 86_400_000
 
@@ -124,3 +134,45 @@ def build_interactions(
         shape=(len(users), len(items)),
     )
     return Interactions(users, items, matrix, pairs)
+
+
+# -- model input ----------------------------------------------------------------------------------
+def pair_vocabularies(pairs: pl.DataFrame) -> tuple[Vocabulary, Vocabulary]:
+    """The users (first-seen order) and items (sorted) of a pairs frame (``user_key``,
+    ``item_id``): the vocabularies every fitted recommender is indexed by."""
+    users = Vocabulary(pairs.get_column("user_key").unique(maintain_order=True).to_list())
+    items = Vocabulary(sorted(pairs.get_column("item_id").unique().to_list()))
+    return users, items
+
+
+def index_keys(keys: pl.Series, vocab: Vocabulary) -> NDArray[np.int64]:
+    """Vectorised ``vocab.indices`` (``-1`` for unknown keys): a hash join, not a Python loop.
+
+    >>> index_keys(pl.Series(["b", "x", "a"]), Vocabulary(["a", "b"])).tolist()
+    [1, -1, 0]
+    """
+    lookup = pl.DataFrame({"k": vocab.ids, "i": np.arange(len(vocab), dtype=np.int64)},
+                          schema={"k": pl.String, "i": pl.Int64})  # fmt: skip
+    joined = pl.DataFrame({"k": keys.cast(pl.String)}).join(
+        lookup, on="k", how="left", maintain_order="left")  # fmt: skip
+    return joined.get_column("i").fill_null(-1).to_numpy()
+
+
+def training_data(
+    pairs: pl.DataFrame,
+    users: Vocabulary,
+    items: Vocabulary,
+    *,
+    user_groups: NDArray[np.int32] | None = None,
+) -> TrainingData:
+    """A pairs frame (``user_key``, ``item_id``, ``ts_ms``, ``weight``) as model input over
+    the given vocabularies; pairs whose user or item they do not hold are left out."""
+    u = index_keys(pairs.get_column("user_key"), users)
+    i = index_keys(pairs.get_column("item_id"), items)
+    keep = (u >= 0) & (i >= 0)
+    return TrainingData.from_arrays(
+        len(users), len(items), u[keep], i[keep],
+        ts=pairs.get_column("ts_ms").to_numpy()[keep] / 1000.0,
+        weight=pairs.get_column("weight").to_numpy()[keep],
+        user_groups=user_groups,
+    )  # fmt: skip

@@ -24,7 +24,8 @@ from tastebud.errors import InvalidInput, ModelNotFound
 from tastebud.evaluation import Dataset, evaluate, load_dataset
 from tastebud.features import build_snapshot, load_items
 from tastebud.ids import Vocabulary
-from tastebud.models import FitOptions, TrainingData, model_class
+from tastebud.models import FitOptions, model_class
+from tastebud.pipeline.interactions import index_keys, pair_vocabularies, training_data
 from tastebud.pipeline.load import count_events
 from tastebud.privacy import ConsentPolicy
 from tastebud.registry import ModelVersion, Registry
@@ -127,25 +128,6 @@ def _data_lineage(ctx: JobContext, pairs: pl.DataFrame) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _index(keys: pl.Series, vocab: Vocabulary) -> NDArray[np.int64]:
-    """Vectorised ``vocab.indices`` (``-1`` for unknown keys): a hash join, not a Python loop."""
-    lookup = pl.DataFrame({"k": vocab.ids, "i": np.arange(len(vocab), dtype=np.int64)},
-                          schema={"k": pl.String, "i": pl.Int64})  # fmt: skip
-    joined = pl.DataFrame({"k": keys}).join(lookup, on="k", how="left", maintain_order="left")
-    return joined.get_column("i").fill_null(-1).to_numpy()
-
-
-def _training_data(pairs: pl.DataFrame, users: Vocabulary, items: Vocabulary) -> TrainingData:
-    u = _index(pairs.get_column("user_key"), users)
-    i = _index(pairs.get_column("item_id"), items)
-    keep = (u >= 0) & (i >= 0)
-    return TrainingData.from_arrays(
-        len(users), len(items), u[keep], i[keep],
-        ts=pairs.get_column("ts_ms").to_numpy()[keep] / 1000.0,
-        weight=pairs.get_column("weight").to_numpy()[keep],
-    )  # fmt: skip
-
-
 # -- recommenders -------------------------------------------------------------------------------
 def fit_recommender(
     pairs: pl.DataFrame, model: str, params: dict[str, Any] | None = None, *, seed: int = 0
@@ -153,9 +135,8 @@ def fit_recommender(
     """Fit ``model`` (with ``params``) on every pair; returns it with its vocabularies and
     the users' training items."""
     cls = model_class(model)
-    users = Vocabulary(pairs.get_column("user_key").unique(maintain_order=True).to_list())
-    items = Vocabulary(sorted(pairs.get_column("item_id").unique().to_list()))
-    data = _training_data(pairs, users, items)
+    users, items = pair_vocabularies(pairs)
+    data = training_data(pairs, users, items)
     fitted = cls(cls.config_class(**(params or {}))).fit(data, FitOptions(seed=seed))
     return LoadedModel(fitted, users, items, {}, data.matrix())
 
@@ -177,14 +158,14 @@ def update_recommender(
     changed = pairs.filter(pl.col("ts_ms") > since_ms).get_column("user_key").unique()
     new_users = changed.filter(~changed.is_in(pl.Series(base.users.ids).implode()))
     users = Vocabulary([*base.users.ids, *new_users.sort().to_list()])
-    data = _training_data(pairs, users, base.items)
+    data = training_data(pairs, users, base.items)
     gone = sorted(k for k in (forget or set()) if k in base.users)
     stats = {"changed_users": changed.len(), "new_users": new_users.len(),
              "forgotten_users": len(gone),
              "dropped_unknown_items": pairs.height - len(data)}  # fmt: skip
     if changed.len() or gone:
         touched = pl.concat([changed, pl.Series(gone, dtype=pl.String)])
-        base.model.update(data, _index(touched, users))
+        base.model.update(data, index_keys(touched, users))
     if gone:
         # Their slots stay (indices are positional) under a placeholder no key can match, so
         # they take the cold-start path; their factors and histories were just emptied.
