@@ -31,8 +31,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT)
     ap.add_argument("--label", default="Revenue")
-    ap.add_argument("--first-seed", type=int, default=0,
-                    help="seed of the first of the five splits (0: the protocol's; 5: another set)")
+    ap.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        help="seed of the first of the five splits (0: the protocol's; 5: another set)",
+    )
     args = ap.parse_args()
     t0 = time.perf_counter()
     table = read_table(args.data, args.label)
@@ -49,8 +53,7 @@ def main() -> None:
     print(f"ROC-AUC margin over the best peer ({best_peer}): {margin:+.4f} (target >= +0.003); "
           f"ECE {means['tastebud']['ece']:.4f} (target <= 0.015; perfect calibration of these "
           f"probabilities would measure {details['tastebud_ece_floor']:.4f}); "
-          f"chosen: {details['chosen']}; calibration levels (0: unrestricted): "
-          f"{details['calibration_levels']}; "
+          f"chosen: {details['chosen']}; calibration: {details['calibration']}; "
           f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
     print(json.dumps(means))
 

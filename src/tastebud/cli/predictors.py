@@ -48,10 +48,12 @@ RateOpt = Annotated[
 ]
 CalibrationOpt = Annotated[
     Calibration,
-    typer.Option(help="auto: isotonic with its number of levels chosen on the folds (Platt "
-                 "below 1,000 rows or 50 positives); isotonic: unrestricted; platt: a smooth "
-                 "sigmoid (more distinct probabilities, calibrated only if the scores' shape "
-                 "suits it)."),
+    typer.Option(
+        help="auto: isotonic with its number of levels chosen on the folds (Platt "
+        "below 1,000 rows or 50 positives); isotonic: unrestricted; platt: a smooth "
+        "sigmoid (more distinct probabilities, calibrated only if the scores' shape "
+        "suits it)."
+    ),
 ]
 
 

@@ -54,10 +54,15 @@ def _first_models(services: Services) -> None:
 def quickstart(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Stop after the summary.")] = False,
     users: Annotated[int, typer.Option(min=1, help="Simulated users to send.")] = 1000,
-    days: Annotated[int, typer.Option(
-        min=1, help="Days of simulated traffic, ending today. The churn predictor needs more than "
-        "51 (30 days of outcome after each of four weekly as-of times), conversion more than 28; "
-        "with fewer only the recommender is trained.")] = 60,
+    days: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Days of simulated traffic, ending today. The churn predictor needs more "
+            "than 51 (30 days of outcome after each of four weekly as-of times), conversion "
+            "more than 28; with fewer only the recommender is trained.",
+        ),
+    ] = 60,
     host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
     port: Annotated[int | None, typer.Option(help="Port.")] = None,
     data_dir: DataDirOpt = None,

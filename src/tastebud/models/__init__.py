@@ -13,6 +13,7 @@ from tastebud.models._base import (
     Recommendations,
     Recommender,
     TrainingData,
+    standardise,
     top_k,
     zero_rows,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "SeqLinearConfig",
     "TrainingData",
     "model_class",
+    "standardise",
     "top_k",
     "zero_rows",
 ]

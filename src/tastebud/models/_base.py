@@ -384,6 +384,29 @@ class Recommender(ABC, Generic[C]):
     def _load(self, params: Mapping[str, NDArray[Any]]) -> None: ...
 
 
+def standardise(x: NDArray[np.float32]) -> NDArray[np.float32]:
+    """Each row (last axis) standardised over its finite entries, so that scores of different
+    sources become comparable; non-finite entries become ``-inf``, a row without a finite entry
+    all zeros.
+
+    >>> standardise(np.array([1.0, 3.0, -np.inf], np.float32)).tolist()
+    [-1.0, 1.0, -inf]
+    """
+    x = np.asarray(x, dtype=np.float32)
+    finite = np.isfinite(x)
+    if finite.all():  # the usual case: no masking
+        std = x.std(axis=-1, keepdims=True)
+        scaled: NDArray[np.float32] = (
+            (x - x.mean(axis=-1, keepdims=True)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+        return scaled
+    n = np.maximum(finite.sum(axis=-1, keepdims=True), 1)
+    mean = np.where(finite, x, 0.0).sum(axis=-1, keepdims=True) / n
+    centred = np.where(finite, x - mean, 0.0)
+    std = np.sqrt((centred**2).sum(axis=-1, keepdims=True) / n)
+    out = np.where(finite, centred / np.where(std > 0, std, 1.0), -np.inf)
+    return np.where(finite.any(axis=-1, keepdims=True), out, 0.0).astype(np.float32)
+
+
 def zero_rows(m: csr_matrix, rows: NDArray[np.int64]) -> csr_matrix:
     """``m`` with the given rows emptied (stored zeros removed)."""
     keep = np.ones(m.shape[0], dtype=np.float32)

@@ -14,7 +14,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tastebud.models._base import FitOptions, ModelConfig, Recommender, TrainingData
+from tastebud.models._base import (
+    FitOptions,
+    ModelConfig,
+    Recommender,
+    TrainingData,
+    standardise,
+)
 from tastebud.models.factor import ALS, ALSConfig
 from tastebud.models.knn import ItemKNN, ItemKNNConfig
 from tastebud.models.linear import SeqLinear, SeqLinearConfig
@@ -73,15 +79,6 @@ class HybridConfig(ModelConfig):
         )  # fmt: skip
 
 
-def _standardise(s: NDArray[np.float32]) -> NDArray[np.float32]:
-    finite = np.isfinite(s)
-    x = np.where(finite, s, np.nan)
-    mean = np.nanmean(x, axis=1, keepdims=True)
-    std = np.nanstd(x, axis=1, keepdims=True)
-    out = (x - mean) / np.where(std > 0, std, 1.0)
-    return np.where(finite, out, -np.inf).astype(np.float32)
-
-
 class Hybrid(Recommender[HybridConfig]):
     """Weighted blend of standardised ``tastebud_seq``, ALS and item-kNN scores."""
 
@@ -113,13 +110,13 @@ class Hybrid(Recommender[HybridConfig]):
     def _scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
         total = np.zeros((len(users), self.n_items), np.float32)
         for _, weight, model in self._parts:
-            total += weight * _standardise(model._scores(users))
+            total += weight * standardise(model._scores(users))
         return total
 
     def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
         total = np.zeros(self.n_items, np.float32)
         for _, weight, model in self._parts:
-            total += weight * _standardise(model._item_scores(items, w)[None, :])[0]
+            total += weight * standardise(model._item_scores(items, w)[None, :])[0]
         return total
 
     def _item_similarity(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float32]:

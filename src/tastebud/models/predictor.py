@@ -43,6 +43,7 @@ from tastebud.models._calibration import (
 
 __all__ = ["Explanation", "Predictor", "PredictorConfig"]
 
+
 class PredictorConfig(BaseModel):
     """Predictor settings (the candidates compete on out-of-fold ROC-AUC)."""
 
@@ -317,17 +318,15 @@ class Predictor:
     def _fit_calibrator(
         self, oof_logit: NDArray[np.float64], y: NDArray[np.int64], splits: list[Any]
     ) -> None:
-        kind = self.config.calibration
+        kind, levels = self.config.calibration, 0
         if kind == "auto":
             kind = "isotonic" if len(y) >= 1000 and y.sum() >= 50 else "platt"
             if kind == "isotonic":
                 levels, self.calibration_selection = choose_levels(
                     oof_logit, y, splits, self.config.calibration_levels)  # fmt: skip
-                self.calibration_levels_ = levels
-                self._calibrator = fit_isotonic(oof_logit, y, levels)
-                return
+        self.calibration_levels_ = levels
         if kind == "isotonic":
-            self._calibrator = fit_isotonic(oof_logit, y, 0)
+            self._calibrator = fit_isotonic(oof_logit, y, levels)
         elif kind == "platt":
             self._calibrator = fit_platt(oof_logit, y)
         else:

@@ -31,6 +31,7 @@ from numpy.typing import NDArray
 from tastebud.config import ServingConfig
 from tastebud.errors import ModelNotReady
 from tastebud.ids import Vocabulary
+from tastebud.models import standardise
 from tastebud.monitoring import CACHE_TOTAL, FALLBACK_TOTAL, IMPRESSIONS_TOTAL, get_logger
 from tastebud.realtime import RealtimeState
 from tastebud.realtime.base import UserState
@@ -46,7 +47,6 @@ __all__ = [
     "PersonalizationEngine",
     "RecommenderBundle",
     "load_recommender",
-    "standardise",
     "top_indices",
 ]
 
@@ -98,17 +98,6 @@ class _Stats:
     misses: int = 0
     degraded: int = 0
     reasons: dict[str, int] = field(default_factory=dict)
-
-
-def standardise(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Standardise over the finite entries (scores of different sources become comparable)."""
-    finite = np.isfinite(x)
-    if not finite.any():
-        return np.zeros_like(x)
-    v = x[finite]
-    std = float(v.std())
-    out = (x - float(v.mean())) / (std if std > 0 else 1.0)
-    return np.where(finite, out, -np.inf).astype(np.float32)
 
 
 class PersonalizationEngine:

@@ -93,7 +93,6 @@ def evaluate_predictors(
     per_model: dict[str, list[dict[str, float]]] = {}
     pooled: dict[str, tuple[list[int], list[float]]] = {}
     chosen: list[str] = []
-    levels: list[int] = []
     calibration: list[str] = []
     floors: list[float] = []
     importance: dict[str, float] = {}
@@ -115,7 +114,6 @@ def evaluate_predictors(
         )  # fmt: skip
         probs = {"tastebud": model.predict_proba(table.x[test])}
         chosen.append(model.chosen)
-        levels.append(model.calibration_levels_)
         calibration.append(model.calibration)
         for name, value in model.importance().items():
             importance[name] = importance.get(name, 0.0) + value / splits
@@ -146,7 +144,6 @@ def evaluate_predictors(
     details = {
         "splits": per_model,
         "chosen": chosen,
-        "calibration_levels": levels,
         "calibration": calibration,
         "reliability": {
             n: reliability(np.array(ys), np.array(ps)) for n, (ys, ps) in pooled.items()
