@@ -13,6 +13,7 @@ from tastebud.api.app import route_table
 from conftest import Api
 
 PUBLIC = {
+    "/",
     "/healthz",
     "/readyz",
     "/metrics",

@@ -260,6 +260,16 @@ def test_predictions_endpoint_from_events(make_api: Any, make_settings: Any) -> 
     unknown = api.request("GET", "/v1/users/nobody-at-all/predictions", "serve")
     assert unknown.status_code == 404
     assert api.request("GET", f"/v1/users/{user}/predictions", "ingest").status_code == 403
+    # Predictions are profiling: a user who opted out of personalization gets none, in the API
+    # and in their export (issue 15, point 11).
+    assert api.request("PUT", f"/v1/users/{user}/consent", "ingest",
+                       json={"personalization": False}).status_code == 200  # fmt: skip
+    opted = api.request("GET", f"/v1/users/{user}/predictions", "serve")
+    assert opted.status_code == 409 and opted.json()["error"]["code"] == "opted_out"
+    assert "opted out of personalization" in opted.json()["error"]["message"]
+    assert api.request("GET", f"/v1/users/{user}/export").json()["predictions"] is None
+    api.request("PUT", f"/v1/users/{user}/consent", "ingest", json={"personalization": True})
+    assert api.request("GET", f"/v1/users/{user}/predictions", "serve").status_code == 200
     assert isinstance(services.predictions, PredictionService)
 
 

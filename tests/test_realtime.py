@@ -88,6 +88,31 @@ class TestRealtimeContract:
         state.forget("u")
         assert state.get("u").feedback == {} and state.get("u").empty
 
+    def test_a_late_event_never_becomes_the_current_action(self, state: RealtimeState) -> None:
+        # Issue 15, point 6: the session follows event time, not arrival.
+        state.apply(updates_from([row("u", "page_view", "a", 100, "s2"),
+                                  row("u", "page_view", "b", 200, "s2")], {}))
+        state.apply(updates_from([row("u", "click", "late", 150, "s1"),
+                                  row("u", "click", "older", 50, "s1")], {}))
+        s = state.get("u")
+        assert [a["i"] for a in s.actions] == ["b", "late", "a", "older"]
+        assert s.actions[0]["s"] == "s2"
+        # In one batch too, and at equal times the later arrival is the newer.
+        state.apply(updates_from([row("v", "click", "x", 9), row("v", "click", "y", 3),
+                                  row("v", "click", "z", 9)], {}))
+        assert [a["i"] for a in state.get("v").actions] == ["z", "x", "y"]
+        # Bounded as before: the oldest event times fall off.
+        state.apply(updates_from([row("u", "click", f"o{k}", k) for k in range(1, 4)], {}))
+        assert [a["i"] for a in state.get("u").actions] == ["b", "late", "a", "older", "o3"]
+
+    def test_events_older_than_the_session_are_history(self, state: RealtimeState) -> None:
+        rows = [row("u", "page_view", "old", 1_000), row("u", "page_view", "new", 9_000)]
+        state.apply(updates_from(rows, {"old": "vpn"}, session_since_ms=5_000))
+        s = state.get("u")
+        assert [a["i"] for a in s.actions] == ["new"]
+        assert s.items == {"old": 1, "new": 1} and s.categories == {"vpn": 1}
+        assert set(s.consumed) == {"old", "new"}
+
     def test_ping(self, state: RealtimeState) -> None:
         assert state.ping()
 
@@ -112,8 +137,10 @@ def test_ingest_updates_realtime_state(
     url = "memory://" if backend == "memory" else request.getfixturevalue("redis_url")
     api: Api = make_api(make_settings(redis_url=url))
     api.request("PUT", "/v1/items/art-1", json={"categories": ["vpn"]})
-    batch = [event("page_view", user="rt", item_id="art-1"),
-             event("click", user="rt", data={"element_id": "x", "item_id": "art-1"}),
+    now = time.time()
+    batch = [event("page_view", user="rt", item_id="art-1", timestamp=now),
+             event("click", user="rt", data={"element_id": "x", "item_id": "art-1"},
+                   timestamp=now),
              event("teleport", user="rt")]  # fmt: skip
     api.request("POST", "/v1/events/batch", "ingest", json={"events": batch})
     api.request("POST", "/v1/events/batch", "ingest", json={"events": batch})  # duplicates

@@ -15,13 +15,17 @@ Example::
 
 from __future__ import annotations
 
+import json
 import os
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -34,6 +38,7 @@ __all__ = [
     "SensitiveAction",
     "ServingConfig",
     "Settings",
+    "normalise_origin",
 ]
 
 SensitiveAction = Literal["drop", "redact", "encrypt", "truncate"]
@@ -48,6 +53,24 @@ _DEFAULT_SENSITIVE: dict[str, SensitiveAction] = {
     "password": "drop",
     "ip": "drop",
 }
+
+
+def normalise_origin(value: str) -> str:
+    """``scheme://host[:port]`` in lower case, as browsers send it in ``Origin``.
+
+    >>> normalise_origin("HTTPS://Shop.Example:8443/")
+    'https://shop.example:8443'
+
+    Raises:
+        ValueError: not an http(s) origin (a path, a query, ``*`` or no host).
+    """
+    parts = urlsplit(value.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{value!r} is not an origin like https://shop.example")
+    if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+        raise ValueError(f"{value!r} is not an origin: give scheme://host[:port] only")
+    port = f":{parts.port}" if parts.port is not None else ""
+    return f"{parts.scheme.lower()}://{parts.hostname.lower()}{port}"
 
 
 class GovernancePolicy(BaseModel):
@@ -262,9 +285,43 @@ class Settings(BaseSettings):
     """The personalization engine's blending, exploration, cache and logging
     (``TASTEBUD_SERVING``, JSON)."""
 
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    """Origins (``scheme://host[:port]``) whose web pages may call the ingest routes from a
+    browser (``POST /v1/events``, ``/v1/events/batch``, ``/api/events``, ``PUT
+    /v1/users/{id}/consent``): comma-separated or a JSON list in ``TASTEBUD_CORS_ORIGINS``.
+    Default: none. Credentials (cookies) are never allowed; every other route answers no CORS."""
+
+    cors_keyless: bool = False
+    """Let pages from ``cors_origins`` send events without an API key, as the seed document's
+    ``trackEvent`` does: the browser's ``Origin`` header stands in for an ingest key (rate-limited
+    per origin). As safe as an ingest key embedded in those pages, which anyone can read."""
+
+    cors_max_age_s: int = Field(default=600, ge=0, le=86_400)
+    """How long a browser may cache a CORS preflight answer."""
+
+    earliest_event_time: AwareDatetime = datetime(2000, 1, 1, tzinfo=UTC)
+    """Events stamped before this are rejected (``0`` or ``0001-01-01`` are client bugs, not
+    history), on the API and ``tastebud ingest``. The importers (``tastebud import``) load
+    historical datasets and accept any time after 1970-01-01T00:00:00Z."""
+
     model_poll_seconds: float = Field(default=2.0, gt=0, le=60)
     """How often an API process checks the registry for a new production version (a promotion
     is live in every process within this time plus the model's load time)."""
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part for part in (p.strip() for p in text.split(",")) if part]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        return [normalise_origin(v) for v in value]
 
     @field_validator("log_level")
     @classmethod

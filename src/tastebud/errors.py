@@ -18,7 +18,8 @@ The tree::
     │   ├── UnknownKey
     │   └── ModelNotFound         no such registered model or version
     ├── Conflict                  the request contradicts stored state (409)
-    │   └── ChecklistFailed       promotion to production without a passing checklist (409)
+    │   ├── ChecklistFailed       promotion to production without a passing checklist (409)
+    │   └── OptedOut              the user opted out of the profiling asked for (409)
     ├── RateLimited               the API key exceeded its rate limit (429, ``Retry-After``)
     ├── ServiceUnavailable        a backing store does not answer (503)
     │   └── ModelNotReady         no production version of a model is being served (503)
@@ -49,6 +50,7 @@ __all__ = [
     "ModelNotFound",
     "ModelNotReady",
     "NotFound",
+    "OptedOut",
     "PayloadTooLarge",
     "RateLimited",
     "ServiceUnavailable",
@@ -170,6 +172,12 @@ class ChecklistFailed(Conflict):
     """A version's governance checklist does not pass, and promotion was not forced."""
 
     code = "checklist_failed"
+
+
+class OptedOut(Conflict):
+    """The user opted out of personalization, and what was asked is profiling (predictions)."""
+
+    code = "opted_out"
 
 
 class RateLimited(TastebudError):

@@ -13,6 +13,7 @@ from typing import Any
 from tastebud.apikeys import KeyManager
 from tastebud.catalog import Catalog
 from tastebud.config import Settings
+from tastebud.errors import OptedOut
 from tastebud.events.ingest import Ingestor
 from tastebud.features import OnlineFeatures
 from tastebud.monitoring import get_logger
@@ -89,6 +90,19 @@ class Services:
         self.store.dispose()
         self.realtime.close()
 
+    def predict(self, user_key: str) -> dict[str, Any]:
+        """The user's churn and conversion predictions (``PredictionService.predict``).
+
+        Raises:
+            OptedOut: the user opted out of personalization; predictions are profiling.
+        """
+        if not self.engine.personalization_allowed(user_key):
+            raise OptedOut(
+                "the user opted out of personalization: churn and conversion predictions are "
+                "profiling and are not made for them"
+            )
+        return self.predictions.predict(user_key)
+
     def erasure_context(self) -> ErasureContext:
         """What an erasure works with, from these services."""
         return ErasureContext(
@@ -101,7 +115,7 @@ class Services:
     def export_context(self) -> ExportContext:
         """What an export reads, from these services."""
         return ExportContext(self.store, self.realtime, self.registry, self.privacy,
-                             self.predictions.predict)  # fmt: skip
+                             self.predict)  # fmt: skip
 
     def job_context(self, actor: str, log: Any = None) -> JobContext:
         """What a training job needs, from these services."""
@@ -174,6 +188,7 @@ def build_services(
         privacy,
         consent,
         max_future_skew_s=settings.max_future_skew_s,
+        earliest_ms=int(settings.earliest_event_time.timestamp() * 1000),
         realtime=realtime,
     )
     keys = KeyManager(store, cache_seconds=settings.key_cache_seconds)

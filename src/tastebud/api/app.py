@@ -13,11 +13,16 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute
 from fastapi_offline import FastAPIOffline
 from starlette.concurrency import run_in_threadpool
+from starlette.routing import compile_path
 
 from tastebud import __version__
 from tastebud.api.deps import SCOPE_KEY
 from tastebud.api.errors import install_error_handlers
-from tastebud.api.middleware import AccessLogMiddleware, BodyLimitMiddleware
+from tastebud.api.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    IngestCorsMiddleware,
+)
 from tastebud.api.ratelimit import make_rate_limiter
 from tastebud.api.routes import (
     events,
@@ -98,6 +103,14 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         return settings.max_batch_bytes if path in _BATCH_PATHS else settings.max_body_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    if settings.cors_origins:
+        ingest = [compile_path(r.path)[0] for r in route_table(app) if r.scope == "ingest"]
+
+        def is_ingest(path: str) -> bool:
+            return any(regex.match(path) for regex in ingest)
+
+        app.add_middleware(IngestCorsMiddleware, origins=settings.cors_origins,
+                           applies=is_ingest, max_age=settings.cors_max_age_s)  # fmt: skip
     app.add_middleware(AccessLogMiddleware)
 
     def openapi() -> dict[str, Any]:

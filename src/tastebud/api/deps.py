@@ -38,6 +38,16 @@ async def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+def _origin_principal(request: Request, services: Services) -> Principal | None:
+    """With ``cors_keyless``, a browser request without a key from an allowed origin acts as an
+    ingest key of that origin (the seed's ``trackEvent`` sends no key). Anything else: ``None``."""
+    settings = services.settings
+    origin = request.headers.get("origin")
+    if not settings.cors_keyless or origin is None or origin not in settings.cors_origins:
+        return None
+    return Principal(key_id=f"origin:{origin}", name=origin, scope="ingest")
+
+
 @cache
 def _require(scope: Scope) -> Any:
     async def require_scope(
@@ -45,13 +55,17 @@ def _require(scope: Scope) -> Any:
         services: ServicesDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        if credentials is None or credentials.scheme.lower() != "bearer":
-            raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
-        token = credentials.credentials
-        # Cached keys are checked on the event loop; a lookup goes to a worker thread.
-        principal = services.keys.authenticate_cached(token)
+        principal: Principal | None = None
+        if credentials is None and scope == "ingest":
+            principal = _origin_principal(request, services)
         if principal is None:
-            principal = await run_in_threadpool(services.keys.authenticate, token)
+            if credentials is None or credentials.scheme.lower() != "bearer":
+                raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
+            token = credentials.credentials
+            # Cached keys are checked on the event loop; a lookup goes to a worker thread.
+            principal = services.keys.authenticate_cached(token)
+            if principal is None:
+                principal = await run_in_threadpool(services.keys.authenticate, token)
         # Per key, counted before the scope check: a key probing routes it may not use is
         # limited too. Unauthenticated requests never reach here (they fail above).
         limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
@@ -64,7 +78,8 @@ def _require(scope: Scope) -> Any:
                     retry_after_s=seconds,
                 )
         if not scope_allows(principal.scope, scope):
-            raise Forbidden(f"this route needs a key with scope '{scope}' (or 'admin')")
+            also = "" if scope == "admin" else " (or 'admin')"
+            raise Forbidden(f"this route needs a key with scope '{scope}'{also}")
         request.state.principal = principal
         return principal
 

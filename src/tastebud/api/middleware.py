@@ -1,16 +1,18 @@
-"""ASGI middleware: request body limits and a privacy-safe access log."""
+"""ASGI middleware: request body limits, CORS for the ingest routes and a privacy-safe access
+log."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import orjson
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tastebud.monitoring import get_logger, observe_request
 
-__all__ = ["AccessLogMiddleware", "BodyLimitMiddleware"]
+__all__ = ["AccessLogMiddleware", "BodyLimitMiddleware", "IngestCorsMiddleware"]
 
 _log = get_logger("tastebud.access")
 # Scraped every few seconds: one log line per scrape would drown the requests that matter.
@@ -96,6 +98,47 @@ class BodyLimitMiddleware:
             if not started:
                 for m in _error(413, "payload_too_large", message):
                     await send(m)
+
+
+class IngestCorsMiddleware:
+    """CORS on the ingest routes only, for the configured origins (Starlette's
+    ``CORSMiddleware`` applied to the paths ``applies`` accepts): preflights are answered and
+    cached for ``max_age`` seconds, every answer (errors included) carries
+    ``Access-Control-Allow-Origin`` for an allowed origin, credentials are never allowed, and
+    ``Retry-After`` is readable by the page. Other routes answer no CORS at all: a page may send
+    events, never read recommendations or profiles.
+
+    Args:
+        app: The wrapped application.
+        origins: Allowed origins (normalised ``scheme://host[:port]``).
+        applies: Whether a request path is an ingest route.
+        max_age: Seconds a browser may cache a preflight answer.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        origins: Sequence[str],
+        applies: Callable[[str], bool],
+        max_age: int,
+    ) -> None:
+        self.app = app
+        self.applies = applies
+        self.cors = CORSMiddleware(
+            app,
+            allow_origins=list(origins),
+            allow_methods=["POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type"],
+            allow_credentials=False,
+            expose_headers=["Retry-After"],
+            max_age=max_age,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.applies(scope["path"]):
+            await self.cors(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 class AccessLogMiddleware:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
@@ -20,19 +20,31 @@ __all__ = [
     "ErrorBody",
     "ErrorOut",
     "EventOut",
+    "EventPageOut",
     "EventResultOut",
     "HealthOut",
     "ItemBatchOut",
     "ItemIn",
     "ItemOut",
+    "ItemPageOut",
     "ItemPutOut",
     "ItemResultOut",
+    "KnownFrom",
+    "StoredEventOut",
+    "UserEntryOut",
     "UserIn",
     "UserOut",
+    "UserPageOut",
     "from_ms",
 ]
 
 
+@overload
+def from_ms(ms: int) -> datetime: ...
+@overload
+def from_ms(ms: None) -> None: ...
+@overload
+def from_ms(ms: int | None) -> datetime | None: ...
 def from_ms(ms: int | None) -> datetime | None:
     """A stored time (ms since the epoch) as an aware UTC datetime."""
     return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=UTC)
@@ -91,6 +103,14 @@ class ItemOut(BaseModel):
     updated_at: datetime
 
 
+class ItemPageOut(BaseModel):
+    """A page of ``GET /v1/items``, in item-id order."""
+
+    items: list[ItemOut]
+    next_cursor: str | None
+    """Pass as ``cursor`` for the next page; ``null`` on the last page."""
+
+
 class ItemPutOut(BaseModel):
     """Outcome of ``PUT /v1/items/{item_id}``."""
 
@@ -115,13 +135,77 @@ class ItemBatchOut(BaseModel):
     results: list[ItemResultOut]
 
 
+KnownFrom = Literal["attributes", "events"]
+
+
 class UserOut(BaseModel):
-    """A user's stored attributes."""
+    """What is stored about a user: attributes (``PUT /v1/users/{user_id}``) and events."""
 
     user_id: str
     attributes: dict[str, Any]
-    created_at: datetime
-    updated_at: datetime
+    """As stored (an encrypted field stays encrypted); ``{}`` when none were ever put."""
+    created_at: datetime | None
+    """When the attributes were first put; ``null`` when none were."""
+    updated_at: datetime | None
+    """When the attributes were last put; ``null`` when none were."""
+    known_from: list[KnownFrom]
+    """Where the user is known from: ``attributes``, ``events`` or both."""
+    first_event_at: datetime | None
+    """Event time of the user's oldest stored event (``null``: none)."""
+    last_event_at: datetime | None
+    """Event time of the user's newest stored event (``null``: none)."""
+    event_count: int
+    """Stored events of the user (with anonymous ids merged into it)."""
+
+
+class UserEntryOut(BaseModel):
+    """One user of ``GET /v1/users``: a pseudonym (raw ids are never stored) and what is
+    stored under it."""
+
+    pseudonym: str
+    known_from: list[KnownFrom]
+    attributes: dict[str, Any] | None
+    """Decrypted, as export shows them; ``null`` when none were ever put."""
+    created_at: datetime | None
+    updated_at: datetime | None
+    first_event_at: datetime | None
+    last_event_at: datetime | None
+    event_count: int
+    """Events stored under this pseudonym."""
+
+
+class UserPageOut(BaseModel):
+    """A page of ``GET /v1/users``."""
+
+    users: list[UserEntryOut]
+    next_cursor: str | None
+    """Pass as ``cursor`` for the next page; ``null`` on the last page."""
+
+
+class StoredEventOut(BaseModel):
+    """One stored event of ``GET /v1/users/{user_id}/events`` (ids pseudonymized, sensitive
+    fields redacted at ingest; encrypted fields decrypted, as export shows them)."""
+
+    event_id: str
+    event_type: str
+    timestamp: datetime
+    """Event time."""
+    received_at: datetime
+    """When Tastebud stored it."""
+    session_id: str | None
+    item_id: str | None
+    data: dict[str, Any] | None
+    context: dict[str, Any] | None
+    source: str
+    """How it arrived: ``api``, ``import``, ..."""
+
+
+class EventPageOut(BaseModel):
+    """A page of ``GET /v1/users/{user_id}/events``, newest first."""
+
+    events: list[StoredEventOut]
+    next_cursor: str | None
+    """Pass as ``cursor`` for the next page; ``null`` on the last page."""
 
 
 class ConsentIn(BaseModel):

@@ -7,10 +7,11 @@ one consent lookup and one insert per batch); one bad event never costs the good
 
 from __future__ import annotations
 
+import math
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import orjson
@@ -21,13 +22,21 @@ from tastebud.events.schema import (
     DATA_MODELS,
     SCHEMA_VERSION,
     event_timestamp_ms,
+    rule_problems,
 )
 from tastebud.monitoring import FRESHNESS_SECONDS, INGESTED_TOTAL, get_logger
 from tastebud.privacy import ConsentPolicy, PrivacyFilter, Pseudonymizer
 from tastebud.realtime import RealtimeState, updates_from
 from tastebud.store import Store
 
-__all__ = ["BatchResult", "EventResult", "Ingestor", "describe_validation_error"]
+__all__ = [
+    "BatchResult",
+    "EARLIEST_MS",
+    "EventResult",
+    "Ingestor",
+    "MAX_DETAILS",
+    "describe_validation_error",
+]
 
 _log = get_logger(__name__)
 _TAGS = frozenset(DATA_MODELS) | {"custom"}
@@ -91,6 +100,34 @@ def describe_validation_error(exc: ValidationError) -> list[dict[str, str]]:
     return out
 
 
+EARLIEST_MS = 946_684_800_000
+"""2000-01-01T00:00:00Z: the default earliest event time (``Settings.earliest_event_time``)."""
+
+
+MAX_DETAILS = 50
+"""Most ``details`` entries reported for one rejected event."""
+
+
+def _raw_timestamp_ms(value: Any) -> int | None:
+    """The milliseconds of a timestamp as the schema would read it, or ``None`` when it is not
+    one (the field error then says why)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) and math.isfinite(value):
+        return math.floor(value * 1000)
+    if isinstance(value, str):
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return math.floor(t.timestamp() * 1000) if t.tzinfo is not None else None
+    return None
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat().replace("+00:00", "Z")
+
+
 def _claimed_id(raw: dict[str, Any]) -> str | None:
     """The event id a rejected event claims, if it is a string (echoed back to the client)."""
     claimed = raw.get("event_id")
@@ -112,6 +149,8 @@ class Ingestor:
         privacy: The sensitive-field policy and free-text PII scan.
         consent: Decides whether a user's analytics consent allows storing events.
         max_future_skew_s: Events stamped further in the future are rejected.
+        earliest_ms: Events stamped before this (ms since the epoch) are rejected, unless a
+            call gives its own bound (historical imports).
         clock: Seconds since the epoch (injectable for tests).
         realtime: Per-user real-time state updated with every accepted event (optional).
     """
@@ -124,6 +163,7 @@ class Ingestor:
         consent: ConsentPolicy,
         *,
         max_future_skew_s: float = 300.0,
+        earliest_ms: int = EARLIEST_MS,
         clock: Callable[[], float] = time.time,
         realtime: RealtimeState | None = None,
     ) -> None:
@@ -132,12 +172,23 @@ class Ingestor:
         self.privacy = privacy
         self.consent = consent
         self.max_future_skew_s = max_future_skew_s
+        self.earliest_ms = earliest_ms
         self.clock = clock
         self.realtime = realtime
 
-    def ingest(self, raw_events: Sequence[Any], *, source: str = "api") -> BatchResult:
-        """Process a batch of decoded JSON events; returns one result per input, in order."""
+    def ingest(
+        self, raw_events: Sequence[Any], *, source: str = "api", earliest_ms: int | None = None
+    ) -> BatchResult:
+        """Process a batch of decoded JSON events; returns one result per input, in order.
+
+        Args:
+            raw_events: Decoded JSON events.
+            source: Recorded with every event (``api``, ``file``, ``import``, ``serve``).
+            earliest_ms: Overrides the earliest accepted timestamp for this call (historical
+                imports pass 1: any time after the epoch).
+        """
         now = self.clock()
+        earliest = self.earliest_ms if earliest_ms is None else earliest_ms
         now_ms = int(now * 1000)
         horizon_ms = int((now + self.max_future_skew_s) * 1000)
         results: list[EventResult | None] = [None] * len(raw_events)
@@ -162,14 +213,18 @@ class Ingestor:
             try:
                 ev = parse_event(raw)
             except ValidationError as exc:
-                reject(i, _claimed_id(raw), describe_validation_error(exc))
+                reject(i, _claimed_id(raw), self._problems(raw, exc, horizon_ms, earliest))
                 continue
             ts_ms = event_timestamp_ms(ev["timestamp"])
             if ts_ms > horizon_ms:
                 message = f"more than {self.max_future_skew_s:g} s in the future"
                 reject(i, _claimed_id(raw), [{"field": "timestamp", "message": message}])
                 continue
-            event_id = ev.get("event_id") or uuid.uuid4().hex
+            if ts_ms < earliest:
+                message = f"before the earliest accepted time {_iso(earliest)}"
+                reject(i, _claimed_id(raw), [{"field": "timestamp", "message": message}])
+                continue
+            event_id = ev.get("event_id") or self._content_id(ev, ts_ms)
             if event_id in seen_ids:
                 results[i] = EventResult(event_id, "duplicate")
                 continue
@@ -209,6 +264,44 @@ class Ingestor:
         )
         return out
 
+    def _problems(
+        self, raw: dict[str, Any], exc: ValidationError, horizon_ms: int, earliest: int
+    ) -> list[dict[str, str]]:
+        """Every problem of a rejected event, one entry each (at most ``MAX_DETAILS``): the
+        field errors, and the cross-field and time rules, which the models only check once
+        every field is valid."""
+        details = describe_validation_error(exc)
+        data = raw.get("data")
+        rules = rule_problems(raw, data if isinstance(data, dict) else {})
+        if rules:
+            joined = "; ".join(rules)
+            details = [d for d in details if not (d["field"] == "event" and d["message"] == joined)]
+            details.extend({"field": "event", "message": m} for m in rules)
+        if not any(d["field"] == "timestamp" for d in details):
+            ts_ms = _raw_timestamp_ms(raw.get("timestamp"))
+            if ts_ms is not None and ts_ms > horizon_ms:
+                message = f"more than {self.max_future_skew_s:g} s in the future"
+                details.append({"field": "timestamp", "message": message})
+            elif ts_ms is not None and ts_ms < earliest:
+                message = f"before the earliest accepted time {_iso(earliest)}"
+                details.append({"field": "timestamp", "message": message})
+        return details[:MAX_DETAILS]
+
+    def _returned(self, user_key: str, memo: dict[str, bool]) -> bool:
+        """Whether an erased user sent events of their own since (events from before the
+        erasure are refused, so any stored event is a new one)."""
+        if user_key not in memo:
+            memo[user_key] = self.store.count_events(user_key=user_key) > 0
+        return memo[user_key]
+
+    def _content_id(self, ev: dict[str, Any], ts_ms: int) -> str:
+        """The id of an event sent without one: a keyed hash of its validated content (every
+        field, the timestamp to the millisecond), so that a retry, a reload or a second send of
+        the same event is a duplicate. Two events identical in every field are one event."""
+        content = {k: v for k, v in ev.items() if k != "timestamp"}
+        content["timestamp"] = ts_ms
+        return self.pseudonymizer.event_id(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
+
     def _update_realtime(self, rows: list[tuple[Any, ...]], received: float) -> None:
         """Real-time state is best effort: the events are stored; a backend that does not
         answer must not fail the request (serving then blends without session signals).
@@ -226,7 +319,9 @@ class Ingestor:
             if not all(allows(granted.get(u)) for u in users):
                 rows = [r for r in rows if allows(granted.get(r[2]))]
             categories = self.store.item_categories(r[5] for r in rows if r[5] is not None)
-            self.realtime.apply(updates_from(rows, categories))
+            # Events older than the session window are history, not the live session.
+            since = int((received - self.realtime.config.actions_ttl_s) * 1000)
+            self.realtime.apply(updates_from(rows, categories, session_since_ms=since))
         except Exception as exc:  # noqa: BLE001 - any backend failure, logged by type only
             _log.warning("real-time state not updated", error_type=type(exc).__name__)
             return
@@ -257,6 +352,7 @@ class Ingestor:
         erased = self.store.erased_at((k for k in keys if k),
                                       lambda k: pseudo.opaque("tombstone", k))  # fmt: skip
 
+        back: dict[str, bool] = {}
         allows = self.consent.allows
         scrub, scrub_json = self.privacy.scrub, self.privacy.scrub_json
         dumps = orjson.dumps
@@ -272,6 +368,13 @@ class Ingestor:
                 continue
             if erased and ts_ms <= erased.get(user_key, -1):
                 message = "the user's data was erased; events from before the erasure are refused"
+                reject(i, event_id, [{"field": "user_id", "message": message}], "user_erased")
+                continue
+            if source == "serve" and user_key in erased and not self._returned(user_key, back):
+                # What serving records about a request (impressions) is not the user's own
+                # action: after an erasure nothing is stored for them until they send events
+                # of their own again.
+                message = "the user's data was erased; nothing is recorded until they return"
                 reject(i, event_id, [{"field": "user_id", "message": message}], "user_erased")
                 continue
             data = ev["data"]

@@ -49,6 +49,7 @@ __all__ = [
     "ValidationError",
     "identity_and_item_rules",
     "plain_fields",
+    "rule_problems",
     "validate_event",
 ]
 
@@ -327,6 +328,25 @@ def plain_fields(model: BaseModel) -> dict[str, Any]:
     return out
 
 
+def rule_problems(fields: Mapping[str, Any], data_fields: Mapping[str, Any]) -> list[str]:
+    """Every cross-field rule an event breaks (see :func:`identity_and_item_rules`), checked on
+    plain mappings without changing them: the ingest path reports these beside the field
+    errors, since the models only check them once every field is valid."""
+    problems = []
+    if fields.get("user_id") is None and fields.get("anonymous_id") is None:
+        problems.append("one of user_id or anonymous_id is required")
+    item, data_item = fields.get("item_id"), data_fields.get("item_id")
+    if item is not None and data_item is not None and item != data_item:
+        problems.append("item_id and data.item_id differ")
+    if item is None and data_item is None:
+        event_type = fields.get("event_type", "")
+        if event_type in _ITEM_REQUIRED:
+            problems.append(f"a {event_type} event needs item_id (in the envelope or in data)")
+        if event_type == "click" and data_fields.get("element_id") is None:
+            problems.append("a click event needs element_id or item_id")
+    return problems
+
+
 def identity_and_item_rules(fields: dict[str, Any], data_fields: Mapping[str, Any]) -> None:
     """The cross-field rules of every event, on plain mappings (shared by the models and the
     ingest fast path): an identity is required; a declared ``data.item_id`` is lifted into
@@ -334,22 +354,14 @@ def identity_and_item_rules(fields: dict[str, Any], data_fields: Mapping[str, An
     item.
 
     Raises:
-        ValueError: a rule is broken (the message is shown to the client).
+        ValueError: a rule is broken (the message, every broken rule, is shown to the client).
     """
-    if fields.get("user_id") is None and fields.get("anonymous_id") is None:
-        raise ValueError("one of user_id or anonymous_id is required")
     data_item = data_fields.get("item_id")
-    if data_item is not None:
-        if fields.get("item_id") is None:
-            fields["item_id"] = data_item
-        elif fields["item_id"] != data_item:
-            raise ValueError("item_id and data.item_id differ")
-    if fields.get("item_id") is None:
-        event_type: str = fields.get("event_type", "")
-        if event_type in _ITEM_REQUIRED:
-            raise ValueError(f"a {event_type} event needs item_id (in the envelope or in data)")
-        if event_type == "click" and data_fields.get("element_id") is None:
-            raise ValueError("a click event needs element_id or item_id")
+    if data_item is not None and fields.get("item_id") is None:
+        fields["item_id"] = data_item
+    problems = rule_problems(fields, data_fields)
+    if problems:
+        raise ValueError("; ".join(problems))
 
 
 class EventBase(BaseModel):
@@ -358,7 +370,8 @@ class EventBase(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     event_id: Id | None = None
-    """Client-generated idempotency key; generated (and returned) when absent."""
+    """Client-generated idempotency key; when absent, a keyed hash of the event's content (and
+    returned), so that a retry of the same event is a duplicate."""
     timestamp: Annotated[AwareDatetime, BeforeValidator(_parse_iso)]
     """When the event happened: ISO-8601 with a zone offset (or Unix seconds)."""
     user_id: Id | None = None

@@ -55,8 +55,9 @@ class Update:
     """What one batch changes for one user."""
 
     actions: list[dict[str, Any]] = field(default_factory=list)
-    """New actions, oldest first: ``{"t": event type, "i": item, "c": category, "ts": ms,
-    "s": session}``."""
+    """New actions in event time order, oldest first: ``{"t": event type, "i": item,
+    "c": category, "ts": ms, "s": session}``. Backends merge them into the stored actions by
+    event time, so a late event never becomes the "current" one."""
     items: dict[str, int] = field(default_factory=dict)
     categories: dict[str, int] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)
@@ -70,7 +71,7 @@ class UserState:
     """One user's real-time state."""
 
     actions: list[dict[str, Any]]
-    """Recent actions, newest first."""
+    """Recent actions, newest event time first."""
     items: dict[str, int]
     categories: dict[str, int]
     consumed: list[str]
@@ -90,11 +91,21 @@ class UserState:
 
 
 def updates_from(
-    events: Iterable[Sequence[Any]], categories: Mapping[str, str | None]
+    events: Iterable[Sequence[Any]],
+    categories: Mapping[str, str | None],
+    *,
+    session_since_ms: int | None = None,
 ) -> dict[str, Update]:
-    """Group stored event rows (``store.EVENT_COLUMNS`` order) into per-user updates."""
+    """Group stored event rows (``store.EVENT_COLUMNS`` order) into per-user updates.
+
+    The session is driven by event time, not arrival: each user's actions come out in event
+    time order (oldest first; ties keep arrival order), and an event stamped before
+    ``session_since_ms`` (late: older than the session window) updates the history (counters,
+    consumed items, feedback) but is not a session action.
+    """
     out: dict[str, Update] = {}
     passive, consuming = PASSIVE, CONSUMING
+    since = -(2**63) if session_since_ms is None else session_since_ms
     for row in events:
         event_type = row[1]
         if event_type in passive:
@@ -111,20 +122,31 @@ def updates_from(
             if item_id is not None and kind is not None:
                 u.feedback[item_id] = kind
             continue
+        live = ts_ms >= since
         if item_id is None:
-            u.actions.append({"t": event_type, "i": None, "c": None, "ts": ts_ms,
-                              "s": session_id})  # fmt: skip
+            if live:
+                u.actions.append({"t": event_type, "i": None, "c": None, "ts": ts_ms,
+                                  "s": session_id})  # fmt: skip
             continue
         category = categories.get(item_id)
-        u.actions.append({"t": event_type, "i": item_id, "c": category, "ts": ts_ms,
-                          "s": session_id})  # fmt: skip
+        if live:
+            u.actions.append({"t": event_type, "i": item_id, "c": category, "ts": ts_ms,
+                              "s": session_id})  # fmt: skip
         items = u.items
         items[item_id] = items.get(item_id, 0) + 1
         if event_type in consuming:
             u.consumed[item_id] = max(ts_ms, u.consumed.get(item_id, 0))
         if category is not None:
             u.categories[category] = u.categories.get(category, 0) + 1
+    for u in out.values():
+        actions = u.actions
+        if any(actions[k]["ts"] > actions[k + 1]["ts"] for k in range(len(actions) - 1)):
+            actions.sort(key=_ts)  # stable: equal times keep their arrival order
     return out
+
+
+def _ts(action: Mapping[str, Any]) -> int:
+    return int(action["ts"])
 
 
 class RealtimeState(Protocol):

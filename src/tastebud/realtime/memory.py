@@ -27,6 +27,10 @@ class _User:
         self.until = 0.0
 
 
+def _newest_first(action: dict[str, Any]) -> int:
+    return -int(action["ts"])
+
+
 class MemoryState:
     """Real-time state in a dict, with the same TTLs and bounds as the Redis backend."""
 
@@ -51,11 +55,18 @@ class MemoryState:
             now = self._clock()
             for key, up in updates.items():
                 u = self._user(key, now)
-                if u.actions_until < now:
-                    u.actions = []
-                u.actions[:0] = reversed(up.actions)
-                del u.actions[cfg.max_actions :]
-                u.actions_until = now + cfg.actions_ttl_s
+                if up.actions:
+                    if u.actions_until < now:
+                        u.actions = []
+                    newest_first = list(reversed(up.actions))
+                    if u.actions and newest_first[-1]["ts"] < u.actions[0]["ts"]:
+                        # A late event: merged by event time (stable: at equal times the
+                        # later arrival comes first), never made the current action.
+                        u.actions = sorted([*newest_first, *u.actions], key=_newest_first)
+                    else:
+                        u.actions[:0] = newest_first
+                    del u.actions[cfg.max_actions :]
+                    u.actions_until = now + cfg.actions_ttl_s
                 for item, n in up.items.items():
                     u.items[item] = u.items.get(item, 0) + n
                 for cat, n in up.categories.items():

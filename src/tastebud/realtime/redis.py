@@ -25,9 +25,35 @@ for user, up in pairs(batch) do
   local base = 'tb:u:' .. user .. ':'
   local actions = base .. 'actions'
   if #up.a > 0 then
-    -- one LPUSH for all of the batch's actions (oldest first, so the newest ends on top)
-    for start = 1, #up.a, 1000 do
-      redis.call('LPUSH', actions, unpack(up.a, start, math.min(start + 999, #up.a)))
+    -- Actions arrive in event time order (oldest first, times in up.t). The list holds the
+    -- newest event time on top: when the batch's oldest action is not older than the top one
+    -- (the usual case) one LPUSH keeps that order; a late event is merged by event time.
+    local head = redis.call('LINDEX', actions, 0)
+    if head and up.t[1] < cjson.decode(head).ts then
+      local merged = {}
+      for k = #up.a, 1, -1 do
+        merged[#merged + 1] = {up.t[k], #merged, up.a[k]}
+      end
+      for _, a in ipairs(redis.call('LRANGE', actions, 0, -1)) do
+        merged[#merged + 1] = {cjson.decode(a).ts, #merged, a}
+      end
+      -- newest event time first; at equal times the later arrival (listed first) first
+      table.sort(merged, function(x, y)
+        if x[1] ~= y[1] then return x[1] > y[1] end
+        return x[2] < y[2]
+      end)
+      redis.call('DEL', actions)
+      local n = math.min(#merged, cfg.max_actions)
+      local values = {}
+      for k = 1, n do values[k] = merged[k][3] end
+      for start = 1, n, 1000 do
+        redis.call('RPUSH', actions, unpack(values, start, math.min(start + 999, n)))
+      end
+    else
+      -- one LPUSH for all of the batch's actions (oldest first, so the newest ends on top)
+      for start = 1, #up.a, 1000 do
+        redis.call('LPUSH', actions, unpack(up.a, start, math.min(start + 999, #up.a)))
+      end
     end
     redis.call('LTRIM', actions, 0, cfg.max_actions - 1)
     redis.call('EXPIRE', actions, cfg.actions_ttl)
@@ -75,6 +101,7 @@ class RedisState:
             key: {
                 # Actions travel as JSON strings, pushed as they are (LPUSH: newest first).
                 "a": [orjson.dumps(a).decode() for a in up.actions],
+                "t": [a["ts"] for a in up.actions],
                 "i": up.items,
                 "c": up.categories,
                 # ZADD arguments: score, member, score, member...

@@ -46,7 +46,9 @@ __all__ = [
     "MODEL_NAME",
     "PersonalizationEngine",
     "RecommenderBundle",
+    "liked_items",
     "load_recommender",
+    "suppressed_items",
     "top_indices",
 ]
 
@@ -246,8 +248,10 @@ class PersonalizationEngine:
         idx = loaded.users.index(user_key)
         history = set() if idx < 0 or loaded.seen is None else set(
             loaded.seen[idx].indices.tolist())  # fmt: skip
-        # The live session: newest first, items the model knows.
+        # The live session, newest first, then the items the user liked: what the model
+        # relates to them counts as if they were in the user's history.
         session = [items.index(a["i"]) for a in state.actions if a.get("i")]
+        session += [items.index(i) for i in liked_items(state)]
         session = [i for i in session if i >= 0]
         fresh = [i for i in dict.fromkeys(session) if i not in history]
         cfg = self.config
@@ -265,12 +269,13 @@ class PersonalizationEngine:
             blocked |= cats != c
         mode: str
         scores: NDArray[np.float32]
+        chosen: tuple[str, str] = ("global", "")
         if idx >= 0 or fresh:
             mode = "personalized" if idx >= 0 else "session"
             scores = self.model_scores(loaded, idx, fresh)
         else:
             mode = "cold_start"
-            scores = self._cold_scores(bundle, items.ids, state, ctx)
+            scores, chosen = self._cold_scores(bundle, items.ids, state, ctx)
         share = _category_share(state, names, cfg.session_decay)
         if share is not None and cfg.session_category_weight > 0:
             boost = np.where(cats >= 0, share[np.maximum(cats, 0)], 0.0).astype(np.float32)
@@ -283,7 +288,7 @@ class PersonalizationEngine:
         explore = self._explore(snap, items, state, names, share, blocked, exclude,
                                 category, n_explore, picked)  # fmt: skip
         body_items = self._explain(bundle, snap, loaded, picked, explore, mode, session, history,
-                                   cats, names, share, ctx, state, k)  # fmt: skip
+                                   cats, names, share, chosen, k)  # fmt: skip
         self.stats.reasons[mode] = self.stats.reasons.get(mode, 0) + 1
         return {
             "items": body_items, "mode": mode,
@@ -308,9 +313,11 @@ class PersonalizationEngine:
         return scores
 
     def _cold_scores(self, bundle: RecommenderBundle, ids: list[str], state: UserState,
-                     ctx: Context) -> NDArray[np.float32]:  # fmt: skip
+                     ctx: Context) -> tuple[NDArray[np.float32], tuple[str, str]]:  # fmt: skip
         """Scores from the best cold-start list: the user's segment, else the device, else the
-        time of day, else overall; the list's order gives the score."""
+        locale, else the time of day, else overall; the list's order gives the score. Returns
+        the scores and the list really used (kind and the artifact's own key, never the
+        caller's text): ``("global", "")`` when no list matched."""
         cold = bundle.cold_start
         segment = (state.features or {}).get("segment")
         choices = [("segment", segment), ("device", ctx.device), ("locale", ctx.locale),
@@ -323,7 +330,7 @@ class PersonalizationEngine:
         key = (id(bundle), *chosen)
         cached = self._cold_cache.get(key)
         if cached is not None:
-            return cached
+            return cached, chosen
         ranked: list[str] = cold[chosen[0]][chosen[1]] if chosen[1] else cold.get("global", [])
         out = np.full(len(ids), -1e3, np.float32)
         if ranked:
@@ -341,7 +348,7 @@ class PersonalizationEngine:
         if len(self._cold_cache) > 256:
             self._cold_cache.clear()
         self._cold_cache[key] = result  # per loaded model: a swap brings a new bundle
-        return result
+        return result, chosen
 
     def _explore(self, snap: CatalogSnapshot, vocab: Vocabulary, state: UserState,
                  names: list[str], share: NDArray[np.float32] | None, blocked: NDArray[np.bool_],
@@ -375,8 +382,8 @@ class PersonalizationEngine:
     def _explain(self, bundle: RecommenderBundle, snap: CatalogSnapshot, loaded: LoadedModel,
                  picked: list[tuple[int, float]], explore: list[str], mode: str,
                  session: list[int], history: set[int], cats: NDArray[np.int32],
-                 names: list[str], share: NDArray[np.float32] | None, ctx: Context,
-                 state: UserState, k: int) -> list[dict[str, Any]]:  # fmt: skip
+                 names: list[str], share: NDArray[np.float32] | None,
+                 chosen: tuple[str, str], k: int) -> list[dict[str, Any]]:  # fmt: skip
         ids = loaded.items.ids
         # "Because you watched X": X is the recent item (session first, then training
         # history) the model relates most to the recommended one.
@@ -385,7 +392,7 @@ class PersonalizationEngine:
                    if anchors and picked and mode != "cold_start" else None)  # fmt: skip
         top_cats = set() if share is None else {names[i] for i in np.flatnonzero(share > 0)}
         trending = bundle.cold_start.get("trending", {})
-        segment = (state.features or {}).get("segment")
+        popular = _popular_reason(chosen) if mode == "cold_start" else _RIGHT_NOW
         out: list[dict[str, Any]] = []
         scores = [s for _, s in picked if np.isfinite(s)]
         lo, hi = (min(scores), max(scores)) if scores else (0.0, 1.0)
@@ -411,21 +418,8 @@ class PersonalizationEngine:
                         "category": cat,
                         "text": f"More {cat}, like your current session",
                     }
-            elif mode == "cold_start" and segment:
-                reason = {
-                    "type": "popular_in_segment",
-                    "segment": segment,
-                    "text": f"Popular in your segment ({segment})",
-                }
-            elif mode == "cold_start" and (ctx.device or ctx.locale):
-                where = f"on {ctx.device}" if ctx.device else f"in {ctx.locale}"
-                reason = {
-                    "type": "popular_in_context",
-                    **({"device": ctx.device} if ctx.device else {"locale": ctx.locale}),
-                    "text": f"Popular {where}",
-                }
             else:
-                reason = {"type": "popular", "text": "Popular right now"}
+                reason = dict(popular)
             score = 1.0 if hi == lo else (s - lo) / (hi - lo)
             out.append({"item_id": item, "score": round(float(score), 6), "reason": reason})
         if explore:
@@ -457,6 +451,33 @@ class PersonalizationEngine:
         """Drop every cached list (tests, model swaps are already in the fingerprint)."""
         with self._cache_lock:
             self._cache.clear()
+
+
+_RIGHT_NOW = {"type": "popular", "text": "Popular right now"}
+_WHERE = {"device": "on {}", "locale": "in {}", "daypart": "in the {}"}
+
+
+def _popular_reason(chosen: tuple[str, str]) -> dict[str, Any]:
+    """The reason of a cold-start item: it names the list that was really used, by the
+    artifact's own key (never the text of the request), or says the list is the overall one."""
+    kind, value = chosen
+    if kind == "segment":
+        return {"type": "popular_in_segment", "segment": value,
+                "text": f"Popular in your segment ({value})"}  # fmt: skip
+    if kind in _WHERE:
+        where = "at night" if value == "night" else _WHERE[kind].format(value)
+        return {"type": "popular_in_context", kind: value, "text": f"Popular {where}"}
+    return {"type": "popular", "text": "Popular overall"}
+
+
+def liked_items(state: UserState) -> list[str]:
+    """Items the user said they like (explicit feedback), in a stable order."""
+    return sorted(i for i, kind in state.feedback.items() if kind == "like")
+
+
+def suppressed_items(state: UserState) -> set[str]:
+    """Items the user said never to show again (``not_interested`` or ``dislike``)."""
+    return {i for i, kind in state.feedback.items() if kind in _NEVER}
 
 
 def _fingerprint(state: UserState) -> tuple[Any, ...]:

@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 
 from tastebud.errors import UnknownItem
-from tastebud.serving.engine import PersonalizationEngine, top_indices
+from tastebud.serving.engine import (
+    PersonalizationEngine,
+    liked_items,
+    suppressed_items,
+    top_indices,
+)
 
 __all__ = [
     "ContentItem",
@@ -96,11 +101,17 @@ def rank_content(
     now_ms: int | None = None,
 ) -> dict[str, Any]:
     """Re-order ``content`` for the user. An item the production model knows is scored by the
-    model blended with the session (its percentile among all items); any other by the user's
-    category affinity (0.6) and its recency (0.4, half-life 7 days). Each gets a relevance in
-    [0, 1], the reason, and the text variant for the user's skill level."""
+    model blended with the session and the items the user liked (its percentile among all
+    items); any other by the user's category affinity (0.6; liked items' categories count) and
+    its recency (0.4, half-life 7 days). Each gets a relevance in [0, 1], the reason, and the
+    text variant for the user's skill level. Items the user marked ``not_interested`` or
+    ``dislike`` are left out, as in recommendations, and listed in ``suppressed``."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     state, degraded = engine.state(user_key)
+    never = suppressed_items(state)
+    suppressed = [c.id for c in content if c.id in never]
+    content = [c for c in content if c.id not in never]
+    liked = liked_items(state)
     served = engine.models.get("recommendations")
     pct: dict[str, float] = {}
     if served is not None:
@@ -109,6 +120,7 @@ def rank_content(
         known = [c.id for c in content if loaded.items.index(c.id) >= 0]
         idx = loaded.users.index(user_key)
         session = [loaded.items.index(a["i"]) for a in state.actions if a.get("i")]
+        session += [loaded.items.index(i) for i in liked]
         session = [i for i in dict.fromkeys(session) if i >= 0]
         if known and (idx >= 0 or session):
             scores = engine.model_scores(loaded, idx, session)
@@ -121,6 +133,12 @@ def rank_content(
     interests: dict[str, float] = dict(state.categories)
     for c in (state.features or {}).get("content_category_interests") or []:
         interests[c] = interests.get(c, 0.0) + 1.0
+    if liked:
+        category = engine.catalog.get().category
+        for item in liked:
+            c = category.get(item)
+            if c is not None:
+                interests[c] = interests.get(c, 0.0) + 1.0
     top = max(interests.values(), default=0.0)
     out: list[dict[str, Any]] = []
     for c in content:
@@ -147,6 +165,6 @@ def rank_content(
         out.append({"id": c.id, "score": round(min(1.0, max(0.0, score)), 6), "reason": why,
                     "skill_level": level, "text": text})  # fmt: skip
     out.sort(key=lambda r: -r["score"])
-    return {"items": out, "skill_level": skill, "degraded": degraded,
+    return {"items": out, "suppressed": suppressed, "skill_level": skill, "degraded": degraded,
             "model": None if served is None else {"name": served.name,
                                                   "version": served.version}}  # fmt: skip

@@ -16,6 +16,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tastebud.errors import Conflict, ServiceUnavailable
 from tastebud.store import tables as t
 from tastebud.store._access import AccessStore
+from tastebud.store._browse import BrowseStore
 from tastebud.store._group import GroupCommit
 from tastebud.store._sql import IN_CHUNK, chunks, existing_keys
 
@@ -34,7 +35,7 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 
 
-class Store(AccessStore):
+class Store(AccessStore, BrowseStore):
     """Typed access to the Tastebud schema through SQLAlchemy Core.
 
     Args:

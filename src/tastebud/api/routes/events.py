@@ -100,7 +100,8 @@ def _raise_for(result: EventResult) -> None:
 )
 async def post_event(request: Request, response: Response, services: ServicesDep) -> EventOut:
     """Validate and store one event. Idempotent on ``event_id``: resending answers
-    ``200 duplicate`` and stores nothing; an absent ``event_id`` is generated and returned."""
+    ``200 duplicate`` and stores nothing; an absent ``event_id`` is derived from the
+    event's content (a keyed hash: a retry is a duplicate) and returned."""
     return await _answer_one(services, await read_json(request), response)
 
 

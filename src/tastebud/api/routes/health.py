@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from tastebud.api.deps import ServicesDep
 from tastebud.api.schemas import HealthOut
@@ -16,6 +16,12 @@ from tastebud.store import current_revision, head_revision
 __all__ = ["router"]
 
 router = APIRouter(tags=["health"])
+
+
+@router.get("/", include_in_schema=False)
+async def root() -> RedirectResponse:
+    """A person who opens the server's address lands on the interactive API reference."""
+    return RedirectResponse("/docs", status_code=307)
 
 
 @router.get("/healthz", response_model=HealthOut)

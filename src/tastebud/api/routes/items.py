@@ -1,17 +1,20 @@
-"""The item catalogue: ``PUT/GET/DELETE /v1/items/{item_id}`` and ``POST /v1/items/batch``."""
+"""The item catalogue: ``PUT/GET/DELETE /v1/items/{item_id}``, ``POST /v1/items/batch`` and the
+paginated listing ``GET /v1/items``."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import ServicesDep, read_json, scoped
+from tastebud.api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from tastebud.api.schemas import (
     ItemBatchOut,
     ItemIn,
     ItemOut,
+    ItemPageOut,
     ItemPutOut,
     ItemResultOut,
     from_ms,
@@ -23,6 +26,53 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["items"])
 ItemIdPath = Annotated[Id, Path(description="The item's id in your catalogue")]
+CategoryQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=128,
+        pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$",
+        description="Only items whose categories contain this one",
+    ),
+]
+
+
+def _item_out(row: dict[str, Any]) -> ItemOut:
+    return ItemOut(
+        item_id=row["item_id"],
+        title=row["title"],
+        category=row["category"],
+        categories=row["categories"],
+        type=row["item_type"],
+        created_at=from_ms(row["created_ms"]),
+        attributes=row["attributes"],
+        hidden=row["hidden"],
+        updated_at=from_ms(row["updated_ms"]),
+    )
+
+
+@router.get("/v1/items", response_model=ItemPageOut, **scoped("serve"))
+def list_items(
+    services: ServicesDep,
+    category: CategoryQuery = None,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> ItemPageOut:
+    """The catalogue a page at a time, in item-id order, hidden items included (flagged
+    ``hidden``). Follow ``next_cursor`` until it is ``null``; a cursor only continues the
+    listing (and ``category``) it came from."""
+    scope = category or ""
+    after = None
+    if cursor is not None:
+        (after,) = decode_cursor(services.pseudonymizer, "items", scope, cursor, (str,))
+    page = services.store.browse_items(limit=limit, after=after, category=category)
+    items = [_item_out(row) for row in page.entries]
+    next_cursor = (
+        encode_cursor(services.pseudonymizer, "items", scope, [items[-1].item_id])
+        if page.more
+        else None
+    )
+    return ItemPageOut(items=items, next_cursor=next_cursor)
 
 
 @router.put("/v1/items/{item_id}", response_model=ItemPutOut, **scoped("admin"))
@@ -41,17 +91,7 @@ def get_item(item_id: ItemIdPath, services: ServicesDep) -> ItemOut:
     row = services.store.get_item(item_id)
     if row is None:
         raise UnknownItem("no item with this id is in the catalogue")
-    return ItemOut(
-        item_id=row["item_id"],
-        title=row["title"],
-        category=row["category"],
-        categories=row["categories"],
-        type=row["item_type"],
-        created_at=from_ms(row["created_ms"]),
-        attributes=row["attributes"],
-        hidden=row["hidden"],
-        updated_at=from_ms(row["updated_ms"]),
-    )
+    return _item_out(row)
 
 
 @router.delete("/v1/items/{item_id}", status_code=204, **scoped("admin"))

@@ -33,12 +33,18 @@ class PredictionsOut(BaseModel):
     (``increases`` / ``decreases``) and ``contribution``."""
 
 
-@router.get("/v1/users/{user_id}/predictions", response_model=PredictionsOut, **scoped("serve"))
+@router.get(
+    "/v1/users/{user_id}/predictions",
+    response_model=PredictionsOut,
+    responses={409: {"description": "The user opted out of personalization (`opted_out`)"}},
+    **scoped("serve"),
+)
 async def get_predictions(
     user_id: Annotated[Id, Path(description="Your user id")], services: ServicesDep
 ) -> PredictionsOut:
     """Churn and conversion probabilities from the trained predictors and the user's latest
-    features, with the top three reasons for each."""
+    features, with the top three reasons for each. Predictions are profiling: a user who opted
+    out of personalization gets none (``409 opted_out``)."""
     key = services.pseudonymizer.user(user_id)
-    body = await run_in_threadpool(services.predictions.predict, key)
+    body = await run_in_threadpool(services.predict, key)
     return PredictionsOut(user_id=user_id, **body)

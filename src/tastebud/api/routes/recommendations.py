@@ -130,8 +130,9 @@ class RankIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     items: list[ContentIn] = Field(min_length=1, max_length=200)
-    skill_level: str | None = Field(
-        default=None, max_length=32, description="Overrides the user's stored skill_level"
+    skill_level: Literal["beginner", "intermediate", "expert"] | None = Field(
+        default=None,
+        description="Overrides the user's stored skill_level (the values PUT /v1/users takes)",
     )
 
 
