@@ -118,3 +118,17 @@ def test_key_manager_round_trip(sqlite_api: Api, scope: str) -> None:
     info, key = sqlite_api.services.keys.create("n", scope)
     principal = sqlite_api.services.keys.authenticate(key)
     assert (principal.key_id, principal.scope) == (info.key_id, scope)
+
+
+def test_forbidden_names_the_scope_once(sqlite_api: Api) -> None:
+    # Issue 15, point 15: "scope 'admin' (or 'admin')" said the same scope twice.
+    r = sqlite_api.request("GET", "/v1/privacy/report", "serve")
+    assert r.json()["error"]["message"] == "this route needs a key with scope 'admin'"
+    r = sqlite_api.request("GET", "/v1/models", "ingest")
+    assert r.json()["error"]["message"] == "this route needs a key with scope 'serve' (or 'admin')"
+
+
+def test_the_root_leads_to_the_docs(sqlite_api: Api) -> None:
+    r = sqlite_api.client.get("/", follow_redirects=False)
+    assert r.status_code == 307 and r.headers["location"] == "/docs"
+    assert sqlite_api.client.get("/").status_code == 200  # the docs page itself

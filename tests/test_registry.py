@@ -144,6 +144,48 @@ def test_checklist_items_fail_for_the_right_reasons(any_services: Services) -> N
     assert items["monitoring"].passed and items["rollback_plan"].passed
 
 
+def test_what_could_not_be_checked_is_not_a_pass(any_services: Services) -> None:
+    # Issue 15, point 8: no user attribute with two groups to compare (activity terciles are
+    # informative, not protected) used to pass bias_analysis.
+    reg = any_services.registry
+    metrics = passing_metrics()
+    metrics["slices"] = {"activity": {"disparity": 1.1, "groups": {}}}
+    mv = register(reg, metrics=metrics)
+    reg.approve("recommendations", mv.version, actor="key:abc")
+    mv = reg.get("recommendations", mv.version)
+    check = checklist(reg, mv, POLICY)
+    bias = {i.name: i for i in check.items}["bias_analysis"]
+    assert (bias.status, bias.passed) == ("not_checked", False)
+    assert bias.to_json()["status"] == "not_checked" and "not checked" in bias.detail
+    assert not check.passed and check.failing() == [] and check.not_checked() == [bias]
+    with pytest.raises(ChecklistFailed, match="bias_analysis not checked") as err:
+        promote(reg, POLICY, "recommendations", mv.version, actor="test")
+    assert "--waive bias_analysis --reason" in err.value.message
+    assert err.value.details == [bias.to_json()]
+    with pytest.raises(InvalidInput, match="reason"):
+        promote(reg, POLICY, "recommendations", mv.version, actor="test",
+                waive=("bias_analysis",))  # fmt: skip
+    with pytest.raises(InvalidInput, match="validated was checked"):
+        promote(reg, POLICY, "recommendations", mv.version, actor="test",
+                waive=("validated",), reason="r")  # fmt: skip
+    with pytest.raises(InvalidInput, match="unknown checklist item"):
+        promote(reg, POLICY, "recommendations", mv.version, actor="test",
+                waive=("vibes",), reason="r")  # fmt: skip
+    # The auto-promotion policy never waives: the version stays a candidate.
+    ctx = JobContext(any_services.store, reg, POLICY, "opt-out", "worker")
+    assert "bias_analysis not checked" in auto_promote(ctx, reg.get("recommendations", mv.version))
+    assert reg.resolve("recommendations") is None
+    promote(reg, POLICY, "recommendations", mv.version, actor="key:abc",
+            waive=("bias_analysis",), reason="no attributes collected yet")  # fmt: skip
+    last = reg.history("recommendations")[-1]
+    assert last.reason == "no attributes collected yet"
+    assert last.details["waived"] == ["bias_analysis"] and not last.details["forced"]
+    # No slices at all, or no held-out metrics: not checked either.
+    bare = register(reg, metrics={"baseline": {}})
+    items = {i.name: i.status for i in checklist(reg, bare, POLICY).items}
+    assert items["bias_analysis"] == items["validated"] == "not_checked"
+
+
 def test_rollback_walks_back_the_production_history(any_services: Services) -> None:
     reg = any_services.registry
     for _ in range(4):

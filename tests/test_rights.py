@@ -275,3 +275,25 @@ def test_privacy_cli_export_erase_report(
     assert report["erasures"] == 1 and report["exports"] == 2
     no = run(["privacy", "erase", "someone"], copy, **env)  # no --yes, no tty: refused
     assert no.returncode != 0
+
+
+def test_another_users_events_on_a_shared_device_are_not_exported_or_erased(api: Api) -> None:
+    # U identified on a device (anonymous id); later V logged in on the same device. V's
+    # events carry the device's anonymous id too, but they are V's, not U's.
+    now = time.time()
+    r = api.request("POST", "/v1/users/u-shared/aliases", json={"anonymous_id": "device-1"})
+    assert r.status_code == 200, r.text
+    mine = {"event_type": "page_view", "user_id": "u-shared", "timestamp": now,
+            "data": {"url": "/mine"}}  # fmt: skip
+    theirs = {"event_type": "page_view", "user_id": "v-other", "anonymous_id": "device-1",
+              "timestamp": now, "data": {"url": "/theirs"}}  # fmt: skip
+    body = api.request("POST", "/v1/events/batch", "ingest", json={"events": [mine, theirs]})
+    assert body.json()["accepted"] == 2
+    doc = api.request("GET", "/v1/users/u-shared/export").json()
+    assert [e["data"]["url"] for e in doc["events"]] == ["/mine"]
+    receipt = api.request("DELETE", "/v1/users/u-shared").json()
+    assert receipt["stores"]["events"] == 1
+    v_key = api.services.pseudonymizer.user("v-other")
+    assert api.services.store.count_events(user_key=v_key) == 1  # V keeps their data...
+    anon = api.services.pseudonymizer.anonymous("device-1")
+    assert scan_tables(api, [anon]) == []  # ...with no link left to the erased user

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 from cryptography.fernet import Fernet
 
@@ -176,9 +177,14 @@ def test_rank_adapts_text_to_the_skill_level(api: Api) -> None:
     scores = [i["score"] for i in out["items"]]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
     over = api.request("POST", f"/v1/users/{user}/rank", "serve",
-                       json={"items": items, "skill_level": "advanced"}).json()  # fmt: skip
+                       json={"items": items, "skill_level": "expert"}).json()  # fmt: skip
     fresh = next(i for i in over["items"] if i["id"] == "fresh-article")
-    assert (fresh["skill_level"], fresh["text"]) == ("expert", "a")
+    assert (fresh["skill_level"], fresh["text"]) == ("expert", "a")  # "advanced" reads as expert
+    # The request's skill_level takes the values PUT /v1/users takes (issue 15, point 15).
+    for bad in ("advanced", "wizard", ""):
+        r = api.request("POST", f"/v1/users/{user}/rank", "serve",
+                        json={"items": items, "skill_level": bad})  # fmt: skip
+        assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "skill_level"
     beginner = api.request("POST", f"/v1/users/{user}/rank", "serve",
                            json={"items": items, "skill_level": "beginner"}).json()  # fmt: skip
     assert next(i for i in beginner["items"] if i["id"] == known)["text"] == "simple words"
@@ -285,3 +291,75 @@ def test_new_items_get_exploration_slots_in_liked_categories(api: Api) -> None:
     assert api.request("DELETE", "/v1/items/fresh-in-cat").status_code == 204
     api.services.engine.catalog.refresh()
     assert "fresh-in-cat" not in [i["item_id"] for i in recs(api, user, k=10)["items"]]
+
+
+# -- issue 15: the first hour of a new user --------------------------------------------------
+def test_reasons_name_only_the_list_really_used(api: Api) -> None:
+    lists = api.services.models.get("recommendations").obj.cold_start  # type: ignore[union-attr]
+    device = next(iter(lists["device"]))
+    known = recs(api, "new-user-a", k=5, device=device)
+    assert {i["reason"]["text"] for i in known["items"]} == {f"Popular on {device}"}
+    assert [i["item_id"] for i in known["items"]] == lists["device"][device][:5]
+    overall = recs(api, "new-user-b", k=5)
+    for params in ({"device": "toaster"}, {"locale": "xx-NOWHERE"},
+                   {"device": "<script>alert(1)</script>", "locale": "<b>"}):  # fmt: skip
+        body = recs(api, "new-user-c", k=5, **params)
+        assert body["mode"] == "cold_start"
+        # The overall list, said so; the caller's text is never copied into an answer.
+        assert [i["item_id"] for i in body["items"]] == [i["item_id"] for i in overall["items"]]
+        assert {i["reason"]["text"] for i in body["items"]} == {"Popular overall"}
+        text = orjson.dumps(body["items"]).decode()
+        assert all(str(v) not in text for v in params.values())
+
+
+def test_feedback_acts_on_rank(api: Api) -> None:
+    user = "nb-user-0000013"
+    top = [i["item_id"] for i in recs(api, user, k=3)["items"]]
+    content = [{"id": i} for i in top]
+
+    def ranked() -> dict[str, Any]:
+        r = api.request("POST", f"/v1/users/{user}/rank", "serve", json={"items": content})
+        assert r.status_code == 200, r.text
+        return r.json()  # type: ignore[no-any-return]
+
+    assert ranked()["items"][0]["id"] == top[0]
+    for item, kind in ((top[0], "not_interested"), (top[1], "dislike")):
+        r = api.request("POST", f"/v1/users/{user}/feedback", "serve",
+                        json={"item_id": item, "kind": kind})  # fmt: skip
+        assert r.status_code == 202
+    after = ranked()
+    assert [i["id"] for i in after["items"]] == [top[2]]
+    assert after["suppressed"] == [top[0], top[1]]
+    # A like counts as an interest: content of the liked item's category moves up.
+    fresh = [{"id": "new-x", "category": "cat-x", "created_at": time.time()},
+             {"id": "new-y", "category": "cat-y", "created_at": time.time()}]  # fmt: skip
+    for item, category in (("liked-x", "cat-x"),):
+        api.request("PUT", f"/v1/items/{item}", json={"title": item, "category": category})
+    api.services.engine.catalog.refresh()
+    stranger = "brand-new-liker"
+    body = lambda: api.request("POST", f"/v1/users/{stranger}/rank", "serve",  # noqa: E731
+                               json={"items": fresh}).json()  # fmt: skip
+    before = body()
+    assert before["items"][0]["score"] == before["items"][1]["score"]
+    api.request("POST", f"/v1/users/{stranger}/feedback", "serve",
+                json={"item_id": "liked-x", "kind": "like"})  # fmt: skip
+    liked = body()
+    assert liked["items"][0]["id"] == "new-x"
+    assert liked["items"][0]["score"] > liked["items"][1]["score"]
+    assert liked["items"][0]["reason"]["type"] == "interest"
+
+
+def test_nothing_is_stored_for_an_erased_user_until_they_return(api: Api) -> None:
+    user = "nb-user-0000015"
+    key = api.services.pseudonymizer.user(user)
+    assert api.request("DELETE", f"/v1/users/{user}").status_code == 200
+    assert api.services.store.count_events(user_key=key) == 0
+    for _ in range(2):  # requests about the user: lists are served, no impression is stored
+        assert recs(api, user, k=5)["mode"] == "cold_start"
+    api.services.engine.impressions.flush()  # type: ignore[union-attr]
+    assert api.services.store.count_events(user_key=key) == 0
+    # The user comes back with events of their own: from then on, impressions are stored.
+    send(api, user, ["nb-item-000002"])
+    recs(api, user, k=5)
+    api.services.engine.impressions.flush()  # type: ignore[union-attr]
+    assert api.services.store.count_events(user_key=key, event_type="impression") == 1

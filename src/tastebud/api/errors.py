@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tastebud import errors as e
+from tastebud.events.ingest import MAX_DETAILS
 from tastebud.monitoring import get_logger
 
 __all__ = ["STATUS", "install_error_handlers"]
@@ -86,7 +87,10 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse(
                 _body("malformed_json", "malformed JSON in the request body", details), 400
             )
+        details = details[:MAX_DETAILS]  # one entry per problem, bounded
         summary = "; ".join(f"{d['field']}: {d['message']}" for d in details[:5])
+        if len(details) > 5:
+            summary += f" (and {len(details) - 5} more in details)"
         return JSONResponse(_body("invalid_request", summary, details), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -78,6 +78,12 @@ class EventResultOut(BaseModel):
     event_id: str | None
     status: Literal["accepted", "duplicate", "rejected"]
     reason: str | None = None
+    """Every problem of a rejected event, in one line."""
+    code: str | None = None
+    """Why a rejected event was refused: ``invalid_event``, ``consent_required`` or
+    ``user_erased``."""
+    details: list[dict[str, str]] | None = None
+    """For a rejected event: one ``{"field", "message"}`` per problem (at most 50)."""
 
 
 class BatchOut(BaseModel):

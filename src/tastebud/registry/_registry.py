@@ -21,6 +21,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tastebud.errors import ArtifactInvalid, Conflict, InvalidInput, ModelNotFound
+from tastebud.privacy.files import private_dir
 from tastebud.registry.artifacts import artifact_id, verify_artifact
 from tastebud.store import Store
 from tastebud.store import tables as t
@@ -106,8 +107,7 @@ class Registry:
     def staging_dir(self, name: str) -> Path:
         """A fresh directory to write a new artifact into before :meth:`register` moves it."""
         check_name(name)
-        base = self.root / ".staging"
-        base.mkdir(parents=True, exist_ok=True)
+        base = private_dir(self.root / ".staging")
         for n in range(1_000_000):
             path = base / f"{name}-{time.time_ns()}-{n}"
             if not path.exists():
@@ -152,7 +152,7 @@ class Registry:
                     ))  # fmt: skip
                 except IntegrityError:
                     continue
-                target.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(target.parent)
                 if target.exists():  # left by a crash between move and commit: not registered
                     shutil.rmtree(target)
                 artifact.rename(target)

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tastebud.errors import ArtifactInvalid, NotFound
+from tastebud.privacy.files import open_private, private_dir, write_private
 
 __all__ = ["artifact_id", "sha256_file", "verify_artifact", "write_artifact"]
 
@@ -34,15 +35,16 @@ def write_artifact(directory: Path, texts: dict[str, str], arrays: dict[str, NDA
     per file) atomically: into a temporary sibling renamed into place, so a crash never leaves
     a half-written artifact where a reader looks. Returns the artifact id (first 16 hex digits
     of the manifest's sha256)."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(directory.parent)
+    # mkdtemp: a 0700 directory; every file 0600 (vocabularies hold user pseudonyms).
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}-", dir=directory.parent))
     try:
         for name, text in texts.items():
-            (tmp / name).write_text(text)
-        with (tmp / "params.npz").open("wb") as fh:
+            write_private(tmp / name, text)
+        with open_private(tmp / "params.npz") as fh:
             np.savez(fh, allow_pickle=False, **arrays)
         manifest = {p.name: sha256_file(p) for p in sorted(tmp.iterdir())}
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        write_private(tmp / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True))
         if directory.exists():
             old = directory.with_name(f".{directory.name}-old")
             shutil.rmtree(old, ignore_errors=True)

@@ -42,15 +42,32 @@ _TEXT_SUFFIXES = {".json", ".md", ".txt"}
 
 @dataclass(frozen=True)
 class CheckItem:
-    """One checklist item: passed or not, and why."""
+    """One checklist item: passed, failed or not checked, and why.
+
+    An item that could not be checked (no fairness slices with two groups to compare, no
+    held-out metrics) is ``not_checked``, never a pass: promoting such a version to production
+    needs an explicit, recorded waiver.
+    """
 
     name: str
     passed: bool
     detail: str
+    checked: bool = True
+    """``False``: the item could not be checked (then ``passed`` is ``False`` too)."""
+
+    @property
+    def status(self) -> str:
+        """``pass``, ``fail`` or ``not_checked``."""
+        return "pass" if self.passed else ("fail" if self.checked else "not_checked")
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+        return {"name": self.name, "status": self.status, "passed": self.passed,
+                "detail": self.detail}  # fmt: skip
+
+
+def _not_checked(name: str, detail: str) -> CheckItem:
+    return CheckItem(name, False, detail, checked=False)
 
 
 @dataclass(frozen=True)
@@ -65,8 +82,16 @@ class Checklist:
         return all(i.passed for i in self.items)
 
     def failing(self) -> list[CheckItem]:
-        """The items that do not pass."""
-        return [i for i in self.items if not i.passed]
+        """The items that were checked and fail."""
+        return [i for i in self.items if i.checked and not i.passed]
+
+    def not_checked(self) -> list[CheckItem]:
+        """The items that could not be checked."""
+        return [i for i in self.items if not i.checked]
+
+    def blocking(self, *, skip: frozenset[str] = frozenset()) -> list[CheckItem]:
+        """Every item that does not pass (failing or not checked), but those in ``skip``."""
+        return [i for i in self.items if not i.passed and i.name not in skip]
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -77,7 +102,7 @@ def _representative(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
     data = mv.lineage.get("data") or {}
     start, end = data.get("window_start_ms"), data.get("window_end_ms")
     if start is None or end is None:
-        return CheckItem("representative_data", False, "no data window in the lineage")
+        return _not_checked("representative_data", "no data window in the lineage")
     days = (end - start) / 86_400_000
     users = int(data.get("users") or 0)
     problems = []
@@ -108,7 +133,7 @@ def _validated(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
     if mv.kind == "recommender":
         ndcg = test.get("ndcg@10")
         if ndcg is None:
-            return CheckItem("validated", False, "no held-out ndcg@10 in the metrics")
+            return _not_checked("validated", "no held-out ndcg@10 in the metrics")
         base = (mv.metrics.get("baseline") or {}).get("popularity", {}).get("ndcg@10")
         problems = []
         if ndcg < policy.min_ndcg10:
@@ -121,7 +146,7 @@ def _validated(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
         return CheckItem("validated", not problems, "; ".join(problems) or detail)
     auc, ece = test.get("roc_auc"), test.get("ece")
     if auc is None or ece is None:
-        return CheckItem("validated", False, "no held-out roc_auc and ece in the metrics")
+        return _not_checked("validated", "no held-out roc_auc and ece in the metrics")
     problems = []
     if auc < policy.min_roc_auc:
         problems.append(f"roc_auc {auc:.4f} < floor {policy.min_roc_auc}")
@@ -137,7 +162,7 @@ def _validated(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
 def _bias(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
     slices = mv.metrics.get("slices")
     if slices is None:
-        return CheckItem("bias_analysis", False, "no fairness slices in the metrics")
+        return _not_checked("bias_analysis", "no fairness slices in the metrics")
     worst: tuple[float, str] | None = None
     for attr, entry in slices.items():
         d = entry.get("disparity")
@@ -146,9 +171,11 @@ def _bias(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
         if worst is None or d > worst[0]:
             worst = (float(d), attr)
     if worst is None:
-        return CheckItem("bias_analysis", True,
-                         "slices computed; no user attribute with two groups large enough to "
-                         "compare")  # fmt: skip
+        return _not_checked(
+            "bias_analysis",
+            "not checked: no user attribute has two groups large enough to compare (send user "
+            "attributes such as segment, age_bucket or locale with PUT /v1/users/{id})",
+        )
     ok = worst[0] <= policy.max_disparity
     return CheckItem("bias_analysis", ok, f"largest disparity {worst[0]:.2f} ({worst[1]}); "
                      f"bound {policy.max_disparity}")  # fmt: skip
@@ -256,29 +283,57 @@ def promote(
     alias: str = "production",
     force: bool = False,
     reason: str | None = None,
+    waive: tuple[str, ...] = (),
 ) -> ModelVersion:
-    """Point ``alias`` at ``version``. Production needs a passing checklist, or ``force`` with
-    a ``reason`` (both recorded in the audit log with the failing items).
+    """Point ``alias`` at ``version``. Production needs a passing checklist: items that could
+    not be checked may be waived by name (``waive``) with a ``reason``; anything else that
+    fails needs ``force`` with a ``reason``. Waivers, forcing and the items concerned are
+    recorded in the audit log.
 
     Raises:
-        ChecklistFailed: the checklist fails and ``force`` is not set (409).
-        InvalidInput: ``force`` without a reason.
+        ChecklistFailed: an item fails or was not checked and is neither waived nor forced
+            (409).
+        InvalidInput: ``force`` or ``waive`` without a reason, or a waiver for an item that
+            was checked.
     """
     mv = registry.get(name, version)
     details: dict[str, Any] = {}
     if alias == "production":
-        if force and not (reason and reason.strip()):
-            raise InvalidInput("--force needs --reason TEXT (it is recorded)")
+        if (force or waive) and not (reason and reason.strip()):
+            what = "--force" if force else "a waiver"
+            raise InvalidInput(f"{what} needs --reason TEXT (it is recorded)")
         result = checklist(registry, mv, policy)
-        failing = result.failing()
-        if failing and not force:
-            raise ChecklistFailed(
-                f"model {name} v{version} fails its checklist: "
-                + "; ".join(f"{i.name} ({i.detail})" for i in failing)
-                + "; fix them or promote with --force --reason TEXT",
-                details=[i.to_json() for i in failing],
+        unchecked = {i.name for i in result.not_checked()}
+        unknown = sorted(set(waive) - set(CHECKS))
+        if unknown:
+            raise InvalidInput(f"unknown checklist item(s) {', '.join(unknown)}; the items are "
+                               + ", ".join(CHECKS))  # fmt: skip
+        wrong = sorted(set(waive) - unchecked)
+        if wrong:
+            raise InvalidInput(
+                "only items that were not checked can be waived; "
+                + ", ".join(wrong) + " " + ("was" if len(wrong) == 1 else "were") + " checked"
+                + (f" (not checked: {', '.join(sorted(unchecked))})" if unchecked else "")
             )
-        details = {"forced": bool(failing), "failed": [i.name for i in failing]}
+        blocking = [i for i in result.blocking() if i.name not in waive]
+        if blocking and not force:
+            hint = "; fix them or promote with --force --reason TEXT"
+            if all(not i.checked for i in blocking):
+                names = " ".join(f"--waive {i.name}" for i in blocking)
+                hint = f"; check them, or waive them with {names} --reason TEXT"
+            raise ChecklistFailed(
+                f"model {name} v{version} does not pass its checklist: "
+                + "; ".join(f"{i.name} {i.status.replace('_', ' ')} ({i.detail})"
+                            for i in blocking)
+                + hint,
+                details=[i.to_json() for i in blocking],
+            )  # fmt: skip
+        details = {
+            "forced": bool(blocking),
+            "failed": [i.name for i in result.failing()],
+            "not_checked": sorted(unchecked),
+            "waived": sorted(waive),
+        }
         previous = registry.resolve(name, "production")
         details["previous"] = None if previous is None else previous.version
         if previous is not None and previous.version == version:

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import orjson
 import polars as pl
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 
 from tastebud.ids import Vocabulary
 from tastebud.models import zero_rows
 from tastebud.monitoring import get_logger
+from tastebud.privacy.files import open_private, write_private
 from tastebud.realtime import RealtimeState
 from tastebud.registry import Registry
 from tastebud.store import Store
@@ -109,7 +110,9 @@ def _count_delete(ctx: ErasureContext, q_count: Any, q_delete: Any) -> int:
 def _events_where(user_key: str, anon: list[str], types: tuple[str, ...] | None,
                   exclude: bool = False) -> Any:  # fmt: skip
     e = t.events
-    who = or_(e.c.user_key.in_(_keys(user_key, anon)), e.c.anon_key.in_(anon))
+    # Only the user's own events (see export): another user's event sent from a device this
+    # user once identified on carries the anonymous id as well; it is detached, not deleted.
+    who = e.c.user_key.in_(_keys(user_key, anon))
     if types is None:
         return who
     kind = e.c.event_type.not_in(types) if exclude else e.c.event_type.in_(types)
@@ -119,8 +122,14 @@ def _events_where(user_key: str, anon: list[str], types: tuple[str, ...] | None,
 def _events_step(types: tuple[str, ...] | None, exclude: bool = False) -> Step:
     def step(ctx: ErasureContext, user_key: str, anon: list[str]) -> int:
         where = _events_where(user_key, anon, types, exclude)
-        return _count_delete(ctx, select(func.count()).select_from(t.events).where(where),
-                             delete(t.events).where(where))  # fmt: skip
+        n = _count_delete(ctx, select(func.count()).select_from(t.events).where(where),
+                          delete(t.events).where(where))  # fmt: skip
+        if anon and (types is None or exclude):
+            # Other users' events from the erased user's devices keep no link to them.
+            e = t.events
+            with ctx.store.engine.begin() as conn:
+                conn.execute(update(e).where(e.c.anon_key.in_(anon)).values(anon_key=None))
+        return n
 
     return step
 
@@ -228,7 +237,8 @@ def _batch(ctx: ErasureContext, user_key: str, anon: list[str]) -> int:
             kept = frame.filter(~pl.col("user_key").is_in(list(keys)))
             removed = frame.height - kept.height
             if removed:
-                kept.write_parquet(tmp)
+                with open_private(tmp) as fh:
+                    kept.write_parquet(fh)
                 tmp.replace(path)
         else:
             lines = path.read_bytes().splitlines(keepends=True)
@@ -236,7 +246,7 @@ def _batch(ctx: ErasureContext, user_key: str, anon: list[str]) -> int:
                           or orjson.loads(ln).get("user_key") not in keys]  # fmt: skip
             removed = len(lines) - len(kept_lines)
             if removed:
-                tmp.write_bytes(b"".join(kept_lines))
+                write_private(tmp, b"".join(kept_lines))
                 tmp.replace(path)
         n += removed
     return n

@@ -47,7 +47,10 @@ def _events(ctx: ExportContext, keys: list[str], types: tuple[str, ...], exclude
     while True:
         q = (select(e.c.id, e.c.event_id, e.c.event_type, e.c.session_id, e.c.item_id,
                     e.c.ts_ms, e.c.received_ms, e.c.source, e.c.data, e.c.context)
-             .where((e.c.user_key.in_(keys) | e.c.anon_key.in_(keys)) & kind & (e.c.id > last))
+             # The user's events are stored under their pseudonym or, before a merge, an
+             # anonymous one of theirs. An event of another user who later used the same
+             # device carries that anonymous id too, but is not this user's.
+             .where(e.c.user_key.in_(keys) & kind & (e.c.id > last))
              .order_by(e.c.id).limit(_BATCH))  # fmt: skip
         with ctx.store.engine.connect() as conn:
             rows = conn.execute(q).all()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,22 @@ def _json_dumps(value: Any) -> str:
     return orjson.dumps(value).decode("utf-8")
 
 
+def _private_sqlite_file(path: Path) -> None:
+    """The database holds personal data: its file (and SQLite's ``-wal``/``-shm``, which take
+    the database's mode) is ``0600``, created so before SQLite opens it; one an older version
+    created more open is narrowed."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        os.chmod(path.parent, 0o700)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if file.stat().st_mode & 0o077:
+                os.chmod(file, 0o600)
+        except FileNotFoundError:
+            pass
+
+
 def make_engine(
     url: str,
     *,
@@ -51,7 +68,7 @@ def make_engine(
     if parsed.get_backend_name() == "sqlite":
         db = parsed.database
         if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
+            _private_sqlite_file(Path(db))
         engine = create_engine(
             url,
             json_serializer=_json_dumps,

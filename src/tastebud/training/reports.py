@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from tastebud.evaluation import evaluate, render_html
 from tastebud.features import FEATURES
+from tastebud.privacy.files import private_dir, write_private
 from tastebud.store import tables as t
 from tastebud.training.jobs import JobContext, training_dataset
 
@@ -83,12 +84,12 @@ def feature_review(ctx: JobContext, reports_dir: Path) -> Path:
     lines += ["", f"Unused by the production predictors: {', '.join(unused) or 'none'}"
               + ("" if predictors_live else " (no predictor in production yet)"),
               f"Deprecated: {', '.join(deprecated) or 'none'}"]  # fmt: skip
-    reports_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(reports_dir)
     stamp = _stamp()
-    (reports_dir / f"feature-review-{stamp}.json").write_text(json.dumps(review, indent=2,
-                                                                         default=str))  # fmt: skip
+    write_private(reports_dir / f"feature-review-{stamp}.json",
+                  json.dumps(review, indent=2, default=str))  # fmt: skip
     path = reports_dir / f"feature-review-{stamp}.md"
-    path.write_text("\n".join(lines) + "\n")
+    write_private(path, "\n".join(lines) + "\n")
     ctx.log(f"feature review: {path}")
     return path
 
@@ -98,10 +99,10 @@ def bakeoff(ctx: JobContext, reports_dir: Path, models: list[str] | None = None)
     protocol and write ``bakeoff-<time>.html`` and ``.json``. Returns the HTML path."""
     dataset, _ = training_dataset(ctx)
     result = evaluate(dataset, models, log=lambda m: ctx.log(f"  {m}"))
-    reports_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(reports_dir)
     stamp = _stamp()
-    (reports_dir / f"bakeoff-{stamp}.json").write_text(json.dumps(result, indent=2))
+    write_private(reports_dir / f"bakeoff-{stamp}.json", json.dumps(result, indent=2))
     path = reports_dir / f"bakeoff-{stamp}.html"
-    path.write_text(render_html(result), encoding="utf-8")
+    write_private(path, render_html(result))
     ctx.log(f"bake-off: {path}")
     return path

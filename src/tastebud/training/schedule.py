@@ -123,9 +123,11 @@ def auto_promote(ctx: JobContext, mv: ModelVersion) -> str:
     ours = (mv.metrics.get("test") or {}).get(metric)
     prod = reg.resolve(mv.name, "production")
     reason = None
-    failing = [i for i in checklist(reg, mv, policy).failing() if i.name != "approval"]
+    # Items that could not be checked block too: only a person may waive them.
+    failing = checklist(reg, mv, policy).blocking(skip=frozenset({"approval"}))
     if failing:
-        reason = "checklist fails: " + "; ".join(f"{i.name} ({i.detail})" for i in failing)
+        reason = "checklist does not pass: " + "; ".join(
+            f"{i.name} {i.status.replace('_', ' ')} ({i.detail})" for i in failing)  # fmt: skip
     elif prod is not None:
         theirs = (prod.metrics.get("test") or {}).get(metric)
         if ours is None or (theirs is not None and ours < theirs - policy.tolerance):

@@ -136,6 +136,9 @@ async def post_batch(request: Request, services: ServicesDep) -> Response:
         "rejected": result.rejected,
         "results": [
             {"event_id": r.event_id, "status": r.status, "reason": r.reason}
+            if r.status != "rejected" else
+            {"event_id": r.event_id, "status": r.status, "reason": r.reason, "code": r.code,
+             "details": r.details}
             for r in result.results
         ],
     })  # fmt: skip

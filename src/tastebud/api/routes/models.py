@@ -11,7 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import PrincipalDep, ServicesDep, scoped
 from tastebud.errors import InvalidInput
-from tastebud.registry import ALIASES, checklist, promote, rollback
+from tastebud.registry import ALIASES, CHECKS, checklist, promote, rollback
 from tastebud.services import Services
 
 __all__ = ["router"]
@@ -27,8 +27,14 @@ class PromoteIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     alias: str = Field(default="production", description=f"One of {', '.join(ALIASES)}")
     force: bool = Field(default=False, description="Promote despite a failing checklist")
+    waive: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list,
+        max_length=len(CHECKS),
+        description="Checklist items that could not be checked (status `not_checked`) to "
+        "waive; needs a reason, recorded in the audit log",
+    )
     reason: str | None = Field(default=None, max_length=1000,
-                               description="Why (required with force; recorded)")  # fmt: skip
+                               description="Why (required with force or waive; recorded)")  # fmt: skip
 
 
 class ReasonIn(BaseModel):
@@ -114,7 +120,9 @@ async def promote_version(
     body: Annotated[PromoteIn | None, Body()] = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Point an alias (default ``production``) at a version. Production needs a passing
-    checklist (``409 checklist_failed`` lists what fails) or ``force`` with a ``reason``.
+    checklist (``409 checklist_failed`` lists what fails or was not checked): items that
+    could not be checked may be waived (``waive``) with a ``reason``; anything else needs
+    ``force`` with a ``reason``.
     Every API process serves the new version within ``model_poll_seconds``."""
     req = body or PromoteIn()
     if req.alias not in ALIASES:
@@ -123,7 +131,7 @@ async def promote_version(
     def run() -> dict[str, Any]:
         promote(services.registry, services.settings.governance, name, version,
                 actor=_actor(principal), alias=req.alias, force=req.force,
-                reason=req.reason)  # fmt: skip
+                reason=req.reason, waive=tuple(req.waive))  # fmt: skip
         services.models.refresh()
         return _version_json(services, name, version)
 
