@@ -363,3 +363,13 @@ def test_nothing_is_stored_for_an_erased_user_until_they_return(api: Api) -> Non
     recs(api, user, k=5)
     api.services.engine.impressions.flush()  # type: ignore[union-attr]
     assert api.services.store.count_events(user_key=key, event_type="impression") == 1
+
+
+def test_feedback_retried_with_its_id_is_stored_once(api: Api) -> None:
+    user = "nb-user-0000016"
+    body = {"item_id": "nb-item-000005", "kind": "like", "event_id": "fb-retry-1"}
+    for _ in range(2):  # the answer was lost; the client sends the same request again
+        r = api.request("POST", f"/v1/users/{user}/feedback", "serve", json=body)
+        assert r.status_code == 202 and r.json()["status"] == "recorded"
+    key = api.services.pseudonymizer.user(user)
+    assert api.services.store.count_events(user_key=key, event_type="feedback") == 1

@@ -174,6 +174,11 @@ class FeedbackIn(BaseModel):
     list_id: str | None = Field(
         default=None, max_length=64, description="The list it was shown in (for CTR analysis)"
     )
+    event_id: Id | None = Field(
+        default=None,
+        description="Idempotency key: a retry with the same id stores nothing twice (the "
+        "Python client sends one per call)",
+    )
 
 
 @router.post("/v1/users/{user_id}/feedback", status_code=202, **scoped("serve"))
@@ -183,8 +188,8 @@ async def feedback(
 ) -> dict[str, Any]:  # fmt: skip
     """Record ``like``, ``dislike`` or ``not_interested``: stored as a ``feedback`` event and
     applied to the user's real-time state at once (a not-interested or disliked item never
-    comes back)."""
-    event = {"event_id": f"fb-{uuid.uuid4().hex}", "event_type": "feedback",
+    comes back). With an ``event_id``, a retry stores nothing twice."""
+    event = {"event_id": f"fb-{body.event_id or uuid.uuid4().hex}", "event_type": "feedback",
              "user_id": user_id, "timestamp": time.time(),
              "data": {"item_id": body.item_id, "kind": body.kind,
                       **({"list_id": body.list_id} if body.list_id else {})}}  # fmt: skip
@@ -200,7 +205,7 @@ async def feedback(
         return result
 
     result = await run_in_threadpool(run)
-    if not result.accepted:
+    if not result.accepted and not result.duplicates:  # a retry of recorded feedback is fine
         outcome = result.results[0]
         reason = outcome.reason or "the feedback was rejected"
         if outcome.code == "consent_required":
