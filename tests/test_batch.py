@@ -57,9 +57,13 @@ def expected(loaded: LoadedModel, k: int) -> Recommendations:
 
 
 def top(want: Recommendations, u: int) -> tuple[list[str], list[float]]:
-    """User ``u``'s expected item ids and scores, padding (``-1``) cut."""
+    """User ``u``'s expected item ids and scores, padding (``-1``) cut. Scores on the API's
+    scale: relevance within the list, 1 for the best item, 0 for the last (issue 15)."""
     n = int((want.item_idx[u] >= 0).sum())
-    return [ITEMS[j] for j in want.item_idx[u][:n]], want.scores[u][:n].tolist()
+    raw = [float(x) for x in want.scores[u][:n]]
+    lo, hi = (min(raw), max(raw)) if raw else (0.0, 0.0)
+    rel = [1.0 if hi == lo else (x - lo) / (hi - lo) for x in raw]
+    return [ITEMS[j] for j in want.item_idx[u][:n]], rel
 
 
 def flat(text: str) -> str:
@@ -107,8 +111,9 @@ def test_parquet_is_the_models_ranking(loaded: LoadedModel, tmp_path: Path) -> N
         ids, scores = top(want, u)
         assert group["rank"].to_list() == list(range(1, len(ids) + 1))
         assert group["item_id"].to_list() == ids
-        # Parquet keeps the model's float32 scores exactly.
-        assert group["score"].to_numpy().tolist() == scores
+        # The same scale as the API's and the NDJSON's (float32).
+        assert group["score"].to_list() == pytest.approx(scores, abs=1e-6)
+        assert group["score"][0] == 1.0 and (len(scores) < 2 or group["score"][-1] == 0.0)
     meta = pq.read_metadata(out).metadata
     assert orjson.loads(meta[b"tastebud.model"]) == INFO and meta[b"tastebud.k"] == b"4"
 

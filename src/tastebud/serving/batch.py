@@ -7,8 +7,11 @@ The output keys users by **pseudonym**, the keyed hash Tastebud stores instead o
   "score": ...}, ...], "model": {"name": ..., "version": ..., "artifact_id": ...}}``, scores
   rounded to 6 decimals as the API rounds them.
 - ``.parquet``: long format, one row per (user, rank): ``user_key``, ``rank`` (1 = best),
-  ``item_id``, ``score`` (``float32``, exactly the model's); the model version is in the file's
-  key-value metadata (``tastebud.model``, JSON).
+  ``item_id``, ``score`` (``float32``); the model version is in the file's key-value metadata
+  (``tastebud.model``, JSON).
+
+``score`` has the scale of the API's: the relevance within the user's list, in [0, 1], 1 for the
+best item and 0 for the last (:func:`list_relevance`; every item 1 when all score the same).
 
 Users whose vocabulary slot starts with ``~`` were removed (consent withdrawn or erased) and are
 skipped. Users are written in chunks, so memory stays bounded whatever the number of users, and
@@ -22,6 +25,7 @@ import contextlib
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -43,6 +47,7 @@ __all__ = [
     "FORMATS",
     "REMOVED_PREFIX",
     "UserSelection",
+    "list_relevance",
     "output_format",
     "recommend_all",
     "select_users",
@@ -232,7 +237,7 @@ class _NdjsonWriter:
         # -1 padding is looked up as some id here and cut below (none at all: no items).
         rows = self.item_ids[np.where(valid, rec.item_idx, 0)].tolist() if len(self.item_ids) \
             else [[] for _ in keys]  # fmt: skip
-        scores = np.round(rec.scores.astype(np.float64), 6).tolist()
+        scores = np.round(list_relevance(rec.scores, valid).astype(np.float64), 6).tolist()
         # Padding only ever ends a row, so a row's real items are a prefix of it.
         counts = valid.sum(axis=1).tolist()
         k = rec.item_idx.shape[1]
@@ -254,6 +259,26 @@ class _NdjsonWriter:
 
     def abort(self) -> None:
         self.fh = None
+
+
+def list_relevance(scores: NDArray[np.float32], valid: NDArray[np.bool_]) -> NDArray[np.float32]:
+    """Each row's scores rescaled to the relevance the API reports: ``(s - min) / (max - min)``
+    over the row's real items (``valid``), so 1 is the user's best item and 0 their last; a row
+    whose items all score the same is all 1.
+
+    >>> list_relevance(np.array([[3.0, 2.0, 1.0], [5.0, 5.0, 0.0]], np.float32),
+    ...                np.array([[True, True, True], [True, True, False]]))
+    array([[1. , 0.5, 0. ],
+           [1. , 1. , 0. ]], dtype=float32)
+    """
+    s = np.where(valid, scores, np.nan).astype(np.float64)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # rows with no item at all
+        lo = np.nanmin(s, axis=1, keepdims=True)
+        hi = np.nanmax(s, axis=1, keepdims=True)
+    span = hi - lo
+    out = np.where(span > 0, (s - lo) / np.where(span > 0, span, 1.0), 1.0)
+    return np.where(valid, out, 0.0).astype(np.float32)
 
 
 class _ParquetWriter:
@@ -294,7 +319,7 @@ class _ParquetWriter:
         pa = self.pa
         table = pa.Table.from_arrays(
             [self.user_ids.take(users), pa.array(ranks), self.item_ids.take(items),
-             pa.array(rec.scores.ravel()[valid])],
+             pa.array(list_relevance(rec.scores, rec.item_idx >= 0).ravel()[valid])],
             schema=self.schema,
         )  # fmt: skip
         self.writer.write_table(table)

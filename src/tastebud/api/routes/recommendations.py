@@ -40,7 +40,8 @@ class RecommendedItem(BaseModel):
 
     item_id: str
     score: float
-    """Relevance in [0, 1] within this list (1: the best)."""
+    """Relevance in [0, 1] within this list: 1 for the best item, 0 for the last (the scale of
+    batch lists too; docs/serving.md, *Scores*)."""
     reason: Reason
 
 
