@@ -98,3 +98,60 @@ def test_catalogue_and_users_are_importable() -> None:
     for u in users:
         UserBatchEntry.model_validate(u)
     assert orjson.loads(orjson.dumps(s.truth()))["config"]["seed"] == 11
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_attributes_change_neither_the_events_nor_the_planted_truth() -> None:
+    """Issue 15 gave users an age band and declared interests, drawn from a stream of their own:
+    the events, catalogue and planted truth of a seed are byte for byte those recorded before
+    (a NumPy that changed its random streams would need them recorded again)."""
+    s = sim(chunk_users=50)
+    buf = io.BytesIO()
+    write_ndjson(s, buf, workers=1)
+    assert _sha(buf.getvalue()) == (
+        "1c07492da5d049c1076aba09d80fb3814525f72937e382057d5c6b3c753cca69"
+    )
+    truth = s.truth()
+    for user in truth["users"].values():
+        assert set(user) >= {"age_bucket", "declared_interests", "tastes"}
+        del user["age_bucket"], user["declared_interests"]
+    assert _sha(orjson.dumps(truth, option=orjson.OPT_SORT_KEYS)) == (
+        "d578a717d62e12df8b2c916228f69eebdbb44021f316adc0e82faff23b47f9f7"
+    )
+    before = [{k: v for k, v in u.items() if k not in ("age_bucket", "interests")}
+              for u in s.users()]  # fmt: skip
+    assert _sha(orjson.dumps(before, option=orjson.OPT_SORT_KEYS)) == (
+        "5456a756842e4981e0b6c3afe94748c4cdb8d10d4a149429e07f135cca1edb32"
+    )
+
+
+def test_users_declare_an_age_band_and_imperfect_interests() -> None:
+    from tastebud.catalog import UserIn
+    from tastebud.simulator import AGE_BUCKETS
+
+    s = sim(users=1000, days=5)
+    users = list(s.users())
+    assert users == list(sim(users=1000, days=5).users())  # deterministic per seed
+    assert users != list(sim(users=1000, days=5, seed=12).users())
+    truth = s.truth()["users"]
+    ages = collections.Counter(u["age_bucket"] for u in users)
+    assert set(ages) == set(AGE_BUCKETS) and ages["25-34"] > ages["65+"]
+    for u in users:
+        UserIn.model_validate({k: v for k, v in u.items() if k != "user_id"})
+        assert set(u["interests"]) <= set(CATEGORIES)
+        assert truth[u["user_id"]]["declared_interests"] == u["interests"]
+    declared = [u for u in users if u["interests"]]
+    assert 0.75 < len(declared) / len(users) < 0.95  # some skip the question
+    top = {u["user_id"]: truth[u["user_id"]]["top_categories"] for u in users}
+    # Declared interests follow the planted tastes...
+    first_is_favourite = sum(u["interests"][0] in top[u["user_id"]][:2] for u in declared)
+    assert first_is_favourite / len(declared) > 0.7
+    # ...imperfectly: some declare a category they barely use, some forget a favourite.
+    noise = sum(any(c not in top[u["user_id"]] for c in u["interests"]) for u in declared)
+    forgot = sum(top[u["user_id"]][0] not in u["interests"] for u in declared)
+    assert 0.1 < noise / len(declared) < 0.5 and forgot > 0.05 * len(declared)

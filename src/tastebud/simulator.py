@@ -4,11 +4,12 @@ scale runs, with the planted truth so that later stages can be measured against 
 The world: items (articles, videos, tools, tutorials) in twelve categories with a skewed
 popularity; users with planted **tastes** over categories (a sparse Dirichlet draw: most users
 care about one to three), a device mix, a preferred hour of day, a skill level, an activity rate
-and a daily **churn hazard**. Each active day a user opens sessions (Poisson); a session is a
-walk over items chosen by taste (with some exploration of what is popular), emitting page views,
-page loads, clicks, engagement, ratings and searches, plus session-level logins, network
-quality, feature usage, settings changes, errors and resource reports, and a conversion whose
-probability grows with how well the session matched the user's taste.
+and a daily **churn hazard**, plus what they declare at sign-up (an age band, interests). Each
+active day a user opens sessions (Poisson); a session is a walk over items chosen by taste (with
+some exploration of what is popular), emitting page views, page loads, clicks, engagement,
+ratings and searches, plus session-level logins, network quality, feature usage, settings
+changes, errors and resource reports, and a conversion whose probability grows with how well
+the session matched the user's taste.
 
 Everything is drawn with NumPy from one seed, chunk by chunk (each chunk of users has its own
 child seed), so the same arguments give byte-identical output, and per-event Python work is
@@ -37,7 +38,7 @@ import numpy as np
 import orjson
 from numpy.typing import NDArray
 
-__all__ = ["CATEGORIES", "SimConfig", "Simulator", "write_ndjson"]
+__all__ = ["AGE_BUCKETS", "CATEGORIES", "SimConfig", "Simulator", "write_ndjson"]
 
 CATEGORIES: tuple[str, ...] = (
     "security", "vpn", "wifi", "routers", "speed", "cloud",
@@ -65,19 +66,13 @@ _NETWORK = ("4g", "wifi", "ethernet", "3g")
 _TYPES = ("article", "video", "tool", "tutorial")
 _SKILLS = ("beginner", "intermediate", "expert")
 _COUNTRIES = ("us", "gb", "de", "fr", "in", "br", "jp", "ca", "es", "nl")
-_LOCALES = (
-    "en-US",
-    "en-GB",
-    "de-DE",
-    "fr-FR",
-    "en-IN",
-    "pt-BR",
-    "ja-JP",
-    "en-CA",
-    "es-ES",
-    "nl-NL",
-)
+_LOCALES = ("en-US", "en-GB", "de-DE", "fr-FR", "en-IN", "pt-BR", "ja-JP", "en-CA", "es-ES",
+            "nl-NL")  # fmt: skip
 _GOALS = ("subscribe_pro", "buy_router", "trial_start", "newsletter")
+AGE_BUCKETS: tuple[str, ...] = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
+_AGE_P = (0.14, 0.30, 0.24, 0.16, 0.10, 0.06)
+_INTEREST_MIN_TASTE = 0.15
+"""A category the user's planted taste gives at least this share is one they could declare."""
 
 
 @dataclass(frozen=True)
@@ -200,8 +195,10 @@ class Simulator:
 
     def users(self) -> Iterator[dict[str, Any]]:
         """User attributes (what an app would know from sign-up), as ``tastebud import users``
-        rows."""
+        rows and ``PUT /v1/users/{user_id}`` bodies: segment, skill level, country, locale, an
+        age band and declared interests (see :meth:`_sign_up`)."""
         w = self.world
+        ages, interests = self._sign_up()
         for u in range(self.config.users):
             yield {
                 "user_id": self.user_id(u),
@@ -209,12 +206,43 @@ class Simulator:
                 "country": _COUNTRIES[int(w.country[u])],
                 "locale": _LOCALES[int(w.country[u])],
                 "segment": "pro" if w.rate[u] > 2 * self.config.sessions_per_day else "standard",
+                "age_bucket": ages[u],
+                "interests": interests[u],
             }
 
+    def _sign_up(self) -> tuple[list[str], list[list[str]]]:
+        """Each user's age band and declared interests, from a random stream of their own (so
+        the world and the events of a seed are the same with or without them).
+
+        The age band is drawn independently of behaviour (a fair model shows no disparity by
+        age beyond noise: a known answer for the bias analysis). Declared interests are the
+        planted favourite categories (taste share at least 0.15), each forgotten with
+        probability 0.25, plus with probability 0.3 a category drawn by popularity that the
+        user does not act on; 10 % of users skip the question (no interests).
+        """
+        cfg, w = self.config, self.world
+        rng = np.random.default_rng([cfg.seed, 2])
+        n = cfg.users
+        ages = rng.choice(len(AGE_BUCKETS), size=n, p=_AGE_P)
+        keep = rng.random((n, len(CATEGORIES))) >= 0.25
+        noisy = rng.random(n) < 0.3
+        noise = rng.choice(len(CATEGORIES), size=n, p=w.cat_pop)
+        skipped = rng.random(n) < 0.1
+        interests: list[list[str]] = []
+        for u in range(n):
+            order = np.argsort(-w.taste[u], kind="stable")
+            chosen = [int(c) for c in order if w.taste[u, c] >= _INTEREST_MIN_TASTE and keep[u, c]]
+            if noisy[u] and int(noise[u]) not in chosen:
+                chosen.append(int(noise[u]))
+            interests.append([] if skipped[u] else [CATEGORIES[c] for c in chosen])
+        return [AGE_BUCKETS[int(a)] for a in ages], interests
+
     def truth(self) -> dict[str, Any]:
-        """The planted parameters per user, to measure how well they are recovered."""
+        """The planted parameters per user, to measure how well they are recovered, and what
+        each declared at sign-up (age band, interests)."""
         w, cfg = self.world, self.config
         users: dict[str, Any] = {}
+        ages, interests = self._sign_up()
         for u in range(cfg.users):
             order = np.argsort(-w.taste[u])
             churn_day = int(w.churn[u])
@@ -231,6 +259,9 @@ class Simulator:
                 "churned_on": (cfg.start + timedelta(days=churn_day)).date().isoformat()
                 if churn_day < cfg.days
                 else None,
+                # What the user declared at sign-up (imperfect: compare with ``tastes``).
+                "age_bucket": ages[u],
+                "declared_interests": interests[u],
             }
         return {
             "config": {

@@ -1,30 +1,39 @@
 """The ``tastebud`` command. Subcommands follow the pipeline; ``--help`` on each explains it.
 
 Exit codes: 0 success, 1 a Tastebud error (message on stderr), 2 a configuration error or bad
-usage.
+usage, 130 stopped by Ctrl+C.
+
+Importing this package stays light (typer, rich, orjson and Tastebud's error classes): every
+command imports what it needs (settings, the database, NumPy, the API, the training stack)
+inside its function, so ``tastebud --help`` and ``--version`` answer at once and each command
+pays only for what it uses. ``tests/test_cli.py`` checks that the heavy libraries stay out.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shlex
+import shutil
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
-from rich.text import Text
 
 from tastebud import __version__
-from tastebud.apikeys import SCOPES
-from tastebud.client import ClientError
-from tastebud.config import Settings
 from tastebud.errors import ConfigError, TastebudError
-from tastebud.services import Services, build_services
 
-__all__ = ["app", "main"]
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from tastebud.config import Settings
+    from tastebud.services import Services
+
+__all__ = ["app", "main", "print_table", "prog"]
 
 app = typer.Typer(
     name="tastebud",
@@ -40,8 +49,8 @@ db_app = typer.Typer(
 keys_app = typer.Typer(
     help="API keys: create, list, revoke.", no_args_is_help=True, rich_markup_mode="markdown"
 )
-app.add_typer(db_app, name="db")
-app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")  # its commands: cli/keys.py
+app.add_typer(keys_app, name="keys")  # its commands: cli/keys.py
 import_app = typer.Typer(
     help="Import datasets: MovieLens, any interactions file, item catalogues, user attributes.",
     no_args_is_help=True,
@@ -53,9 +62,9 @@ features_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
-app.add_typer(features_app, name="features")
+app.add_typer(features_app, name="features")  # its commands: cli/features.py
 
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 DataDirOpt = Annotated[
@@ -67,6 +76,8 @@ DataDirOpt = Annotated[
 
 
 def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    from tastebud.config import Settings
+
     if data_dir is not None:
         overrides["data_dir"] = data_dir
     return Settings(**overrides)
@@ -74,11 +85,114 @@ def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
 
 def _services(settings: Settings, migrate: bool | None = None) -> Services:
     from tastebud.monitoring import configure_logging
+    from tastebud.services import build_services
 
     configure_logging(
         "WARNING" if settings.log_level == "INFO" else settings.log_level, json=settings.log_json
     )
     return build_services(settings, migrate=migrate)
+
+
+def print_table(table: Any) -> None:
+    """Print a rich ``Table`` on stdout: fitted to a terminal's width, else one line per row
+    (a pipe or a file gets rows that ``grep`` and ``awk`` can read)."""
+    if out.is_terminal:
+        out.print(table)
+        return
+    Console(highlight=False, width=10_000).print(table)
+
+
+# -- how to run tastebud again ----------------------------------------------------------------
+def _shown(path: str) -> str:
+    """``path`` as typed from the current directory: relative below it, else absolute."""
+    absolute = os.path.abspath(path)
+    relative = os.path.relpath(absolute)
+    return shlex.quote(relative if not relative.startswith("..") else absolute)
+
+
+def prog() -> str:
+    """How to type this program again from the current directory: ``tastebud`` when that name
+    on ``PATH`` is this program, else its path (``.venv/bin/tastebud`` after ``make run``, whose
+    virtual environment is not activated).
+
+    Every command the CLI suggests goes through this, so that hints work as printed.
+    """
+    argv0 = sys.argv[0] if sys.argv else ""
+    if argv0.endswith("__main__.py") or not argv0:  # python -m tastebud.cli
+        script = Path(sys.executable).with_name("tastebud")
+        if not script.exists():
+            return f"{_shown(sys.executable)} -m tastebud.cli"
+        argv0 = str(script)
+    found = shutil.which("tastebud")
+    try:
+        if found is not None and os.path.samefile(found, argv0):
+            return "tastebud"
+    except OSError:
+        pass
+    return _shown(argv0)
+
+
+_HINT = re.compile(r"`tastebud(?= |`)")
+
+
+def hint(text: str) -> str:
+    """``text`` with each suggested command (```tastebud ...``` in backticks) spelled the way
+    :func:`prog` says this program runs here; messages of the domain code name ``tastebud``."""
+    name = prog()
+    return text if name == "tastebud" else _HINT.sub(lambda _m: f"`{name}", text)
+
+
+def activation_note() -> str | None:
+    """How to type plain ``tastebud``, when it is not on ``PATH`` but sits in a virtualenv."""
+    name = prog()
+    if name == "tastebud" or not name.endswith("/bin/tastebud"):
+        return None
+    return (f"(or activate the environment first, `source {name.removesuffix('/tastebud')}"
+            "/activate`, then type `tastebud ...`)")  # fmt: skip
+
+
+# -- progress ---------------------------------------------------------------------------------
+def _progress() -> Progress:
+    """Progress on stderr: spinner, description, bar, ``done / total`` (``done`` without a
+    total; nothing for a step without a count), elapsed time."""
+    from rich.progress import (
+        BarColumn,
+        ProgressColumn,
+        SpinnerColumn,
+        Task,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+    from rich.progress import Progress as _Progress
+    from rich.text import Text
+
+    class _CountColumn(ProgressColumn):
+        def render(self, task: Task) -> Text:
+            if task.total is None:
+                return Text(f"{int(task.completed):,}" if task.completed else "")
+            return Text(f"{int(task.completed):,} / {int(task.total):,}")
+
+    return _Progress(
+        SpinnerColumn(finished_text=" "),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        _CountColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    )
+
+
+def _spinner() -> Progress:
+    """A one-line status on stderr for a step without a count: spinner, what runs, elapsed
+    time; gone when the step ends."""
+    from rich.progress import Progress as _Progress
+    from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return _Progress(
+        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+        transient=True,
+    )  # fmt: skip
 
 
 @app.callback(invoke_without_command=True)
@@ -90,86 +204,7 @@ def _root(
         raise typer.Exit()
 
 
-# -- db ---------------------------------------------------------------------------------------
-@db_app.command("upgrade")
-def db_upgrade(data_dir: DataDirOpt = None) -> None:
-    """Create or migrate the database schema to the newest version (Alembic)."""
-    from tastebud.store import current_revision, head_revision, make_engine, upgrade
-
-    settings = _settings(data_dir)
-    engine = make_engine(settings.resolved_database_url())
-    before = current_revision(engine)
-    upgrade(engine)
-    out.print(f"database at revision {head_revision()} (was {before or 'empty'})")
-    engine.dispose()
-
-
-# -- keys -------------------------------------------------------------------------------------
-@keys_app.command("create")
-def keys_create(
-    scope: Annotated[str, typer.Option(help=f"One of {', '.join(SCOPES)}.")],
-    name: Annotated[str, typer.Option(help="A label for the key (who or what uses it).")],
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Create an API key and print it once, as the last token of the output. Only its hash is
-    stored: copy it now."""
-    services = _services(_settings(data_dir))
-    info, key = services.keys.create(name, scope)
-    out.print(
-        f"created {info.scope} key '{info.name}' with id {info.key_id}; it is shown only once:"
-    )
-    print(key)
-
-
-@keys_app.command("list")
-def keys_list(data_dir: DataDirOpt = None) -> None:
-    """List API keys (ids, names, scopes, state; never the keys themselves)."""
-    from datetime import UTC, datetime
-
-    services = _services(_settings(data_dir))
-    rows = services.keys.list()
-    if not rows:
-        out.print("no API keys; create one with: tastebud keys create --scope ingest --name web")
-        return
-    for k in rows:
-        created = datetime.fromtimestamp(k.created_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
-        state = "revoked" if k.revoked_ms else "active"
-        out.print(f"{k.key_id}  {k.scope:<6}  {state:<7}  {created}  {k.name}")
-
-
-@keys_app.command("revoke")
-def keys_revoke(
-    key_id: Annotated[str, typer.Argument(help="The key id shown by 'tastebud keys list'.")],
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Revoke a key: it stops working at once in this process and within the key cache time
-    (TASTEBUD_KEY_CACHE_SECONDS, default 2 s) in running servers."""
-    services = _services(_settings(data_dir))
-    services.keys.revoke(key_id)
-    out.print(f"revoked key {key_id}")
-
-
 # -- ingest -----------------------------------------------------------------------------------
-class _CountColumn(ProgressColumn):
-    """``done / total`` when the total is known, else just ``done``."""
-
-    def render(self, task: Task) -> Text:
-        if task.total is None:
-            return Text(f"{int(task.completed):,}")
-        return Text(f"{int(task.completed):,} / {int(task.total):,}")
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        _CountColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        transient=False,
-    )
-
-
 @app.command("ingest")
 def ingest(
     file: Annotated[
@@ -255,7 +290,8 @@ def simulate(
         str | None, typer.Option(help="Send events to a running server at this URL.")
     ] = None,
     key: Annotated[
-        str | None, typer.Option(help="API key for --send (admin also sends the catalogue).")
+        str | None,
+        typer.Option(help="API key for --send (admin also sends the catalogue and the users)."),
     ] = None,
     truth: Annotated[
         Path | None, typer.Option(help="Write the planted tastes, churn and habits as JSON.")
@@ -335,86 +371,35 @@ def _start_date(start: str | None, days: int) -> Any:
         raise typer.BadParameter("--start must be YYYY-MM-DD or 'recent'") from None
 
 
-def _send(sim: Any, url: str, key: str) -> Any:
+def _send(sim: Any, url: str, key: str, *, events: bool = True) -> Any:
+    """Send the simulation's catalogue and user attributes (admin keys only) and, unless
+    ``events`` is false, its events; returns the events' ``SendSummary`` (or ``None``)."""
     from tastebud.client import Client, ClientError
 
     with Client(url, key) as tb:
         try:
             created = tb.put_items(list(sim.items()))
             err.print(f"catalogue: {created:,} items sent")
+            with _progress() as progress:
+                task = progress.add_task("sending user attributes", total=sim.config.users)
+                written = tb.put_users(_advancing(sim.users(), lambda: progress.advance(task)))
+            err.print(f"user attributes: {written:,} users sent")
         except ClientError as exc:
             if exc.status != 403:
                 raise
-            err.print("catalogue not sent: the key is not an admin key (events only)")
+            err.print("catalogue and users not sent: the key is not an admin key (events only)")
+        if not events:
+            return None
         with _progress() as progress:
-            task = progress.add_task(f"sending to {url}", total=None)
+            task = progress.add_task(f"sending events to {url}", total=None)
             return tb.send(sim.events(), on_batch=lambda n: progress.advance(task, n))
 
 
-# -- features ---------------------------------------------------------------------------------
-@features_app.command("list")
-def features_list(
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-) -> None:
-    """List every feature: name, version, type, entity, owner, deprecated flag, meaning."""
-    from tastebud.features import FEATURES
-
-    if as_json:
-        print(orjson.dumps([vars(f) for f in FEATURES], option=orjson.OPT_INDENT_2).decode())
-        return
-    for f in FEATURES:
-        flag = " (deprecated)" if f.deprecated else ""
-        out.print(
-            f"{f.name:<28} v{f.version}  {f.kind:<8} {f.entity:<7} {f.owner}{flag}: {f.description}"
-        )
-
-
-def _parse_time(value: str) -> int:
-    from datetime import UTC, datetime
-
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"{value!r} is not an ISO-8601 time") from None
-    if t.tzinfo is None:
-        t = t.replace(tzinfo=UTC)
-    return int(t.timestamp() * 1000)
-
-
-@features_app.command("build")
-def features_build(
-    as_of: Annotated[
-        str | None,
-        typer.Option(
-            help="Snapshot time, ISO-8601 (default: now). Only events before it are used."
-        ),
-    ] = None,
-    budget: Annotated[
-        int,
-        typer.Option(
-            min=1, help="Events held in memory at once; above it users are processed in ranges."
-        ),
-    ] = 2_000_000,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Materialize a point-in-time snapshot of every feature into the database, with per-feature
-    statistics (null rate, range, quantiles, histogram) and the pipeline's stage reports."""
-    from tastebud.features import FeatureBuildConfig, build_snapshot
-
-    services = _services(_settings(data_dir))
-    as_of_ms = _parse_time(as_of) if as_of else None
-    result = build_snapshot(
-        services.store, as_of_ms=as_of_ms, config=FeatureBuildConfig(memory_budget_events=budget)
-    )
-    for r in result.reports:
-        removed = ", ".join(f"{n:,} {why}" for why, n in r.removed.items()) or "none removed"
-        out.print(f"  {r.stage:<18} {r.rows_in:>12,} in {r.rows_out:>12,} out  ({removed})")
-    for w in result.warnings:
-        out.print(f"  warning: {w}")
-    out.print(
-        f"snapshot {result.snapshot_id}: {result.n_users:,} users, {result.n_items:,} items "
-        f"from {result.n_events:,} events in {result.seconds:.1f} s"
-    )
+def _advancing(rows: Any, tick: Any) -> Any:
+    """``rows``, calling ``tick()`` after each (a progress bar for one-at-a-time uploads)."""
+    for row in rows:
+        yield row
+        tick()
 
 
 # -- serve ------------------------------------------------------------------------------------
@@ -428,6 +413,8 @@ def serve(
 ) -> None:
     """Run the HTTP API (uvicorn). Settings come from TASTEBUD_* variables."""
     import uvicorn
+
+    from tastebud.config import Settings
 
     settings = Settings()
     if settings.should_auto_migrate():
@@ -443,11 +430,16 @@ def serve(
     )
 
 
-# Commands that live in their own modules register themselves on ``app`` when imported.
+# Commands that live in their own modules register themselves on ``app`` when imported (in
+# this order, which is the order of ``tastebud --help``). Each keeps its heavy imports inside
+# its functions.
+from tastebud.cli import features as _features  # noqa: E402, F401
 from tastebud.cli import imports as _imports  # noqa: E402, F401
+from tastebud.cli import keys as _keys  # noqa: E402, F401
 from tastebud.cli import models as _models  # noqa: E402, F401
 from tastebud.cli import predictors as _predictors  # noqa: E402, F401
 from tastebud.cli import privacy as _privacy  # noqa: E402, F401
+from tastebud.cli import pseudonym as _pseudonym  # noqa: E402, F401
 from tastebud.cli import quickstart as _quickstart  # noqa: E402, F401
 from tastebud.cli import recommend as _recommend  # noqa: E402, F401
 from tastebud.cli import registry as _registry  # noqa: E402, F401
@@ -460,13 +452,17 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        err.print(f"configuration error: {exc.message}")
+        err.print(hint(f"configuration error: {exc.message}"), markup=False, highlight=False)
         sys.exit(2)
     except TastebudError as exc:
-        err.print(f"error: {exc.message}")
+        err.print(hint(f"error: {exc.message}"), markup=False, highlight=False)
         sys.exit(1)
-    except ClientError as exc:
-        err.print(f"error from the server: {exc}")
+    except Exception as exc:
+        # The client is imported only by the commands that talk to a server.
+        client = sys.modules.get("tastebud.client")
+        if client is None or not isinstance(exc, client.ClientError):
+            raise
+        err.print(f"error from the server: {exc}", markup=False, highlight=False)
         sys.exit(1)
 
 

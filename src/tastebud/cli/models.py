@@ -3,15 +3,41 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tastebud.cli import DataDirOpt, _services, _settings, app, out
+from tastebud.cli import DataDirOpt, _progress, _services, _settings, app, out, prog
 from tastebud.errors import InvalidInput
 
-__all__ = ["evaluate_cmd", "train_cmd"]
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from tastebud.evaluation.runner import EvalProgress
+
+__all__ = ["eval_progress", "evaluate_cmd", "train_cmd"]
+
+
+def eval_progress(progress: Progress) -> Callable[[EvalProgress], None]:
+    """A callback for ``evaluate(progress=...)`` that shows each model's tuning trials and
+    its test refit as bars of ``progress``."""
+    tasks: dict[tuple[str, str], TaskID] = {}
+
+    def show(p: EvalProgress) -> None:
+        key = (p.model, p.split)
+        if key not in tasks:
+            what = "tuning on validation" if p.split == "validation" else "refit, scoring test"
+            tasks[key] = progress.add_task(f"({p.position}/{p.models}) {p.model}: {what}",
+                                           total=p.trials)  # fmt: skip
+            tuning = tasks.get((p.model, "validation"))
+            if p.split == "test" and tuning is not None:  # the search stopped early: done
+                done = progress.tasks[tuning].completed
+                progress.update(tuning, total=done, completed=done)
+        progress.update(tasks[key], completed=p.trial, total=p.trials)
+
+    return show
 
 
 def _model_names(models: str | None) -> list[str] | None:
@@ -69,8 +95,10 @@ def evaluate_cmd(
     out.print(f"{s['interactions']:,} interactions, {s['users']:,} users, {s['items']:,} items"
               f"{'' if s['has_time'] else ' (no timestamps)'}; protocol {protocol}")  # fmt: skip
     try:
-        result = evaluate(dataset, names, protocol=protocol, seed=seed, tuning=tuning,
-                          log=lambda m: out.print(f"  {m}"))  # fmt: skip
+        with _progress() as progress:
+            result = evaluate(dataset, names, protocol=protocol, seed=seed, tuning=tuning,
+                              log=lambda m: out.print(f"  {m}"),
+                              progress=eval_progress(progress))  # fmt: skip
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     header = f"{'model':<16}{'ndcg@10':>9}{'mrr@10':>9}{'prec@10':>9}{'rec@20':>9}{'cov@10':>9}"
@@ -103,12 +131,20 @@ def cli_actor() -> str:
 @app.command("train")
 def train_cmd(
     full: Annotated[
-        bool, typer.Option("--full", help="Features, recommender, churn and conversion "
-                           "predictors, evaluation; each registered as a candidate.")
+        bool,
+        typer.Option(
+            "--full",
+            help="Features, recommender, churn and conversion "
+            "predictors, evaluation; each registered as a candidate.",
+        ),
     ] = False,
     incremental: Annotated[
-        bool, typer.Option("--incremental", help="Fold the users with new events into the "
-                           "production recommender (popularity and features refreshed).")
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Fold the users with new events into the "
+            "production recommender (popularity and features refreshed).",
+        ),
     ] = False,
     model: Annotated[
         str, typer.Option(help="Recommender to train (any name `tastebud evaluate` knows).")
@@ -142,15 +178,24 @@ def train_cmd(
             out.print(f"incremental update of v{inc.base_version} in {inc.seconds:.1f} s: "
                       f"{inc.changed_users:,} changed users ({inc.new_users:,} new)")  # fmt: skip
         elif full:
-            result = train_full(ctx, model=model, seed=seed, tuning=tuning, splits=splits)
+            with _progress() as progress:
+                ctx.progress = eval_progress(progress)
+                result = train_full(ctx, model=model, seed=seed, tuning=tuning, splits=splits)
             registered = result.registered
             out.print(f"full training in {result.seconds:.1f} s")
         else:
-            registered = [train_recommendations(ctx, model=model, seed=seed, tuning=tuning)]
+            before = services.registry.latest("recommendations")
+            with _progress() as progress:
+                ctx.progress = eval_progress(progress)
+                mv = train_recommendations(ctx, model=model, seed=seed, tuning=tuning)
+            registered = [] if before is not None and before.version == mv.version else [mv]
         for mv in registered:
             out.print(f"registered {mv.name} v{mv.version} ({mv.algorithm}) as candidate; "
                       f"artifact {mv.artifact_id}")  # fmt: skip
+        if not registered:
+            out.print("no new version: the latest one was trained on these data and settings")
+            return
         names = " ".join(f"{mv.name} {mv.version}" for mv in registered[:1])
-        out.print(f"next: `tastebud models show {names}`, then approve and promote it")
+        out.print(f"next: `{prog()} models show {names}`, then approve and promote it")
     finally:
         services.close()

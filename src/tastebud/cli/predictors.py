@@ -7,10 +7,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 
-from tastebud.cli import DataDirOpt, _services, _settings, app, out
+from tastebud.cli import DataDirOpt, _services, _settings, _spinner, app, out
 from tastebud.errors import InvalidInput
 
 __all__ = ["Calibration", "predictors_app", "predictors_evaluate", "predictors_train"]
@@ -96,6 +95,8 @@ def predictors_train(
     """Choose, fit and calibrate a predictor on all the data and save it (LightGBM text models
     and JSON, no pickle) under ``<artifact-dir>/predictors/<name>/``; the API's predictions
     endpoint serves the ``churn`` and ``conversion`` ones."""
+    import numpy as np
+
     from tastebud.models.predictor import Predictor, PredictorConfig
     from tastebud.training import save_predictor
 
@@ -105,7 +106,9 @@ def predictors_train(
     config = PredictorConfig(folds=folds, learning_rate=learning_rate,
                              calibration=calibration.value)  # fmt: skip
     groups = None if data.ids is None else np.asarray(data.ids)
-    model = Predictor(config).fit(data.x, data.y, data.names, data.categorical, groups=groups)
+    with _spinner() as spinner:
+        spinner.add_task(f"choosing, fitting and calibrating on {len(data.y):,} rows", total=None)
+        model = Predictor(config).fit(data.x, data.y, data.names, data.categorical, groups=groups)
     metrics = {"out_of_fold_roc_auc": model.selection, "chosen": model.chosen,
                "calibration_levels": model.calibration_levels_,
                "calibration_brier": model.calibration_selection,

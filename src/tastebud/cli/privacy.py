@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tastebud.cli import DataDirOpt, _services, _settings, app, out
+from tastebud.cli import DataDirOpt, _services, _settings, _spinner, app, out
 
 __all__ = ["privacy_app", "retention_cmd", "rotate_keys_cmd"]
 
@@ -35,7 +35,9 @@ def rotate_keys_cmd(
     services = _services(settings)
     try:
         keys = load_secrets(settings).fernet_keys
-        report = rotate(services.store, keys, batch_size=batch_size)
+        with _spinner() as spinner:
+            spinner.add_task("re-encrypting with the newest key", total=None)
+            report = rotate(services.store, keys, batch_size=batch_size)
     finally:
         services.close()
     for line in report.lines():
@@ -68,7 +70,10 @@ def retention_cmd(
     services = _services(settings)
     days = settings.retention_days
     try:
-        deleted = apply_retention(services.store, days, services.now_ms(), batch_size=batch_size)
+        with _spinner() as spinner:
+            spinner.add_task("deleting events past their retention period", total=None)
+            deleted = apply_retention(services.store, days, services.now_ms(),
+                                      batch_size=batch_size)  # fmt: skip
     finally:
         services.close()
     for event_type, n in deleted.items():

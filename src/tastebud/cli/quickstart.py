@@ -1,53 +1,242 @@
-"""``tastebud quickstart``: what ``make run`` runs."""
+"""``tastebud quickstart``: what ``make run`` runs.
+
+The API runs as a child process (``tastebud serve``) while this process creates the keys,
+sends the simulated traffic over HTTP and trains: two processes use both cores, and training
+(which reads the SQLite file through ADBC's own copy of SQLite, see ``pipeline/load.py``) never
+shares a process with the server's connections, whose file locks that would silently drop.
+
+Running it again continues where it stopped: the API keys are kept in
+``<data dir>/quickstart.json`` (mode 0600) and printed again while they are valid (a revoked
+one is replaced, never printed), traffic already sent is not sent again, and models whose data
+and configuration did not change are not trained again (``training/jobs.py``). Ctrl+C (SIGINT)
+or SIGTERM stops it at any stage within seconds (``cli/_stop.py``) and says how to continue.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
 import time
-from typing import Annotated
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from tastebud import __version__
-from tastebud.apikeys import SCOPES
-from tastebud.cli import DataDirOpt, _send, _services, _settings, _start_date, app, out
-from tastebud.errors import ConfigError, InvalidInput
-from tastebud.services import Services
+from tastebud.cli import (
+    DataDirOpt,
+    _progress,
+    _send,
+    _services,
+    _settings,
+    _start_date,
+    activation_note,
+    app,
+    err,
+    hint,
+    out,
+    prog,
+)
+from tastebud.cli._stop import Stopper
+from tastebud.cli.keys import KEY_SCOPES
+from tastebud.errors import ConfigError
 
-__all__ = ["quickstart"]
+if TYPE_CHECKING:
+    from tastebud.config import Settings
+    from tastebud.services import Services
+
+__all__ = ["STATE_FILE", "quickstart"]
+
+STATE_FILE = "quickstart.json"
+"""In the data directory, mode 0600: the quickstart's API keys and what it has sent."""
 
 
+# -- state kept between runs -------------------------------------------------------------------
+def _load_state(path: Path) -> dict[str, Any]:
+    try:
+        state = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    """Replace ``path`` atomically with a file only its owner can read (it holds API keys)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=2)
+    os.replace(tmp, path)
+
+
+def _keys(services: Services, state: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """One valid key per scope: the kept one while it authenticates, else a new one (a revoked
+    key is never printed again). Returns (keys, the scopes whose key is new)."""
+    from tastebud.errors import Unauthenticated
+
+    kept: dict[str, Any] = state["keys"] if isinstance(state.get("keys"), dict) else {}
+    keys: dict[str, str] = {}
+    created: list[str] = []
+    for scope in KEY_SCOPES:
+        key = kept.get(scope) if isinstance(kept.get(scope), str) else None
+        if key is not None:
+            try:
+                if services.keys.authenticate(key).scope == scope:
+                    keys[scope] = key
+                    continue
+            except Unauthenticated:
+                pass
+        keys[scope] = services.keys.create(f"quickstart-{scope}", scope)[1]
+        created.append(scope)
+    return keys, created
+
+
+# -- the API server, a child process ------------------------------------------------------------
+def _check_port(host: str, port: int, url: str) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve on {url}: {exc.strerror or exc} (another server on that port? "
+                "choose another with TASTEBUD_PORT=8080 make run, or --port)"
+            ) from None
+
+
+def _start_server(
+    settings: Settings, host: str, port: int, url: str, stopper: Stopper
+) -> subprocess.Popen[bytes]:
+    """``tastebud serve`` on the same settings, started and ready (``/readyz`` answers)."""
+    import httpx
+
+    _check_port(host, port, url)
+    env = {**os.environ, "TASTEBUD_DATA_DIR": str(settings.data_dir.absolute()),
+           "TASTEBUD_LOG_LEVEL": settings.log_level}  # fmt: skip
+    cmd = [sys.executable, "-m", "tastebud.cli", "serve", "--host", host, "--port", str(port)]
+    child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+    stopper.children.append(child)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise ConfigError(f"the server could not start on {url} (see its message above)")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return child
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise ConfigError(f"the server did not become ready on {url} within 2 minutes")
+
+
+def _stop_server(child: subprocess.Popen[bytes] | None, wait: float = 2.5) -> None:
+    """Ask the server to stop (it finishes the requests in flight), kill it after ``wait``."""
+    if child is None or child.poll() is not None:
+        return
+    child.terminate()
+    try:
+        child.wait(wait)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        child.wait()
+
+
+def _await_models(url: str, key: str, services: Services, limit: float = 15.0) -> None:
+    """Wait (at most ``limit`` s) until the server serves every production version: it polls
+    the registry every TASTEBUD_MODEL_POLL_SECONDS, and the examples printed next use them."""
+    import httpx
+
+    want = {mv.name: mv.version for mv in services.registry.versions()
+            if "production" in mv.aliases}  # fmt: skip
+    deadline = time.monotonic() + limit
+    while want and time.monotonic() < deadline:
+        try:
+            body = httpx.get(f"{url}/v1/models", timeout=5,
+                             headers={"Authorization": f"Bearer {key}"}).json()  # fmt: skip
+            served = {m["name"]: m.get("serving") for m in body.get("models", [])}
+        except (httpx.HTTPError, ValueError):
+            served = {}
+        if all(served.get(name) == version for name, version in want.items()):
+            return
+        time.sleep(0.3)
+
+
+# -- training -------------------------------------------------------------------------------------
 def _first_models(services: Services) -> None:
-    """Train on the simulated traffic and promote what passes its checklist: the quickstart
-    operator's approval is recorded as ``quickstart``."""
+    """Train on the simulated traffic (with progress) and promote what passes its checklist:
+    the quickstart operator's approval is recorded as ``quickstart``. Models whose data and
+    configuration did not change since their latest version are not trained again."""
+    from tastebud.cli.models import eval_progress
+    from tastebud.errors import InvalidInput
     from tastebud.registry import checklist, promote
     from tastebud.training.jobs import train_full
 
     out.print("training the first models (features, recommender, predictors)...")
-    ctx = services.job_context("quickstart")
-    try:
-        result = train_full(ctx, splits=2)
-    except InvalidInput as exc:
-        out.print(f"  not enough traffic to train on yet ({exc}); run `tastebud train --full` "
-                  "when more has arrived")  # fmt: skip
-        return
+    with _progress() as progress:
+        stage = progress.add_task("features", total=None)
+
+        def log(message: str) -> None:
+            progress.update(stage, description=message.strip()[:70])
+            progress.console.print(f"  {message.strip()}", style="dim", highlight=False,
+                                   markup=False, soft_wrap=True)  # fmt: skip
+
+        ctx = services.job_context("quickstart", log=log)
+        ctx.progress = eval_progress(progress)
+        try:
+            result = train_full(ctx, splits=2)
+        except InvalidInput as exc:
+            out.print(hint(f"  not enough traffic to train on yet ({exc}); run `tastebud train "
+                           "--full` when more has arrived"))  # fmt: skip
+            return
+        progress.update(stage, description="trained", total=1, completed=1)
     for target, why in result.skipped.items():
         out.print(f"  skipped {target}: {why}")
     policy = services.settings.governance
-    for mv in result.registered:
-        failing = [i for i in checklist(services.registry, mv, policy).failing()
-                   if i.name != "approval"]  # fmt: skip
-        if failing:
-            out.print(f"  {mv.name} v{mv.version} stays a candidate: "
-                      + "; ".join(f"{i.name} ({i.detail})" for i in failing))  # fmt: skip
+    for mv in [*result.registered, *result.unchanged]:
+        unchanged = " (unchanged: same data and configuration)" if mv in result.unchanged else ""
+        metric = "ndcg@10" if mv.kind == "recommender" else "roc_auc"
+        headline = f"held-out {metric} {mv.metrics['test'].get(metric) or 0:.4f}"
+        if "production" in mv.aliases:
+            out.print(f"  {mv.name} v{mv.version} ({mv.algorithm}) in production: "
+                      f"{headline}{unchanged}")  # fmt: skip
+            continue
+        # Approval is the quickstart's to give; a failing item, or one that could not be
+        # checked (production would need a recorded waiver), is the operator's decision.
+        check = checklist(services.registry, mv, policy)
+        held = [i for i in [*check.failing(), *check.not_checked()] if i.name != "approval"]
+        if held:
+            out.print(hint(f"  {mv.name} v{mv.version} stays a candidate{unchanged}: " + "; ".join(
+                f"{i.name} {i.status.replace('_', ' ')} ({i.detail})" for i in held)))  # fmt: skip
             continue
         services.registry.approve(mv.name, mv.version, actor="quickstart")
         promote(services.registry, policy, mv.name, mv.version, actor="quickstart")
-        headline = mv.metrics["test"].get("ndcg@10") or mv.metrics["test"].get("roc_auc")
-        metric = "ndcg@10" if mv.kind == "recommender" else "roc_auc"
-        out.print(f"  {mv.name} v{mv.version} ({mv.algorithm}) in production: held-out "
-                  f"{metric} {headline:.4f}")  # fmt: skip
-    services.models.refresh()
+        out.print(f"  {mv.name} v{mv.version} ({mv.algorithm}) in production: "
+                  f"{headline}{unchanged}")  # fmt: skip
     out.print(f"trained in {result.seconds:.0f} s")
+
+
+# -- the command ----------------------------------------------------------------------------------
+def _where(path: Path) -> str:
+    """``path`` as a user reads it here: ``./relative`` below the current directory."""
+    relative = os.path.relpath(path.absolute())
+    return str(path.absolute()) if relative.startswith("..") else f"./{relative}"
+
+
+def _again(data_dir: Path) -> str:
+    """How to continue after a stop: ``make run`` under make, else this command."""
+    if "MAKELEVEL" in os.environ:
+        how = "make run"
+    else:
+        how = " ".join([prog(), "quickstart", *(shlex.quote(a) for a in sys.argv[2:])])
+    return f"stopped; run `{how}` again to continue: keys and data are kept in {_where(data_dir)}"
 
 
 @app.command("quickstart")
@@ -63,104 +252,133 @@ def quickstart(
             "more than 28; with fewer only the recommender is trained.",
         ),
     ] = 60,
-    host: Annotated[str | None, typer.Option(help="Bind address.")] = None,
-    port: Annotated[int | None, typer.Option(help="Port.")] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address ($TASTEBUD_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port ($TASTEBUD_PORT, default 8000).")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
     """The main job of `make run`: start the embedded server, simulate a small NetworkBuster
-    (1,000 users over 60 days), send its catalogue and traffic through the HTTP API, print what was
-    accepted and the API keys, and keep serving."""
-    import threading
-
-    import uvicorn
-
-    from tastebud.api import create_app
-    from tastebud.simulator import SimConfig, Simulator
-
+    (1,000 users over 60 days, with their attributes), send its catalogue, users and traffic
+    through the HTTP API, train and promote the first models, print the API keys, and keep
+    serving. Run it again to continue: keys and data are kept in the data directory, and
+    nothing already done is done again. Ctrl+C stops it at any stage."""
     settings = _settings(data_dir)
     if settings.log_level == "INFO":  # a request log line per batch would bury the summary
         settings = settings.model_copy(update={"log_level": "WARNING"})
-    services = _services(settings, migrate=True)
-    created = {scope: services.keys.create(f"quickstart-{scope}", scope)[1] for scope in SCOPES}
+    message = _again(settings.data_dir)
+    with Stopper(farewell=message) as stopper:
+        services: Services | None = None
+        try:
+            services = _services(settings, migrate=True)
+            _run(services, settings, host, port, no_serve, users, days, stopper)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            _clean_up(stopper.children, services)
+        if stopper.signum is not None:
+            err.print(message, markup=False, highlight=False)
+            raise typer.Exit(stopper.exit_code)
+
+
+def _clean_up(children: list[subprocess.Popen[bytes]], services: Services | None) -> None:
+    """Stop the server, then close the database connections; a signal arriving meanwhile does
+    not cut this short (a second one ends the process, see :class:`Stopper`)."""
+    steps: list[Callable[[], None]] = [partial(_stop_server, c) for c in children]
+    if services is not None:
+        steps.append(services.close)
+    for step in steps:
+        try:
+            step()
+        except KeyboardInterrupt:
+            step()
+
+
+def _run(
+    services: Services, settings: Settings, host: str | None, port: int | None, no_serve: bool,
+    users: int, days: int, stopper: Stopper,
+) -> None:  # fmt: skip
+    """Every stage; the server process is in ``stopper.children`` (stopped by the caller)."""
+    from tastebud.simulator import SimConfig, Simulator
+
+    state_path = settings.data_dir / STATE_FILE
+    state = _load_state(state_path)
+    keys, created = _keys(services, state)
+    if created or state.get("keys") != keys:
+        state["keys"] = keys
+        _save_state(state_path, state)
     bind_host, bind_port = host or settings.host, port or settings.port
     url = f"http://{bind_host}:{bind_port}"
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings, services=services), host=bind_host, port=bind_port,
-        access_log=False, log_level="warning",
-    ))  # fmt: skip
-    thread = threading.Thread(target=server.run, name="tastebud-api", daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise ConfigError(f"the server could not start on {url} (is the port in use?)")
-        time.sleep(0.05)
-    out.print(
-        f"Tastebud {__version__} serving {url} (docs: {url}/docs) on "
-        f"{settings.resolved_database_url()}"
-    )
-    sim = Simulator(
-        SimConfig(
-            users=users, items=max(200, users), days=days, seed=0, start=_start_date("recent", days)
-        )
-    )
-    summary = _send(sim, url, created["admin"])
-    out.print(
-        f"simulated NetworkBuster traffic: {summary.accepted:,} events accepted, "
-        f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected "
-        f"({users:,} users, {days} days)"
-    )
+    child = _start_server(settings, bind_host, bind_port, url, stopper)
+    out.print(f"Tastebud {__version__} serving {url} (docs: {url}/docs) on "
+              f"{settings.resolved_database_url()}")  # fmt: skip
+    sim_config = {"users": users, "days": days, "seed": 0}
+    sent: dict[str, Any] = state["sent"] if isinstance(state.get("sent"), dict) else {}
+    if sent.get("config") == sim_config and services.store.count_events() >= sent.get("events", 0):
+        out.print(f"simulated NetworkBuster traffic: already sent on {sent.get('on', '?')} "
+                  f"({sent.get('events', 0):,} events, {users:,} users, {days} days); not sent "
+                  "again")  # fmt: skip
+    else:
+        out.print(f"sending the simulated catalogue, users and traffic to {url}...")
+        sim = Simulator(SimConfig(users=users, items=max(200, users), days=days, seed=0,
+                                  start=_start_date("recent", days)))  # fmt: skip
+        summary = _send(sim, url, keys["admin"])
+        out.print(f"simulated NetworkBuster traffic: {summary.accepted:,} events accepted, "
+                  f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected "
+                  f"({users:,} users, {days} days)")  # fmt: skip
+        state["sent"] = {"config": sim_config, "on": datetime.now(UTC).date().isoformat(),
+                         "events": services.store.count_events()}  # fmt: skip
+        _save_state(state_path, state)
     _first_models(services)
-    out.print("API keys (shown once; 'tastebud keys list' shows their ids):")
-    for scope, key in created.items():
-        out.print(f"  {scope:<6} {key}")
-    from datetime import UTC, datetime
+    _await_models(url, keys["serve"], services)
+    _print_keys(keys, created, settings.data_dir / STATE_FILE)
+    _print_examples(url, keys)
+    if no_serve:
+        return
+    out.print("serving; press Ctrl+C to stop")
+    while child.poll() is None:
+        time.sleep(0.5)
+    raise ConfigError(f"the server on {url} stopped (exit code {child.returncode})")
 
+
+def _print_keys(keys: dict[str, str], created: list[str], path: Path) -> None:
+    fresh = "new" if len(created) == len(keys) else (
+        "the same as last time" if not created else f"new for {', '.join(created)}")  # fmt: skip
+    out.print(hint(f"API keys ({fresh}; stored in {_where(path)}, readable by you only; "
+                   "`tastebud keys list` shows their ids):"))  # fmt: skip
+    for scope, key in keys.items():
+        out.print(f"  {scope:<6} {key}")
+
+
+def _print_examples(url: str, keys: dict[str, str]) -> None:
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    serve = f"-H 'Authorization: Bearer {keys['serve']}'"
+    json_body = "-H 'Content-Type: application/json'"
+    user = f"{url}/v1/users/nb-user-0000042"
     out.print("Try:")
     out.print(
-        f"  curl -s -X POST {url}/v1/events -H 'Authorization: Bearer {created['ingest']}' "
-        "-H 'Content-Type: application/json' "
+        f"  curl -s -X POST {url}/v1/events -H 'Authorization: Bearer {keys['ingest']}' "
+        f"{json_body} "
         '-d \'{"event_type": "page_view", "user_id": "u1", '
         f'"timestamp": "{now}", "data": {{"url": "/pricing"}}}}\''
     )
-    out.print(
-        f"  curl -s {url}/v1/items/nb-item-000042 -H 'Authorization: Bearer {created['serve']}'"
-    )
-    out.print(
-        f"  curl -s {url}/v1/users/nb-user-0000042/profile "
-        f"-H 'Authorization: Bearer {created['serve']}'"
-    )
-    serve = f"-H 'Authorization: Bearer {created['serve']}'"
-    json_body = "-H 'Content-Type: application/json'"
-    out.print(
-        f"  curl -s '{url}/v1/users/nb-user-0000042/recommendations?k=5&device=mobile&hour=20' "
-        f"{serve}"
-    )
+    out.print(f"  curl -s {url}/v1/items/nb-item-000042 {serve}")
+    out.print(f"  curl -s {user}/profile {serve}")
+    out.print(f"  curl -s '{user}/recommendations?k=5&device=mobile&hour=20' {serve}")
     out.print(f"  curl -s '{url}/v1/items/nb-item-000042/similar?k=5' {serve}")
     out.print(
-        f"  curl -s -X POST {url}/v1/users/nb-user-0000042/rank {serve} {json_body} "
+        f"  curl -s -X POST {user}/rank {serve} {json_body} "
         '-d \'{"items": [{"id": "nb-item-000042", "variants": {"beginner": "Easy", '
         '"expert": "Deep"}}, {"id": "new-post", "category": "wifi", '
         f'"created_at": "{now}"}}]}}\''
     )
     out.print(
-        f"  curl -s -X POST {url}/v1/users/nb-user-0000042/feedback {serve} {json_body} "
+        f"  curl -s -X POST {user}/feedback {serve} {json_body} "
         '-d \'{"item_id": "nb-item-000042", "kind": "not_interested"}\''
     )
-    out.print(f"  curl -s {url}/v1/users/nb-user-0000042/predictions {serve}")
-    out.print(f"  curl -s {url}/v1/models -H 'Authorization: Bearer {created['serve']}'")
-    out.print("  tastebud models list      # versions, aliases and held-out metrics")
-    out.print("  tastebud worker           # the schedule: daily incremental, weekly full")
-    if no_serve:
-        server.should_exit = True
-        thread.join()
-        services.close()
-        return
-    out.print("serving; press Ctrl+C to stop")
-    try:
-        while thread.is_alive():
-            thread.join(0.5)
-    except KeyboardInterrupt:
-        server.should_exit = True
-        thread.join()
-    services.close()
+    out.print(f"  curl -s {user}/predictions {serve}")
+    out.print(f"  curl -s {url}/v1/models {serve}")
+    name = prog()
+    out.print(f"  {name} models list      # versions, aliases and held-out metrics")
+    out.print(f"  {name} worker           # the schedule: daily incremental, weekly full")
+    note = activation_note()
+    if note is not None:
+        out.print(f"  {note}")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from tastebud.cli import DataDirOpt, _services, _settings, app, out
+from tastebud.cli import DataDirOpt, _services, _settings, app, out, print_table, prog
 from tastebud.cli.models import cli_actor
 
 __all__ = ["models_app"]
@@ -49,14 +49,17 @@ def models_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
         out.print(json.dumps([v.to_json() for v in versions], indent=2))
         return
     if not versions:
-        out.print("no models registered yet: run `tastebud train --full`")
+        out.print(f"no models registered yet: run `{prog()} train --full`")
         return
-    out.print(f"{'model':<18}{'version':>8}  {'algorithm':<28}{'status':<10}{'aliases':<22}"
-              f"{'metric':<18}created")  # fmt: skip
+    from rich.table import Table
+
+    table = Table("model", "version", "algorithm", "status", "aliases", "held-out metric",
+                  "created (UTC)", box=None, pad_edge=False)  # fmt: skip
+    table.columns[1].justify = "right"
     for v in versions:
-        out.print(f"{v.name:<18}{v.version:>8}  {v.algorithm[:27]:<28}{v.status:<10}"
-                  f"{','.join(v.aliases) or '-':<22}{_headline(v.metrics):<18}"
-                  f"{_when(v.created_ms)}")  # fmt: skip
+        table.add_row(v.name, str(v.version), v.algorithm, v.status, ",".join(v.aliases) or "-",
+                      _headline(v.metrics), _when(v.created_ms))  # fmt: skip
+    print_table(table)
 
 
 @models_app.command("show")
@@ -85,9 +88,14 @@ def models_show(
     test = mv.metrics.get("test") or {}
     out.print("held-out: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()
                                        if isinstance(v, float)))  # fmt: skip
-    out.print(f"checklist: {'PASSES' if check.passed else 'FAILS'}")
+    unchecked = [i.name for i in check.not_checked() if i.name != "approval"]
+    verdict = "PASSES" if check.passed else ("FAILS" if check.failing() else (
+        f"INCOMPLETE: {', '.join(unchecked)} not checked (production needs a waiver: "
+        f"--waive ITEM --reason TEXT)" if unchecked else "FAILS"))  # fmt: skip
+    out.print(f"checklist: {verdict}")
     for item in check.items:
-        out.print(f"  {'ok' if item.passed else 'FAIL':<5}{item.name:<20} {item.detail}")
+        mark = {"pass": "ok", "fail": "FAIL", "not_checked": "NOT CHECKED"}[item.status]
+        out.print(f"  {mark:<12}{item.name:<20} {item.detail}")
 
 
 @models_app.command("compare")
@@ -142,21 +150,31 @@ def models_promote(
     force: Annotated[
         bool, typer.Option("--force", help="Promote despite a failing checklist (needs --reason)")
     ] = False,
+    waive: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A checklist item that could not be checked, accepted anyway "
+            "(repeatable; needs --reason, recorded)."
+        ),
+    ] = None,  # fmt: skip
     reason: Annotated[str | None, typer.Option(help="Why (recorded).")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
-    """Point an alias at a version. Production requires every checklist item to pass, or
-    --force --reason TEXT (recorded). API processes serve it within seconds."""
+    """Point an alias at a version. Production requires every checklist item to pass: an item
+    that could not be checked may be waived (--waive ITEM --reason TEXT), anything else that
+    fails needs --force --reason TEXT (both recorded). API processes serve it within
+    seconds."""
     from tastebud.registry import promote
 
     settings = _settings(data_dir)
     services = _services(settings)
     try:
         promote(services.registry, settings.governance, name, version, actor=cli_actor(),
-                alias=alias, force=force, reason=reason)  # fmt: skip
+                alias=alias, force=force, reason=reason, waive=tuple(waive or ()))  # fmt: skip
     finally:
         services.close()
-    out.print(f"{name} v{version} is now {alias}" + (" (forced)" if force else ""))
+    how = " (forced)" if force else (f" (waived: {', '.join(waive)})" if waive else "")
+    out.print(f"{name} v{version} is now {alias}{how}")
 
 
 @models_app.command("rollback")

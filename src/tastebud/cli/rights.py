@@ -39,8 +39,10 @@ def export_cmd(
                 sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.write(b"\n")
         else:
+            from tastebud.privacy.files import open_private
+
             tmp = out_file.with_name(f".{out_file.name}.tmp")
-            with tmp.open("wb") as fh:
+            with open_private(tmp) as fh:  # decrypted personal data: 0600
                 for chunk in chunks:
                     fh.write(chunk)
             tmp.replace(out_file)

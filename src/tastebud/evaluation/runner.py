@@ -7,18 +7,26 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
 
 from tastebud.evaluation.metrics import bootstrap_ci
-from tastebud.evaluation.protocol import PROTOCOLS, Scored, make_split, score_model, split_frames
-from tastebud.evaluation.tuning import tune
-from tastebud.models import MODELS, FitOptions, model_class
+from tastebud.evaluation.protocol import (
+    PROTOCOLS,
+    Scored,
+    Split,
+    make_split,
+    score_model,
+    split_frames,
+)
+from tastebud.evaluation.tuning import TuneResult, max_trials, tune
+from tastebud.models import MODELS, FitOptions, Recommender, model_class
 
 __all__ = [
     "Dataset",
+    "EvalProgress",
     "REPORTED",
     "evaluate",
 ]
@@ -51,6 +59,31 @@ class Dataset:
             "items": self.pairs.get_column("item_id").n_unique(),
             "has_time": bool(self.pairs.height > 1 and ts.max() != ts.min()),
         }
+
+
+@dataclass(frozen=True)
+class EvalProgress:
+    """Where :func:`evaluate` is, reported before and after every fit (for progress displays).
+
+    Example: ``EvalProgress("als", 2, 3, "validation", 4, 31)`` is the fourth tuning trial of
+    ALS done, the second of three models; then ``split="test"`` (``trial`` 0, then 1) is its
+    refit on all of train, scored on test.
+    """
+
+    model: str
+    """The model being evaluated."""
+    position: int
+    """Its 1-based position among the models of this evaluation."""
+    models: int
+    """How many models this evaluation runs."""
+    split: Literal["validation", "test"]
+    """``validation``: tuning trials, each a fit scored on the validation split; ``test``: the
+    refit on train with the chosen parameters, scored on test once."""
+    trial: int
+    """Fits finished on this split for this model so far."""
+    trials: int
+    """Upper bound on the fits of this split (the coordinate search may stop early; 1 on
+    test)."""
 
 
 def _clean(x: float) -> float | None:
@@ -91,6 +124,22 @@ def _slices(
     return out
 
 
+def _tune(
+    cls: type[Recommender[Any]], validation: Split, options: FitOptions,
+    where: tuple[int, int], tell: Callable[[EvalProgress], None],
+) -> TuneResult:  # fmt: skip
+    """:func:`tune`, reporting each trial to ``tell``; ``where``: (position, models)."""
+    bound, done = max_trials(cls), 0
+
+    def trial(_params: dict[str, Any], _score: float) -> None:
+        nonlocal done
+        done += 1
+        tell(EvalProgress(cls.name, *where, "validation", done, max(bound, done)))
+
+    tell(EvalProgress(cls.name, *where, "validation", 0, bound))
+    return tune(cls, validation, options=options, on_trial=trial)
+
+
 def evaluate(
     dataset: Dataset,
     models: Sequence[str] | None = None,
@@ -99,13 +148,20 @@ def evaluate(
     seed: int = 0,
     tuning: bool = True,
     log: Callable[[str], None] | None = None,
+    progress: Callable[[EvalProgress], None] | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``models`` (default: all registered) on ``dataset`` under ``protocol``.
 
     Each model is tuned on a validation split made the same way from train (never on test),
     refitted on all of train with the chosen parameters, and scored on test once.
+
+    Args:
+        log: Called with one line per model when it is done (its test and validation scores).
+        progress: Called with an :class:`EvalProgress` before the first fit of each model and
+            split and after every fit (tuning trial, test refit); ``None``: no reports.
     """
     say = log or (lambda _msg: None)
+    tell = progress or (lambda _p: None)
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
     names = list(models) if models else list(MODELS)
@@ -124,15 +180,17 @@ def evaluate(
         "test_users": len(split.test_users), "models": {}, "tuning": {}, "slices": {},
     }  # fmt: skip
     scored: dict[str, Scored] = {}
-    for cls in classes:
+    for position, cls in enumerate(classes, start=1):
         t0 = time.perf_counter()
         if val_split is not None and val_split.test_users.size:
-            tuned = tune(cls, val_split, options=options)
+            tuned = _tune(cls, val_split, options, (position, len(classes)), tell)
             config, val_score, n_trials = tuned.config, tuned.score, len(tuned.trials)
         else:
             config, val_score, n_trials = cls.config_class(), None, 0
         tune_seconds = time.perf_counter() - t0
+        tell(EvalProgress(cls.name, position, len(classes), "test", 0, 1))
         s = score_model(cls(config), split, ks=(10, 20), options=options)
+        tell(EvalProgress(cls.name, position, len(classes), "test", 1, 1))
         scored[cls.name] = s
         entry: dict[str, Any] = {m: _clean(s.mean(m)) for m in REPORTED}
         entry["ci95"] = {

@@ -11,7 +11,7 @@ from typing import Any
 from tastebud.evaluation.protocol import Split, score_model
 from tastebud.models import FitOptions, ModelConfig, Recommender
 
-__all__ = ["TuneResult", "coordinate_search", "tune"]
+__all__ = ["TuneResult", "coordinate_search", "max_trials", "tune"]
 
 TUNE_METRIC = "ndcg@10"
 
@@ -53,6 +53,19 @@ def tune(
 
     current, best = coordinate_search(space, score, passes=passes)
     return TuneResult(model_class.config_class(**current), best, trials)
+
+
+def max_trials(model_class: type[Recommender[Any]], *, passes: int = 2) -> int:
+    """An upper bound on the trials :func:`tune` runs for ``model_class`` (the defaults, then
+    every value of every parameter in each pass; repeats are cached and the search may stop
+    early, so the real count is usually lower): the denominator of a progress display.
+
+    >>> from tastebud.models import model_class
+    >>> max_trials(model_class("popularity"))
+    1
+    """
+    space = model_class.config_class.search_space()
+    return 1 + (passes * sum(len(values) for values in space.values()) if space else 0)
 
 
 def coordinate_search(

@@ -4,6 +4,11 @@
 Both exclude users without personalization consent, write their artifact into a staging
 directory (removed if anything fails) and register it with its metrics, lineage, monitoring
 reference and model card; promotion is a separate, governed step (``registry.promote``).
+
+A full run whose inputs (events, interactions, user attributes, catalogue; labels and features
+for predictors) and configuration (model, seed, tuning, splits, code version) are those of the
+latest version of its model trains nothing and registers nothing: its lineage's
+``fingerprint`` (:mod:`tastebud.training.fingerprint`) is compared before any fit.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from numpy.typing import NDArray
 from tastebud.config import GovernancePolicy
 from tastebud.errors import InvalidInput, ModelNotFound
 from tastebud.evaluation import Dataset, evaluate, load_dataset
+from tastebud.evaluation.runner import EvalProgress
 from tastebud.features import build_snapshot, load_items
 from tastebud.ids import Vocabulary
 from tastebud.models import FitOptions, model_class
@@ -39,6 +45,7 @@ from tastebud.training.cards import (
     recommender_reference,
 )
 from tastebud.training.coldstart import cold_start_lists
+from tastebud.training.fingerprint import fingerprint
 
 __all__ = [
     "FullResult",
@@ -67,6 +74,8 @@ class JobContext:
     consent_mode: Literal["opt-out", "opt-in"] = "opt-out"
     actor: str = "worker"
     log: Callable[[str], None] = field(default=lambda _m: None)
+    progress: Callable[[EvalProgress], None] | None = None
+    """Told where the recommender's evaluation is (tuning trials, test refit), for displays."""
 
 
 @dataclass
@@ -76,6 +85,8 @@ class FullResult:
     registered: list[ModelVersion]
     skipped: dict[str, str]
     seconds: float
+    unchanged: list[ModelVersion] = field(default_factory=list)
+    """Latest versions whose data and configuration were those of this run: nothing trained."""
 
 
 @dataclass
@@ -126,6 +137,17 @@ def _data_lineage(ctx: JobContext, pairs: pl.DataFrame) -> dict[str, Any]:
         "users": pairs.get_column("user_key").n_unique(), "items": items.len(),
         "item_coverage": None if coverage is None else round(coverage, 4),
     }  # fmt: skip
+
+
+def _unchanged(ctx: JobContext, name: str, fp: str) -> ModelVersion | None:
+    """The latest version of ``name`` if it was trained with fingerprint ``fp`` (then nothing
+    needs training: the same data and configuration give the same model)."""
+    latest = ctx.registry.latest(name)
+    if latest is None or latest.lineage.get("fingerprint") != fp:
+        return None
+    ctx.log(f"{name}: same data and configuration as v{latest.version} (fingerprint "
+            f"{fp[:12]}); nothing trained, no version registered")  # fmt: skip
+    return latest
 
 
 # -- recommenders -------------------------------------------------------------------------------
@@ -220,7 +242,9 @@ def train_recommendations(
 ) -> ModelVersion:  # fmt: skip
     """Evaluate ``model`` on the temporal hold-out (tuned on validation inside train, next to
     popularity on the same split, with fairness slices), refit it on all the data with the
-    tuned parameters and register it as a candidate.
+    tuned parameters and register it as a candidate. When the latest version of ``name`` was
+    trained on the same data with the same configuration, nothing is trained and that version
+    is returned.
 
     Raises:
         InvalidInput: unknown model, or not enough data.
@@ -232,10 +256,20 @@ def train_recommendations(
     dataset, excluded = training_dataset(ctx)
     if dataset.pairs.height == 0:
         raise InvalidInput("no interactions to train on: import or ingest events first")
+    users = dataset.users if dataset.users is not None else pl.DataFrame()
+    fp = fingerprint(
+        {"job": "full", "kind": "recommender", "model": model, "seed": seed, "tuning": tuning,
+         "code": code_version(), "events": count_events(ctx.store)},
+        {"pairs": dataset.pairs, "users": users, "items": load_items(ctx.store)},
+    )  # fmt: skip
+    same = _unchanged(ctx, name, fp)
+    if same is not None:
+        return same
+    ctx.log(f"{name}: evaluating {model}{' (tuned on validation)' if tuning else ''}")
     names = [model] if model == "popularity" else [model, "popularity"]
     try:
         result = evaluate(dataset, names, seed=seed, tuning=tuning,
-                          log=lambda m: ctx.log(f"  {m}"))  # fmt: skip
+                          log=lambda m: ctx.log(f"  {m}"), progress=ctx.progress)  # fmt: skip
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     entry = result["models"][model]
@@ -249,7 +283,7 @@ def train_recommendations(
     loaded = fit_recommender(dataset.pairs, model, entry["params"], seed=seed)
     lineage = {"job": "full", "seed": seed, "data": _data_lineage(ctx, dataset.pairs),
                "consent": {"purpose": "personalization", "excluded_users": excluded},
-               "features": feature_lineage(ctx.store)}  # fmt: skip
+               "features": feature_lineage(ctx.store), "fingerprint": fp}  # fmt: skip
     mv = _register_recommender(ctx, loaded, dataset.pairs, metrics, lineage, name)
     ctx.log(
         f"registered {name} v{mv.version} ({model}): held-out ndcg@10 "
@@ -331,16 +365,20 @@ def train_predictor(
     ctx: JobContext, target: str, *, seed: int = 0, splits: int = 5
 ) -> ModelVersion:
     """Evaluate the churn or conversion predictor under the DESIGN.md protocol (peers in the
-    same run), fit it on all the rows and register it as a candidate.
+    same run), fit it on all the rows and register it as a candidate. When the latest version
+    of ``target`` was trained on the same rows with the same configuration, nothing is trained
+    and that version is returned.
 
     Raises:
         InvalidInput: too few positive or negative labels to learn from.
     """
+    from tastebud.evaluation.data import user_attributes
     from tastebud.models.predictor import Predictor, PredictorConfig
     from tastebud.training.labels import event_training_set
     from tastebud.training.predictors import evaluate_predictors, save_predictor
     from tastebud.training.tables import table_from_frame
 
+    ctx.log(f"{target}: labels and point-in-time features")
     frame = event_training_set(ctx.store, target)  # type: ignore[arg-type]
     keys = frame.get_column("user_key").unique().to_list()
     allowed = consented(ctx.store, keys, ctx.consent_mode)
@@ -352,6 +390,16 @@ def train_predictor(
     if positives < 20 or len(table.y) - positives < 20:
         raise InvalidInput(f"{target}: {positives} positive and {len(table.y) - positives} "
                            "negative labels; at least 20 of each are needed")  # fmt: skip
+    fp = fingerprint(
+        {"job": "full", "kind": "predictor", "target": target, "seed": seed, "splits": splits,
+         "code": code_version(), "events": count_events(ctx.store)},
+        {"rows": frame.drop("snapshot_id"), "users": user_attributes(ctx.store)},
+    )  # fmt: skip
+    same = _unchanged(ctx, target, fp)
+    if same is not None:
+        return same
+    ctx.log(f"{target}: evaluating on {splits} splits against the peers, then fitting on "
+            f"{len(table.y):,} rows")  # fmt: skip
     means, details = evaluate_predictors(table, splits=splits)
     groups = None if table.ids is None else np.asarray(table.ids)
     predictor = Predictor(PredictorConfig(seed=seed)).fit(
@@ -374,7 +422,7 @@ def train_predictor(
                  "events": count_events(ctx.store)},
         "consent": {"purpose": "personalization", "excluded_users": excluded},
         "features": feature_lineage(ctx.store), "code_version": code_version(),
-        "params": params,
+        "params": params, "fingerprint": fp,
     }  # fmt: skip
     probs = predictor.predict_proba(table.x)
     monitoring = predictor_reference(probs, table.x, table.names, table.y)
@@ -401,16 +449,26 @@ def train_full(
     "conversion"), seed: int = 0, tuning: bool = True, splits: int = 5,
 ) -> FullResult:  # fmt: skip
     """Features, then the recommender and each predictor, each registered as a candidate. A
-    predictor without enough labels is skipped with the reason (the recommender is not)."""
+    predictor without enough labels is skipped with the reason (the recommender is not); a
+    model whose latest version had the same inputs and configuration is ``unchanged``."""
     t0 = time.perf_counter()
+    ctx.log("features: building a snapshot")
     snap = build_snapshot(ctx.store)
     ctx.log(f"features: snapshot {snap.snapshot_id}")
-    registered = [train_recommendations(ctx, model=model, seed=seed, tuning=tuning)]
-    skipped: dict[str, str] = {}
+    result = FullResult([], {}, 0.0)
+
+    def keep(mv: ModelVersion, before: ModelVersion | None) -> None:
+        new = before is None or before.version != mv.version
+        (result.registered if new else result.unchanged).append(mv)
+
+    before = ctx.registry.latest(RECOMMENDATIONS)
+    keep(train_recommendations(ctx, model=model, seed=seed, tuning=tuning), before)
     for target in targets:
         try:
-            registered.append(train_predictor(ctx, target, seed=seed, splits=splits))
+            before = ctx.registry.latest(target)
+            keep(train_predictor(ctx, target, seed=seed, splits=splits), before)
         except InvalidInput as exc:
-            skipped[target] = str(exc)
+            result.skipped[target] = str(exc)
             ctx.log(f"skipped {target}: {exc}")
-    return FullResult(registered, skipped, time.perf_counter() - t0)
+    result.seconds = time.perf_counter() - t0
+    return result

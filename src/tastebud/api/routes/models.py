@@ -33,8 +33,9 @@ class PromoteIn(BaseModel):
         description="Checklist items that could not be checked (status `not_checked`) to "
         "waive; needs a reason, recorded in the audit log",
     )
-    reason: str | None = Field(default=None, max_length=1000,
-                               description="Why (required with force or waive; recorded)")  # fmt: skip
+    reason: str | None = Field(
+        default=None, max_length=1000, description="Why (required with force or waive; recorded)"
+    )
 
 
 class ReasonIn(BaseModel):

@@ -1,0 +1,219 @@
+"""``tastebud quickstart`` (``make run``) as a new user runs it: a real process on a free port,
+stopped with SIGINT at every stage, run again to continue (issue 15, points 3 and 15)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import sqlite3
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+SMALL = ["--users", "150", "--days", "12"]  # about 7,000 events: seconds per stage
+STOPPED = "again to continue: keys and data are kept in"
+
+# The line each stage starts with (the quickstart prints them so that a user, and this test,
+# can tell where it is).
+STAGES = {
+    "sending": "sending the simulated catalogue, users and traffic",
+    "training": "training the first models",
+    "serving": "serving; press Ctrl+C to stop",
+}
+# A line printed only once the stage is over: it must be missing when stopped during it.
+AFTER = {"sending": "simulated NetworkBuster traffic:", "training": "trained in"}
+
+
+class Run:
+    """A quickstart process whose merged output is read line by line in a thread."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], **popen: Any) -> None:
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, **popen)  # fmt: skip
+        self.lines: list[str] = []
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self._queue.put(line)
+        self._queue.put(None)
+
+    def wait_for(self, text: str, limit: float = 240.0) -> None:
+        """Read output until a line contains ``text`` (fails if the process ends first)."""
+        while True:
+            line = self._queue.get(timeout=limit)
+            if line is None:
+                pytest.fail(f"ended before {text!r}:\n" + "".join(self.lines))
+            self.lines.append(line)
+            if text in line:
+                return
+
+    def finish(self, limit: float) -> str:
+        """Wait for the exit (at most ``limit`` s); returns the whole output."""
+        try:
+            self.proc.wait(limit)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"still running {limit} s later:\n" + "".join(self.lines))
+        while (line := self._queue.get(timeout=10)) is not None:
+            self.lines.append(line)
+        return "".join(self.lines)
+
+
+def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
+    env.update({"TASTEBUD_DATA_DIR": str(data_dir), **extra})
+    return env
+
+
+def quickstart(data_dir: Path, *args: str, port: int | None = None, **extra: str) -> Run:
+    """``tastebud quickstart`` started as ``make run &`` starts it from a script: with SIGINT
+    ignored (a shell without job control does that to background commands; before issue 15
+    the quickstart then ignored Ctrl+C and ``kill -INT`` at every stage)."""
+    port_args = [] if port is None else ["--port", str(port)]
+    cmd = " ".join([sys.executable, "-m", "tastebud.cli", "quickstart", *port_args, *args])
+    return Run(["sh", "-c", f"trap '' INT; exec {cmd}"], env_for(data_dir, **extra), cwd=ROOT)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def integrity(data_dir: Path) -> tuple[str, int]:
+    """``PRAGMA integrity_check`` and the number of stored events."""
+    with sqlite3.connect(data_dir / "tastebud.db") as db:
+        check = db.execute("PRAGMA integrity_check").fetchone()[0]
+        events = db.execute("SELECT count(*) FROM events").fetchone()[0]
+    return str(check), int(events)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", list(STAGES))
+def test_sigint_stops_the_quickstart_at_every_stage(stage: str, tmp_path: Path) -> None:
+    data, port = tmp_path / "data", free_port()
+    run = quickstart(data, *SMALL, port=port)
+    run.wait_for(STAGES[stage])
+    run.proc.send_signal(signal.SIGINT)  # as `kill -INT PID`; a terminal signals the group
+    output = run.finish(limit=5)
+    assert run.proc.returncode == 130, output
+    # How to continue: this very command, and where the keys and data are.
+    assert f"quickstart --port {port} --users 150 --days 12` {STOPPED} {data}" in output, output
+    if stage in AFTER:
+        assert AFTER[stage] not in output, f"not stopped during {stage}:\n{output}"
+    check, events = integrity(data)
+    assert check == "ok"
+    if stage != "sending":
+        assert events > 5000  # every acknowledged event is kept
+    assert port_is_free(port), "the API server process outlived the quickstart"
+
+
+@pytest.mark.slow
+def test_make_run_port_and_ctrl_c(tmp_path: Path) -> None:
+    """README: `TASTEBUD_PORT=8080 make run` serves there, and Ctrl+C (SIGINT to the
+    terminal's foreground process group: make and the quickstart) stops it and names
+    `make run` to continue. ``-o`` keeps make from reinstalling the environment."""
+    data, port = tmp_path / "data", free_port()
+    make = ["make", "-s", "-o", ".venv/.installed", "run"]
+    run = Run(make, env_for(data, TASTEBUD_PORT=str(port)), cwd=ROOT, start_new_session=True)
+    run.wait_for(STAGES["sending"])
+    assert f"serving http://127.0.0.1:{port} " in "".join(run.lines)
+    os.killpg(run.proc.pid, signal.SIGINT)
+    output = run.finish(limit=5)
+    assert "stopped; run `make run` again to continue" in output, output
+    assert integrity(data)[0] == "ok" and port_is_free(port)
+
+
+@pytest.mark.slow
+def test_running_again_continues_and_reuses_keys(tmp_path: Path) -> None:
+    from tastebud.config import Settings
+    from tastebud.evaluation.data import user_attributes
+    from tastebud.services import build_services
+
+    data, port = tmp_path / "data", free_port()
+    first = quickstart(data, *SMALL, "--no-serve", TASTEBUD_PORT=str(port))
+    first.wait_for(STAGES["sending"])
+    first.proc.send_signal(signal.SIGINT)
+    first.finish(limit=5)
+    state_file = data / "quickstart.json"
+    assert stat.S_IMODE(state_file.stat().st_mode) == 0o600  # it holds API keys
+    keys = json.loads(state_file.read_text())["keys"]
+    assert set(keys) == {"ingest", "serve", "admin"}
+
+    # Run again: the port from TASTEBUD_PORT, the same keys, the traffic sent, models trained.
+    second = quickstart(data, *SMALL, "--no-serve", TASTEBUD_PORT=str(port))
+    out2 = second.finish(limit=300)
+    assert second.proc.returncode == 0, out2
+    assert f"serving http://127.0.0.1:{port} " in out2
+    assert "API keys (the same as last time;" in out2
+    assert all(f"  {scope:<6} {key}\n" in out2 for scope, key in keys.items())
+    assert "simulated NetworkBuster traffic:" in out2 and "0 rejected" in out2
+    services = build_services(Settings(data_dir=data), migrate=False)
+    try:
+        versions = [(v.name, v.version) for v in services.registry.versions()]
+        assert ("recommendations", 1) in versions
+        # The users' attributes were sent: the bias analysis has groups to compare.
+        attributes = user_attributes(services.store)
+        assert attributes.height == 150
+        assert {"segment", "age_bucket", "skill_level", "locale"} <= set(attributes.columns)
+        events = services.store.count_events()
+        services.keys.revoke(keys["serve"].split("_")[2])  # an operator revokes one key
+    finally:
+        services.close()
+
+    # Again, nothing changed: nothing sent, no identical version; the revoked key is replaced
+    # and never printed again.
+    third = quickstart(data, *SMALL, "--no-serve", port=free_port())
+    out3 = third.finish(limit=300)
+    assert third.proc.returncode == 0, out3
+    assert "already sent" in out3 and "not sent again" in out3
+    assert "nothing trained, no version registered" in out3
+    assert "(unchanged: same data and configuration)" in out3
+    assert keys["serve"] not in out3 and "API keys (new for serve;" in out3
+    assert keys["ingest"] in out3 and keys["admin"] in out3
+    services = build_services(Settings(data_dir=data), migrate=False)
+    try:
+        assert [(v.name, v.version) for v in services.registry.versions()] == versions
+        assert services.store.count_events() == events
+    finally:
+        services.close()
+    # The hints work as printed (after `make run`, `tastebud` is not on PATH).
+    hint = next(
+        line
+        for line in out3.splitlines()
+        if line.endswith("# versions, aliases and held-out metrics")
+    )
+    listed = subprocess.run(hint.split("#")[0], shell=True, cwd=ROOT, env=env_for(data),
+                            capture_output=True, text=True)  # fmt: skip
+    assert listed.returncode == 0 and "recommendations" in listed.stdout, hint
+
+
+def test_a_port_in_use_is_named_with_how_to_choose_another(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        run = quickstart(tmp_path / "data", *SMALL, port=port)
+        output = run.finish(limit=120)
+    assert run.proc.returncode == 2, output
+    assert f"cannot serve on http://127.0.0.1:{port}" in output
+    assert "TASTEBUD_PORT=8080 make run" in output
