@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -317,3 +318,35 @@ def _log_audit_test(request: pytest.FixtureRequest, log_audit: Any) -> None:
     log_audit.ensure_attached()
     if "secret_env" in request.fixturenames:
         log_audit.note_secrets(request.getfixturevalue("secret_env").values())
+
+
+def chromium_path() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        if REQUIRE_SERVICES:
+            pytest.fail("chromium is not installed (make test installs it)")
+        pytest.skip("chromium is not installed")
+    return path
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (no browser is downloaded)."""
+    from playwright.sync_api import sync_playwright
+
+    executable = chromium_path()
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=executable,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()

@@ -198,10 +198,11 @@ def test_quickstart_sends_simulated_traffic_over_http(tmp_path: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     # make run ends with a trained model (issue 7), in production if its checklist passes. The
-    # simulated users' attributes give the bias analysis groups to compare (issue 15): on this
-    # little traffic their noise can exceed the disparity bound (the default make run passes).
+    # simulated users' attributes give the bias analysis groups to compare (issue 15); with this
+    # little traffic a group may be too small to judge (then "not checked", never "fail": the
+    # simulated attributes carry no planted disparity).
     line = next(x for x in r.stdout.splitlines() if x.startswith("  recommendations v1 "))
-    assert "(tastebud_hybrid) in production" in line or "bias_analysis fail" in line, line
+    assert "(tastebud_hybrid) in production" in line or "bias_analysis not checked" in line, line
     assert "simulated NetworkBuster traffic:" in r.stdout
     accepted = int(r.stdout.split("traffic: ")[1].split(" events")[0].replace(",", ""))
     assert accepted > 100 and "0 rejected" in r.stdout

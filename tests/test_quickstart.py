@@ -217,3 +217,38 @@ def test_a_port_in_use_is_named_with_how_to_choose_another(tmp_path: Path) -> No
     assert run.proc.returncode == 2, output
     assert f"cannot serve on http://127.0.0.1:{port}" in output
     assert "TASTEBUD_PORT=8080 make run" in output
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_make_run_allows_its_own_demo_page(tmp_path: Path, browser: Any) -> None:
+    """Issue 15, point 2: `make run` serves a page from another origin that sends events to the
+    API through CORS (its origin only), with the ingest key; resending answers duplicate."""
+    data, port = tmp_path / "data", free_port()
+    run = quickstart(data, *SMALL, port=port)
+    run.wait_for(STAGES["serving"], limit=300)
+    line = next(x for x in run.lines if "sends events from the browser" in x)
+    demo = line.split(": ", 1)[1].strip()
+    assert demo == f"http://127.0.0.1:{port + 1}/"
+    try:
+        page = browser.new_page()
+        page.goto(demo)
+        page.click("#view")
+        page.wait_for_selector("#log li.accepted", timeout=10000)
+        page.click("#again")
+        page.wait_for_selector("#log li.duplicate", timeout=10000)
+        entries = page.locator("#log li").all_inner_texts()
+        assert entries[0].startswith("200 page_view") and entries[1].startswith("202 page_view")
+        page.close()
+    finally:
+        run.proc.send_signal(signal.SIGINT)
+        run.finish(limit=5)
+    from tastebud.config import Settings
+    from tastebud.services import build_services
+
+    services = build_services(Settings(data_dir=data), migrate=False)
+    try:
+        key = services.pseudonymizer.user("demo-visitor")
+        assert services.store.count_events(user_key=key) == 1  # sent twice, stored once
+    finally:
+        services.close()

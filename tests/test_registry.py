@@ -186,6 +186,35 @@ def test_what_could_not_be_checked_is_not_a_pass(any_services: Services) -> None
     assert items["bias_analysis"] == items["validated"] == "not_checked"
 
 
+@pytest.mark.parametrize(
+    ("judged", "status", "words"),
+    [
+        ({"ratio": 2.8, "shrunk": 1.3, "lower": 0.9}, "pass", "1.30 after noise"),
+        ({"ratio": 3.1, "shrunk": 2.6, "lower": 1.2}, "not_checked", "within sampling noise"),
+        ({"ratio": 4.0, "shrunk": 3.7, "lower": 2.4}, "fail", "beyond sampling noise"),
+        ({"ratio": None, "shrunk": None, "lower": None}, "fail", "unbounded"),
+    ],
+)
+def test_bias_is_judged_with_its_sampling_noise(
+    any_services: Services, judged: dict[str, Any], status: str, words: str
+) -> None:
+    # A disparity of a few dozen users per group is mostly noise: it fails only beyond the
+    # noise, passes when the noise-corrected estimate is within the bound, and is "not
+    # checked" in between (the raw point estimate alone failed fair models on small data).
+    metrics = passing_metrics()
+    metrics["slices"] = {
+        "age_bucket": {"disparity": judged["ratio"], "judged": {**judged, "best": "18-24",
+                                                                "worst": "65+", "groups": 6}},
+        "locale": {"disparity": 9.0, "judged": {"ratio": 9.0, "shrunk": None, "lower": None,
+                                                "best": None, "worst": None, "groups": 1}},
+    }  # fmt: skip
+    mv = register(any_services.registry, metrics=metrics)
+    item = {i.name: i for i in checklist(any_services.registry, mv, POLICY).items}
+    bias = item["bias_analysis"]
+    assert bias.status == status and words in bias.detail, bias.detail
+    assert "locale" not in bias.detail  # one group large enough: not judged
+
+
 def test_rollback_walks_back_the_production_history(any_services: Services) -> None:
     reg = any_services.registry
     for _ in range(4):

@@ -32,7 +32,7 @@ import multiprocessing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 import orjson
@@ -500,7 +500,7 @@ def _chunk_bytes(args: tuple[int, int, int]) -> tuple[int, bytes]:
 
 def write_ndjson(
     sim: Simulator,
-    fh: BinaryIO,
+    fh: IO[bytes],
     *,
     workers: int = 2,
     progress: Callable[[int], None] | None = None,

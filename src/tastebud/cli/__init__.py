@@ -324,12 +324,15 @@ def simulate(
     sim = Simulator(
         SimConfig(users=users, items=items, days=days, seed=seed, start=_start_date(start, days))
     )
+    from tastebud.privacy.files import open_private, write_private
+
+    # Simulated people, but shaped like real ones: written as any personal data is (0600).
     if truth is not None:
-        truth.write_bytes(orjson.dumps(sim.truth(), option=orjson.OPT_INDENT_2))
+        write_private(truth, orjson.dumps(sim.truth(), option=orjson.OPT_INDENT_2))
     if items_out is not None:
-        items_out.write_bytes(b"".join(orjson.dumps(i) + b"\n" for i in sim.items()))
+        write_private(items_out, b"".join(orjson.dumps(i) + b"\n" for i in sim.items()))
     if users_out is not None:
-        users_out.write_bytes(b"".join(orjson.dumps(u) + b"\n" for u in sim.users()))
+        write_private(users_out, b"".join(orjson.dumps(u) + b"\n" for u in sim.users()))
     if out_file is not None:
         from tastebud.simulator import write_ndjson
 
@@ -343,7 +346,7 @@ def simulate(
                     progress=lambda k: progress.advance(task, k),
                 )
             else:
-                with out_file.open("wb") as fh:
+                with open_private(out_file) as fh:
                     n = write_ndjson(
                         sim, fh, workers=workers, progress=lambda k: progress.advance(task, k)
                     )

@@ -109,11 +109,13 @@ def evaluate_cmd(
     if "best_ndcg10_over_best_peer" in result:
         out.print(f"best Tastebud model {result['best_model']} / best peer {result['best_peer']}: "
                   f"{result['best_ndcg10_over_best_peer']}")  # fmt: skip
+    from tastebud.privacy.files import write_private  # reports hold per-group results: 0600
+
     if json_out is not None:
-        json_out.write_text(json.dumps(result, indent=2))
+        write_private(json_out, json.dumps(result, indent=2))
         out.print(f"wrote {json_out}")
     if report is not None:
-        report.write_text(render_html(result), encoding="utf-8")
+        write_private(report, render_html(result))
         out.print(f"wrote {report}")
 
 

@@ -159,10 +159,11 @@ def predictors_evaluate(
     for model, m in means.items():
         out.print(f"{model:<14}{m['roc_auc']:>9.4f}{m['pr_auc']:>9.4f}{m['brier']:>9.4f}"
                   f"{m['ece']:>9.4f}")  # fmt: skip
+    from tastebud.privacy.files import write_private  # reports hold per-group results: 0600
+
     if json_out is not None:
-        json_out.write_text(json.dumps(means, indent=2))
+        write_private(json_out, json.dumps(means, indent=2))
         out.print(f"wrote {json_out}")
     if report is not None:
-        report.write_text(render_predictor_html(means, details, f"Tastebud predictors: {name}"),
-                          encoding="utf-8")  # fmt: skip
+        write_private(report, render_predictor_html(means, details, f"Tastebud predictors: {name}"))
         out.print(f"wrote {report}")

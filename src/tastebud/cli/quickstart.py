@@ -20,10 +20,12 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -69,10 +71,11 @@ def _load_state(path: Path) -> dict[str, Any]:
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     """Replace ``path`` atomically with a file only its owner can read (it holds API keys)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    from tastebud.privacy.files import open_private, private_dir
+
+    private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
+    with open_private(tmp, "w") as fh:
         json.dump(state, fh, indent=2)
     os.replace(tmp, path)
 
@@ -113,14 +116,18 @@ def _check_port(host: str, port: int, url: str) -> None:
 
 
 def _start_server(
-    settings: Settings, host: str, port: int, url: str, stopper: Stopper
-) -> subprocess.Popen[bytes]:
-    """``tastebud serve`` on the same settings, started and ready (``/readyz`` answers)."""
+    settings: Settings, host: str, port: int, url: str, stopper: Stopper,
+    cors: list[str] | None = None,
+) -> subprocess.Popen[bytes]:  # fmt: skip
+    """``tastebud serve`` on the same settings, started and ready (``/readyz`` answers);
+    ``cors`` origins are added to the configured ones (the demo page's)."""
     import httpx
 
     _check_port(host, port, url)
     env = {**os.environ, "TASTEBUD_DATA_DIR": str(settings.data_dir.absolute()),
            "TASTEBUD_LOG_LEVEL": settings.log_level}  # fmt: skip
+    if cors:
+        env["TASTEBUD_CORS_ORIGINS"] = json.dumps([*settings.cors_origins, *cors])
     cmd = [sys.executable, "-m", "tastebud.cli", "serve", "--host", host, "--port", str(port)]
     child = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
     stopper.children.append(child)
@@ -307,7 +314,9 @@ def _run(
         _save_state(state_path, state)
     bind_host, bind_port = host or settings.host, port or settings.port
     url = f"http://{bind_host}:{bind_port}"
-    child = _start_server(settings, bind_host, bind_port, url, stopper)
+    demo = None if no_serve else _demo_server(bind_host, bind_port + 1, url, keys["ingest"])
+    cors = [] if demo is None else demo.origins
+    child = _start_server(settings, bind_host, bind_port, url, stopper, cors)
     out.print(f"Tastebud {__version__} serving {url} (docs: {url}/docs) on "
               f"{settings.resolved_database_url()}")  # fmt: skip
     sim_config = {"users": users, "days": days, "seed": 0}
@@ -333,10 +342,53 @@ def _run(
     _print_examples(url, keys)
     if no_serve:
         return
+    if demo is not None:
+        out.print(f"A web page that sends events from the browser (CORS allows its origin): "
+                  f"{demo.url}")  # fmt: skip
     out.print("serving; press Ctrl+C to stop")
     while child.poll() is None:
         time.sleep(0.5)
     raise ConfigError(f"the server on {url} stopped (exit code {child.returncode})")
+
+
+class _Demo:
+    """The demo page's server: a daemon thread serving one page on another port than the API
+    (it ends with the process)."""
+
+    def __init__(self, server: ThreadingHTTPServer, host: str, port: int) -> None:
+        self.server = server
+        self.url = f"http://{host}:{port}/"
+        names = [host, "localhost"] if host == "127.0.0.1" else [host]
+        self.origins = [f"http://{name}:{port}" for name in names]
+        threading.Thread(target=server.serve_forever, name="demo-page", daemon=True).start()
+
+
+def _demo_server(host: str, port: int, api_url: str, ingest_key: str) -> _Demo | None:
+    """Serve the demo page (``tastebud.web``) on ``port``, or nothing if it is taken."""
+    from tastebud.web import demo_page
+
+    page = demo_page(api_url, ingest_key)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            if self.path not in ("/", "/index.html"):
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(page)
+
+        def log_message(self, *args: Any) -> None:  # quiet: the console shows the summary
+            pass
+
+    try:
+        server = ThreadingHTTPServer((host, port), Handler)
+    except OSError:
+        out.print(hint(f"(port {port} is taken: no demo page this time)"))
+        return None
+    return _Demo(server, host, port)
 
 
 def _print_keys(keys: dict[str, str], created: list[str], path: Path) -> None:

@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet
 
 from tastebud.config import Settings
 from tastebud.errors import ConfigError
+from tastebud.privacy.files import private_dir
 
 __all__ = ["Secrets", "load_secrets"]
 
@@ -29,7 +30,7 @@ class Secrets:
 
 
 def _write_private(path: Path, content: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)  # the data dir and its secrets/ folder: 0700
     os.chmod(path.parent, 0o700)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:

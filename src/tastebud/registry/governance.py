@@ -16,6 +16,7 @@ from typing import Any
 
 from tastebud.config import GovernancePolicy
 from tastebud.errors import ArtifactInvalid, ChecklistFailed, Conflict, InvalidInput
+from tastebud.monitoring.fairness import Disparity
 from tastebud.registry._registry import ModelVersion, Registry
 
 __all__ = ["CHECKS", "CheckItem", "Checklist", "checklist", "promote", "rollback", "scan_artifact"]
@@ -163,22 +164,57 @@ def _bias(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
     slices = mv.metrics.get("slices")
     if slices is None:
         return _not_checked("bias_analysis", "no fairness slices in the metrics")
-    worst: tuple[float, str] | None = None
+    bound = policy.max_disparity
+    judged: list[tuple[str, Disparity]] = []
+    worst: tuple[float, str] | None = None  # versions without a judgement: point estimates
     for attr, entry in slices.items():
-        d = entry.get("disparity")
-        if attr == "activity" or d is None:  # activity terciles are informative, not protected
+        if attr == "activity":  # activity terciles are informative, not protected
             continue
-        if worst is None or d > worst[0]:
-            worst = (float(d), attr)
+        if entry.get("judged") is not None:
+            d = Disparity.from_json(entry["judged"])
+            if d.groups >= 2:
+                judged.append((attr, d))
+            continue
+        ratio = entry.get("disparity")
+        if ratio is not None and (worst is None or ratio > worst[0]):
+            worst = (float(ratio), attr)
+    if judged:
+        return _judged_bias(judged, bound)
     if worst is None:
         return _not_checked(
             "bias_analysis",
             "not checked: no user attribute has two groups large enough to compare (send user "
             "attributes such as segment, age_bucket or locale with PUT /v1/users/{id})",
         )
-    ok = worst[0] <= policy.max_disparity
+    ok = worst[0] <= bound
     return CheckItem("bias_analysis", ok, f"largest disparity {worst[0]:.2f} ({worst[1]}); "
-                     f"bound {policy.max_disparity}")  # fmt: skip
+                     f"bound {bound}")  # fmt: skip
+
+
+def _judged_bias(judged: list[tuple[str, Disparity]], bound: float) -> CheckItem:
+    """Per attribute: fail when a disparity exceeds the bound beyond its sampling noise, pass
+    when the noise-corrected disparity is within it; inconclusive otherwise (not checked)."""
+
+    def text(attr: str, d: Disparity) -> str:
+        low = "unbounded" if d.lower is None else f"{d.lower:.2f}"
+        shrunk = "n/a" if d.shrunk is None else f"{d.shrunk:.2f}"
+        return (f"{attr} {d.best} vs {d.worst}: {shrunk} after noise (raw "
+                f"{'n/a' if d.ratio is None else f'{d.ratio:.2f}'}, at least {low})")  # fmt: skip
+
+    verdicts = [(attr, d, d.verdict(bound)) for attr, d in judged]
+    failing = [(a, d) for a, d, v in verdicts if v == "fail"]
+    if failing:
+        return CheckItem("bias_analysis", False, "disparity above the bound "
+                         f"{bound} beyond sampling noise: "
+                         + "; ".join(text(a, d) for a, d in failing))  # fmt: skip
+    unsure = [(a, d) for a, d, v in verdicts if v == "inconclusive"]
+    if unsure:
+        return _not_checked("bias_analysis", "not checked: disparity above the bound "
+                            f"{bound} but within sampling noise (more users per group needed): "
+                            + "; ".join(text(a, d) for a, d in unsure))  # fmt: skip
+    a, d = max(((a, d) for a, d, _ in verdicts), key=lambda ad: ad[1].shrunk or 0.0)
+    return CheckItem("bias_analysis", True, f"{len(judged)} attribute(s) judged; largest "
+                     f"disparity {text(a, d)}; bound {bound}")  # fmt: skip
 
 
 def scan_artifact(path: Path) -> list[str]:

@@ -203,6 +203,7 @@ def _recommender_slices(result: dict[str, Any], model: str) -> dict[str, Any]:
         if entry is None:
             continue
         out[attr] = {"disparity": entry.get("disparity_ndcg@10"),
+                     "judged": entry.get("judged_ndcg@10"),
                      "groups": {g: {"users": v["users"], "ndcg@10": v["ndcg@10"]}
                                 for g, v in entry["groups"].items()}}  # fmt: skip
     return out
