@@ -31,7 +31,7 @@ def blocks(text: str) -> list[tuple[str, str]]:
     return re.findall(r"^```(\w*)\n(.*?)^```", text, re.M | re.S)
 
 
-def _event_examples() -> Iterator[tuple[int, Any, str | None]]:
+def event_examples() -> Iterator[tuple[int, Any, str | None]]:
     """(index, request, the answer shown after it or None) for every JSON block of events.md."""
     found = blocks(EVENTS_DOC.read_text())
     for n, (lang, body) in enumerate(found):
@@ -43,7 +43,7 @@ def _event_examples() -> Iterator[tuple[int, Any, str | None]]:
 
 def test_every_event_example_is_accepted(api: Api) -> None:
     seen = 0
-    for _, request, answer in _event_examples():
+    for _, request, answer in event_examples():
         if answer is not None:
             continue  # an example of a bad request, checked below
         if "eventType" in request:  # the seed's trackEvent payload
@@ -56,7 +56,7 @@ def test_every_event_example_is_accepted(api: Api) -> None:
 
 
 def test_every_answer_shown_is_the_answer_given(api: Api) -> None:
-    pairs = [(req, orjson.loads(ans)) for _, req, ans in _event_examples() if ans is not None]
+    pairs = [(req, orjson.loads(ans)) for _, req, ans in event_examples() if ans is not None]
     assert len(pairs) == 2
     (bad, bad_answer), (batch, batch_answer) = pairs
     r = api.request("POST", "/v1/events", "ingest", json=bad)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +38,10 @@ SEED_TYPES = {
 
 
 def doc_examples() -> list[dict[str, Any]]:
-    blocks = re.findall(r"```json\n(.*?)```", DOC.read_text(), flags=re.S)
-    return [json.loads(b) for b in blocks]
+    """The events of docs/events.md (not the examples of bad requests, shown with an answer)."""
+    from test_docs import event_examples
+
+    return [request for _, request, answer in event_examples() if answer is None]
 
 
 def errors_of(raw: Any) -> list[dict[str, str]]:
