@@ -75,7 +75,10 @@ class Run:
 
 
 def env_for(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
+    # Not under make, even when `make test` runs this (the quickstart names `make run` to
+    # continue only when make started it).
+    make = {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_") and k not in make}
     env.update({"TASTEBUD_DATA_DIR": str(data_dir), **extra})
     return env
 
