@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 
 from tastebud.cli import (
     DataDirOpt,
-    _services,
     _settings,
     db_app,
     keys_app,
@@ -18,11 +18,43 @@ from tastebud.cli import (
     prog,
 )
 
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+    from tastebud.apikeys import KeyManager
+
 __all__ = ["KEY_SCOPES", "db_upgrade", "keys_create", "keys_list", "keys_revoke"]
 
 KEY_SCOPES = ("ingest", "serve", "admin")
 """``tastebud.apikeys.SCOPES``, spelled out so that ``--help`` does not import the database
 layer (``tests/test_cli.py`` checks that the two agree)."""
+
+
+@contextmanager
+def _key_manager(data_dir: Path | None) -> Iterator[KeyManager]:
+    """The API keys of the configured database, without the rest of the stack: a keys command
+    loads the database layer only (about 1.5 s, against 6 s for every service)."""
+    from tastebud.apikeys import KeyManager
+    from tastebud.config import Settings
+    from tastebud.monitoring import configure_logging
+    from tastebud.privacy import load_secrets
+    from tastebud.store import Store, make_engine, upgrade
+
+    settings: Settings = _settings(data_dir)
+    configure_logging(
+        "WARNING" if settings.log_level == "INFO" else settings.log_level, json=settings.log_json
+    )
+    load_secrets(settings)  # production without its secrets is refused, as by every command
+    engine = make_engine(
+        settings.resolved_database_url(), sqlite_synchronous=settings.sqlite_synchronous
+    )
+    try:
+        if settings.should_auto_migrate():
+            upgrade(engine)
+        yield KeyManager(Store(engine), cache_seconds=settings.key_cache_seconds)
+    finally:
+        engine.dispose()
 
 
 @db_app.command("upgrade")
@@ -46,11 +78,8 @@ def keys_create(
 ) -> None:
     """Create an API key and print it once, as the last token of the output. Only its hash is
     stored: copy it now."""
-    services = _services(_settings(data_dir))
-    try:
-        info, key = services.keys.create(name, scope)
-    finally:
-        services.close()
+    with _key_manager(data_dir) as keys:
+        info, key = keys.create(name, scope)
     out.print(
         f"created {info.scope} key '{info.name}' with id {info.key_id}; it is shown only once:"
     )
@@ -67,11 +96,8 @@ def keys_list(
 
     from rich.table import Table
 
-    services = _services(_settings(data_dir))
-    try:
-        rows = services.keys.list()
-    finally:
-        services.close()
+    with _key_manager(data_dir) as keys:
+        rows = keys.list()
     if as_json:
         print(orjson.dumps([
             {"key_id": k.key_id, "name": k.name, "scope": k.scope, "created_ms": k.created_ms,
@@ -97,9 +123,6 @@ def keys_revoke(
 ) -> None:
     """Revoke a key: it stops working at once in this process and within the key cache time
     (TASTEBUD_KEY_CACHE_SECONDS, default 2 s) in running servers."""
-    services = _services(_settings(data_dir))
-    try:
-        services.keys.revoke(key_id)
-    finally:
-        services.close()
+    with _key_manager(data_dir) as keys:
+        keys.revoke(key_id)
     out.print(f"revoked key {key_id}")
