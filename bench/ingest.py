@@ -111,15 +111,20 @@ def single_closed_loop(url: str, key: str, seconds: float, connections: int = 4)
     counts = [0] * connections
     ts = datetime.now(UTC).isoformat()
 
+    failures: list[str] = []
+
     def worker(i: int) -> None:
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-            while time.perf_counter() < stop:
+            while time.perf_counter() < stop and not failures:
+                # Distinct events (their own ids): the same content sent again would be a
+                # duplicate (200), not a new event.
                 r = client.post("/v1/events", json={
-                    "event_type": "click", "user_id": f"bench-{i}", "timestamp": ts,
-                    "data": {"element_id": "cta"}})  # fmt: skip
+                    "event_id": uuid.uuid4().hex, "event_type": "click", "user_id": f"bench-{i}",
+                    "timestamp": ts, "data": {"element_id": "cta"}})  # fmt: skip
                 if r.status_code != 202:
-                    raise SystemExit(f"single error {r.status_code}: {r.text[:200]}")
+                    failures.append(f"single error {r.status_code}: {r.text[:200]}")
+                    return
                 counts[i] += 1
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(connections)]
@@ -128,6 +133,8 @@ def single_closed_loop(url: str, key: str, seconds: float, connections: int = 4)
         t.start()
     for t in threads:
         t.join()
+    if failures:
+        raise SystemExit(failures[0])
     return sum(counts) / (time.perf_counter() - t0)
 
 
@@ -156,7 +163,8 @@ def single_open_loop(url: str, key: str, rate: float, seconds: float) -> tuple[f
                 if delay > 0:
                     time.sleep(delay)
                 r = client.post("/v1/events", json={
-                    "event_type": "click", "user_id": f"open-{i % 500}", "timestamp": ts,
+                    "event_id": uuid.uuid4().hex, "event_type": "click",
+                    "user_id": f"open-{i % 500}", "timestamp": ts,
                     "data": {"element_id": "cta"}})  # fmt: skip
                 done = time.perf_counter()
                 with lock:

@@ -298,8 +298,8 @@ class Ingestor:
         """The id of an event sent without one: a keyed hash of its validated content (every
         field, the timestamp to the millisecond), so that a retry, a reload or a second send of
         the same event is a duplicate. Two events identical in every field are one event."""
-        content = {k: v for k, v in ev.items() if k != "timestamp"}
-        content["timestamp"] = ts_ms
+        content = dict(ev)
+        content["timestamp"] = ts_ms  # to the millisecond, whatever the zone it was written in
         return self.pseudonymizer.event_id(orjson.dumps(content, option=orjson.OPT_SORT_KEYS))
 
     def _update_realtime(self, rows: list[tuple[Any, ...]], received: float) -> None:
