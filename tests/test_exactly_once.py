@@ -3,9 +3,6 @@ keyed hash of its content as id, so a retry, a reload or a second send stores no
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +11,7 @@ import pytest
 
 from tastebud.config import Settings
 from tastebud.services import build_services
+from test_cli import run
 
 from conftest import Api
 
@@ -101,18 +99,6 @@ def test_derived_ids_are_keyed_and_do_not_spell_the_user(tmp_path: Path) -> None
     assert all(i is not None and "u-retry" not in i and len(i) == 32 for i in ids)
 
 
-def _cli(args: list[str], data_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    full = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-    full.update({"TASTEBUD_DATA_DIR": str(data_dir), **env})
-    return subprocess.run(
-        [sys.executable, "-m", "tastebud.cli", *args],
-        env=full,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.slow
 def test_ingesting_a_file_twice_stores_it_once(tmp_path: Path, secret_env: dict[str, str]) -> None:
     events = [_no_id(), _no_id("search", data={"query": "router"}, user_id="u-9")]
@@ -122,8 +108,8 @@ def test_ingesting_a_file_twice_stores_it_once(tmp_path: Path, secret_env: dict[
         "TASTEBUD_PSEUDONYM_KEY": secret_env["pseudonym_key"],
         "TASTEBUD_FERNET_KEYS": secret_env["fernet_keys"],
     }
-    first = _cli(["ingest", str(path)], tmp_path / "data", env)
-    again = _cli(["ingest", str(path)], tmp_path / "data", env)
+    first = run(["ingest", str(path)], tmp_path / "data", **env)
+    again = run(["ingest", str(path)], tmp_path / "data", **env)
     assert first.returncode == 0 and again.returncode == 0, first.stderr + again.stderr
     assert "2 events accepted, 0 duplicates" in first.stdout + first.stderr
     assert "0 events accepted, 2 duplicates" in again.stdout + again.stderr

@@ -18,7 +18,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tastebud.privacy.files import open_private, private_dir, write_private
+from tastebud.files import open_private, private_dir, write_private
 
 
 def _run(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:

@@ -4,8 +4,6 @@ with their checksums, and the HTML report rendered in a real headless Chromium."
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from tastebud.training import load_model, save_model
 from test_cli import run
 from test_importers import need_movielens
 
-REQUIRE = os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1"
+from conftest import chromium_path
 
 
 def small_model() -> tuple[SeqLinear, Vocabulary, Vocabulary, TrainingData]:
@@ -129,15 +127,6 @@ def test_evaluate_errors_are_clear(tmp_path: Path) -> None:
     assert r.returncode == 1 and "unknown model(s) nope" in r.stderr
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if REQUIRE:
-            pytest.fail("chromium is not installed (make test installs it)")
-        pytest.skip("chromium is not installed")
-    return path
-
-
 @pytest.mark.browser
 @pytest.mark.slow
 def test_report_renders_its_plots_in_chromium(movielens_dir: Path, tmp_path: Path) -> None:
@@ -147,7 +136,7 @@ def test_report_renders_its_plots_in_chromium(movielens_dir: Path, tmp_path: Pat
     assert r.returncode == 0, r.stderr
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+        [chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
          "--window-size=1200,2600", f"--screenshot={shot}", report.as_uri()],

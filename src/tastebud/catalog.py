@@ -29,12 +29,15 @@ __all__ = [
     "EntryResult",
     "ItemBatchEntry",
     "ItemIn",
+    "SkillLevel",
     "UserBatchEntry",
     "UserIn",
     "item_row",
 ]
 
 Label = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+SkillLevel = Literal["beginner", "intermediate", "expert"]
+"""A user's skill level: selects the text variant in content ranking."""
 AttrValue = str | int | float | bool | None | list[str | int | float | bool]
 
 
@@ -93,7 +96,7 @@ class UserIn(_NoNul):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     segment: Label | None = None
-    skill_level: Literal["beginner", "intermediate", "expert"] | None = None
+    skill_level: SkillLevel | None = None
     """Selects the text variant in content ranking."""
     interests: Annotated[list[Label], Field(max_length=100)] = []
     """Declared interests (categories)."""

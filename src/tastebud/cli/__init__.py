@@ -324,7 +324,7 @@ def simulate(
     sim = Simulator(
         SimConfig(users=users, items=items, days=days, seed=seed, start=_start_date(start, days))
     )
-    from tastebud.privacy.files import open_private, write_private
+    from tastebud.files import open_private, write_private
 
     # Simulated people, but shaped like real ones: written as any personal data is (0600).
     if truth is not None:

@@ -109,7 +109,7 @@ def evaluate_cmd(
     if "best_ndcg10_over_best_peer" in result:
         out.print(f"best Tastebud model {result['best_model']} / best peer {result['best_peer']}: "
                   f"{result['best_ndcg10_over_best_peer']}")  # fmt: skip
-    from tastebud.privacy.files import write_private  # reports hold per-group results: 0600
+    from tastebud.files import write_private  # reports hold per-group results: 0600
 
     if json_out is not None:
         write_private(json_out, json.dumps(result, indent=2))

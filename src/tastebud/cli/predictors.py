@@ -159,7 +159,7 @@ def predictors_evaluate(
     for model, m in means.items():
         out.print(f"{model:<14}{m['roc_auc']:>9.4f}{m['pr_auc']:>9.4f}{m['brier']:>9.4f}"
                   f"{m['ece']:>9.4f}")  # fmt: skip
-    from tastebud.privacy.files import write_private  # reports hold per-group results: 0600
+    from tastebud.files import write_private  # reports hold per-group results: 0600
 
     if json_out is not None:
         write_private(json_out, json.dumps(means, indent=2))

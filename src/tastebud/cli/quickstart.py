@@ -71,7 +71,7 @@ def _load_state(path: Path) -> dict[str, Any]:
 
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     """Replace ``path`` atomically with a file only its owner can read (it holds API keys)."""
-    from tastebud.privacy.files import open_private, private_dir
+    from tastebud.files import open_private, private_dir
 
     private_dir(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

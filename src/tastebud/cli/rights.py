@@ -39,7 +39,7 @@ def export_cmd(
                 sys.stdout.buffer.write(chunk)
             sys.stdout.buffer.write(b"\n")
         else:
-            from tastebud.privacy.files import open_private
+            from tastebud.files import open_private
 
             tmp = out_file.with_name(f".{out_file.name}.tmp")
             with open_private(tmp) as fh:  # decrypted personal data: 0600

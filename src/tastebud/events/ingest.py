@@ -7,7 +7,6 @@ one consent lookup and one insert per batch); one bad event never costs the good
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from tastebud.events.schema import (
     SCHEMA_VERSION,
     event_timestamp_ms,
     rule_problems,
+    timestamp_ms,
 )
 from tastebud.monitoring import FRESHNESS_SECONDS, INGESTED_TOTAL, get_logger
 from tastebud.privacy import ConsentPolicy, PrivacyFilter, Pseudonymizer
@@ -106,22 +106,6 @@ EARLIEST_MS = 946_684_800_000
 
 MAX_DETAILS = 50
 """Most ``details`` entries reported for one rejected event."""
-
-
-def _raw_timestamp_ms(value: Any) -> int | None:
-    """The milliseconds of a timestamp as the schema would read it, or ``None`` when it is not
-    one (the field error then says why)."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float) and math.isfinite(value):
-        return math.floor(value * 1000)
-    if isinstance(value, str):
-        try:
-            t = datetime.fromisoformat(value)
-        except ValueError:
-            return None
-        return math.floor(t.timestamp() * 1000) if t.tzinfo is not None else None
-    return None
 
 
 def _iso(ms: int) -> str:
@@ -216,13 +200,9 @@ class Ingestor:
                 reject(i, _claimed_id(raw), self._problems(raw, exc, horizon_ms, earliest))
                 continue
             ts_ms = event_timestamp_ms(ev["timestamp"])
-            if ts_ms > horizon_ms:
-                message = f"more than {self.max_future_skew_s:g} s in the future"
-                reject(i, _claimed_id(raw), [{"field": "timestamp", "message": message}])
-                continue
-            if ts_ms < earliest:
-                message = f"before the earliest accepted time {_iso(earliest)}"
-                reject(i, _claimed_id(raw), [{"field": "timestamp", "message": message}])
+            too = self._time_problem(ts_ms, horizon_ms, earliest)
+            if too is not None:
+                reject(i, _claimed_id(raw), [{"field": "timestamp", "message": too}])
                 continue
             event_id = ev.get("event_id") or self._content_id(ev, ts_ms)
             if event_id in seen_ids:
@@ -278,14 +258,20 @@ class Ingestor:
             details = [d for d in details if not (d["field"] == "event" and d["message"] == joined)]
             details.extend({"field": "event", "message": m} for m in rules)
         if not any(d["field"] == "timestamp" for d in details):
-            ts_ms = _raw_timestamp_ms(raw.get("timestamp"))
-            if ts_ms is not None and ts_ms > horizon_ms:
-                message = f"more than {self.max_future_skew_s:g} s in the future"
-                details.append({"field": "timestamp", "message": message})
-            elif ts_ms is not None and ts_ms < earliest:
-                message = f"before the earliest accepted time {_iso(earliest)}"
-                details.append({"field": "timestamp", "message": message})
+            ts_ms = timestamp_ms(raw.get("timestamp"))
+            too = None if ts_ms is None else self._time_problem(ts_ms, horizon_ms, earliest)
+            if too is not None:
+                details.append({"field": "timestamp", "message": too})
         return details[:MAX_DETAILS]
+
+    def _time_problem(self, ts_ms: int, horizon_ms: int, earliest: int) -> str | None:
+        """Why an event time is refused (too far in the future, or before the earliest time),
+        or ``None``."""
+        if ts_ms > horizon_ms:
+            return f"more than {self.max_future_skew_s:g} s in the future"
+        if ts_ms < earliest:
+            return f"before the earliest accepted time {_iso(earliest)}"
+        return None
 
     def _returned(self, user_key: str, memo: dict[str, bool]) -> bool:
         """Whether an erased user sent events of their own since (events from before the

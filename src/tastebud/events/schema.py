@@ -50,6 +50,7 @@ __all__ = [
     "identity_and_item_rules",
     "plain_fields",
     "rule_problems",
+    "timestamp_ms",
     "validate_event",
 ]
 
@@ -312,6 +313,24 @@ def _parse_iso(value: Any) -> Any:
     return value
 
 
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_parse_iso)]
+"""An event time: ISO-8601 with a zone offset, or Unix seconds."""
+_TIMESTAMP: TypeAdapter[datetime] = TypeAdapter(Timestamp)
+
+
+def timestamp_ms(value: Any) -> int | None:
+    """The milliseconds of ``value`` read as an event's ``timestamp`` is read, or ``None`` when
+    it is not a valid one (its field error says why).
+
+    >>> timestamp_ms("2026-01-02T03:04:05.678+01:00"), timestamp_ms("yesterday")
+    (1767319445678, None)
+    """
+    try:
+        return event_timestamp_ms(_TIMESTAMP.validate_python(value))
+    except ValidationError:
+        return None
+
+
 def plain_fields(model: BaseModel) -> dict[str, Any]:
     """``model.model_dump(exclude_none=True)`` for the flat models of events, faster: fields and
     extras straight from the instance dict, nested models recursively."""
@@ -372,7 +391,7 @@ class EventBase(BaseModel):
     event_id: Id | None = None
     """Client-generated idempotency key; when absent, a keyed hash of the event's content (and
     returned), so that a retry of the same event is a duplicate."""
-    timestamp: Annotated[AwareDatetime, BeforeValidator(_parse_iso)]
+    timestamp: Timestamp
     """When the event happened: ISO-8601 with a zone offset (or Unix seconds)."""
     user_id: Id | None = None
     anonymous_id: Id | None = None

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 
 from tastebud.config import Settings
 from tastebud.errors import ConfigError
-from tastebud.privacy.files import private_dir
+from tastebud.files import private_dir
 
 __all__ = ["Secrets", "load_secrets"]
 

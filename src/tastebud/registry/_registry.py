@@ -21,7 +21,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from tastebud.errors import ArtifactInvalid, Conflict, InvalidInput, ModelNotFound
-from tastebud.privacy.files import private_dir
+from tastebud.files import private_dir
 from tastebud.registry.artifacts import artifact_id, verify_artifact
 from tastebud.store import Store
 from tastebud.store import tables as t

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tastebud.errors import ArtifactInvalid, NotFound
-from tastebud.privacy.files import open_private, private_dir, write_private
+from tastebud.files import open_private, private_dir, write_private
 
 __all__ = ["artifact_id", "sha256_file", "verify_artifact", "write_artifact"]
 

@@ -21,10 +21,10 @@ import orjson
 import polars as pl
 from sqlalchemy import delete, func, or_, select, update
 
+from tastebud.files import open_private, write_private
 from tastebud.ids import Vocabulary
 from tastebud.models import zero_rows
 from tastebud.monitoring import get_logger
-from tastebud.privacy.files import open_private, write_private
 from tastebud.realtime import RealtimeState
 from tastebud.registry import Registry
 from tastebud.store import Store

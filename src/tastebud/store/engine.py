@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -10,6 +9,8 @@ import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
+
+from tastebud.files import narrow, open_private, private_dir
 
 __all__ = ["is_sqlite", "make_engine", "normalize_url"]
 
@@ -39,16 +40,12 @@ def _private_sqlite_file(path: Path) -> None:
     """The database holds personal data: its file (and SQLite's ``-wal``/``-shm``, which take
     the database's mode) is ``0600``, created so before SQLite opens it; one an older version
     created more open is narrowed."""
-    if not path.parent.exists():
-        path.parent.mkdir(parents=True, mode=0o700)
-        os.chmod(path.parent, 0o700)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
-    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        try:
-            if file.stat().st_mode & 0o077:
-                os.chmod(file, 0o600)
-        except FileNotFoundError:
-            pass
+    private_dir(path.parent)
+    with open_private(path, "ab"):  # created 0600 if missing, narrowed if wider; not truncated
+        pass
+    for side in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if side.exists():
+            narrow(side)
 
 
 def make_engine(

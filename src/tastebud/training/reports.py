@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from tastebud.evaluation import evaluate, render_html
 from tastebud.features import FEATURES
-from tastebud.privacy.files import private_dir, write_private
+from tastebud.files import private_dir, write_private
 from tastebud.store import tables as t
 from tastebud.training.jobs import JobContext, training_dataset
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import ServicesDep, scoped
+from tastebud.catalog import SkillLevel
 from tastebud.errors import ConsentRequired, InvalidInput
 from tastebud.events.schema import Id
 from tastebud.serving import ContentItem, Context, rank_content, similar_items
@@ -131,7 +132,7 @@ class RankIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     items: list[ContentIn] = Field(min_length=1, max_length=200)
-    skill_level: Literal["beginner", "intermediate", "expert"] | None = Field(
+    skill_level: SkillLevel | None = Field(
         default=None,
         description="Overrides the user's stored skill_level (the values PUT /v1/users takes)",
     )

@@ -18,11 +18,18 @@ Example::
 from __future__ import annotations
 
 import os
-import tempfile
+import stat
 from pathlib import Path
 from typing import IO, Any, Literal, overload
 
-__all__ = ["DIR_MODE", "FILE_MODE", "open_private", "private_dir", "private_temp", "write_private"]
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "narrow",
+    "open_private",
+    "private_dir",
+    "write_private",
+]
 
 FILE_MODE = 0o600
 """Mode of every file Tastebud writes: read and write for the owner only."""
@@ -56,7 +63,7 @@ def open_private(path: Path, mode: str = "wb", encoding: str = "utf-8") -> IO[An
     flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if mode.startswith("a") else os.O_TRUNC)
     fd = os.open(path, flags, FILE_MODE)
     try:
-        os.fchmod(fd, FILE_MODE)
+        os.fchmod(fd, FILE_MODE)  # an existing, wider file is narrowed before it is written
     except BaseException:
         os.close(fd)
         raise
@@ -65,15 +72,15 @@ def open_private(path: Path, mode: str = "wb", encoding: str = "utf-8") -> IO[An
     return os.fdopen(fd, mode, encoding=encoding)
 
 
+def narrow(path: Path) -> None:
+    """Make an existing file ``0600`` if it is readable by others (files an older version wrote
+    more open)."""
+    if stat.S_IMODE(path.stat().st_mode) & 0o077:
+        os.chmod(path, FILE_MODE)
+
+
 def write_private(path: Path, content: bytes | str, encoding: str = "utf-8") -> None:
     """Write ``content`` to ``path`` as a ``0600`` file (replacing what was there)."""
     data = content.encode(encoding) if isinstance(content, str) else content
     with open_private(path, "wb") as fh:
         fh.write(data)
-
-
-def private_temp(directory: Path, prefix: str, suffix: str = ".tmp") -> tuple[int, Path]:
-    """A new ``0600`` temporary file in ``directory`` (``mkstemp``: for write-then-rename)."""
-    fd, name = tempfile.mkstemp(dir=directory, prefix=prefix, suffix=suffix)
-    os.fchmod(fd, FILE_MODE)
-    return fd, Path(name)
