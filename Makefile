@@ -31,9 +31,10 @@ browser:
 	    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }; \
 	  else echo "chromium is missing and cannot be installed here: browser tests will skip"; fi; }
 
-## make test: install with dev extras, then ruff, mypy --strict, import contracts and pytest
+## make test: install with dev extras, then ruff (lint and format), mypy --strict, import contracts and pytest
 test: $(VENV)/.installed-dev browser
 	$(BIN)/ruff check src tests $(wildcard bench)
+	$(BIN)/ruff format --check src tests $(wildcard bench)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/pytest $(PYTEST_ARGS)

@@ -38,8 +38,20 @@ def start_server(
     url = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:  # the child keeps its own descriptor
         server = subprocess.Popen(
-            [sys.executable, "-m", "tastebud.cli", "serve", "--port", str(port), "--workers",
-             str(workers)], env=env, stdout=out, stderr=subprocess.STDOUT)  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "tastebud.cli",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     deadline = time.monotonic() + timeout_s
     try:
         while True:

@@ -51,16 +51,20 @@ def main() -> None:
     loaded = LoadedModel(model, users, items, {}, seen)
     info = {"name": "recommendations", "version": 1, "artifact_id": "bench"}
     setup_s = time.perf_counter() - t0
-    print(f"data: {args.users:,} users x {args.items:,} items, {seen.nnz:,} distinct pairs; "
-          f"ALS {args.factors} factors fitted in {setup_s:.1f} s (not timed)")  # fmt: skip
+    print(
+        f"data: {args.users:,} users x {args.items:,} items, {seen.nnz:,} distinct pairs; "
+        f"ALS {args.factors} factors fitted in {setup_s:.1f} s (not timed)"
+    )
 
     # CPU time (all threads) beside wall time: on a shared machine it is the steadier figure.
     t0, c0 = time.perf_counter(), time.process_time()
     with threadpool_limits(1, "blas"):  # as recommend_all runs it
         model.recommend(np.arange(args.users), args.k, exclude=seen)
     score_s, score_cpu = time.perf_counter() - t0, time.process_time() - c0
-    print(f"scoring alone (top-{args.k}, in memory): {score_s:.1f} s "
-          f"({args.users / score_s:,.0f} users/s), CPU {score_cpu:.1f} s")  # fmt: skip
+    print(
+        f"scoring alone (top-{args.k}, in memory): {score_s:.1f} s "
+        f"({args.users / score_s:,.0f} users/s), CPU {score_cpu:.1f} s"
+    )
 
     seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,18 +76,24 @@ def main() -> None:
             assert result.users == args.users
             seconds[fmt] = result.seconds
             size = out.stat().st_size / 2**20
-            print(f"{fmt:<8} {result.seconds:5.1f} s  {result.users_per_second:>9,.0f} users/s  "
-                  f"CPU {cpu:5.1f} s  {size:6.1f} MB")  # fmt: skip
+            print(
+                f"{fmt:<8} {result.seconds:5.1f} s  {result.users_per_second:>9,.0f} users/s  "
+                f"CPU {cpu:5.1f} s  {size:6.1f} MB"
+            )
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = os.getloadavg()[0]  # others' work on the machine skews the wall times
     print(f"peak RSS: {rss_mb:,.0f} MB; load average {load:.1f} on {os.cpu_count()} cores")
     slower = max(seconds.values())
-    print(json.dumps({
-        "users": args.users,
-        "ndjson_seconds": round(seconds["ndjson"], 2),
-        "parquet_seconds": round(seconds["parquet"], 2),
-        "users_per_second": round(args.users / slower),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "users": args.users,
+                "ndjson_seconds": round(seconds["ndjson"], 2),
+                "parquet_seconds": round(seconds["parquet"], 2),
+                "users_per_second": round(args.users / slower),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

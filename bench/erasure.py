@@ -42,8 +42,12 @@ def main() -> None:
     ap.add_argument("--redis", default="memory://")
     args = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="tb-erasure-"))
-    settings = Settings(data_dir=root, redis_url=args.redis, pseudonym_key=secrets.token_hex(32),
-                        fernet_keys=Fernet.generate_key().decode())  # fmt: skip
+    settings = Settings(
+        data_dir=root,
+        redis_url=args.redis,
+        pseudonym_key=secrets.token_hex(32),
+        fernet_keys=Fernet.generate_key().decode(),
+    )
     s = build_services(settings, migrate=True)
     t0 = time.perf_counter()
     sim = Simulator(SimConfig(users=args.users, items=args.items, days=args.days, seed=0))
@@ -67,14 +71,27 @@ def main() -> None:
         mv = train_recommendations(ctx, model="als", tuning=False)
         versions.append(mv.version)
         s.registry.approve("recommendations", mv.version, actor="bench")
-        promote(s.registry, settings.governance, "recommendations", mv.version, actor="bench",
-                force=True, reason="bench")  # fmt: skip
-    promote(s.registry, settings.governance, "recommendations", versions[0], actor="bench",
-            force=True, reason="bench")  # fmt: skip
+        promote(
+            s.registry,
+            settings.governance,
+            "recommendations",
+            mv.version,
+            actor="bench",
+            force=True,
+            reason="bench",
+        )
+    promote(
+        s.registry,
+        settings.governance,
+        "recommendations",
+        versions[0],
+        actor="bench",
+        force=True,
+        reason="bench",
+    )
     s.registry.archive("recommendations", versions[1], actor="bench")
     s.models.refresh()
-    print(f"setup in {time.perf_counter() - t0:.0f} s; model versions {versions} "
-          f"(one archived)")  # fmt: skip
+    print(f"setup in {time.perf_counter() - t0:.0f} s; model versions {versions} (one archived)")
     timings, receipts = [], []
     for u in range(args.erase):
         key = s.pseudonymizer.user(sim.user_id(u * 997 % args.users))
@@ -84,11 +101,13 @@ def main() -> None:
         print(f"erasure {u + 1}: {r.seconds:.2f} s, {sum(r.stores.values())} rows: {r.stores}")
     s.close()
     out = {
-        "users": args.users, "events": n_events, "model_versions": len(versions),
+        "users": args.users,
+        "events": n_events,
+        "model_versions": len(versions),
         "erasure_seconds_median": round(statistics.median(timings), 3),
         "erasure_seconds_max": round(max(timings), 3),
         "rows_per_erasure_median": statistics.median(r["total"] for r in receipts),
-    }  # fmt: skip
+    }
     print(json.dumps(out))
 
 

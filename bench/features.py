@@ -63,9 +63,22 @@ def populate(env: dict[str, str], n: int, seed: int) -> int:
         ts = int(time.mktime(time.strptime(e["timestamp"][:19], "%Y-%m-%dT%H:%M:%S")) * 1000)
         ts -= time.timezone * 1000  # the simulator writes UTC
         last_ms = max(last_ms, ts)
-        rows.append((e["event_id"], e["event_type"], pseudo.user(e["user_id"]), None,
-                     e["session_id"], e.get("item_id"), ts, ts, "api", 1, e.get("data"),
-                     e.get("context")))  # fmt: skip
+        rows.append(
+            (
+                e["event_id"],
+                e["event_type"],
+                pseudo.user(e["user_id"]),
+                None,
+                e["session_id"],
+                e.get("item_id"),
+                ts,
+                ts,
+                "api",
+                1,
+                e.get("data"),
+                e.get("context"),
+            )
+        )
         if len(rows) == 50_000:
             services.store.insert_event_rows(rows)
             written += len(rows)
@@ -94,14 +107,24 @@ def main() -> None:
     for n in sizes:
         tmp = Path(tempfile.mkdtemp(prefix=f"tb-bench-features-{n}-"))
         env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-        env.update({"TASTEBUD_DATA_DIR": str(tmp), "TASTEBUD_LOG_LEVEL": "WARNING",
-                    "TASTEBUD_PSEUDONYM_KEY": secrets.token_hex(32),
-                    "TASTEBUD_FERNET_KEYS": Fernet.generate_key().decode()})  # fmt: skip
+        env.update(
+            {
+                "TASTEBUD_DATA_DIR": str(tmp),
+                "TASTEBUD_LOG_LEVEL": "WARNING",
+                "TASTEBUD_PSEUDONYM_KEY": secrets.token_hex(32),
+                "TASTEBUD_FERNET_KEYS": Fernet.generate_key().decode(),
+            }
+        )
         t0 = time.perf_counter()
         as_of = populate(env, n, args.seed)
         print(f"{n:,} events written in {time.perf_counter() - t0:.0f} s (setup)", flush=True)
-        child = subprocess.run([sys.executable, "-c", _CHILD, str(as_of), str(args.budget)],
-                               env=env, capture_output=True, text=True, check=True)  # fmt: skip
+        child = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(as_of), str(args.budget)],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(child.stdout.strip().splitlines()[-1])
         results[n] = r
         print(

@@ -113,14 +113,18 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
     rng = sim.rng
     order = rng.permutation(args.users)
     n_new = int(round(args.changed * args.new_share))
-    new, changed_old, unchanged = (order[:n_new], order[n_new:args.changed],
-                                   order[args.changed:])  # fmt: skip
+    new, changed_old, unchanged = (
+        order[:n_new],
+        order[n_new : args.changed],
+        order[args.changed :],
+    )
     old = np.sort(order[n_new:])
     fav_now = sim.fav.copy()
     fav_now[changed_old, 1] = rng.integers(0, N_CATS, len(changed_old))
     sigma = 0.8
-    base_n = np.maximum(1, np.round(rng.lognormal(np.log(args.per_user) - sigma**2 / 2, sigma,
-                                                  len(old)))).astype(np.int64)  # fmt: skip
+    base_n = np.maximum(
+        1, np.round(rng.lognormal(np.log(args.per_user) - sigma**2 / 2, sigma, len(old)))
+    ).astype(np.int64)
     changed = np.r_[changed_old, new]
     window_n = np.r_[2 + rng.poisson(10, len(changed_old)), 5 + rng.poisson(15, len(new))]
     n_test_unchanged = max(0, min(len(unchanged), args.test_users - args.changed))
@@ -130,11 +134,13 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         sim.events(changed, window_n, fav_now, T1_MS + 1, T2_MS),
         sim.events(test, np.full(len(test), TEST_EVENTS), fav_now, T2_MS + 1, T3_MS),
     ]
-    events = pl.DataFrame({
-        "u": np.concatenate([p[0] for p in parts]).astype(np.int64),
-        "i": np.concatenate([p[1] for p in parts]).astype(np.int64),
-        "ts_ms": np.concatenate([p[2] for p in parts]),
-    })  # fmt: skip
+    events = pl.DataFrame(
+        {
+            "u": np.concatenate([p[0] for p in parts]).astype(np.int64),
+            "i": np.concatenate([p[1] for p in parts]).astype(np.int64),
+            "ts_ms": np.concatenate([p[2] for p in parts]),
+        }
+    )
     pairs = (
         events.group_by("u", "i")
         .agg(pl.col("ts_ms").min(), pl.len().cast(pl.Float64).alias("weight"))
@@ -142,15 +148,22 @@ def simulate(args: argparse.Namespace) -> dict[str, Any]:
         .select(
             pl.concat_str(pl.lit("u"), pl.col("u").cast(pl.String).str.zfill(6)).alias("user_key"),
             pl.concat_str(pl.lit("i"), pl.col("i").cast(pl.String).str.zfill(5)).alias("item_id"),
-            "ts_ms", "weight",
+            "ts_ms",
+            "weight",
         )
-    )  # fmt: skip
+    )
 
     def keys(idx: np.ndarray) -> list[str]:
         return [f"u{int(v):06d}" for v in idx]
 
-    return {"events": events.height, "pairs": pairs, "changed": keys(changed),
-            "new": keys(new), "changed_old": keys(changed_old), "test": keys(test)}  # fmt: skip
+    return {
+        "events": events.height,
+        "pairs": pairs,
+        "changed": keys(changed),
+        "new": keys(new),
+        "changed_old": keys(changed_old),
+        "test": keys(test),
+    }
 
 
 def seen_matrix(pairs: pl.DataFrame, users: Vocabulary, items: Vocabulary) -> csr_matrix:
@@ -158,8 +171,9 @@ def seen_matrix(pairs: pl.DataFrame, users: Vocabulary, items: Vocabulary) -> cs
     u = users.indices(pairs.get_column("user_key").to_list())
     i = items.indices(pairs.get_column("item_id").to_list())
     keep = (u >= 0) & (i >= 0)
-    m = csr_matrix((np.ones(int(keep.sum()), np.float32), (u[keep], i[keep])),
-                   shape=(len(users), len(items)))  # fmt: skip
+    m = csr_matrix(
+        (np.ones(int(keep.sum()), np.float32), (u[keep], i[keep])), shape=(len(users), len(items))
+    )
     m.sum_duplicates()
     m.data[:] = 1.0
     return m
@@ -173,8 +187,10 @@ def ndcg10(
     rows = np.fromiter((row[k] for k in truth.get_column("user_key")), np.int64, truth.height)
     cols = loaded.items.indices(truth.get_column("item_id").to_list())
     known = cols >= 0
-    hits = csr_matrix((np.ones(int(known.sum()), np.float32), (rows[known], cols[known])),
-                      shape=(len(test_keys), len(loaded.items)))  # fmt: skip
+    hits = csr_matrix(
+        (np.ones(int(known.sum()), np.float32), (rows[known], cols[known])),
+        shape=(len(test_keys), len(loaded.items)),
+    )
     n_rel = np.bincount(rows, minlength=len(test_keys)).astype(np.int64)
     users = loaded.users.indices(test_keys)
     recs = loaded.model.recommend(users, 10, exclude=exclude).item_idx
@@ -206,16 +222,21 @@ def main() -> None:
     pairs: pl.DataFrame = sim["pairs"]
     base_pairs = pairs.filter(pl.col("ts_ms") <= T1_MS)
     current = pairs.filter(pl.col("ts_ms") <= T2_MS)
-    truth = pairs.filter((pl.col("ts_ms") > T2_MS)
-                         & pl.col("user_key").is_in(pl.Series(sim["test"]).implode()))  # fmt: skip
+    truth = pairs.filter(
+        (pl.col("ts_ms") > T2_MS) & pl.col("user_key").is_in(pl.Series(sim["test"]).implode())
+    )
     test_keys = sorted(set(truth.get_column("user_key").to_list()))  # users with a novel item
     in_window = current.filter(pl.col("ts_ms") > T1_MS).get_column("user_key").unique()
-    print(f"data: {args.users:,} users x {args.items:,} items, {sim['events']:,} events -> "
-          f"{pairs.height:,} pairs, generated in {time.perf_counter() - t0:.1f} s")  # fmt: skip
-    print(f"  base (<= T1): {base_pairs.height:,} pairs, "
-          f"{base_pairs.get_column('user_key').n_unique():,} users; current (<= T2): "
-          f"{current.height:,} pairs; in (T1, T2]: {current.height - base_pairs.height:,} pairs "
-          f"of {in_window.len():,} users ({len(sim['new']):,} new)")  # fmt: skip
+    print(
+        f"data: {args.users:,} users x {args.items:,} items, {sim['events']:,} events -> "
+        f"{pairs.height:,} pairs, generated in {time.perf_counter() - t0:.1f} s"
+    )
+    print(
+        f"  base (<= T1): {base_pairs.height:,} pairs, "
+        f"{base_pairs.get_column('user_key').n_unique():,} users; current (<= T2): "
+        f"{current.height:,} pairs; in (T1, T2]: {current.height - base_pairs.height:,} pairs "
+        f"of {in_window.len():,} users ({len(sim['new']):,} new)"
+    )
     print(f"  test: {len(test_keys):,} users, {truth.height:,} held-out pairs after T2")
 
     base, base_s, _ = timed(lambda: fit_recommender(base_pairs, MODEL, PARAMS, seed=0))
@@ -244,8 +265,10 @@ def main() -> None:
         if r == 0:
             inc, stats = updated, st
         del fresh, updated
-        print(f"  run {r + 1}: full {full_runs[-1][0]:.2f} s (cpu {full_runs[-1][1]:.2f}), "
-              f"incremental {inc_runs[-1][0]:.2f} s (cpu {inc_runs[-1][1]:.2f})")  # fmt: skip
+        print(
+            f"  run {r + 1}: full {full_runs[-1][0]:.2f} s (cpu {full_runs[-1][1]:.2f}), "
+            f"incremental {inc_runs[-1][0]:.2f} s (cpu {inc_runs[-1][1]:.2f})"
+        )
     assert full is not None and inc is not None
     inc_m = ndcg10(inc, test_keys, truth, inc.seen)
 
@@ -258,37 +281,57 @@ def main() -> None:
     rel = abs(nd_inc - nd_full) / nd_full
     seed_spread = (max(full_ndcg) - min(full_ndcg)) / full_ndcg[0] if len(full_ndcg) > 1 else 0.0
     print(f"update stats: {stats}")
-    print(f"full retrain: {full_s:.2f} s (cpu {full_cpu:.2f}); incremental: {inc_s:.2f} s "
-          f"(cpu {inc_cpu:.2f}); ratio {ratio:.3f} (cpu {inc_cpu / full_cpu:.3f}; "
-          f"target <= 0.10)")  # fmt: skip
+    print(
+        f"full retrain: {full_s:.2f} s (cpu {full_cpu:.2f}); incremental: {inc_s:.2f} s "
+        f"(cpu {inc_cpu:.2f}); ratio {ratio:.3f} (cpu {inc_cpu / full_cpu:.3f}; "
+        f"target <= 0.10)"
+    )
 
     groups = {
-        "changed (existing)": set(sim["changed_old"]), "changed (new)": set(sim["new"]),
+        "changed (existing)": set(sim["changed_old"]),
+        "changed (new)": set(sim["new"]),
         "unchanged": set(test_keys) - set(sim["changed"]),
-    }  # fmt: skip
+    }
     print(f"\n{'NDCG@10':<22}{'users':>8}{'full':>9}{'incr':>9}{'stale base':>12}")
     rows = [("all test users", np.ones(len(test_keys), bool))]
     rows += [(g, np.array([k in s for k in test_keys])) for g, s in groups.items()]
     for name, mask in rows:
-        print(f"{name:<22}{int(mask.sum()):>8,}{full_m[mask].mean():>9.4f}"
-              f"{inc_m[mask].mean():>9.4f}{stale[mask].mean():>12.4f}")  # fmt: skip
-    print(f"incremental vs full: relative difference {rel:.4f} (target <= 0.02); full retrains "
-          f"with seeds 0..{args.repeat - 1}: {', '.join(f'{v:.4f}' for v in full_ndcg)} "
-          f"(spread {seed_spread:.4f} of seed 0)")  # fmt: skip
+        print(
+            f"{name:<22}{int(mask.sum()):>8,}{full_m[mask].mean():>9.4f}"
+            f"{inc_m[mask].mean():>9.4f}{stale[mask].mean():>12.4f}"
+        )
+    print(
+        f"incremental vs full: relative difference {rel:.4f} (target <= 0.02); full retrains "
+        f"with seeds 0..{args.repeat - 1}: {', '.join(f'{v:.4f}' for v in full_ndcg)} "
+        f"(spread {seed_spread:.4f} of seed 0)"
+    )
     met = ratio <= 0.10 and rel <= 0.02
     print(f"targets met: {met}")
-    print(json.dumps({
-        "users": args.users, "items": args.items, "pairs": current.height,
-        "changed_users": int(stats["changed_users"]), "new_users": int(stats["new_users"]),
-        "dropped_unknown_items": int(stats["dropped_unknown_items"]),
-        "test_users": len(test_keys), "repeat": args.repeat,
-        "full_seconds": round(full_s, 3), "incremental_seconds": round(inc_s, 3),
-        "time_ratio": round(ratio, 4), "cpu_time_ratio": round(inc_cpu / full_cpu, 4),
-        "ndcg10_full": round(nd_full, 5), "ndcg10_incremental": round(nd_inc, 5),
-        "ndcg_rel_diff": round(rel, 5), "ndcg10_stale_base": round(nd_stale, 5),
-        "ndcg10_full_seed_spread": round(seed_spread, 5), "targets_met": met,
-        "seconds": round(time.perf_counter() - started, 1),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "users": args.users,
+                "items": args.items,
+                "pairs": current.height,
+                "changed_users": int(stats["changed_users"]),
+                "new_users": int(stats["new_users"]),
+                "dropped_unknown_items": int(stats["dropped_unknown_items"]),
+                "test_users": len(test_keys),
+                "repeat": args.repeat,
+                "full_seconds": round(full_s, 3),
+                "incremental_seconds": round(inc_s, 3),
+                "time_ratio": round(ratio, 4),
+                "cpu_time_ratio": round(inc_cpu / full_cpu, 4),
+                "ndcg10_full": round(nd_full, 5),
+                "ndcg10_incremental": round(nd_inc, 5),
+                "ndcg_rel_diff": round(rel, 5),
+                "ndcg10_stale_base": round(nd_stale, 5),
+                "ndcg10_full_seed_spread": round(seed_spread, 5),
+                "targets_met": met,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

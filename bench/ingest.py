@@ -45,13 +45,30 @@ from cryptography.fernet import Fernet
 from tastebud.simulator import SimConfig, Simulator
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
-COLUMNS = ("event_id", "event_type", "user_key", "anon_key", "session_id", "item_id", "ts_ms",
-           "received_ms", "source", "schema_version", "data", "context")  # fmt: skip
+COLUMNS = (
+    "event_id",
+    "event_type",
+    "user_key",
+    "anon_key",
+    "session_id",
+    "item_id",
+    "ts_ms",
+    "received_ms",
+    "source",
+    "schema_version",
+    "data",
+    "context",
+)
 
 
 def tastebud(args: list[str], env: dict[str, str]) -> str:
-    r = subprocess.run([sys.executable, "-m", "tastebud.cli", *args], env=env, check=True,
-                       capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-m", "tastebud.cli", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return r.stdout
 
 
@@ -119,9 +136,16 @@ def single_closed_loop(url: str, key: str, seconds: float, connections: int = 4)
             while time.perf_counter() < stop and not failures:
                 # Distinct events (their own ids): the same content sent again would be a
                 # duplicate (200), not a new event.
-                r = client.post("/v1/events", json={
-                    "event_id": uuid.uuid4().hex, "event_type": "click", "user_id": f"bench-{i}",
-                    "timestamp": ts, "data": {"element_id": "cta"}})  # fmt: skip
+                r = client.post(
+                    "/v1/events",
+                    json={
+                        "event_id": uuid.uuid4().hex,
+                        "event_type": "click",
+                        "user_id": f"bench-{i}",
+                        "timestamp": ts,
+                        "data": {"element_id": "cta"},
+                    },
+                )
                 if r.status_code != 202:
                     failures.append(f"single error {r.status_code}: {r.text[:200]}")
                     return
@@ -162,10 +186,16 @@ def single_open_loop(url: str, key: str, rate: float, seconds: float) -> tuple[f
                 delay = scheduled - time.perf_counter()
                 if delay > 0:
                     time.sleep(delay)
-                r = client.post("/v1/events", json={
-                    "event_id": uuid.uuid4().hex, "event_type": "click",
-                    "user_id": f"open-{i % 500}", "timestamp": ts,
-                    "data": {"element_id": "cta"}})  # fmt: skip
+                r = client.post(
+                    "/v1/events",
+                    json={
+                        "event_id": uuid.uuid4().hex,
+                        "event_type": "click",
+                        "user_id": f"open-{i % 500}",
+                        "timestamp": ts,
+                        "data": {"element_id": "cta"},
+                    },
+                )
                 done = time.perf_counter()
                 with lock:
                     latencies.append((done - scheduled) * 1000)
@@ -271,13 +301,15 @@ def main() -> None:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="tb-bench-ingest-"))
-    env = clean_env(**{
-        "TASTEBUD_DATA_DIR": str(tmp / "data"),
-        "TASTEBUD_PSEUDONYM_KEY": secrets.token_hex(32),
-        "TASTEBUD_FERNET_KEYS": Fernet.generate_key().decode(),
-        "TASTEBUD_LOG_LEVEL": "WARNING",
-        "TASTEBUD_REDIS_URL": args.realtime,
-    })  # fmt: skip
+    env = clean_env(
+        **{
+            "TASTEBUD_DATA_DIR": str(tmp / "data"),
+            "TASTEBUD_PSEUDONYM_KEY": secrets.token_hex(32),
+            "TASTEBUD_FERNET_KEYS": Fernet.generate_key().decode(),
+            "TASTEBUD_LOG_LEVEL": "WARNING",
+            "TASTEBUD_REDIS_URL": args.realtime,
+        }
+    )
     pg_schema = None
     if args.database == "postgresql":
         import psycopg
@@ -302,8 +334,9 @@ def main() -> None:
             events = make_events(args.events, args.seed + rep)
             if args.without_ids:
                 events = [{k: v for k, v in e.items() if k != "event_id"} for e in events]
-            bodies = [orjson.dumps({"events": events[i : i + 500]})
-                      for i in range(0, len(events), 500)]  # fmt: skip
+            bodies = [
+                orjson.dumps({"events": events[i : i + 500]}) for i in range(0, len(events), 500)
+            ]
             if rep == 0:  # warm-up outside the measurement
                 warm = [dict(e, event_id=uuid.uuid4().hex) for e in events[:500]]
                 post_batches(url, key, [orjson.dumps({"events": warm})] * 4, 1)
@@ -355,15 +388,27 @@ def main() -> None:
         f"single-event endpoint: {single_rps:,.0f} requests/s (closed loop, 4 connections); "
         f"at {single_rps / 2:,.0f}/s open loop p50 {p50:.1f} ms, p99 {p99:.1f} ms, {errors} errors"
     )
-    print(json.dumps({
-        "http_events_per_s": round(http_eps), "floor_events_per_s": round(floor),
-        "ratio": round(ratio, 3), "single_rps": round(single_rps), "single_p99_ms": round(p99, 2),
-        "database": args.database, "events_per_run": args.events, "runs": args.repeat,
-        "workers": args.workers, "single_p50_ms": round(p50, 2), "single_errors": errors,
-        "realtime": args.realtime.split("://")[0], "event_ids": not args.without_ids,
-        "server_cpu_us_per_event": round(statistics.median(server_us), 1),
-        "server_sys_us_per_event": round(statistics.median(server_sys_us), 1),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "http_events_per_s": round(http_eps),
+                "floor_events_per_s": round(floor),
+                "ratio": round(ratio, 3),
+                "single_rps": round(single_rps),
+                "single_p99_ms": round(p99, 2),
+                "database": args.database,
+                "events_per_run": args.events,
+                "runs": args.repeat,
+                "workers": args.workers,
+                "single_p50_ms": round(p50, 2),
+                "single_errors": errors,
+                "realtime": args.realtime.split("://")[0],
+                "event_ids": not args.without_ids,
+                "server_cpu_us_per_event": round(statistics.median(server_us), 1),
+                "server_sys_us_per_event": round(statistics.median(server_sys_us), 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -23,8 +23,13 @@ from pathlib import Path
 from tastebud.training.predictors import evaluate_predictors
 from tastebud.training.tables import read_table
 
-DEFAULT = (Path(__file__).resolve().parents[2] / "shared" / "data" / "online-shoppers"
-           / "online_shoppers_intention.csv")  # fmt: skip
+DEFAULT = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "online-shoppers"
+    / "online_shoppers_intention.csv"
+)
 
 
 def main() -> None:
@@ -50,11 +55,13 @@ def main() -> None:
         )
     best_peer = max((n for n in means if n != "tastebud"), key=lambda n: means[n]["roc_auc"])
     margin = means["tastebud"]["roc_auc"] - means[best_peer]["roc_auc"]
-    print(f"ROC-AUC margin over the best peer ({best_peer}): {margin:+.4f} (target >= +0.003); "
-          f"ECE {means['tastebud']['ece']:.4f} (target <= 0.015; perfect calibration of these "
-          f"probabilities would measure {details['tastebud_ece_floor']:.4f}); "
-          f"chosen: {details['chosen']}; calibration: {details['calibration']}; "
-          f"{time.perf_counter() - t0:.0f} s")  # fmt: skip
+    print(
+        f"ROC-AUC margin over the best peer ({best_peer}): {margin:+.4f} (target >= +0.003); "
+        f"ECE {means['tastebud']['ece']:.4f} (target <= 0.015; perfect calibration of these "
+        f"probabilities would measure {details['tastebud_ece_floor']:.4f}); "
+        f"chosen: {details['chosen']}; calibration: {details['calibration']}; "
+        f"{time.perf_counter() - t0:.0f} s"
+    )
     print(json.dumps(means))
 
 

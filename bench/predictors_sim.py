@@ -49,9 +49,11 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(
-        days=args.days + 1)  # fmt: skip
-    sim = Simulator(SimConfig(users=args.users, items=500, days=args.days, seed=args.seed,
-                              start=start))  # fmt: skip
+        days=args.days + 1
+    )
+    sim = Simulator(
+        SimConfig(users=args.users, items=500, days=args.days, seed=args.seed, start=start)
+    )
     out: dict[str, object] = {"users": args.users, "days": args.days}
     with tempfile.TemporaryDirectory(prefix="tb-predsim-") as tmp:
         services = build_services(Settings(data_dir=Path(tmp)))
@@ -77,26 +79,31 @@ def main() -> None:
             test = table_from_frame(test_f.drop(drop), "label", "user_key")
             # Same encoding for both: encode the test rows with the training schema.
             x_test = encode_rows(test_f.drop(drop).to_dicts(), train.schema())
-            model = Predictor().fit(train.x, train.y, train.names, train.categorical,
-                                    groups=np.asarray(train.ids))  # fmt: skip
+            model = Predictor().fit(
+                train.x, train.y, train.names, train.categorical, groups=np.asarray(train.ids)
+            )
             p = model.predict_proba(x_test)
             m = classification_metrics(test.y, p)
-            planted = simulator_truth_labels(truth, services.pseudonymizer.user, times[-1],
-                                             target)  # fmt: skip
+            planted = simulator_truth_labels(truth, services.pseudonymizer.user, times[-1], target)
             joined = pl.DataFrame({"user_key": test.ids, "p": p}).join(
-                planted, on="user_key", how="inner")  # fmt: skip
+                planted, on="user_key", how="inner"
+            )
             row: dict[str, object] = {
-                "train_rows": len(train.y), "test_rows": len(test.y),
+                "train_rows": len(train.y),
+                "test_rows": len(test.y),
                 "positive_rate": round(float(test.y.mean()), 4),
-                "roc_auc_event_labels": round(m["roc_auc"], 4), "ece": round(m["ece"], 4),
+                "roc_auc_event_labels": round(m["roc_auc"], 4),
+                "ece": round(m["ece"], 4),
                 "chosen": model.chosen,
-            }  # fmt: skip
+            }
             if target == "churn":
                 lab = joined.drop_nulls("truth_label")
-                row["roc_auc_planted_truth"] = round(float(roc_auc_score(
-                    lab["truth_label"], lab["p"])), 4)  # fmt: skip
-                row["roc_auc_planted_hazard_vs_truth"] = round(float(roc_auc_score(
-                    lab["truth_label"], lab["truth_score"])), 4)  # fmt: skip
+                row["roc_auc_planted_truth"] = round(
+                    float(roc_auc_score(lab["truth_label"], lab["p"])), 4
+                )
+                row["roc_auc_planted_hazard_vs_truth"] = round(
+                    float(roc_auc_score(lab["truth_label"], lab["truth_score"])), 4
+                )
             score = joined.drop_nulls("truth_score")
             row["spearman_with_planted_score"] = round(
                 float(
@@ -106,9 +113,15 @@ def main() -> None:
                 ),
                 4,
             )
-            row["roc_auc_planted_score_on_event_labels"] = round(float(roc_auc_score(
-                test_f.join(planted, on="user_key").get_column("label"),
-                test_f.join(planted, on="user_key").get_column("truth_score"))), 4)  # fmt: skip
+            row["roc_auc_planted_score_on_event_labels"] = round(
+                float(
+                    roc_auc_score(
+                        test_f.join(planted, on="user_key").get_column("label"),
+                        test_f.join(planted, on="user_key").get_column("truth_score"),
+                    )
+                ),
+                4,
+            )
             print(f"{target}: {row}")
             out[target] = row
         services.close()

@@ -67,13 +67,17 @@ def implicit_als(split: Split, p: dict[str, Any]) -> np.ndarray:
     cfg = ALSConfig(**p)
     with threadpool_limits(1, "blas"):
         model = AlternatingLeastSquares(
-            factors=cfg.factors, regularization=cfg.regularization, alpha=cfg.alpha,
-            iterations=cfg.iterations, random_state=0,
-        )  # fmt: skip
+            factors=cfg.factors,
+            regularization=cfg.regularization,
+            alpha=cfg.alpha,
+            iterations=cfg.iterations,
+            random_state=0,
+        )
         x = split.train.matrix()
         model.fit(x, show_progress=False)
-        ids, _ = model.recommend(split.test_users, x[split.test_users], N=20,
-                                 filter_already_liked_items=True)  # fmt: skip
+        ids, _ = model.recommend(
+            split.test_users, x[split.test_users], N=20, filter_already_liked_items=True
+        )
     return np.asarray(ids, dtype=np.int32)
 
 
@@ -82,8 +86,9 @@ def implicit_itemknn(split: Split, p: dict[str, Any]) -> np.ndarray:
     model = CosineRecommender(K=cfg.neighbors)
     x = split.train.matrix()
     model.fit(x, show_progress=False)
-    ids, _ = model.recommend(split.test_users, x[split.test_users], N=20,
-                             filter_already_liked_items=True)  # fmt: skip
+    ids, _ = model.recommend(
+        split.test_users, x[split.test_users], N=20, filter_already_liked_items=True
+    )
     return np.asarray(ids, dtype=np.int32)
 
 
@@ -145,8 +150,12 @@ def main() -> None:
         # A fixed pseudonym key: pseudonyms decide the order of users, hence the split's seeded
         # tie-breaks; with it every run measures the very same split.
         env["TASTEBUD_PSEUDONYM_KEY"] = "bench-quality-fixed-pseudonym-key-0000"
-        subprocess.run([sys.executable, "-m", "tastebud.cli", "import", "movielens",
-                        str(args.data)], env=env, check=True, capture_output=True)  # fmt: skip
+        subprocess.run(
+            [sys.executable, "-m", "tastebud.cli", "import", "movielens", str(args.data)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         services = build_services(
             Settings(data_dir=Path(tmp), pseudonym_key=env["TASTEBUD_PSEUDONYM_KEY"])
         )
@@ -165,18 +174,31 @@ def main() -> None:
         "implicit_itemknn": (implicit_itemknn, {"neighbors": knn_space}),
         "numpy_ease": (numpy_ease, EASEConfig.search_space()),
         "plain_popularity": (plain_popularity, {}),
-    }  # fmt: skip
+    }
     rows: dict[str, dict[str, Any]] = {}
     for name, m in result["models"].items():
-        rows[name] = {k: m[k] for k in ("ndcg@10", "mrr@10", "precision@10", "recall@20",
-                                        "coverage@10", "fit_seconds")}  # fmt: skip
+        rows[name] = {
+            k: m[k]
+            for k in (
+                "ndcg@10",
+                "mrr@10",
+                "precision@10",
+                "recall@20",
+                "coverage@10",
+                "fit_seconds",
+            )
+        }
         rows[name]["peer"] = m["peer"]
     for name, (rank, space) in direct.items():
         params = tune_direct(rank, space, validation)
         t0 = time.perf_counter()
         recs = rank(split, params)
-        rows[name] = {**_metrics(split, recs), "fit_seconds": time.perf_counter() - t0,
-                      "peer": True, "params": params}  # fmt: skip
+        rows[name] = {
+            **_metrics(split, recs),
+            "fit_seconds": time.perf_counter() - t0,
+            "peer": True,
+            "params": params,
+        }
         print(f"{name}: ndcg@10 {rows[name]['ndcg@10']:.4f} params {params}")
     best_model = result["best_model"]
     peers = [n for n, r in rows.items() if r["peer"]]
@@ -184,27 +206,39 @@ def main() -> None:
     ratio = rows[best_model]["ndcg@10"] / rows[best_peer]["ndcg@10"]
     overhead = als_overhead(split, result["models"]["als"]["params"])
     print()
-    print(f"{'model':<18}{'ndcg@10':>9}{'mrr@10':>9}{'prec@10':>9}{'rec@20':>9}{'cov@10':>9}"
-          f"{'fit s':>8}")  # fmt: skip
+    print(
+        f"{'model':<18}{'ndcg@10':>9}{'mrr@10':>9}{'prec@10':>9}{'rec@20':>9}{'cov@10':>9}"
+        f"{'fit s':>8}"
+    )
     for name, r in rows.items():
         tag = "" if r["peer"] else " *"
-        print(f"{name + tag:<18}{r['ndcg@10']:>9.4f}{r['mrr@10']:>9.4f}"
-              f"{r['precision@10']:>9.4f}{r['recall@20']:>9.4f}{r['coverage@10']:>9.4f}"
-              f"{r['fit_seconds']:>8.2f}")  # fmt: skip
-    print(f"(* Tastebud's own) best model {best_model} (chosen on validation) / best peer "
-          f"{best_peer}: {ratio:.3f} (target >= 1.25)")  # fmt: skip
-    print(f"ALS: Tastebud {overhead['tastebud_als_seconds']:.2f} s vs implicit alone "
-          f"{overhead['implicit_als_seconds']:.2f} s: overhead {overhead['als_overhead_ratio']:.2f}"
-          " (target <= 1.2)")  # fmt: skip
+        print(
+            f"{name + tag:<18}{r['ndcg@10']:>9.4f}{r['mrr@10']:>9.4f}"
+            f"{r['precision@10']:>9.4f}{r['recall@20']:>9.4f}{r['coverage@10']:>9.4f}"
+            f"{r['fit_seconds']:>8.2f}"
+        )
+    print(
+        f"(* Tastebud's own) best model {best_model} (chosen on validation) / best peer "
+        f"{best_peer}: {ratio:.3f} (target >= 1.25)"
+    )
+    print(
+        f"ALS: Tastebud {overhead['tastebud_als_seconds']:.2f} s vs implicit alone "
+        f"{overhead['implicit_als_seconds']:.2f} s: overhead {overhead['als_overhead_ratio']:.2f}"
+        " (target <= 1.2)"
+    )
     summary = {
-        "protocol": args.protocol, "dataset": "ml-100k",
-        "models": {n: {k: round(v, 4) for k, v in r.items() if isinstance(v, float)}
-                   for n, r in rows.items()},
-        "best_model": best_model, "best_peer": best_peer,
+        "protocol": args.protocol,
+        "dataset": "ml-100k",
+        "models": {
+            n: {k: round(v, 4) for k, v in r.items() if isinstance(v, float)}
+            for n, r in rows.items()
+        },
+        "best_model": best_model,
+        "best_peer": best_peer,
         "best_ndcg10_over_best_peer": round(ratio, 4),
         **{k: round(v, 3) for k, v in overhead.items()},
         "seconds": round(time.perf_counter() - started, 1),
-    }  # fmt: skip
+    }
     print(json.dumps(summary))
 
 

@@ -81,10 +81,17 @@ def settings_for(data_dir: Path, serving: ServingConfig | None = None) -> Settin
     """Embedded deployment in ``data_dir`` (explicit values: no ``TASTEBUD_*`` leaks in).
     ``synchronous=NORMAL``: one fsync per replayed event would only measure the disk."""
     return Settings(
-        data_dir=data_dir, database_url=None, redis_url="memory://", artifact_dir=None,
-        pseudonym_key=PSEUDONYM_KEY, env="development", consent_mode="opt-out",
-        sqlite_synchronous="NORMAL", log_level="WARNING", serving=serving or ServingConfig(),
-    )  # fmt: skip
+        data_dir=data_dir,
+        database_url=None,
+        redis_url="memory://",
+        artifact_dir=None,
+        pseudonym_key=PSEUDONYM_KEY,
+        env="development",
+        consent_mode="opt-out",
+        sqlite_synchronous="NORMAL",
+        log_level="WARNING",
+        serving=serving or ServingConfig(),
+    )
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -121,9 +128,12 @@ def make_split(
 
 
 def import_train(
-    data: Path, services: Services, train_rows: list[tuple[str, str]],
-    ratings: dict[tuple[str, str], tuple[str, int]], scratch: Path,
-) -> None:  # fmt: skip
+    data: Path,
+    services: Services,
+    train_rows: list[tuple[str, str]],
+    ratings: dict[tuple[str, str], tuple[str, int]],
+    scratch: Path,
+) -> None:
     """The catalogue and only the training ratings, through the MovieLens importer: a scratch
     directory links ``u.item``, ``u.user`` and ``u.genre`` and holds the training rows of
     ``u.data`` (deleted right after)."""
@@ -136,8 +146,9 @@ def import_train(
             for user, item in train_rows:
                 rating, ts = ratings[(user, item)]
                 fh.write(f"{user}\t{item}\t{rating}\t{ts}\n")
-        summary = import_movielens(scratch, services.ingestor, services.catalog,
-                                   services.pseudonymizer)  # fmt: skip
+        summary = import_movielens(
+            scratch, services.ingestor, services.catalog, services.pseudonymizer
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     assert summary.accepted == len(train_rows), summary.line()
@@ -171,9 +182,13 @@ class Tally:
 
 
 def replay(
-    base: Path, work: Path, version: int, serving: ServingConfig,
-    events: list[tuple[str, str, int, str]], seen: dict[str, set[str]],
-) -> tuple[Tally, float]:  # fmt: skip
+    base: Path,
+    work: Path,
+    version: int,
+    serving: ServingConfig,
+    events: list[tuple[str, str, int, str]],
+    seen: dict[str, set[str]],
+) -> tuple[Tally, float]:
     """Replay ``events`` (raw user, item, ts s, rating) through the API of a copy of ``base``
     with ``recommendations`` v``version`` promoted and ``serving``; (tally, seconds)."""
     shutil.copytree(base, work)
@@ -182,26 +197,39 @@ def replay(
     tally = Tally()
     seen = {u: set(items) for u, items in seen.items()}
     try:
-        promote(services.registry, settings.governance, "recommendations", version,
-                actor="bench", force=True, reason="replay bench")  # fmt: skip
+        promote(
+            services.registry,
+            settings.governance,
+            "recommendations",
+            version,
+            actor="bench",
+            force=True,
+            reason="replay bench",
+        )
         serve = {"Authorization": f"Bearer {services.keys.create('replay-serve', 'serve')[1]}"}
         ingest = {"Authorization": f"Bearer {services.keys.create('replay-ingest', 'ingest')[1]}"}
         t0 = time.perf_counter()
         with TestClient(create_app(settings, services=services)) as client:
             for n, (user, item, ts, rating) in enumerate(events):
-                r = client.get(f"/v1/users/{user}/recommendations", params={"k": K},
-                               headers=serve)  # fmt: skip
+                r = client.get(f"/v1/users/{user}/recommendations", params={"k": K}, headers=serve)
                 r.raise_for_status()
                 body = r.json()
                 recs = [x["item_id"] for x in body["items"]]
                 mine = seen.setdefault(user, set())
                 tally.violations += sum(1 for x in recs if x in mine)
                 tally.add(recs, item, body["mode"])
-                r = client.post("/v1/events", headers=ingest, json={
-                    "event_id": f"replay-{user}-{item}", "event_type": "rating",
-                    "user_id": user, "item_id": item, "timestamp": ts,
-                    "data": {"value": float(rating)},
-                })  # fmt: skip
+                r = client.post(
+                    "/v1/events",
+                    headers=ingest,
+                    json={
+                        "event_id": f"replay-{user}-{item}",
+                        "event_type": "rating",
+                        "user_id": user,
+                        "item_id": item,
+                        "timestamp": ts,
+                        "data": {"value": float(rating)},
+                    },
+                )
                 r.raise_for_status()
                 assert r.json()["status"] == "accepted", r.text
                 mine.add(item)
@@ -253,35 +281,41 @@ def main() -> None:
     on_cfg = ServingConfig(**{**fixed, **json.loads(args.serving)})
     configs = {
         "realtime_on": on_cfg,
-        "realtime_off": on_cfg.model_copy(update={"session_item_weight": 0.0,
-                                                  "session_category_weight": 0.0}),
-        "popularity": on_cfg.model_copy(update={"session_item_weight": 0.0,
-                                                "session_category_weight": 0.0}),
-    }  # fmt: skip
+        "realtime_off": on_cfg.model_copy(
+            update={"session_item_weight": 0.0, "session_category_weight": 0.0}
+        ),
+        "popularity": on_cfg.model_copy(
+            update={"session_item_weight": 0.0, "session_category_weight": 0.0}
+        ),
+    }
     wanted = args.variants.split(",")
     if unknown := set(wanted) - set(configs):
         ap.error(f"unknown variants {sorted(unknown)}; known: {', '.join(configs)}")
     configs = {k: v for k, v in configs.items() if k in wanted}
     with tempfile.TemporaryDirectory(prefix="tb-replay-") as tmp_s:
         tmp = Path(tmp_s)
-        train, held, raw_of = make_split(args.data, tmp / "all", args.split,
-                                         {u for u, _ in ratings})  # fmt: skip
-        train_rows = [(raw_of[k], i) for k, i in
-                      train.select("user_key", "item_id").iter_rows()]  # fmt: skip
+        train, held, raw_of = make_split(
+            args.data, tmp / "all", args.split, {u for u, _ in ratings}
+        )
+        train_rows = [(raw_of[k], i) for k, i in train.select("user_key", "item_id").iter_rows()]
         events = sorted(
-            ((raw_of[k], i, ratings[(raw_of[k], i)][1], ratings[(raw_of[k], i)][0])
-             for k, i in held.select("user_key", "item_id").iter_rows()),
+            (
+                (raw_of[k], i, ratings[(raw_of[k], i)][1], ratings[(raw_of[k], i)][0])
+                for k, i in held.select("user_key", "item_id").iter_rows()
+            ),
             key=lambda e: (e[2], int(e[0]), int(e[1])),
-        )  # fmt: skip
+        )
         total = len(events)
         if args.limit is not None:
             events = events[: args.limit]
         seen: dict[str, set[str]] = defaultdict(set)
         for user, item in train_rows:
             seen[user].add(item)
-        print(f"split {args.split}: {len(train_rows):,} training pairs, {total:,} held-out "
-              f"interactions ({held.get_column('user_key').n_unique()} users); replaying "
-              f"{len(events):,}")  # fmt: skip
+        print(
+            f"split {args.split}: {len(train_rows):,} training pairs, {total:,} held-out "
+            f"interactions ({held.get_column('user_key').n_unique()} users); replaying "
+            f"{len(events):,}"
+        )
 
         base = tmp / "base"
         services = build_services(settings_for(base), migrate=True)
@@ -292,26 +326,36 @@ def main() -> None:
             model_v = train_recommendations(ctx, model=args.model, tuning=not args.no_tuning)
             train_s = time.perf_counter() - t0
             pop_v = train_recommendations(ctx, model="popularity", tuning=False)
-            print(f"trained {args.model} (tuning {'off' if args.no_tuning else 'on'}) in "
-                  f"{train_s:.1f} s: params {model_v.lineage.get('params')}")  # fmt: skip
+            print(
+                f"trained {args.model} (tuning {'off' if args.no_tuning else 'on'}) in "
+                f"{train_s:.1f} s: params {model_v.lineage.get('params')}"
+            )
         finally:
             services.close()
 
-        versions = {"realtime_on": model_v.version, "realtime_off": model_v.version,
-                    "popularity": pop_v.version}  # fmt: skip
+        versions = {
+            "realtime_on": model_v.version,
+            "realtime_off": model_v.version,
+            "popularity": pop_v.version,
+        }
         results: dict[str, Tally] = {}
         seconds: dict[str, float] = {}
         for name, cfg in configs.items():
-            print(f"{name}: recommendations v{versions[name]}, session_item_weight "
-                  f"{cfg.session_item_weight}, session_category_weight "
-                  f"{cfg.session_category_weight}, session_decay {cfg.session_decay}")  # fmt: skip
+            print(
+                f"{name}: recommendations v{versions[name]}, session_item_weight "
+                f"{cfg.session_item_weight}, session_category_weight "
+                f"{cfg.session_category_weight}, session_decay {cfg.session_decay}"
+            )
             tally, secs = replay(base, tmp / name, versions[name], cfg, events, seen)
             results[name], seconds[name] = tally, secs
             f = tally.figures()
-            print(f"{name}: hr@10 {f['hr@10']:.4f} ndcg@10 {f['ndcg@10']:.4f} over {tally.n:,} "
-                  f"interactions in {secs:.0f} s ({2 * tally.n / secs:.0f} requests/s); modes "
-                  f"{dict(tally.modes)}; short lists {tally.short_lists}; exclusion violations "
-                  f"{tally.violations}", flush=True)  # fmt: skip
+            print(
+                f"{name}: hr@10 {f['hr@10']:.4f} ndcg@10 {f['ndcg@10']:.4f} over {tally.n:,} "
+                f"interactions in {secs:.0f} s ({2 * tally.n / secs:.0f} requests/s); modes "
+                f"{dict(tally.modes)}; short lists {tally.short_lists}; exclusion violations "
+                f"{tally.violations}",
+                flush=True,
+            )
 
     figs = {name: t.figures() for name, t in results.items()}
     print()
@@ -323,20 +367,30 @@ def main() -> None:
         on, off = figs["realtime_on"], figs["realtime_off"]
         ratio = {m: round(on[m] / off[m], 4) if off[m] else None for m in ("hr@10", "ndcg@10")}
         print(f"on / off: HR@10 {ratio['hr@10']}, NDCG@10 {ratio['ndcg@10']} (target: > 1)")
-        summary.update({
-            "on_over_off_hr@10": ratio["hr@10"], "on_over_off_ndcg@10": ratio["ndcg@10"],
-            "target_met": on["ndcg@10"] > off["ndcg@10"] and on["hr@10"] > off["hr@10"],
-        })  # fmt: skip
-    summary.update({
-        "split": args.split, "model": args.model, "tuning": not args.no_tuning,
-        "serving_on": {k: v for k, v in on_cfg.model_dump().items()
-                       if k in ("session_item_weight", "session_category_weight",
-                                "session_decay")},
-        "interactions": len(events), "held_out_total": total,
-        "exclusion_violations": sum(t.violations for t in results.values()),
-        "replay_seconds": {k: round(v, 1) for k, v in seconds.items()},
-        "seconds": round(time.perf_counter() - started, 1),
-    })  # fmt: skip
+        summary.update(
+            {
+                "on_over_off_hr@10": ratio["hr@10"],
+                "on_over_off_ndcg@10": ratio["ndcg@10"],
+                "target_met": on["ndcg@10"] > off["ndcg@10"] and on["hr@10"] > off["hr@10"],
+            }
+        )
+    summary.update(
+        {
+            "split": args.split,
+            "model": args.model,
+            "tuning": not args.no_tuning,
+            "serving_on": {
+                k: v
+                for k, v in on_cfg.model_dump().items()
+                if k in ("session_item_weight", "session_category_weight", "session_decay")
+            },
+            "interactions": len(events),
+            "held_out_total": total,
+            "exclusion_violations": sum(t.violations for t in results.values()),
+            "replay_seconds": {k: round(v, 1) for k, v in seconds.items()},
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+    )
     print(json.dumps(summary))
 
 

@@ -57,8 +57,10 @@ def main() -> None:
     data = synthetic(args.users, args.items, args.interactions)
     matrix = data.matrix()
     setup = time.perf_counter() - t0
-    print(f"data: {args.users:,} users x {args.items:,} items, {len(data):,} interactions "
-          f"({matrix.nnz:,} distinct pairs), generated in {setup:.1f} s")  # fmt: skip
+    print(
+        f"data: {args.users:,} users x {args.items:,} items, {len(data):,} interactions "
+        f"({matrix.nnz:,} distinct pairs), generated in {setup:.1f} s"
+    )
     cfg = ALSConfig(factors=args.factors, iterations=15)
     t0 = time.perf_counter()
     model = ALS(cfg).fit(data, FitOptions(seed=0))
@@ -69,23 +71,37 @@ def main() -> None:
     assert (recs.item_idx >= 0).all()
     t0 = time.perf_counter()
     with threadpool_limits(1, "blas"):
-        AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.regularization,
-                                alpha=cfg.alpha, iterations=cfg.iterations,
-                                random_state=0).fit(matrix, show_progress=False)  # fmt: skip
+        AlternatingLeastSquares(
+            factors=cfg.factors,
+            regularization=cfg.regularization,
+            alpha=cfg.alpha,
+            iterations=cfg.iterations,
+            random_state=0,
+        ).fit(matrix, show_progress=False)
     implicit_s = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"ALS fit (Tastebud): {fit_s:.1f} s; implicit alone: {implicit_s:.1f} s "
-          f"(overhead {fit_s / implicit_s:.2f})")  # fmt: skip
+    print(
+        f"ALS fit (Tastebud): {fit_s:.1f} s; implicit alone: {implicit_s:.1f} s "
+        f"(overhead {fit_s / implicit_s:.2f})"
+    )
     print(f"top-10 for all {args.users:,} users: {rec_s:.1f} s ({args.users / rec_s:,.0f} users/s)")
     print(f"peak RSS: {rss_mb:,.0f} MB")
-    print(json.dumps({
-        "users": args.users, "items": args.items, "interactions": len(data),
-        "pairs": int(matrix.nnz), "als_fit_seconds": round(fit_s, 2),
-        "implicit_fit_seconds": round(implicit_s, 2),
-        "fit_overhead_ratio": round(fit_s / implicit_s, 3),
-        "top10_all_users_seconds": round(rec_s, 2), "total_seconds": round(fit_s + rec_s, 2),
-        "peak_rss_mb": round(rss_mb),
-    }))  # fmt: skip
+    print(
+        json.dumps(
+            {
+                "users": args.users,
+                "items": args.items,
+                "interactions": len(data),
+                "pairs": int(matrix.nnz),
+                "als_fit_seconds": round(fit_s, 2),
+                "implicit_fit_seconds": round(implicit_s, 2),
+                "fit_overhead_ratio": round(fit_s / implicit_s, 3),
+                "top10_all_users_seconds": round(rec_s, 2),
+                "total_seconds": round(fit_s + rec_s, 2),
+                "peak_rss_mb": round(rss_mb),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -160,10 +160,12 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
                     raise TimeoutError
                 if writer is None:
                     reader, writer = await asyncio.wait_for(
-                        asyncio.open_connection(host, port), left)  # fmt: skip
+                        asyncio.open_connection(host, port), left
+                    )
                 assert reader is not None
                 code, head, body = await asyncio.wait_for(
-                    _fetch(reader, writer, requests[i]), due + timeout - perf())  # fmt: skip
+                    _fetch(reader, writer, requests[i]), due + timeout - perf()
+                )
                 if code == 200:
                     hits[i] = b"x-tastebud-cache: hit" in head
                     at = body.find(b'"mode":"')
@@ -195,8 +197,11 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
     wall = perf() - wall0
     cpu = time.process_time() - cpu0
     out: dict[str, Any] = {
-        "rate": rate, "requests": n, **summarize(lat),
-        "errors": int((status != OK).sum()), "http_errors": int((status == HTTP_ERROR).sum()),
+        "rate": rate,
+        "requests": n,
+        **summarize(lat),
+        "errors": int((status != OK).sum()),
+        "http_errors": int((status == HTTP_ERROR).sum()),
         "answered": int(((status == OK) | (status == HTTP_ERROR)).sum()),
         "timeouts": int((status == TIMEOUT).sum()),
         "transport_errors": int((status == TRANSPORT).sum()),
@@ -205,9 +210,11 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
         "service_p99_ms": nearest_rank(np.sort(service), 0.99),
         "lag_p50_ms": nearest_rank(np.sort(lag), 0.5) * 1000,
         "lag_p99_ms": nearest_rank(np.sort(lag), 0.99) * 1000,
-        "generator_cpu": cpu / wall, "wall_s": wall,
-        "cache_hit_share": float(hits.mean()) if n else 0.0, "modes": modes,
-    }  # fmt: skip
+        "generator_cpu": cpu / wall,
+        "wall_s": wall,
+        "cache_hit_share": float(hits.mean()) if n else 0.0,
+        "modes": modes,
+    }
     if spec["path"] != "healthz":
         for c, name in enumerate(CLASSES):
             mask = kind == c
@@ -289,8 +296,10 @@ def build_deployment(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     from tastebud.training.jobs import fit_recommender
 
     redis.Redis.from_url(args.redis_url).flushdb()
-    secrets_env = {"pseudonym_key": secrets.token_hex(32),
-                   "fernet_keys": Fernet.generate_key().decode()}  # fmt: skip
+    secrets_env = {
+        "pseudonym_key": secrets.token_hex(32),
+        "fernet_keys": Fernet.generate_key().decode(),
+    }
     settings = Settings(data_dir=tmp / "data", redis_url=args.redis_url, **secrets_env)
     services = build_services(settings, migrate=True)
     try:
@@ -299,20 +308,27 @@ def build_deployment(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         sim = Simulation(args.users, args.items, args.seed)
         rng = np.random.default_rng(args.seed + 1)
         created = now_ms - (rng.random(args.items) * 365 * DAY_MS).astype(np.int64)
-        items = [{"item_id": f"nb-item-{j:06d}", "title": f"Item {j}",
-                  "category": f"category-{int(sim.item_cat[j]):02d}",
-                  "created_at": datetime.fromtimestamp(int(created[j]) / 1000, UTC).isoformat()}
-                 for j in range(args.items)]  # fmt: skip
+        items = [
+            {
+                "item_id": f"nb-item-{j:06d}",
+                "title": f"Item {j}",
+                "category": f"category-{int(sim.item_cat[j]):02d}",
+                "created_at": datetime.fromtimestamp(int(created[j]) / 1000, UTC).isoformat(),
+            }
+            for j in range(args.items)
+        ]
         for lo in range(0, len(items), 5000):
             out = services.catalog.put_items(items[lo : lo + 5000], now_ms)
             bad = [r for r in out.results if r.status == "rejected"]
             if bad:
                 raise SystemExit(f"catalogue rejected: {bad[0]}")
         sigma = 0.8
-        counts = np.maximum(1, np.round(sim.rng.lognormal(
-            np.log(args.per_user) - sigma**2 / 2, sigma, args.users))).astype(np.int64)  # fmt: skip
-        u, i, ts = sim.events(np.arange(args.users), counts, sim.fav,
-                              now_ms - 90 * DAY_MS, now_ms - DAY_MS)  # fmt: skip
+        counts = np.maximum(
+            1, np.round(sim.rng.lognormal(np.log(args.per_user) - sigma**2 / 2, sigma, args.users))
+        ).astype(np.int64)
+        u, i, ts = sim.events(
+            np.arange(args.users), counts, sim.fav, now_ms - 90 * DAY_MS, now_ms - DAY_MS
+        )
         keys = pl.DataFrame(
             {
                 "u": np.arange(args.users, dtype=np.int64),
@@ -327,17 +343,22 @@ def build_deployment(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             .agg(pl.col("ts_ms").min(), pl.len().cast(pl.Float64).alias("weight"))
             .join(keys, on="u")
             .sort("ts_ms", "u", "i")
-            .select("user_key",
-                    pl.concat_str(pl.lit("nb-item-"),
-                                  pl.col("i").cast(pl.String).str.zfill(6)).alias("item_id"),
-                    "ts_ms", "weight")
-        )  # fmt: skip
+            .select(
+                "user_key",
+                pl.concat_str(pl.lit("nb-item-"), pl.col("i").cast(pl.String).str.zfill(6)).alias(
+                    "item_id"
+                ),
+                "ts_ms",
+                "weight",
+            )
+        )
         data_s = time.perf_counter() - t
         t = time.perf_counter()
         loaded = fit_recommender(pairs, "als", {"factors": args.factors}, seed=args.seed)
         fit_s = time.perf_counter() - t
-        by_count = pairs.group_by("item_id").len().sort(["len", "item_id"],
-                                                         descending=[True, False])  # fmt: skip
+        by_count = (
+            pairs.group_by("item_id").len().sort(["len", "item_id"], descending=[True, False])
+        )
         cat_of = {it["item_id"]: it["category"] for it in items}
         ranked = by_count.get_column("item_id").to_list()
         trending: dict[str, list[str]] = {}
@@ -345,28 +366,63 @@ def build_deployment(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
             lst = trending.setdefault(cat_of[item], [])
             if len(lst) < 20:
                 lst.append(item)
-        cold = {"global": ranked[:200], "device": {}, "daypart": {}, "segment": {},
-                "trending": trending}  # fmt: skip
+        cold = {
+            "global": ranked[:200],
+            "device": {},
+            "daypart": {},
+            "segment": {},
+            "trending": trending,
+        }
         staging = services.registry.staging_dir("recommendations")
-        save_model(staging, loaded.model, loaded.users, loaded.items, {}, seen=loaded.seen,
-                   extra={"cold_start.json": json.dumps(cold)})  # fmt: skip
-        mv = services.registry.register("recommendations", staging, kind="recommender",
-                                        algorithm="als", metrics={}, lineage={},
-                                        actor="bench")  # fmt: skip
+        save_model(
+            staging,
+            loaded.model,
+            loaded.users,
+            loaded.items,
+            {},
+            seen=loaded.seen,
+            extra={"cold_start.json": json.dumps(cold)},
+        )
+        mv = services.registry.register(
+            "recommendations",
+            staging,
+            kind="recommender",
+            algorithm="als",
+            metrics={},
+            lineage={},
+            actor="bench",
+        )
         shutil.rmtree(staging, ignore_errors=True)
-        promote(services.registry, settings.governance, "recommendations", mv.version,
-                actor="bench", force=True, reason="serve bench")  # fmt: skip
+        promote(
+            services.registry,
+            settings.governance,
+            "recommendations",
+            mv.version,
+            actor="bench",
+            force=True,
+            reason="serve bench",
+        )
         serve_key = services.keys.create("bench-serve", "serve")[1]
         ingest_key = services.keys.create("bench-ingest", "ingest")[1]
         fav_cats = [int(c) for c in sim.item_cat]
     finally:
         services.close()
-    print(f"setup: {args.users:,} users x {args.items:,} items, {len(u):,} events -> "
-          f"{pairs.height:,} pairs ({data_s:.1f} s); ALS {args.factors} factors fitted in "
-          f"{fit_s:.1f} s; production model v{mv.version}", flush=True)  # fmt: skip
-    return {"settings": secrets_env, "serve_key": serve_key, "ingest_key": ingest_key,
-            "item_cat": fav_cats, "n_cats": N_CATS, "pairs": pairs.height,
-            "events": len(u), "fit_s": fit_s}  # fmt: skip
+    print(
+        f"setup: {args.users:,} users x {args.items:,} items, {len(u):,} events -> "
+        f"{pairs.height:,} pairs ({data_s:.1f} s); ALS {args.factors} factors fitted in "
+        f"{fit_s:.1f} s; production model v{mv.version}",
+        flush=True,
+    )
+    return {
+        "settings": secrets_env,
+        "serve_key": serve_key,
+        "ingest_key": ingest_key,
+        "item_cat": fav_cats,
+        "n_cats": N_CATS,
+        "pairs": pairs.height,
+        "events": len(u),
+        "fit_s": fit_s,
+    }
 
 
 def send_session_events(url: str, key: str, n_users: int, item_cat: list[int], seed: int) -> int:
@@ -381,9 +437,16 @@ def send_session_events(url: str, key: str, n_users: int, item_cat: list[int], s
     for s in range(n_users):
         pool = by_cat[cats[int(rng.integers(len(cats)))]]
         for e, j in enumerate(rng.choice(pool, size=min(3, len(pool)), replace=False)):
-            events.append({"event_type": "page_view", "user_id": f"nb-sess-{s:05d}",
-                           "session_id": f"nb-s-{s}", "item_id": f"nb-item-{int(j):06d}",
-                           "timestamp": now - 60 + e * 5, "data": {}})  # fmt: skip
+            events.append(
+                {
+                    "event_type": "page_view",
+                    "user_id": f"nb-sess-{s:05d}",
+                    "session_id": f"nb-s-{s}",
+                    "item_id": f"nb-item-{int(j):06d}",
+                    "timestamp": now - 60 + e * 5,
+                    "data": {},
+                }
+            )
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as c:
         for lo in range(0, len(events), 500):
             r = c.post("/v1/events/batch", json={"events": events[lo : lo + 500]})
@@ -401,11 +464,13 @@ def freshness(
     polls: list[int] = []
     failures = skipped = 0
     with (
-        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {serve_key}"},
-                     timeout=5) as serve,
-        httpx.Client(base_url=url, headers={"Authorization": f"Bearer {ingest_key}"},
-                     timeout=5) as ingest,
-    ):  # fmt: skip
+        httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {serve_key}"}, timeout=5
+        ) as serve,
+        httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {ingest_key}"}, timeout=5
+        ) as ingest,
+    ):
         give_up = time.perf_counter() + budget_s
         for u in users:
             if time.perf_counter() > give_up:
@@ -421,10 +486,16 @@ def freshness(
                 times.append(polled[0])
                 polls.append(polled[1])
     s = np.sort(np.array(times))
-    return {"p50_ms": nearest_rank(s, 0.5), "p99_ms": nearest_rank(s, 0.99),
-            "max_ms": float(s[-1]) if len(s) else float("nan"), "users": len(users),
-            "measured": len(times), "failures": failures, "skipped": skipped,
-            "first_poll_share": float(np.mean(np.array(polls) == 1)) if polls else 0.0}  # fmt: skip
+    return {
+        "p50_ms": nearest_rank(s, 0.5),
+        "p99_ms": nearest_rank(s, 0.99),
+        "max_ms": float(s[-1]) if len(s) else float("nan"),
+        "users": len(users),
+        "measured": len(times),
+        "failures": failures,
+        "skipped": skipped,
+        "first_poll_share": float(np.mean(np.array(polls) == 1)) if polls else 0.0,
+    }
 
 
 def _fresh_one(serve: httpx.Client, ingest: httpx.Client, u: int) -> tuple[float, int] | None:
@@ -435,9 +506,17 @@ def _fresh_one(serve: httpx.Client, ingest: httpx.Client, u: int) -> tuple[float
     if r.status_code != 200 or not r.json()["items"]:
         return None
     target = r.json()["items"][0]["item_id"]
-    r = ingest.post("/v1/events", json={
-        "event_type": "page_view", "user_id": user, "session_id": f"fresh-{u}",
-        "item_id": target, "timestamp": time.time(), "data": {}})  # fmt: skip
+    r = ingest.post(
+        "/v1/events",
+        json={
+            "event_type": "page_view",
+            "user_id": user,
+            "session_id": f"fresh-{u}",
+            "item_id": target,
+            "timestamp": time.time(),
+            "data": {},
+        },
+    )
     acked = time.perf_counter()
     if r.status_code != 202:
         return None
@@ -454,12 +533,16 @@ def _fresh_one(serve: httpx.Client, ingest: httpx.Client, u: int) -> tuple[float
 
 
 def start_server(args: argparse.Namespace, tmp: Path, deploy: dict[str, Any]) -> tuple[Any, str]:
-    env = clean_env(**{
-        "TASTEBUD_DATA_DIR": str(tmp / "data"), "TASTEBUD_REDIS_URL": args.redis_url,
-        "TASTEBUD_PSEUDONYM_KEY": deploy["settings"]["pseudonym_key"],
-        "TASTEBUD_FERNET_KEYS": deploy["settings"]["fernet_keys"],
-        "TASTEBUD_LOG_LEVEL": "WARNING", "TASTEBUD_SERVING": '{"log_impressions": true}',
-    })  # fmt: skip
+    env = clean_env(
+        **{
+            "TASTEBUD_DATA_DIR": str(tmp / "data"),
+            "TASTEBUD_REDIS_URL": args.redis_url,
+            "TASTEBUD_PSEUDONYM_KEY": deploy["settings"]["pseudonym_key"],
+            "TASTEBUD_FERNET_KEYS": deploy["settings"]["fernet_keys"],
+            "TASTEBUD_LOG_LEVEL": "WARNING",
+            "TASTEBUD_SERVING": '{"log_impressions": true}',
+        }
+    )
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         if args.no_blas_limit:
             env.pop(var, None)
@@ -486,8 +569,9 @@ def wait_models(url: str, serve_key: str) -> None:
     with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
         ok = 0
         while ok < 50:
-            r = c.get(f"/v1/users/nb-user-{ok:07d}/recommendations?k=10",
-                      headers={"Connection": "close"})  # fmt: skip
+            r = c.get(
+                f"/v1/users/nb-user-{ok:07d}/recommendations?k=10", headers={"Connection": "close"}
+            )
             ok = ok + 1 if r.status_code == 200 else 0
             if time.monotonic() > deadline:
                 raise SystemExit(f"recommendations not ready: {r.status_code} {r.text[:300]}")
@@ -502,15 +586,20 @@ def fmt_run(label: str, r: dict[str, Any], cpu: float) -> str:
         )
     # CPU per request only means something when every request was answered in time: otherwise
     # the server also spent CPU on requests whose clients had given up.
-    per_request = (f"{cpu * r['wall_s'] / r['answered'] * 1e6:,.0f} us/request"
-                   if r["errors"] == 0 and r["answered"] else "overloaded")  # fmt: skip
-    return (f"  {label:<16} {r['rate']:>6,.0f}/s  p50 {r['p50_ms']:7.2f}  p95 {r['p95_ms']:7.2f}  "
-            f"p99 {r['p99_ms']:8.2f}  max {r['max_ms']:8.1f} ms  errors {r['errors']:>5}  "
-            f"server {cpu:.2f} cores ({per_request}; busiest "
-            f"processes {'/'.join(f'{c:.2f}' for c in r.get('process_cores', []))}), "
-            f"generator {r['generator_cpu']:.0%} of a core, other jobs "
-            f"{r.get('other_cores', float('nan')):.2f} cores, "
-            f"send lag p99 {r['lag_p99_ms']:.1f} ms{extra}")  # fmt: skip
+    per_request = (
+        f"{cpu * r['wall_s'] / r['answered'] * 1e6:,.0f} us/request"
+        if r["errors"] == 0 and r["answered"]
+        else "overloaded"
+    )
+    return (
+        f"  {label:<16} {r['rate']:>6,.0f}/s  p50 {r['p50_ms']:7.2f}  p95 {r['p95_ms']:7.2f}  "
+        f"p99 {r['p99_ms']:8.2f}  max {r['max_ms']:8.1f} ms  errors {r['errors']:>5}  "
+        f"server {cpu:.2f} cores ({per_request}; busiest "
+        f"processes {'/'.join(f'{c:.2f}' for c in r.get('process_cores', []))}), "
+        f"generator {r['generator_cpu']:.0%} of a core, other jobs "
+        f"{r.get('other_cores', float('nan')):.2f} cores, "
+        f"send lag p99 {r['lag_p99_ms']:.1f} ms{extra}"
+    )
 
 
 def main() -> None:
@@ -535,9 +624,12 @@ def main() -> None:
         help="leave BLAS threads at the library default in the server",
     )
     ap.add_argument(
-        "--server-env", action="append", default=[], metavar="NAME=VALUE",
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
         help="extra server environment (e.g. TASTEBUD_SERVING='{\"cache_ttl_s\": 0}')",
-    )  # fmt: skip
+    )
     ap.add_argument("--keep", action="store_true", help="keep the server up (Ctrl-C to stop)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--load-spec", help=argparse.SUPPRESS)
@@ -562,21 +654,34 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     floor: list[dict[str, Any]] = []
     try:
-        n_ev = send_session_events(url, deploy["ingest_key"], args.session_users,
-                                   deploy["item_cat"], args.seed)  # fmt: skip
-        print(f"server: {url}, {args.workers} API process(es), BLAS threads "
-              f"{'library default' if args.no_blas_limit else '1'}; {args.session_users:,} "
-              f"session-only users ({n_ev:,} events)", flush=True)  # fmt: skip
-        base = {"host": "127.0.0.1", "port": port, "timeout": args.timeout,
-                "connections": args.connections, "known_users": args.users,
-                "session_users": args.session_users, "mix": [0.70, 0.15, 0.15]}  # fmt: skip
+        n_ev = send_session_events(
+            url, deploy["ingest_key"], args.session_users, deploy["item_cat"], args.seed
+        )
+        print(
+            f"server: {url}, {args.workers} API process(es), BLAS threads "
+            f"{'library default' if args.no_blas_limit else '1'}; {args.session_users:,} "
+            f"session-only users ({n_ev:,} events)",
+            flush=True,
+        )
+        base = {
+            "host": "127.0.0.1",
+            "port": port,
+            "timeout": args.timeout,
+            "connections": args.connections,
+            "known_users": args.users,
+            "session_users": args.session_users,
+            "mix": [0.70, 0.15, 0.15],
+        }
         rec = {**base, "path": "recommendations", "key": deploy["serve_key"]}
         health = {**base, "path": "healthz", "key": None}
         run_load({**rec, "rate": 100, "seconds": 3, "seed": 10_000})  # warm-up, not reported
         rates = list(BASE_RATES)
         step = 0
-        print(f"open loop, {args.seconds:g} s per rate, latency from each request's due time "
-              f"(load average before {os.getloadavg()[0]:.2f}):", flush=True)  # fmt: skip
+        print(
+            f"open loop, {args.seconds:g} s per rate, latency from each request's due time "
+            f"(load average before {os.getloadavg()[0]:.2f}):",
+            flush=True,
+        )
         while step < len(rates):
             rate = rates[step]
             for spec, out, label in ((rec, results, "recommendations"), (health, floor, "healthz")):
@@ -587,8 +692,9 @@ def main() -> None:
                 r["server_cores"] = sum(cores)
                 # Everything else on the machine: other people's jobs (the generator's own
                 # share is reported apart).
-                r["other_cores"] = max(0.0, (busy1 - busy0) / r["wall_s"] - r["server_cores"]
-                                       - r["generator_cpu"])  # fmt: skip
+                r["other_cores"] = max(
+                    0.0, (busy1 - busy0) / r["wall_s"] - r["server_cores"] - r["generator_cpu"]
+                )
                 r["restarts"] = len(set(cpu1) - set(cpu0))  # uvicorn replaced a worker
                 r["process_cores"] = [round(c, 2) for c in cores[: args.workers]]
                 r["loadavg"] = os.getloadavg()[0]
@@ -614,14 +720,21 @@ def main() -> None:
         # Freshness: idle, then under 300 requests/s of the same mix.
         rng = np.random.default_rng(args.seed + 3)
         sample = [int(u) for u in rng.choice(args.users, 2 * args.fresh_users, replace=False)]
-        fresh_idle = freshness(url, deploy["serve_key"], deploy["ingest_key"],
-                               sample[: args.fresh_users])  # fmt: skip
+        fresh_idle = freshness(
+            url, deploy["serve_key"], deploy["ingest_key"], sample[: args.fresh_users]
+        )
         bg_spec = {**rec, "rate": 300, "seconds": 20.0, "seed": 999}
-        bg = subprocess.Popen(load_cmd(bg_spec), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True)  # fmt: skip
+        bg = subprocess.Popen(
+            load_cmd(bg_spec), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         time.sleep(1.5)
-        fresh_load = freshness(url, deploy["serve_key"], deploy["ingest_key"],
-                               sample[args.fresh_users :], budget_s=17.0)  # fmt: skip
+        fresh_load = freshness(
+            url,
+            deploy["serve_key"],
+            deploy["ingest_key"],
+            sample[args.fresh_users :],
+            budget_s=17.0,
+        )
         bg_out, bg_err = bg.communicate()
         if bg.returncode != 0:
             raise SystemExit(f"background load failed: {bg_err[-2000:]}")
@@ -646,29 +759,36 @@ def main() -> None:
     errors = sum(r["errors"] for r in results)
     errors_targets = sum(r["errors"] for r in results if r["rate"] <= 1000)
     for label, f in (("idle", fresh_idle), ("under 300 requests/s", fresh_load)):
-        print(f"freshness {label} (page view acknowledged -> first list without the item): p50 "
-              f"{f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms over {f['measured']} of "
-              f"{f['users']} users (failed {f['failures']}, skipped {f['skipped']}); seen at the "
-              f"first read {f['first_poll_share']:.0%}")  # fmt: skip
+        print(
+            f"freshness {label} (page view acknowledged -> first list without the item): p50 "
+            f"{f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms over {f['measured']} of "
+            f"{f['users']} users (failed {f['failures']}, skipped {f['skipped']}); seen at the "
+            f"first read {f['first_poll_share']:.0%}"
+        )
     print(
         f"  background load for it: p99 {background['p99_ms']:.1f} ms, "
         f"{background['errors']} errors"
     )
-    print(f"max sustained (p99 <= {P99_LIMIT_MS:g} ms, no errors): recommendations {best:,}/s, "
-          f"healthz floor {max_sustained(floor):,}/s (rates tried: "
-          f"{', '.join(str(int(r['rate'])) for r in results)})")  # fmt: skip
+    print(
+        f"max sustained (p99 <= {P99_LIMIT_MS:g} ms, no errors): recommendations {best:,}/s, "
+        f"healthz floor {max_sustained(floor):,}/s (rates tried: "
+        f"{', '.join(str(int(r['rate'])) for r in results)})"
+    )
     p99_300 = by_rate[300]["p99_ms"] if 300 in by_rate else None
     shown = float("nan") if p99_300 is None else p99_300
-    print(f"targets (2 cores): p99 at 300/s {shown:.1f} ms (<= 15), max sustained {best:,}/s "
-          f"(>= 1,000), freshness p99 {fresh_load['p99_ms']:.1f} ms (<= 50), errors up to "
-          f"1,000/s {errors_targets} (0); load average {load_before[0]:.2f} before setup, "
-          f"{os.getloadavg()[0]:.2f} at the end; {total_s:.0f} s in all")  # fmt: skip
+    print(
+        f"targets (2 cores): p99 at 300/s {shown:.1f} ms (<= 15), max sustained {best:,}/s "
+        f"(>= 1,000), freshness p99 {fresh_load['p99_ms']:.1f} ms (<= 50), errors up to "
+        f"1,000/s {errors_targets} (0); load average {load_before[0]:.2f} before setup, "
+        f"{os.getloadavg()[0]:.2f} at the end; {total_s:.0f} s in all"
+    )
 
     out: dict[str, Any] = {
         "p99_ms_at_300": round(p99_300, 2) if p99_300 is not None else None,
-        "max_sustained_rps": best, "freshness_p99_ms": round(fresh_load["p99_ms"], 2),
+        "max_sustained_rps": best,
+        "freshness_p99_ms": round(fresh_load["p99_ms"], 2),
         "errors": errors,
-    }  # fmt: skip
+    }
     for r in results:
         rate = int(r["rate"])
         for key in ("p50_ms", "p95_ms", "p99_ms"):
@@ -676,13 +796,15 @@ def main() -> None:
         out[f"errors_at_{rate}"] = r["errors"]
         out[f"server_cores_at_{rate}"] = round(r["server_cores"], 2)
         out[f"other_jobs_cores_at_{rate}"] = round(r["other_cores"], 2)
-    out.update({
-        "errors_up_to_1000": errors_targets,
-        "freshness_p50_ms": round(fresh_load["p50_ms"], 2),
-        "freshness_failures": fresh_load["failures"] + fresh_idle["failures"],
-        "freshness_idle_p50_ms": round(fresh_idle["p50_ms"], 2),
-        "freshness_idle_p99_ms": round(fresh_idle["p99_ms"], 2),
-    })  # fmt: skip
+    out.update(
+        {
+            "errors_up_to_1000": errors_targets,
+            "freshness_p50_ms": round(fresh_load["p50_ms"], 2),
+            "freshness_failures": fresh_load["failures"] + fresh_idle["failures"],
+            "freshness_idle_p50_ms": round(fresh_idle["p50_ms"], 2),
+            "freshness_idle_p99_ms": round(fresh_idle["p99_ms"], 2),
+        }
+    )
     out["healthz_max_sustained_rps"] = max_sustained(floor)
     for r in floor:
         rate = int(r["rate"])
@@ -690,23 +812,35 @@ def main() -> None:
             out[f"healthz_{key}_at_{rate}"] = round(r[key], 2)
         out[f"healthz_errors_at_{rate}"] = r["errors"]
     out["healthz_errors"] = sum(r["errors"] for r in floor)
-    out.update({
-        "peer_cornac": "installed, not run" if peer else "not installed",
-        "users": args.users, "items": args.items, "factors": args.factors,
-        "pairs": deploy["pairs"], "workers": args.workers, "seconds_per_rate": args.seconds,
-        "blas_threads": "default" if args.no_blas_limit else 1,
-        "server_env": " ".join(args.server_env),
-        "generator_cpu_max": round(max(r["generator_cpu"] for r in results + floor), 3),
-        "server_cores_max": round(max(r["server_cores"] for r in results), 2),
-        "worker_restarts": sum(r["restarts"] for r in results + floor),
-        "other_jobs_cores_mean": round(
-            float(np.mean([r["other_cores"] for r in results + floor])), 2),
-        "loadavg_before": round(load_before[0], 2), "loadavg_end": round(os.getloadavg()[0], 2),
-    })  # fmt: skip
-    out.update({"freshness_measured": fresh_load["measured"],
-                "freshness_skipped": fresh_load["skipped"] + fresh_idle["skipped"],
-                "freshness_background_p99_ms": background["p99_ms"],
-                "freshness_background_errors": background["errors"]})  # fmt: skip
+    out.update(
+        {
+            "peer_cornac": "installed, not run" if peer else "not installed",
+            "users": args.users,
+            "items": args.items,
+            "factors": args.factors,
+            "pairs": deploy["pairs"],
+            "workers": args.workers,
+            "seconds_per_rate": args.seconds,
+            "blas_threads": "default" if args.no_blas_limit else 1,
+            "server_env": " ".join(args.server_env),
+            "generator_cpu_max": round(max(r["generator_cpu"] for r in results + floor), 3),
+            "server_cores_max": round(max(r["server_cores"] for r in results), 2),
+            "worker_restarts": sum(r["restarts"] for r in results + floor),
+            "other_jobs_cores_mean": round(
+                float(np.mean([r["other_cores"] for r in results + floor])), 2
+            ),
+            "loadavg_before": round(load_before[0], 2),
+            "loadavg_end": round(os.getloadavg()[0], 2),
+        }
+    )
+    out.update(
+        {
+            "freshness_measured": fresh_load["measured"],
+            "freshness_skipped": fresh_load["skipped"] + fresh_idle["skipped"],
+            "freshness_background_p99_ms": background["p99_ms"],
+            "freshness_background_errors": background["errors"],
+        }
+    )
     shutil.rmtree(tmp, ignore_errors=True)
     print(json.dumps({k: _finite(v) for k, v in out.items()}))
 

@@ -243,33 +243,47 @@ def test_aliases_merge_anonymous_history(api: Api) -> None:
 
 def test_every_problem_is_reported_once(sqlite_api: Api) -> None:
     # Issue 15, point 9: field errors, cross-field rules and time rules, one entry each.
-    bad = {"event_type": "rating", "timestamp": "2099-01-01T00:00:00Z",
-           "data": {"value": "high"}, "userid": "u-1"}  # fmt: skip
+    bad = {
+        "event_type": "rating",
+        "timestamp": "2099-01-01T00:00:00Z",
+        "data": {"value": "high"},
+        "userid": "u-1",
+    }
     r = sqlite_api.request("POST", "/v1/events", "ingest", json=bad)
     assert r.status_code == 422
     details = r.json()["error"]["details"]
     assert details == [
-        {"field": "data.value", "message": "Input should be a valid number, unable to parse "
-         "string as a number"},
+        {
+            "field": "data.value",
+            "message": "Input should be a valid number, unable to parse string as a number",
+        },
         {"field": "userid", "message": "Extra inputs are not permitted"},
         {"field": "event", "message": "one of user_id or anonymous_id is required"},
         {"field": "event", "message": "a rating event needs item_id (in the envelope or in data)"},
         {"field": "timestamp", "message": "more than 300 s in the future"},
-    ]  # fmt: skip
+    ]
     assert len({(d["field"], d["message"]) for d in details}) == len(details)
     # The same entries for the same event in a batch, with its code.
-    batch = sqlite_api.request("POST", "/v1/events/batch", "ingest",
-                               json={"events": [bad, event()]}).json()  # fmt: skip
+    batch = sqlite_api.request(
+        "POST", "/v1/events/batch", "ingest", json={"events": [bad, event()]}
+    ).json()
     rejected = batch["results"][0]
     assert rejected["details"] == details and rejected["code"] == "invalid_event"
-    assert batch["results"][1] == {"event_id": batch["results"][1]["event_id"],
-                                   "status": "accepted", "reason": None}  # fmt: skip
+    assert batch["results"][1] == {
+        "event_id": batch["results"][1]["event_id"],
+        "status": "accepted",
+        "reason": None,
+    }
     # Bounded: at most 50 entries, however many problems.
     many = {**event(), **{f"extra_{k}": k for k in range(80)}}
     r = sqlite_api.request("POST", "/v1/events", "ingest", json=many)
     assert r.status_code == 422 and len(r.json()["error"]["details"]) == 50
     # Request bodies too: every problem of the model, not the first.
-    r = sqlite_api.request("PUT", "/v1/users/u-1", json={"skill_level": "wizard", "segment": 5,
-                                                         "country": "France"})  # fmt: skip
-    assert {d["field"] for d in r.json()["error"]["details"]} == {"skill_level", "segment",
-                                                                  "country"}  # fmt: skip
+    r = sqlite_api.request(
+        "PUT", "/v1/users/u-1", json={"skill_level": "wizard", "segment": 5, "country": "France"}
+    )
+    assert {d["field"] for d in r.json()["error"]["details"]} == {
+        "skill_level",
+        "segment",
+        "country",
+    }

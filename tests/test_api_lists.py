@@ -67,8 +67,9 @@ def test_items_walk_in_id_order_with_category_filter(api: Api) -> None:
     catalogue = []
     for n in range(23):
         categories = [["tools"], ["news", "tools"], ["news"]][n % 3]
-        catalogue.append({"item_id": f"it-{n:03d}", "title": f"t{n}", "categories": categories,
-                          "hidden": n == 4})  # fmt: skip
+        catalogue.append(
+            {"item_id": f"it-{n:03d}", "title": f"t{n}", "categories": categories, "hidden": n == 4}
+        )
     _items(api, catalogue[::-1])  # insertion order is not the listing order
     everything = _walk(api, "/v1/items", "items", "serve", 5)
     ids = [i["item_id"] for i in everything]
@@ -78,8 +79,7 @@ def test_items_walk_in_id_order_with_category_filter(api: Api) -> None:
         assert entry == api.request("GET", f"/v1/items/{entry['item_id']}", "serve").json()
     assert everything[4]["hidden"] is True
     # A category matches primary and secondary categories alike.
-    tools = [i["item_id"] for i in _walk(api, "/v1/items", "items", "serve", 3,
-                                         category="tools")]  # fmt: skip
+    tools = [i["item_id"] for i in _walk(api, "/v1/items", "items", "serve", 3, category="tools")]
     assert tools == [f"it-{n:03d}" for n in range(23) if n % 3 in (0, 1)]
     assert _walk(api, "/v1/items", "items", "serve", 2, category="none-such") == []
     # Defaults: 100 a page, so one page here.
@@ -94,8 +94,7 @@ def test_items_added_during_a_walk_are_neither_skipped_nor_repeated(api: Api) ->
     # One item behind the walk's position, one ahead; an item of the first page changes.
     _items(api, [{"item_id": "b-01"}, {"item_id": "b-09"}, {"item_id": "b-02", "title": "new"}])
     rest = _walk(api, "/v1/items", "items", "serve", 4, cursor=first["next_cursor"])
-    assert [i["item_id"] for i in rest] == ["b-08", "b-09", "b-10", "b-12", "b-14", "b-16",
-                                             "b-18"]  # fmt: skip
+    assert [i["item_id"] for i in rest] == ["b-08", "b-09", "b-10", "b-12", "b-14", "b-16", "b-18"]
 
 
 def test_items_bad_limit_and_cursor(api: Api) -> None:
@@ -107,8 +106,17 @@ def test_items_bad_limit_and_cursor(api: Api) -> None:
     body, mac = cursor.split(".")
     flipped = ("B" if body[0] != "B" else "C") + body[1:]
     forged = base64.urlsafe_b64encode(b'["c-0"]').rstrip(b"=").decode() + "." + mac
-    for bad in ("abc", "", "x" * 3000, cursor + "0", cursor[:-1], f"{flipped}.{mac}", forged,
-                "' OR '1'='1", "%00"):  # fmt: skip
+    for bad in (
+        "abc",
+        "",
+        "x" * 3000,
+        cursor + "0",
+        cursor[:-1],
+        f"{flipped}.{mac}",
+        forged,
+        "' OR '1'='1",
+        "%00",
+    ):
         r = api.request("GET", "/v1/items", "serve", params={"category": "x", "cursor": bad})
         assert "cursor" in _error(r, "query.cursor")
     # A cursor continues its own listing and filter only.
@@ -162,14 +170,28 @@ def test_users_listing_includes_users_known_only_from_events(api: Api) -> None:
 
 # -- one user's events ----------------------------------------------------------------------------
 def test_user_events_newest_first_with_merged_anonymous_history(api: Api) -> None:
-    times = ["2026-11-20T10:00:00Z", "2026-11-20T10:00:00Z", "2026-11-20T09:00:00Z",
-             "2026-11-21T10:00:00Z", "2026-11-20T10:00:00Z", "2026-11-19T10:00:00Z",
-             "2026-11-20T10:00:00.001Z"]  # fmt: skip
-    mine = [event("page_view", user="walker-1", timestamp=ts, session_id=f"s{i}",
-                  data={"url": f"/p{i}"}) for i, ts in enumerate(times)]  # fmt: skip
+    times = [
+        "2026-11-20T10:00:00Z",
+        "2026-11-20T10:00:00Z",
+        "2026-11-20T09:00:00Z",
+        "2026-11-21T10:00:00Z",
+        "2026-11-20T10:00:00Z",
+        "2026-11-19T10:00:00Z",
+        "2026-11-20T10:00:00.001Z",
+    ]
+    mine = [
+        event(
+            "page_view", user="walker-1", timestamp=ts, session_id=f"s{i}", data={"url": f"/p{i}"}
+        )
+        for i, ts in enumerate(times)
+    ]
     # Anonymous events merged by identify, and one attributed on ingest after the merge.
-    anon = [event("page_view", user=None, anonymous_id="dev-walker",
-                  timestamp=f"2026-11-18T0{i}:00:00Z") for i in range(3)]  # fmt: skip
+    anon = [
+        event(
+            "page_view", user=None, anonymous_id="dev-walker", timestamp=f"2026-11-18T0{i}:00:00Z"
+        )
+        for i in range(3)
+    ]
     for ev in anon:
         del ev["user_id"]
     secret = event(
@@ -201,8 +223,17 @@ def test_user_events_newest_first_with_merged_anonymous_history(api: Api) -> Non
     assert tie == sorted(tie, key=arrival.__getitem__, reverse=True)
     assert tie[0] == mine[4]["event_id"]  # sent in a later batch
     first = walked[0]
-    assert set(first) == {"event_id", "event_type", "timestamp", "received_at", "session_id",
-                          "item_id", "data", "context", "source"}  # fmt: skip
+    assert set(first) == {
+        "event_id",
+        "event_type",
+        "timestamp",
+        "received_at",
+        "session_id",
+        "item_id",
+        "data",
+        "context",
+        "source",
+    }
     # Encrypted fields decrypted as export shows them; dropped ones stay dropped.
     assert first["data"]["fields"] == {"email": "w1@example.org", "plan": "pro"}
     page_view = next(e for e in walked if e["event_id"] == mine[3]["event_id"])
@@ -230,15 +261,25 @@ def test_user_events_of_a_user_with_attributes_only_and_of_nobody(api: Api) -> N
 
 # -- GET /v1/users/{user_id} ----------------------------------------------------------------------
 def test_user_known_from_events_attributes_or_nothing(api: Api) -> None:
-    _send(api, [event(user="only-events", timestamp="2026-11-20T10:00:00Z"),
-                event(user="only-events", timestamp="2026-11-20T11:00:00Z")])  # fmt: skip
+    _send(
+        api,
+        [
+            event(user="only-events", timestamp="2026-11-20T10:00:00Z"),
+            event(user="only-events", timestamp="2026-11-20T11:00:00Z"),
+        ],
+    )
     r = api.request("GET", "/v1/users/only-events", "serve")
     assert r.status_code == 200, r.text  # was 404 before issue 15
     assert r.json() == {
-        "user_id": "only-events", "attributes": {}, "created_at": None, "updated_at": None,
-        "known_from": ["events"], "first_event_at": "2026-11-20T10:00:00Z",
-        "last_event_at": "2026-11-20T11:00:00Z", "event_count": 2,
-    }  # fmt: skip
+        "user_id": "only-events",
+        "attributes": {},
+        "created_at": None,
+        "updated_at": None,
+        "known_from": ["events"],
+        "first_event_at": "2026-11-20T10:00:00Z",
+        "last_event_at": "2026-11-20T11:00:00Z",
+        "event_count": 2,
+    }
     r = api.request("PUT", "/v1/users/only-events", json={"segment": "pro"})
     assert r.status_code == 201
     assert r.json()["known_from"] == ["attributes", "events"] and r.json()["event_count"] == 2
@@ -275,26 +316,51 @@ def _browsing_section() -> str:
 
 def test_browsing_examples_in_docs_run_as_written(api: Api) -> None:
     section = _browsing_section()
-    commands = re.findall(r'^curl -s "\$URL([^"]+)" -H "Authorization: Bearer \$(\w+)_KEY"$',
-                          section, re.M)  # fmt: skip
+    commands = re.findall(
+        r'^curl -s "\$URL([^"]+)" -H "Authorization: Bearer \$(\w+)_KEY"$', section, re.M
+    )
     assert len(commands) == 5
     examples = [json.loads(b) for b in re.findall(r"```json\n(.*?)```", section, re.S)]
     assert len(examples) == 4
     # The data the examples show: the catalogue of docs/api.md's Examples and a user known
     # only from two events.
-    _items(api, [
-        {"item_id": "article-42", "title": "Router guide", "categories": ["networking"],
-         "type": "article", "created_at": "2026-11-01T00:00:00Z"},
-        {"item_id": "article-43", "title": "Mesh Wi-Fi", "categories": ["networking", "wifi"],
-         "type": "article", "hidden": True},
-        {"item_id": "article-44", "title": "VLANs", "categories": ["networking"]},
-    ])  # fmt: skip
-    _send(api, [
-        event("page_view", user="u-1842", timestamp="2026-11-26T10:00:05Z",
-              data={"url": "/guides"}),
-        event("click", user="u-1842", timestamp="2026-11-26T10:02:00Z",
-              data={"element_id": "rec-slot-3", "item_id": "article-42"}),
-    ])  # fmt: skip
+    _items(
+        api,
+        [
+            {
+                "item_id": "article-42",
+                "title": "Router guide",
+                "categories": ["networking"],
+                "type": "article",
+                "created_at": "2026-11-01T00:00:00Z",
+            },
+            {
+                "item_id": "article-43",
+                "title": "Mesh Wi-Fi",
+                "categories": ["networking", "wifi"],
+                "type": "article",
+                "hidden": True,
+            },
+            {"item_id": "article-44", "title": "VLANs", "categories": ["networking"]},
+        ],
+    )
+    _send(
+        api,
+        [
+            event(
+                "page_view",
+                user="u-1842",
+                timestamp="2026-11-26T10:00:05Z",
+                data={"url": "/guides"},
+            ),
+            event(
+                "click",
+                user="u-1842",
+                timestamp="2026-11-26T10:02:00Z",
+                data={"element_id": "rec-slot-3", "item_id": "article-42"},
+            ),
+        ],
+    )
     answers = []
     nxt = None
     for path, scope in commands:
@@ -320,8 +386,15 @@ def test_browsing_examples_in_docs_run_as_written(api: Api) -> None:
     (entry,) = users["users"]
     assert set(entry) == set(shown_users["users"][0])
     assert entry["pseudonym"] == api.services.pseudonymizer.user("u-1842")
-    for key in ("known_from", "attributes", "created_at", "updated_at", "first_event_at",
-                "last_event_at", "event_count"):  # fmt: skip
+    for key in (
+        "known_from",
+        "attributes",
+        "created_at",
+        "updated_at",
+        "first_event_at",
+        "last_event_at",
+        "event_count",
+    ):
         assert entry[key] == shown_users["users"][0][key], key
     assert users["next_cursor"] is shown_users["next_cursor"] is None
     # Events: newest first, as shown (ids and receive times are the deployment's own).
@@ -356,8 +429,11 @@ def test_a_field_no_key_decrypts_is_listed_as_stored(
 ) -> None:
     """After its Fernet key was removed, an encrypted field is shown as stored, not a 500."""
     first = make_api(make_settings())
-    ev = event("form_submit", user="rotated-1",
-               data={"form_id": "f", "fields": {"email": "r1@example.org"}})  # fmt: skip
+    ev = event(
+        "form_submit",
+        user="rotated-1",
+        data={"form_id": "f", "fields": {"email": "r1@example.org"}},
+    )
     _send(first, [ev])
     first.request("PUT", "/v1/users/rotated-1", json={"email": "r1@example.org"})
     later = make_api(make_settings(fernet_keys=Fernet.generate_key().decode()))

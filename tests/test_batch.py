@@ -172,19 +172,33 @@ def register(registry: Registry) -> ModelVersion:
     data = training_data()
     model = SeqLinear(SeqLinearConfig(l2=1.0)).fit(data)
     staging = registry.staging_dir("recommendations")
-    save_model(staging, model, Vocabulary(KEYS), Vocabulary(ITEMS), {"test": {"ndcg@10": 0.3}},
-               seen=data.matrix(), extra={"model_card.md": "# Model card\n"})  # fmt: skip
+    save_model(
+        staging,
+        model,
+        Vocabulary(KEYS),
+        Vocabulary(ITEMS),
+        {"test": {"ndcg@10": 0.3}},
+        seen=data.matrix(),
+        extra={"model_card.md": "# Model card\n"},
+    )
     return registry.register(
-        "recommendations", staging, kind="recommender", algorithm=model.name, metrics={},
-        lineage={}, actor="test",
-    )  # fmt: skip
+        "recommendations",
+        staging,
+        kind="recommender",
+        algorithm=model.name,
+        metrics={},
+        lineage={},
+        actor="test",
+    )
 
 
 def test_the_command(
     services: Services, settings: Settings, secret_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {"TASTEBUD_PSEUDONYM_KEY": secret_env["pseudonym_key"],
-           "TASTEBUD_FERNET_KEYS": secret_env["fernet_keys"]}  # fmt: skip
+    env = {
+        "TASTEBUD_PSEUDONYM_KEY": secret_env["pseudonym_key"],
+        "TASTEBUD_FERNET_KEYS": secret_env["fernet_keys"],
+    }
     data_dir = settings.data_dir
     ndjson, parquet = tmp_path / "all.ndjson", tmp_path / "all.parquet"
     mv = register(services.registry)
@@ -195,8 +209,15 @@ def test_the_command(
     assert "no production version" in r.stderr and "tastebud train --full" in flat(r.stderr)
     assert not ndjson.exists()
 
-    promote(services.registry, settings.governance, "recommendations", mv.version,
-            actor="test", force=True, reason="batch test")  # fmt: skip
+    promote(
+        services.registry,
+        settings.governance,
+        "recommendations",
+        mv.version,
+        actor="test",
+        force=True,
+        reason="batch test",
+    )
     r = run(["recommend", "--all", "--out", str(tmp_path / "all.csv")], data_dir, **env)
     assert r.returncode == 1 and "unknown output format '.csv'" in flat(r.stderr)
     r = run(["recommend", "--out", str(ndjson)], data_dir, **env)
@@ -224,8 +245,9 @@ def test_the_command(
     keys = tmp_path / "keys.txt"
     keys.write_text(f"{KEYS[2]}\n\n{'0' * 31}9\n")
     some = tmp_path / "some.jsonl"
-    r = run(["recommend", "--user-keys", str(keys), "--k", "1", "--out", str(some)], data_dir,
-            **env)  # fmt: skip
+    r = run(
+        ["recommend", "--user-keys", str(keys), "--k", "1", "--out", str(some)], data_dir, **env
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "1 unknown keys" in flat(r.stdout)
     assert [(x["user_key"], len(x["items"])) for x in read_ndjson(some)] == [(KEYS[2], 1)]

@@ -117,8 +117,9 @@ def test_quickstart_no_serve_prints_url_and_keys(tmp_path: Path) -> None:
     from conftest import free_port
 
     port = free_port()
-    r = run(["quickstart", "--no-serve", "--users", "20", "--days", "2", "--port", str(port)],
-            tmp_path)  # fmt: skip
+    r = run(
+        ["quickstart", "--no-serve", "--users", "20", "--days", "2", "--port", str(port)], tmp_path
+    )
     assert r.returncode == 0, r.stderr
     assert f"http://127.0.0.1:{port}" in r.stdout
     assert "/v1/users/nb-user-0000042/profile" in r.stdout
@@ -146,8 +147,20 @@ def test_simulate_files_and_import_them(tmp_path: Path) -> None:
     out, truth = tmp_path / "ev.ndjson", tmp_path / "truth.json"
     items, users = tmp_path / "items.ndjson", tmp_path / "users.ndjson"
     world = ["simulate", "--users", "60", "--items", "80", "--days", "5", "--seed", "4"]
-    r = run([*world, "--out", str(out), "--truth", str(truth), "--items-out", str(items),
-             "--users-out", str(users)], tmp_path)  # fmt: skip
+    r = run(
+        [
+            *world,
+            "--out",
+            str(out),
+            "--truth",
+            str(truth),
+            "--items-out",
+            str(items),
+            "--users-out",
+            str(users),
+        ],
+        tmp_path,
+    )
     assert r.returncode == 0, r.stderr
     n = sum(1 for _ in out.open())
     assert f"{n:,} events written" in r.stderr
@@ -224,19 +237,39 @@ def test_importing_the_cli_loads_no_heavy_library() -> None:
     code = f"import sys, tastebud.cli; print(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == ""
-    version = subprocess.run([sys.executable, "-m", "tastebud.cli", "--version"],
-                             capture_output=True, text=True, check=True)  # fmt: skip
+    version = subprocess.run(
+        [sys.executable, "-m", "tastebud.cli", "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert version.stdout.startswith("tastebud ")
 
 
 def test_help_lists_every_command_in_order(tmp_path: Path) -> None:
     r = run(["--help"], tmp_path, COLUMNS="200")
-    commands = ["ingest", "simulate", "serve", "evaluate", "train", "pseudonym", "quickstart",
-                "recommend", "worker", "db", "keys", "import", "features", "predictors",
-                "privacy", "models"]  # fmt: skip
+    commands = [
+        "ingest",
+        "simulate",
+        "serve",
+        "evaluate",
+        "train",
+        "pseudonym",
+        "quickstart",
+        "recommend",
+        "worker",
+        "db",
+        "keys",
+        "import",
+        "features",
+        "predictors",
+        "privacy",
+        "models",
+    ]
     section = r.stdout.split("Commands")[1]
-    listed = [line.split()[1] for line in section.splitlines()
-              if line.startswith("│ ") and line[2] != " "]  # fmt: skip
+    listed = [
+        line.split()[1] for line in section.splitlines() if line.startswith("│ ") and line[2] != " "
+    ]
     assert listed == commands
 
 
@@ -301,8 +334,10 @@ def test_train_registers_no_identical_version_and_models_list(tmp_path: Path) ->
     listing = run(["models", "list"], data, COLUMNS="200").stdout.splitlines()
     assert listing[0].split()[:4] == ["model", "version", "algorithm", "status"]
     assert [line.split()[:2] for line in listing[1:]] == [
-        ["recommendations", "1"], ["recommendations", "2"], ["recommendations", "3"]
-    ]  # fmt: skip
+        ["recommendations", "1"],
+        ["recommendations", "2"],
+        ["recommendations", "3"],
+    ]
 
 
 def test_printed_hints_run_as_printed(tmp_path: Path) -> None:
@@ -331,9 +366,16 @@ def test_pseudonym_prints_the_stored_pseudonym(tmp_path: Path) -> None:
     data = tmp_path / "d"
     services = build_services(Settings(data_dir=data), migrate=True)
     try:
-        services.ingestor.ingest([{"event_id": "e1", "event_type": "page_view",
-                                   "user_id": "alice@example.com",
-                                   "timestamp": "2026-11-01T00:00:00Z"}])  # fmt: skip
+        services.ingestor.ingest(
+            [
+                {
+                    "event_id": "e1",
+                    "event_type": "page_view",
+                    "user_id": "alice@example.com",
+                    "timestamp": "2026-11-01T00:00:00Z",
+                }
+            ]
+        )
         r = run(["pseudonym", "alice@example.com"], data)
         assert r.returncode == 0, r.stderr
         key = r.stdout.strip()
@@ -365,9 +407,11 @@ def test_evaluate_reports_progress_per_model_and_split(tmp_path: Path) -> None:
     seen: list[EvalProgress] = []
     evaluate(dataset, ["popularity", "ease"], progress=seen.append)
     assert [(p.model, p.split, p.trial) for p in seen if p.model == "popularity"] == [
-        ("popularity", "validation", 0), ("popularity", "validation", 1),
-        ("popularity", "test", 0), ("popularity", "test", 1),
-    ]  # fmt: skip
+        ("popularity", "validation", 0),
+        ("popularity", "validation", 1),
+        ("popularity", "test", 0),
+        ("popularity", "test", 1),
+    ]
     ease = [p for p in seen if p.model == "ease" and p.split == "validation"]
     assert [p.trial for p in ease] == list(range(len(ease))) and len(ease) > 2
     assert all(p.position == 2 and p.models == 2 and p.trial <= p.trials for p in ease)
@@ -394,7 +438,18 @@ def test_models_promote_waives_what_could_not_be_checked(tmp_path: Path) -> None
     assert "NOT CHECKED bias_analysis" in shown and "INCOMPLETE: bias_analysis" in shown
     refused = run(["models", "promote", "recommendations", "1"], data)
     assert refused.returncode == 1 and "--waive bias_analysis" in refused.stderr
-    waived = run(["models", "promote", "recommendations", "1", "--waive", "bias_analysis",
-                  "--reason", "no user attributes yet"], data)  # fmt: skip
+    waived = run(
+        [
+            "models",
+            "promote",
+            "recommendations",
+            "1",
+            "--waive",
+            "bias_analysis",
+            "--reason",
+            "no user attributes yet",
+        ],
+        data,
+    )
     assert waived.returncode == 0, waived.stderr
     assert "is now production (waived: bias_analysis)" in waived.stdout

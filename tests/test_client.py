@@ -82,11 +82,24 @@ def _train_conversion(settings: Settings) -> None:
         model = Predictor(config).fit(table.x, table.y, table.names, table.categorical)
         staging = services.registry.staging_dir("conversion")
         save_predictor(staging, model, table.schema(), {})
-        mv = services.registry.register("conversion", staging, kind="predictor",
-                                        algorithm=model.chosen, metrics={}, lineage={},
-                                        actor="test")  # fmt: skip
-        promote(services.registry, settings.governance, "conversion", mv.version,
-                actor="test", force=True, reason="client tests")  # fmt: skip
+        mv = services.registry.register(
+            "conversion",
+            staging,
+            kind="predictor",
+            algorithm=model.chosen,
+            metrics={},
+            lineage={},
+            actor="test",
+        )
+        promote(
+            services.registry,
+            settings.governance,
+            "conversion",
+            mv.version,
+            actor="test",
+            force=True,
+            reason="client tests",
+        )
     finally:
         services.close()
 
@@ -102,9 +115,14 @@ def live(tmp_path_factory: pytest.TempPathFactory, log_audit: Any) -> Iterator[L
     keys = {s: services.keys.create(f"client-{s}", s)[1] for s in ("ingest", "serve", "admin")}
     services.close()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-    env.update({"TASTEBUD_DATA_DIR": str(data_dir), "TASTEBUD_LOG_LEVEL": "INFO",
-                "TASTEBUD_PSEUDONYM_KEY": secret["pseudonym_key"],
-                "TASTEBUD_FERNET_KEYS": secret["fernet_keys"]})  # fmt: skip
+    env.update(
+        {
+            "TASTEBUD_DATA_DIR": str(data_dir),
+            "TASTEBUD_LOG_LEVEL": "INFO",
+            "TASTEBUD_PSEUDONYM_KEY": secret["pseudonym_key"],
+            "TASTEBUD_FERNET_KEYS": secret["fernet_keys"],
+        }
+    )
     server = Server(env, free_port())
     server.start()
     try:
@@ -122,8 +140,9 @@ def aclient(live: Live, scope: str = "serve", **kw: Any) -> AsyncClient:
 
 
 def category_of(live: Live, item_id: str) -> str | None:
-    r = httpx.get(f"{live.url}/v1/items/{item_id}",
-                  headers={"Authorization": f"Bearer {live.keys['serve']}"})  # fmt: skip
+    r = httpx.get(
+        f"{live.url}/v1/items/{item_id}", headers={"Authorization": f"Bearer {live.keys['serve']}"}
+    )
     assert r.status_code == 200, r.text
     category: str | None = r.json()["category"]
     return category
@@ -195,8 +214,15 @@ def scripted() -> Iterator[Scripted]:
     thread.join()
 
 
-PROFILE = {"user_id": "u1", "features": {}, "feature_source": "none", "top_interests": [],
-           "segment": None, "lifecycle_cohort": None, "session": {"active": False}}  # fmt: skip
+PROFILE = {
+    "user_id": "u1",
+    "features": {},
+    "feature_source": "none",
+    "top_interests": [],
+    "segment": None,
+    "lifecycle_cohort": None,
+    "session": {"active": False},
+}
 
 
 # -- reads against the live server ----------------------------------------------------------
@@ -211,8 +237,9 @@ def test_every_read_answers_its_typed_result(live: Live) -> None:
         assert all(i.reason.type and i.reason.text for i in recs.items)
         top = recs.items[0].item_id
         # Every filter reaches the server: the excluded item leaves, the category holds.
-        other = tb.recommendations(USER, k=5, exclude=[top], device="mobile", hour=20,
-                                   locale="de-DE", network="wifi")  # fmt: skip
+        other = tb.recommendations(
+            USER, k=5, exclude=[top], device="mobile", hour=20, locale="de-DE", network="wifi"
+        )
         assert top not in [i.item_id for i in other.items] and len(other.items) == 5
         category = category_of(live, top)
         assert category is not None
@@ -234,8 +261,7 @@ def test_every_read_answers_its_typed_result(live: Live) -> None:
         }
         ranking = tb.rank(USER, [recs.items[4].item_id, fresh, top], skill_level="expert")
         assert isinstance(ranking, Ranking) and ranking.skill_level == "expert"
-        assert sorted(i.id for i in ranking.items) == sorted([recs.items[4].item_id, top,
-                                                              "post-1"])  # fmt: skip
+        assert sorted(i.id for i in ranking.items) == sorted([recs.items[4].item_id, top, "post-1"])
         ranked = [i.score for i in ranking.items]
         assert ranked == sorted(ranked, reverse=True)
         post = next(i for i in ranking.items if i.id == "post-1")
@@ -271,15 +297,25 @@ def test_export_and_erase_with_an_admin_key(live: Live) -> None:
     user = "client-erased-1"
     now = datetime.now(UTC)
     with client(live, "ingest") as tb:
-        events = [{"event_id": f"erase-{i}", "event_type": "page_view", "user_id": user,
-                   "timestamp": now - timedelta(minutes=i), "data": {"url": f"/p/{i}"}}
-                  for i in range(3)]  # fmt: skip
+        events = [
+            {
+                "event_id": f"erase-{i}",
+                "event_type": "page_view",
+                "user_id": user,
+                "timestamp": now - timedelta(minutes=i),
+                "data": {"url": f"/p/{i}"},
+            }
+            for i in range(3)
+        ]
         assert tb.send(events).accepted == 3
     with client(live, "admin") as tb:
         document = tb.export(user)
         assert document["user_id"] == user
-        assert sorted(e["event_id"] for e in document["events"]) == ["erase-0", "erase-1",
-                                                                    "erase-2"]  # fmt: skip
+        assert sorted(e["event_id"] for e in document["events"]) == [
+            "erase-0",
+            "erase-1",
+            "erase-2",
+        ]
         receipt = tb.erase(user)
         assert isinstance(receipt, ErasureReceipt) and receipt.request_id
         assert receipt.stores["events"] == 3 and receipt.total >= 3
@@ -319,14 +355,23 @@ def test_the_async_client_answers_as_the_sync_one(live: Live) -> None:
     with client(live) as tb:
         recs = tb.recommendations(user, k=7, device="mobile")
         item = recs.items[0].item_id
-        sync = [same(recs), tb.similar(item, k=4), tb.rank(user, content), tb.profile(user),
-                tb.predictions(user)]  # fmt: skip
+        sync = [
+            same(recs),
+            tb.similar(item, k=4),
+            tb.rank(user, content),
+            tb.profile(user),
+            tb.predictions(user),
+        ]
 
     async def run() -> list[Any]:
         async with aclient(live) as tb:
             recs, *rest = await asyncio.gather(
-                tb.recommendations(user, k=7, device="mobile"), tb.similar(item, k=4),
-                tb.rank(user, content), tb.profile(user), tb.predictions(user))  # fmt: skip
+                tb.recommendations(user, k=7, device="mobile"),
+                tb.similar(item, k=4),
+                tb.rank(user, content),
+                tb.profile(user),
+                tb.predictions(user),
+            )
             return [same(recs), *rest]
 
     answers = asyncio.run(run())
@@ -349,8 +394,9 @@ def test_the_async_client_answers_as_the_sync_one(live: Live) -> None:
 
 # -- retries, counted on a real socket ------------------------------------------------------
 def test_5xx_and_429_are_retried_until_an_answer(scripted: Scripted) -> None:
-    scripted.answer(503, error("service_unavailable")).answer(429, error("rate_limited"),
-                    Retry_After="0").answer(200, PROFILE)  # fmt: skip
+    scripted.answer(503, error("service_unavailable")).answer(
+        429, error("rate_limited"), Retry_After="0"
+    ).answer(200, PROFILE)
     with Client(scripted.url, "k", backoff=0.001) as tb:
         assert tb.profile("u1") == Profile.model_validate(PROFILE)
     assert scripted.paths() == ["/v1/users/u1/profile"] * 3
@@ -426,9 +472,11 @@ def test_path_segments_are_percent_encoded(scripted: Scripted, live: Live) -> No
         tb.predictions("../admin")
         with pytest.raises(ClientError):  # the scripted body is no similar-items answer
             tb.similar("x/y")
-    assert scripted.paths() == ["/v1/users/a%2Fb%3Fc%23d%20%25%C3%A9/profile",
-                                "/v1/users/..%2Fadmin/predictions",
-                                "/v1/items/x%2Fy/similar?k=10"]  # fmt: skip
+    assert scripted.paths() == [
+        "/v1/users/a%2Fb%3Fc%23d%20%25%C3%A9/profile",
+        "/v1/users/..%2Fadmin/predictions",
+        "/v1/items/x%2Fy/similar?k=10",
+    ]
     # On the real server, an id with ?, # and % reaches its own user, not a query or fragment.
     with client(live) as tb:
         odd_user = "who?am#i 100%"
@@ -443,9 +491,15 @@ def test_path_segments_are_percent_encoded(scripted: Scripted, live: Live) -> No
 
 def test_events_are_sent_as_given(scripted: Scripted) -> None:
     scripted.answer(200, {"accepted": 2, "duplicates": 0, "rejected": 0, "results": []})
-    events = [{"event_type": "page_view", "user_id": "u1", "timestamp": "2026-11-26T10:00:00Z"},
-              {"event_id": "mine", "event_type": "page_view", "user_id": "u1",
-               "timestamp": datetime(2026, 11, 26, 10, 0, 1, tzinfo=UTC)}]  # fmt: skip
+    events = [
+        {"event_type": "page_view", "user_id": "u1", "timestamp": "2026-11-26T10:00:00Z"},
+        {
+            "event_id": "mine",
+            "event_type": "page_view",
+            "user_id": "u1",
+            "timestamp": datetime(2026, 11, 26, 10, 0, 1, tzinfo=UTC),
+        },
+    ]
     originals = [dict(e) for e in events]
     with Client(scripted.url, "k") as tb:
         summary = tb.send(events)
@@ -465,16 +519,26 @@ def test_sending_the_same_id_less_events_twice_stores_them_once(live: Live) -> N
     # Fails until the server derives the id of an event without one from its content
     # (issue 15, point 1; the server part is a separate change).
     now = datetime.now(UTC).replace(microsecond=0)
-    events = [{"event_type": "page_view", "user_id": f"client-twice-{i % 3}",
-               "timestamp": now - timedelta(seconds=i), "data": {"url": f"/docs/{i}"}}
-              for i in range(12)]  # fmt: skip
+    events = [
+        {
+            "event_type": "page_view",
+            "user_id": f"client-twice-{i % 3}",
+            "timestamp": now - timedelta(seconds=i),
+            "data": {"url": f"/docs/{i}"},
+        }
+        for i in range(12)
+    ]
     with client(live, "ingest", batch_size=5) as tb:
         first = tb.send(events)
         assert (first.accepted, first.duplicates, first.rejected) == (12, 0, 0)
         again = tb.send(events)
         assert (again.accepted, again.duplicates, again.rejected) == (0, 12, 0)
-        single = {"event_type": "search", "user_id": "client-twice-9", "timestamp": now,
-                  "data": {"query": "port forwarding"}}  # fmt: skip
+        single = {
+            "event_type": "search",
+            "user_id": "client-twice-9",
+            "timestamp": now,
+            "data": {"query": "port forwarding"},
+        }
         receipt = tb.track(single)
         assert receipt["status"] == "accepted"
         assert tb.track(single) == {"event_id": receipt["event_id"], "status": "duplicate"}

@@ -114,10 +114,22 @@ def test_global_time_split() -> None:
 
 
 def test_make_split_counts_unknown_test_items() -> None:
-    train = pl.DataFrame({"user_key": ["a", "a", "b"], "item_id": ["x", "y", "x"],
-                          "ts_ms": [1, 2, 3], "weight": [1.0, 1.0, 1.0]})  # fmt: skip
-    test = pl.DataFrame({"user_key": ["a", "a", "c"], "item_id": ["z", "x", "x"],
-                         "ts_ms": [4, 5, 6], "weight": [1.0, 1.0, 1.0]})  # fmt: skip
+    train = pl.DataFrame(
+        {
+            "user_key": ["a", "a", "b"],
+            "item_id": ["x", "y", "x"],
+            "ts_ms": [1, 2, 3],
+            "weight": [1.0, 1.0, 1.0],
+        }
+    )
+    test = pl.DataFrame(
+        {
+            "user_key": ["a", "a", "c"],
+            "item_id": ["z", "x", "x"],
+            "ts_ms": [4, 5, 6],
+            "weight": [1.0, 1.0, 1.0],
+        }
+    )
     s = make_split(train, test)
     assert s.test_user_keys == ["a"], "a test user without training history is not scored"
     assert s.truth.n_relevant.tolist() == [2]
@@ -137,10 +149,12 @@ def test_tuning_uses_validation_and_improves_it() -> None:
 
 def test_evaluate_shape_slices_and_sequence_model_wins() -> None:
     pairs = pairs_frame()
-    users = pl.DataFrame({
-        "user_key": [f"u{u}" for u in range(80)],
-        "group": ["a" if u % 2 else "b" for u in range(80)],
-    })  # fmt: skip
+    users = pl.DataFrame(
+        {
+            "user_key": [f"u{u}" for u in range(80)],
+            "group": ["a" if u % 2 else "b" for u in range(80)],
+        }
+    )
     result = evaluate(Dataset(pairs, users), ["tastebud_seq", "ease", "popularity"], tuning=False)
     assert result["protocol"] == "temporal-user"
     for name, m in result["models"].items():

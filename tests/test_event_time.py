@@ -58,13 +58,21 @@ def test_a_late_event_does_not_end_the_session(
     url = "memory://" if backend == "memory" else request.getfixturevalue("redis_url")
     api = make_api(make_settings(redis_url=url))
     now = time.time()
-    live = [event("page_view", user="late", session_id="now", item_id=f"i{k}",
-                  timestamp=now - 10 + k) for k in range(3)]  # fmt: skip
+    live = [
+        event("page_view", user="late", session_id="now", item_id=f"i{k}", timestamp=now - 10 + k)
+        for k in range(3)
+    ]
     body = api.request("POST", "/v1/events/batch", "ingest", json={"events": live}).json()
     assert body["accepted"] == 3
     for stamp in (now - 2 * 3600, now - 120):  # two hours late, then two minutes late
-        late = event("click", user="late", session_id="then", item_id="old",
-                     data={"element_id": "x"}, timestamp=stamp)  # fmt: skip
+        late = event(
+            "click",
+            user="late",
+            session_id="then",
+            item_id="old",
+            data={"element_id": "x"},
+            timestamp=stamp,
+        )
         assert api.request("POST", "/v1/events", "ingest", json=late).status_code == 202
         session = api.request("GET", "/v1/users/late/profile", "serve").json()["session"]
         assert session["active"] is True

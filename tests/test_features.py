@@ -26,13 +26,31 @@ from tastebud.simulator import SimConfig, Simulator
 from conftest import SHARED_DATA, event
 
 SEED_NAMES = {
-    "total_sessions", "session_duration_avg", "pages_per_session", "bounce_rate",
-    "return_frequency", "time_of_day_preference", "device_type_preference",
-    "content_category_interests", "hour_of_day", "day_of_week", "is_weekend",
-    "session_recency", "season", "click_through_rate", "conversion_rate", "error_rate",
-    "search_frequency", "feature_adoption", "item_popularity_7d", "item_popularity_30d",
-    "item_trend", "item_ctr", "item_category", "item_age_days",
-}  # fmt: skip
+    "total_sessions",
+    "session_duration_avg",
+    "pages_per_session",
+    "bounce_rate",
+    "return_frequency",
+    "time_of_day_preference",
+    "device_type_preference",
+    "content_category_interests",
+    "hour_of_day",
+    "day_of_week",
+    "is_weekend",
+    "session_recency",
+    "season",
+    "click_through_rate",
+    "conversion_rate",
+    "error_rate",
+    "search_frequency",
+    "feature_adoption",
+    "item_popularity_7d",
+    "item_popularity_30d",
+    "item_trend",
+    "item_ctr",
+    "item_category",
+    "item_age_days",
+}
 DAY = 86_400_000
 
 
@@ -64,10 +82,14 @@ def test_snapshot_is_point_in_time(any_services: Services) -> None:
     before = snapshot_values(services.store, first.snapshot_id, "user")
     assert first.n_users > 50 and first.n_events < services.store.count_events()
     # Events after T (and a late one at T exactly) change nothing in a snapshot as of T.
-    late = [event("page_view", user="nb-user-0000001", timestamp=as_of / 1000,
-                  item_id="nb-item-000001"),
-            event("click", user="nb-user-0000002", timestamp=as_of / 1000 + 3600,
-                  data={"element_id": "x"})]  # fmt: skip
+    late = [
+        event(
+            "page_view", user="nb-user-0000001", timestamp=as_of / 1000, item_id="nb-item-000001"
+        ),
+        event(
+            "click", user="nb-user-0000002", timestamp=as_of / 1000 + 3600, data={"element_id": "x"}
+        ),
+    ]
     assert services.ingestor.ingest(late).accepted == 2
     again = build_snapshot(services.store, as_of_ms=as_of)
     assert snapshot_values(services.store, again.snapshot_id, "user") == before
@@ -106,25 +128,36 @@ def test_training_set_joins_each_label_with_the_snapshot_valid_then(any_services
     v1 = snapshot_values(services.store, s1.snapshot_id, "user")
     v2 = snapshot_values(services.store, s2.snapshot_id, "user")
     user = next(k for k in v1 if v1[k]["total_sessions"] != v2.get(k, {}).get("total_sessions"))
-    labels = pl.DataFrame({
-        "user_key": [user, user, user, user],
-        "as_of_ms": [t0 + 1 * DAY, t0 + 6 * DAY, t0 + 15 * DAY, t0 + 19 * DAY],
-        "label": [0, 1, 0, 1],
-    })  # fmt: skip
+    labels = pl.DataFrame(
+        {
+            "user_key": [user, user, user, user],
+            "as_of_ms": [t0 + 1 * DAY, t0 + 6 * DAY, t0 + 15 * DAY, t0 + 19 * DAY],
+            "label": [0, 1, 0, 1],
+        }
+    )
     joined = training_set(services.store, labels)
-    assert joined.get_column("snapshot_id").to_list() == [None, s1.snapshot_id, s2.snapshot_id,
-                                                         s2.snapshot_id]  # fmt: skip
+    assert joined.get_column("snapshot_id").to_list() == [
+        None,
+        s1.snapshot_id,
+        s2.snapshot_id,
+        s2.snapshot_id,
+    ]
     sessions = joined.get_column("total_sessions").to_list()
-    assert sessions == [None, v1[user]["total_sessions"], v2[user]["total_sessions"],
-                        v2[user]["total_sessions"]]  # fmt: skip
+    assert sessions == [
+        None,
+        v1[user]["total_sessions"],
+        v2[user]["total_sessions"],
+        v2[user]["total_sessions"],
+    ]
     assert joined.get_column("label").to_list() == [0, 1, 0, 1]
 
 
 def test_snapshot_records_versions_window_and_statistics(any_services: Services) -> None:
     services = any_services
     sim = load_sim(services, users=60, days=8)
-    result = build_snapshot(services.store, as_of_ms=int(sim.config.start.timestamp() * 1000)
-                            + 9 * DAY)  # fmt: skip
+    result = build_snapshot(
+        services.store, as_of_ms=int(sim.config.start.timestamp() * 1000) + 9 * DAY
+    )
     from tastebud.features import latest_snapshot
 
     snap = latest_snapshot(services.store)
@@ -160,8 +193,9 @@ def test_checks_warn_and_fail() -> None:
 
 def test_planted_tastes_become_top_interests(services: Services) -> None:
     sim = load_sim(services, users=200, days=30, seed=9)
-    result = build_snapshot(services.store, as_of_ms=int(sim.config.start.timestamp() * 1000)
-                            + 31 * DAY)  # fmt: skip
+    result = build_snapshot(
+        services.store, as_of_ms=int(sim.config.start.timestamp() * 1000) + 31 * DAY
+    )
     values = snapshot_values(services.store, result.snapshot_id, "user")
     truth = sim.truth()["users"]
     hits = total = 0

@@ -47,8 +47,15 @@ def test_an_error_reaches_every_caller_of_the_group() -> None:
 
 
 def row(event_id: str) -> dict[str, Any]:
-    return {"event_id": event_id, "event_type": "click", "user_key": "u" * 32, "ts_ms": 1,
-            "received_ms": 1, "data": None, "context": None}  # fmt: skip
+    return {
+        "event_id": event_id,
+        "event_type": "click",
+        "user_key": "u" * 32,
+        "ts_ms": 1,
+        "received_ms": 1,
+        "data": None,
+        "context": None,
+    }
 
 
 def test_duplicates_across_concurrent_batches_are_attributed_once(db_url: str) -> None:

@@ -253,8 +253,11 @@ def test_full_cycle_through_cli_and_api_with_hot_swaps(
         # And forward again through the API's rollback... of the rollback is a promotion.
         r = httpx.post(f"{b.url}/v1/models/recommendations/versions/2/promote", headers=admin)
         assert r.status_code == 409  # every promotion to production states its waivers
-        r = httpx.post(f"{b.url}/v1/models/recommendations/versions/2/promote", headers=admin,
-                       json={"waive": ["bias_analysis"], "reason": "150 users"})  # fmt: skip
+        r = httpx.post(
+            f"{b.url}/v1/models/recommendations/versions/2/promote",
+            headers=admin,
+            json={"waive": ["bias_analysis"], "reason": "150 users"},
+        )
         assert r.status_code == 200
         wait_for([a, b], serve_key, user, 2)
         r = httpx.post(

@@ -55,17 +55,20 @@ def labels_by_user(services: Services, frame: pl.DataFrame) -> dict[str, int]:
 
 def test_churn_window_edges(any_services: Services) -> None:
     services = any_services
-    put(services, [
-        ("u-0", T - 30 * DAY, "page_view"),        # exactly at T - 30 d: active; gone: churned
-        ("u-1", T - 30 * DAY - 1, "page_view"),    # 1 ms too early: not active, no label
-        ("u-2", T - DAY, "page_view"),
-        ("u-2", T, "page_view"),                   # exactly at T: counts as after, stays
-        ("u-3", T - DAY, "page_view"),
-        ("u-3", T + 30 * DAY - 1, "page_view"),    # last ms of the window: stays
-        ("u-4", T - 1, "page_view"),
-        ("u-4", T + 30 * DAY, "page_view"),        # exactly at T + 30 d: too late, churned
-        ("u-5", T, "page_view"),                   # first seen at T: not active before T
-    ])  # fmt: skip
+    put(
+        services,
+        [
+            ("u-0", T - 30 * DAY, "page_view"),  # exactly at T - 30 d: active; gone: churned
+            ("u-1", T - 30 * DAY - 1, "page_view"),  # 1 ms too early: not active, no label
+            ("u-2", T - DAY, "page_view"),
+            ("u-2", T, "page_view"),  # exactly at T: counts as after, stays
+            ("u-3", T - DAY, "page_view"),
+            ("u-3", T + 30 * DAY - 1, "page_view"),  # last ms of the window: stays
+            ("u-4", T - 1, "page_view"),
+            ("u-4", T + 30 * DAY, "page_view"),  # exactly at T + 30 d: too late, churned
+            ("u-5", T, "page_view"),  # first seen at T: not active before T
+        ],
+    )
     labels = event_labels(services.store, "churn", [T])
     assert labels.schema == {"user_key": pl.String, "as_of_ms": pl.Int64, "label": pl.Int8}
     assert labels.get_column("as_of_ms").to_list() == [T] * 4
@@ -76,19 +79,22 @@ def test_churn_window_edges(any_services: Services) -> None:
 
 
 def test_conversion_window_edges_and_population(services: Services) -> None:
-    put(services, [
-        ("u-0", T - DAY, "page_view"),
-        ("u-0", T, "conversion"),                  # exactly at T: converts
-        ("u-1", T - DAY, "page_view"),
-        ("u-1", T + 7 * DAY - 1, "conversion"),    # last ms of the 7 days: converts
-        ("u-2", T - DAY, "page_view"),
-        ("u-2", T + 7 * DAY, "conversion"),        # exactly at T + 7 d: too late
-        ("u-3", T - 1, "conversion"),              # converted before T: not a label of T
-        ("u-4", T - DAY, "page_view"),
-        ("u-4", T + DAY, "page_view"),             # active after T, but no conversion
-        ("u-5", T + DAY, "conversion"),            # not active before T: no label
-        ("u-9", T + 8 * DAY, "page_view"),         # not active; observes 8 days after T
-    ])  # fmt: skip
+    put(
+        services,
+        [
+            ("u-0", T - DAY, "page_view"),
+            ("u-0", T, "conversion"),  # exactly at T: converts
+            ("u-1", T - DAY, "page_view"),
+            ("u-1", T + 7 * DAY - 1, "conversion"),  # last ms of the 7 days: converts
+            ("u-2", T - DAY, "page_view"),
+            ("u-2", T + 7 * DAY, "conversion"),  # exactly at T + 7 d: too late
+            ("u-3", T - 1, "conversion"),  # converted before T: not a label of T
+            ("u-4", T - DAY, "page_view"),
+            ("u-4", T + DAY, "page_view"),  # active after T, but no conversion
+            ("u-5", T + DAY, "conversion"),  # not active before T: no label
+            ("u-9", T + 8 * DAY, "page_view"),  # not active; observes 8 days after T
+        ],
+    )
     labels = event_labels(services.store, "conversion", [T])
     assert labels_by_user(services, labels) == {"u-0": 1, "u-1": 1, "u-2": 0, "u-3": 0, "u-4": 0}
     # Same store, churn: same population, other outcome (u-3 has no event from T on).
@@ -166,9 +172,15 @@ def test_training_set_stacks_as_of_times_with_their_snapshots(
     # Flat columns only: numbers, booleans, strings; nested features flattened.
     for name, dtype in train.schema.items():
         assert dtype.is_numeric() or dtype in (pl.String, pl.Boolean), name
-    for name in ("content_category_interests_count", "content_category_interests_top",
-                 "feature_adoption_total", "feature_adoption_distinct",
-                 "feature_adoption_top_share", "session_recency", "lifecycle_cohort"):  # fmt: skip
+    for name in (
+        "content_category_interests_count",
+        "content_category_interests_top",
+        "feature_adoption_total",
+        "feature_adoption_distinct",
+        "feature_adoption_top_share",
+        "session_recency",
+        "lifecycle_cohort",
+    ):
         assert name in train.columns
     for nested in ("content_category_interests", "feature_adoption", "snapshot_as_of_ms"):
         assert nested not in train.columns
@@ -193,9 +205,11 @@ def test_training_set_stacks_as_of_times_with_their_snapshots(
     gone = train.filter((pl.col("as_of_ms") == times[-1]) & (pl.col("label") == 1))
     target_user = gone.get_column("user_key")[0]
     raw_id = next(u for u in sim.truth()["users"] if services.pseudonymizer.user(u) == target_user)
-    late = [event("page_view", user=raw_id, timestamp=at(times[-1]), item_id=sim.item_id(1)),
-            event("page_view", user=sim.user_id(3), timestamp=at(times[-1] + 31 * DAY)),
-            event("page_view", user="newcomer", timestamp=at(times[-1]))]  # fmt: skip
+    late = [
+        event("page_view", user=raw_id, timestamp=at(times[-1]), item_id=sim.item_id(1)),
+        event("page_view", user=sim.user_id(3), timestamp=at(times[-1] + 31 * DAY)),
+        event("page_view", user="newcomer", timestamp=at(times[-1])),
+    ]
     _load_sim(second_services, sim, late)
     again = event_training_set(second_services.store, "churn", times)
     assert again.drop("label").equals(train.drop("label"))
@@ -230,8 +244,12 @@ def test_simulator_truth_labels() -> None:
     as_of = start + 30 * DAY
 
     churn = simulator_truth_labels(truth, str.upper, as_of, "churn")
-    assert churn.schema == {"user_key": pl.String, "as_of_ms": pl.Int64,
-                            "truth_label": pl.Int8, "truth_score": pl.Float64}  # fmt: skip
+    assert churn.schema == {
+        "user_key": pl.String,
+        "as_of_ms": pl.Int64,
+        "truth_label": pl.Int8,
+        "truth_score": pl.Float64,
+    }
     assert churn.get_column("user_key").to_list()[0].startswith("NB-USER-")
     assert 100 < churn.height < 300  # signed up before T and not yet gone 30 days before T
     rate = churn.get_column("truth_label").mean()
@@ -257,8 +275,9 @@ def test_simulator_truth_labels() -> None:
     assert scores.min() >= 0.0 and scores.max() < 1.0  # type: ignore[operator]
     assert 0.05 < scores.mean() < 0.6  # type: ignore[operator]
     # Users who churned before T cannot convert after it.
-    gone = churn.filter(pl.col("user_key").is_in(
-        by_as_of.filter(pl.col("truth_label") == 1)["user_key"].implode()))  # fmt: skip
+    gone = churn.filter(
+        pl.col("user_key").is_in(by_as_of.filter(pl.col("truth_label") == 1)["user_key"].implode())
+    )
     assert conversion.join(gone, on="user_key")["truth_score"].max() == 0.0
 
     with pytest.raises(InvalidInput, match="simulation ends 1.00 days"):

@@ -90,8 +90,16 @@ def test_made_up_methods_do_not_mint_series(sqlite_api: Api) -> None:
     sqlite_api.client.request("BREW", "/healthz")
     families, text = scrape(sqlite_api)
     assert "BREW" not in text
-    assert value(families, "tastebud_request_seconds_count", route="/healthz",
-                 method="other", status="405") >= 1  # fmt: skip
+    assert (
+        value(
+            families,
+            "tastebud_request_seconds_count",
+            route="/healthz",
+            method="other",
+            status="405",
+        )
+        >= 1
+    )
 
 
 def test_scrapes_are_not_access_logged(sqlite_api: Api, caplog: pytest.LogCaptureFixture) -> None:
@@ -195,8 +203,9 @@ def parent(pid: int) -> int | None:
 
 
 def python(code: str, *args: str, env: dict[str, str]) -> str:
-    r = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True,
-                       text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout
 
@@ -207,8 +216,13 @@ def test_multiprocess_merges_workers_and_clears_earlier_runs(tmp_path: Path) -> 
     out = tmp_path / "scrape.txt"
     script = tmp_path / "scenario.py"  # a file: spawned children re-import the main module
     script.write_text(_SCENARIO)
-    r = subprocess.run([sys.executable, str(script), str(out)], env=env, capture_output=True,
-                       text=True, timeout=120)  # fmt: skip
+    r = subprocess.run(
+        [sys.executable, str(script), str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     merged = parse(out.read_text())
     # Counts of a worker that died stay in the total (totals never go backwards mid-run); its
@@ -253,10 +267,20 @@ def test_every_worker_of_a_multiprocess_server_reports_the_whole_server(
     multi = Server(env, free_port())
     with multi.log.open("ab") as log:
         multi.proc = subprocess.Popen(
-            [sys.executable, "-m", "tastebud.cli", "serve", "--port", str(multi.port),
-             "--workers", "2"],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "tastebud.cli",
+                "serve",
+                "--port",
+                str(multi.port),
+                "--workers",
+                "2",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     workers: list[int] = []
     stopped: set[int] = set()
     try:

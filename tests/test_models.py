@@ -215,10 +215,12 @@ class RecommenderContract:
         model = self.fitted(data)
         # A new user (index n_users) with the first half's items 0..3 gets first-half items.
         grown = TrainingData.from_arrays(
-            data.n_users + 1, data.n_items,
-            np.r_[data.user, [data.n_users] * 4], np.r_[data.item, [0, 1, 2, 3]],
+            data.n_users + 1,
+            data.n_items,
+            np.r_[data.user, [data.n_users] * 4],
+            np.r_[data.item, [0, 1, 2, 3]],
             ts=np.r_[data.ts, [1e6, 1e6 + 1, 1e6 + 2, 1e6 + 3]],
-        )  # fmt: skip
+        )
         model.update(grown, np.array([data.n_users]))
         rec = model.recommend(np.array([data.n_users]), 3, exclude=grown.matrix())
         got = [i for i in rec.item_idx[0].tolist() if i >= 0]

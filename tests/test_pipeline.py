@@ -24,11 +24,23 @@ MIN = 60_000
 def frame(rows: list[dict[str, Any]]) -> pl.DataFrame:
     full = []
     for i, r in enumerate(rows):
-        full.append({
-            "id": i, "event_id": f"e{i}", "event_type": "page_view", "user_key": "u",
-            "session_id": None, "item_id": None, "ts_ms": 0, "received_ms": 0, "source": "api",
-            "schema_version": 1, "data": "{}", "context": None, **r,
-        })  # fmt: skip
+        full.append(
+            {
+                "id": i,
+                "event_id": f"e{i}",
+                "event_type": "page_view",
+                "user_key": "u",
+                "session_id": None,
+                "item_id": None,
+                "ts_ms": 0,
+                "received_ms": 0,
+                "source": "api",
+                "schema_version": 1,
+                "data": "{}",
+                "context": None,
+                **r,
+            }
+        )
     return pl.DataFrame(full, schema=EVENT_SCHEMA)
 
 
@@ -37,11 +49,15 @@ def report(result: Any, stage: str) -> Any:
 
 
 def test_validation_counts_unknown_fields_and_drops_bad_versions() -> None:
-    res = clean_events(frame([
-        {"data": '{"url": "/a", "colour": "red", "mood": 1}'},
-        {"schema_version": 99},
-        {"event_type": "custom.thing", "data": '{"x": 1}'},
-    ]))  # fmt: skip
+    res = clean_events(
+        frame(
+            [
+                {"data": '{"url": "/a", "colour": "red", "mood": 1}'},
+                {"schema_version": 99},
+                {"event_type": "custom.thing", "data": '{"x": 1}'},
+            ]
+        )
+    )
     r = report(res, "validate")
     assert (r.rows_in, r.rows_out) == (3, 2)
     assert r.removed == {"unsupported schema_version": 1}
@@ -80,11 +96,13 @@ def test_bots_are_flagged_on_live_traffic_only_and_outliers_dropped() -> None:
 
 def test_sessionization_by_inactivity_and_cap() -> None:
     rows = [
-        {"ts_ms": 0}, {"ts_ms": 10 * MIN}, {"ts_ms": 39 * MIN},  # one session (gaps < 30 min)
+        {"ts_ms": 0},
+        {"ts_ms": 10 * MIN},
+        {"ts_ms": 39 * MIN},  # one session (gaps < 30 min)
         {"ts_ms": 80 * MIN},  # 41 min gap: new session
         {"ts_ms": 0, "user_key": "v", "session_id": "client-1"},
         {"ts_ms": 25 * 60 * MIN, "user_key": "v", "session_id": "client-1"},  # 25 h later: cut
-    ]  # fmt: skip
+    ]
     res = clean_events(frame(rows))
     sessions = res.events.sort("user_key", "ts_ms").get_column("session").to_list()
     assert sessions[0] == sessions[1] == sessions[2] != sessions[3]
@@ -93,11 +111,15 @@ def test_sessionization_by_inactivity_and_cap() -> None:
 
 
 def test_missing_values_policy() -> None:
-    res = clean_events(frame([
-        {"event_type": "rating", "item_id": None, "data": '{"value": 4}'},
-        {"context": '{"device_type": "mobile"}', "data": '{"duration_ms": 1200}'},
-        {"ts_ms": 5},
-    ]))  # fmt: skip
+    res = clean_events(
+        frame(
+            [
+                {"event_type": "rating", "item_id": None, "data": '{"value": 4}'},
+                {"context": '{"device_type": "mobile"}', "data": '{"duration_ms": 1200}'},
+                {"ts_ms": 5},
+            ]
+        )
+    )
     assert report(res, "missing values").removed == {"item event without item_id": 1}
     ev = res.events.sort("ts_ms")
     assert ev.get_column("device_type").to_list() == ["mobile", "unknown"]
@@ -106,18 +128,33 @@ def test_missing_values_policy() -> None:
 
 def test_interaction_weights_and_decay() -> None:
     day = 86_400_000
-    events = frame([
-        {"event_type": "page_view", "item_id": "a", "ts_ms": 10 * day},
-        {"event_type": "click", "item_id": "a", "ts_ms": 10 * day},
-        {"event_type": "content_engagement", "item_id": "b", "ts_ms": 10 * day,
-         "data": '{"time_spent_ms": 240000}'},
-        {"event_type": "rating", "item_id": "c", "ts_ms": 10 * day, "data": '{"value": 4}'},
-        {"event_type": "interaction", "item_id": "d", "ts_ms": 10 * day, "data": '{"weight": 7}'},
-        {"event_type": "conversion", "item_id": "e", "ts_ms": 10 * day},
-        {"event_type": "feedback", "item_id": "f", "ts_ms": 10 * day,
-         "data": '{"kind": "dislike"}'},
-        {"event_type": "search", "ts_ms": 10 * day},
-    ])  # fmt: skip
+    events = frame(
+        [
+            {"event_type": "page_view", "item_id": "a", "ts_ms": 10 * day},
+            {"event_type": "click", "item_id": "a", "ts_ms": 10 * day},
+            {
+                "event_type": "content_engagement",
+                "item_id": "b",
+                "ts_ms": 10 * day,
+                "data": '{"time_spent_ms": 240000}',
+            },
+            {"event_type": "rating", "item_id": "c", "ts_ms": 10 * day, "data": '{"value": 4}'},
+            {
+                "event_type": "interaction",
+                "item_id": "d",
+                "ts_ms": 10 * day,
+                "data": '{"weight": 7}',
+            },
+            {"event_type": "conversion", "item_id": "e", "ts_ms": 10 * day},
+            {
+                "event_type": "feedback",
+                "item_id": "f",
+                "ts_ms": 10 * day,
+                "data": '{"kind": "dislike"}',
+            },
+            {"event_type": "search", "ts_ms": 10 * day},
+        ]
+    )
     it = build_interactions(events, as_of_ms=10 * day)
     w = dict(zip(it.pairs.get_column("item_id"), it.pairs.get_column("weight"), strict=True))
     assert w == {"a": 3.0, "b": 3.0, "c": 4.0, "d": 7.0, "e": 5.0}
@@ -127,11 +164,13 @@ def test_interaction_weights_and_decay() -> None:
 
 
 def test_temporal_split_by_hand() -> None:
-    df = pl.DataFrame({
-        "user_key": ["a"] * 10 + ["b"] * 4,
-        "item_id": [str(i) for i in range(14)],
-        "ts_ms": [9, 1, 8, 2, 7, 3, 6, 4, 5, 10, 1, 2, 3, 4],
-    })  # fmt: skip
+    df = pl.DataFrame(
+        {
+            "user_key": ["a"] * 10 + ["b"] * 4,
+            "item_id": [str(i) for i in range(14)],
+            "ts_ms": [9, 1, 8, 2, 7, 3, 6, 4, 5, 10, 1, 2, 3, 4],
+        }
+    )
     train, test = temporal_user_split(df)
     assert sorted(test.get_column("ts_ms").to_list()) == [9, 10]  # 20 % of 10 = 2 newest
     assert train.filter(pl.col("user_key") == "b").height == 4  # fewer than 5: all train

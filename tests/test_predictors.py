@@ -92,7 +92,8 @@ def test_calibration_levels_follow_the_data() -> None:
     rare = Predictor(lin).fit(x, y, ["a", "b"])
     # Twenty levels would put the top 5 % of rows (about 13 % positive) on one level.
     assert rare.calibration_levels_ == 0 or rare.calibration_levels_ >= 100, (
-        rare.calibration_selection)  # fmt: skip
+        rare.calibration_selection
+    )
     assert rare.predict_proba(x).max() > 0.6
     with pytest.raises(ValueError, match="at least 2 levels"):
         PredictorConfig(calibration_levels=(50, 1))
@@ -101,7 +102,8 @@ def test_calibration_levels_follow_the_data() -> None:
 def test_calibration_choice_survives_the_artifact(tmp_path: Path) -> None:
     x, y = linear_data(3000, seed=2)
     model = Predictor(PredictorConfig(families=("logistic",), logistic_c=(1.0,))).fit(
-        x, y, list("abcd"))  # fmt: skip
+        x, y, list("abcd")
+    )
     schema = {"names": list("abcd"), "kinds": dict.fromkeys("abcd", "numeric"), "categories": {}}
     save_predictor(tmp_path / "p", model, schema, {})
     loaded = load_predictor(tmp_path / "p").predictor
@@ -156,14 +158,14 @@ def test_table_reader_bad_rows_and_kinds(tmp_path: Path) -> None:
     assert t.y.tolist() == [1, 0, 1, 0, 0]
     rep = t.report
     assert rep.rows_read == 7 and rep.rows_used == 5 and rep.positives == 2
-    assert rep.dropped_rows == {"label is blank": 1,
-                                "label is not true/yes/1 or false/no/0": 1}  # fmt: skip
+    assert rep.dropped_rows == {"label is blank": 1, "label is not true/yes/1 or false/no/0": 1}
     assert rep.malformed_cells == {"age": 1}
     assert "notes" in rep.ignored_columns
     age = t.x[:, t.names.index("age")]
     assert np.isnan(age[[1, 2]]).all() and age[0] == 34
     assert t.x[:, t.names.index("active")].tolist()[:3] == [1.0, 0.0, 0.0] or np.isnan(
-        t.x[2, t.names.index("active")])  # fmt: skip
+        t.x[2, t.names.index("active")]
+    )
     assert any("malformed" in line for line in rep.lines())
     with pytest.raises(InvalidInput, match="no column 'nope'"):
         read_table(path, "nope")
@@ -186,24 +188,69 @@ def test_cli_train_and_evaluate_a_table(tmp_path: Path) -> None:
     table = tmp_path / "t.csv"
     table.write_text("\n".join(lines) + "\n")
     fast = ["--folds", "3", "--learning-rate", "0.1"]
-    r = run(["predictors", "train", "--table", str(table), "--label", "label", "--id", "id",
-             *fast], tmp_path / "data")  # fmt: skip
+    r = run(
+        ["predictors", "train", "--table", str(table), "--label", "label", "--id", "id", *fast],
+        tmp_path / "data",
+    )
     assert r.returncode == 0, r.stderr
     assert "800 of 801 rows used" in r.stdout and "16 malformed cells in 'f2'" in r.stdout
     assert "calibration: platt" in r.stdout  # below 1,000 rows: Platt scaling
-    r = run(["predictors", "train", "--table", str(table), "--label", "label", "--id", "id",
-             "--calibration", "isotonic", "--name", "iso", *fast], tmp_path / "data")  # fmt: skip
+    r = run(
+        [
+            "predictors",
+            "train",
+            "--table",
+            str(table),
+            "--label",
+            "label",
+            "--id",
+            "id",
+            "--calibration",
+            "isotonic",
+            "--name",
+            "iso",
+            *fast,
+        ],
+        tmp_path / "data",
+    )
     assert r.returncode == 0 and "calibration: isotonic" in r.stdout, r.stderr
     iso = load_predictor(tmp_path / "data" / "artifacts" / "predictors" / "iso").predictor
     assert iso.calibration == "isotonic"
-    r = run(["predictors", "train", "--table", str(table), "--label", "label",
-             "--calibration", "magic"], tmp_path / "data")  # fmt: skip
+    r = run(
+        [
+            "predictors",
+            "train",
+            "--table",
+            str(table),
+            "--label",
+            "label",
+            "--calibration",
+            "magic",
+        ],
+        tmp_path / "data",
+    )
     assert r.returncode == 2 and "magic" in r.stderr
     loaded = load_predictor(tmp_path / "data" / "artifacts" / "predictors" / "table-label")
     assert loaded.schema["kinds"]["colour"] == "categorical"
     out, report = tmp_path / "eval.json", tmp_path / "eval.html"
-    r = run(["predictors", "evaluate", "--table", str(table), "--label", "label", "--id", "id",
-             "--json", str(out), "--report", str(report), *fast], tmp_path / "data")  # fmt: skip
+    r = run(
+        [
+            "predictors",
+            "evaluate",
+            "--table",
+            str(table),
+            "--label",
+            "label",
+            "--id",
+            "id",
+            "--json",
+            str(out),
+            "--report",
+            str(report),
+            *fast,
+        ],
+        tmp_path / "data",
+    )
     assert r.returncode == 0, r.stderr
     means = json.loads(out.read_text())
     assert set(means) == {"tastebud", "sk_logreg", "sk_gbm_seed"}
@@ -239,14 +286,28 @@ def test_predictions_endpoint_from_events(make_api: Any, make_settings: Any) -> 
     model = Predictor(FAST).fit(table.x, table.y, table.names, table.categorical)
     staging = services.registry.staging_dir("churn")
     artifact_id = save_predictor(staging, model, table.schema(), {})
-    mv = services.registry.register("churn", staging, kind="predictor", algorithm=model.chosen,
-                                    metrics={}, lineage={}, actor="test")  # fmt: skip
+    mv = services.registry.register(
+        "churn",
+        staging,
+        kind="predictor",
+        algorithm=model.chosen,
+        metrics={},
+        lineage={},
+        actor="test",
+    )
     # LightGBM's text models hold no personal data (and are not mistaken for any).
     assert scan_artifact(services.registry.root / mv.path) == []
     # A candidate is not served; production is (forced: this bare version fails its checklist).
     assert api.request("GET", f"/v1/users/{user}/predictions", "serve").status_code == 404
-    promote(services.registry, services.settings.governance, "churn", mv.version, actor="test",
-            force=True, reason="endpoint test")  # fmt: skip
+    promote(
+        services.registry,
+        services.settings.governance,
+        "churn",
+        mv.version,
+        actor="test",
+        force=True,
+        reason="endpoint test",
+    )
     services.models.refresh()
     body = api.request("GET", f"/v1/users/{user}/predictions", "serve").json()
     assert 0.0 <= body["churn_probability"] <= 1.0
@@ -255,15 +316,21 @@ def test_predictions_endpoint_from_events(make_api: Any, make_settings: Any) -> 
     assert body["models"]["churn"]["version"] == mv.version
     reasons = body["reasons"]["churn"]
     assert 1 <= len(reasons) <= 3
-    assert all(r["feature"] in table.names and r["direction"] in {"increases", "decreases"}
-               for r in reasons)  # fmt: skip
+    assert all(
+        r["feature"] in table.names and r["direction"] in {"increases", "decreases"}
+        for r in reasons
+    )
     unknown = api.request("GET", "/v1/users/nobody-at-all/predictions", "serve")
     assert unknown.status_code == 404
     assert api.request("GET", f"/v1/users/{user}/predictions", "ingest").status_code == 403
     # Predictions are profiling: a user who opted out of personalization gets none, in the API
     # and in their export (issue 15, point 11).
-    assert api.request("PUT", f"/v1/users/{user}/consent", "ingest",
-                       json={"personalization": False}).status_code == 200  # fmt: skip
+    assert (
+        api.request(
+            "PUT", f"/v1/users/{user}/consent", "ingest", json={"personalization": False}
+        ).status_code
+        == 200
+    )
     opted = api.request("GET", f"/v1/users/{user}/predictions", "serve")
     assert opted.status_code == 409 and opted.json()["error"]["code"] == "opted_out"
     assert "opted out of personalization" in opted.json()["error"]["message"]
@@ -280,8 +347,14 @@ def test_groups_keep_a_users_rows_in_one_fold() -> None:
     users = np.repeat(np.arange(150), 40)
     fingerprint = rng.normal(size=(150, 3))[users] + 0.01 * rng.normal(size=(6000, 3))
     y = rng.integers(0, 2, 150)[users]
-    cfg = PredictorConfig(leaves=(31,), logistic_c=(1.0,), folds=3, learning_rate=0.2,
-                          early_stopping_rounds=20, max_trees=300)  # fmt: skip
+    cfg = PredictorConfig(
+        leaves=(31,),
+        logistic_c=(1.0,),
+        folds=3,
+        learning_rate=0.2,
+        early_stopping_rounds=20,
+        max_trees=300,
+    )
     leaky = Predictor(cfg).fit(fingerprint, y, ["a", "b", "c"])
     honest = Predictor(cfg).fit(fingerprint, y, ["a", "b", "c"], groups=users.astype(str))
     assert leaky.selection[leaky.chosen] > 0.8, "row folds score memorised users"

@@ -205,14 +205,40 @@ def test_filter_does_not_mutate_input_and_walks_nesting() -> None:
     assert payload == {"a": {"SECRET": 1, "b": ["x@y.example"]}}
 
 
-_JSON_KEYS = st.sampled_from([
-    "query", "note", "email", "user_email", "phone", "ip", "client_ip", "password", "ssn",
-    "item_id", "item_ids", "user_agent", "element_id", "url", "creditCardNumber", "zip", "tip",
-])  # fmt: skip
-_JSON_TEXT = st.sampled_from([
-    "plain words", "ann@example.com", "call +1 (555) 123-4567", "4111 1111 1111 1111",
-    "203.0.113.77", "2001:db8::1", "order 12345 shipped 2024-01-15", "[redacted]", "",
-])  # fmt: skip
+_JSON_KEYS = st.sampled_from(
+    [
+        "query",
+        "note",
+        "email",
+        "user_email",
+        "phone",
+        "ip",
+        "client_ip",
+        "password",
+        "ssn",
+        "item_id",
+        "item_ids",
+        "user_agent",
+        "element_id",
+        "url",
+        "creditCardNumber",
+        "zip",
+        "tip",
+    ]
+)
+_JSON_TEXT = st.sampled_from(
+    [
+        "plain words",
+        "ann@example.com",
+        "call +1 (555) 123-4567",
+        "4111 1111 1111 1111",
+        "203.0.113.77",
+        "2001:db8::1",
+        "order 12345 shipped 2024-01-15",
+        "[redacted]",
+        "",
+    ]
+)
 _JSON = st.recursive(
     st.none()
     | st.booleans()
@@ -291,12 +317,14 @@ def test_scrub_plan_cache_is_per_field_name() -> None:
     assert f.scrub({"tip": "call 07911123456"}) == {"tip": "call [phone]"}
     assert f.scrub({"ip": "203.0.113.77"}) == {"ip": "203.0.113.0"}
     assert f.scrub({"client_ip": "198.51.100.9", "zip": "07911123456"}) == {
-        "client_ip": "198.51.100.0", "zip": "[phone]"
-    }  # fmt: skip
+        "client_ip": "198.51.100.0",
+        "zip": "[phone]",
+    }
     assert f.scrub({"item_id": "07911123456"}) == {"item_id": "07911123456"}
     assert f.scrub({"item_ids": ["07911123456"], "ids": ["07911123456"]}) == {
-        "item_ids": ["07911123456"], "ids": ["[phone]"]
-    }  # fmt: skip
+        "item_ids": ["07911123456"],
+        "ids": ["[phone]"],
+    }
 
 
 def test_scrub_json_remembers_only_payloads_left_verbatim() -> None:

@@ -92,10 +92,18 @@ def test_rotation_moves_every_value_to_the_newest_key(
     old.catalog.put_user("user-9", UserIn(segment="b"), old.now_ms())  # nothing encrypted
     # Rows that mention the marker without holding an encrypted value are read, never written.
     decoys = {"note": 'a "$enc" in free text', "odd": {"$enc": 5}, "two": {"$enc": "x", "y": 1}}
-    old.store.insert_events([{
-        "event_id": "decoy", "event_type": "custom.note", "user_key": "d" * 32,
-        "ts_ms": 1, "received_ms": old.now_ms(), "data": decoys,
-    }])  # fmt: skip
+    old.store.insert_events(
+        [
+            {
+                "event_id": "decoy",
+                "event_type": "custom.note",
+                "user_key": "d" * 32,
+                "ts_ms": 1,
+                "received_ms": old.now_ms(),
+                "data": decoys,
+            }
+        ]
+    )
     event_ids = [e["event_id"] for e in events]
     user_key = old.pseudonymizer.user("user-0")
     plaintext = {f"{e['event_id']}.data": f"u{i}@example.com" for i, e in enumerate(events)}
@@ -152,10 +160,19 @@ def test_values_no_key_reads_are_counted_and_left_alone(
     key_a, key_b, lost = (Fernet.generate_key() for _ in range(3))
     services = open_services([key_a])
     foreign = Fernet(lost).encrypt(b"x@example.com").decode()
-    services.store.insert_events([{
-        "event_id": "lost", "event_type": "custom.note", "user_key": "d" * 32, "ts_ms": 1,
-        "received_ms": 1, "data": {"email": {"$enc": foreign}}, "context": None,
-    }])  # fmt: skip
+    services.store.insert_events(
+        [
+            {
+                "event_id": "lost",
+                "event_type": "custom.note",
+                "user_key": "d" * 32,
+                "ts_ms": 1,
+                "received_ms": 1,
+                "data": {"email": {"$enc": foreign}},
+                "context": None,
+            }
+        ]
+    )
     for _ in range(2):
         report = rotate(services.store, [key_b, key_a])
         assert report.unreadable == 1 and report.rewritten == 0
@@ -177,11 +194,14 @@ def test_cli_rotate_keys(
     ev = event("form_submit", data={"form_id": "f", "fields": {"email": "cli@example.com"}})
     assert old.ingestor.ingest([ev]).accepted == 1
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-    env.update({
-        "TASTEBUD_DATA_DIR": str(tmp_path / "cli-data"), "TASTEBUD_DATABASE_URL": db_url,
-        "TASTEBUD_PSEUDONYM_KEY": secret_env["pseudonym_key"],
-        "TASTEBUD_FERNET_KEYS": f"{key_b.decode()},{key_a.decode()}",
-    })  # fmt: skip
+    env.update(
+        {
+            "TASTEBUD_DATA_DIR": str(tmp_path / "cli-data"),
+            "TASTEBUD_DATABASE_URL": db_url,
+            "TASTEBUD_PSEUDONYM_KEY": secret_env["pseudonym_key"],
+            "TASTEBUD_FERNET_KEYS": f"{key_b.decode()},{key_a.decode()}",
+        }
+    )
     cmd = [sys.executable, "-m", "tastebud.cli", "privacy", "rotate-keys"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -42,10 +42,16 @@ def test_profile_from_snapshot_and_session(
 
     publish_snapshot(services.store, services.realtime, snap.snapshot_id)
     now = datetime.now(UTC).isoformat()
-    live = [event("page_view", user=user, timestamp=now, item_id="nb-item-000001",
-                  session_id="live-1"),
-            event("click", user=user, timestamp=now, session_id="live-1",
-                  data={"element_id": "card", "item_id": "nb-item-000002"})]  # fmt: skip
+    live = [
+        event("page_view", user=user, timestamp=now, item_id="nb-item-000001", session_id="live-1"),
+        event(
+            "click",
+            user=user,
+            timestamp=now,
+            session_id="live-1",
+            data={"element_id": "card", "item_id": "nb-item-000002"},
+        ),
+    ]
     api.request("POST", "/v1/events/batch", "ingest", json={"events": live})
     profile = api.request("GET", f"/v1/users/{user}/profile", "serve").json()
     assert profile["feature_source"] == "realtime"

@@ -39,8 +39,9 @@ class Run:
     """A quickstart process whose merged output is read line by line in a thread."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], **popen: Any) -> None:
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, **popen)  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+        )
         self.lines: list[str] = []
         self._queue: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -205,8 +206,9 @@ def test_running_again_continues_and_reuses_keys(tmp_path: Path) -> None:
         for line in out3.splitlines()
         if line.endswith("# versions, aliases and held-out metrics")
     )
-    listed = subprocess.run(hint.split("#")[0], shell=True, cwd=ROOT, env=env_for(data),
-                            capture_output=True, text=True)  # fmt: skip
+    listed = subprocess.run(
+        hint.split("#")[0], shell=True, cwd=ROOT, env=env_for(data), capture_output=True, text=True
+    )
     assert listed.returncode == 0 and "recommendations" in listed.stdout, hint
 
 

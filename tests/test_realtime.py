@@ -35,12 +35,19 @@ class TestRealtimeContract:
 
     def test_actions_counters_and_consumed(self, state: RealtimeState) -> None:
         cats = {"a": "vpn", "b": "wifi", "c": "vpn"}
-        state.apply(updates_from([row("u", "page_view", "a", 1), row("u", "click", "b", 2),
-                                  row("u", "search", None, 3)], cats))  # fmt: skip
+        state.apply(
+            updates_from(
+                [
+                    row("u", "page_view", "a", 1),
+                    row("u", "click", "b", 2),
+                    row("u", "search", None, 3),
+                ],
+                cats,
+            )
+        )
         state.apply(updates_from([row("u", "content_engagement", "c", 4)], cats))
         s = state.get("u")
-        assert [a["t"] for a in s.actions] == ["content_engagement", "search", "click",
-                                               "page_view"]  # fmt: skip
+        assert [a["t"] for a in s.actions] == ["content_engagement", "search", "click", "page_view"]
         assert s.actions[0] == {"t": "content_engagement", "i": "c", "c": "vpn", "ts": 4, "s": "s"}
         assert s.items == {"a": 1, "b": 1, "c": 1}
         assert s.categories == {"vpn": 2, "wifi": 1}
@@ -55,8 +62,13 @@ class TestRealtimeContract:
         assert sum(s.items.values()) == 10
 
     def test_actions_expire_counters_stay(self, state: RealtimeState) -> None:
-        state.apply({"u": Update(actions=[{"t": "click", "i": "a", "c": None, "ts": 1,
-                                           "s": "s"}], items={"a": 1})})  # fmt: skip
+        state.apply(
+            {
+                "u": Update(
+                    actions=[{"t": "click", "i": "a", "c": None, "ts": 1, "s": "s"}], items={"a": 1}
+                )
+            }
+        )
         time.sleep(2.2)
         s = state.get("u")
         assert s.actions == [] and s.items == {"a": 1}
@@ -74,10 +86,34 @@ class TestRealtimeContract:
     def test_feedback_is_kept_without_expiry_and_forgotten_on_request(
         self, state: RealtimeState
     ) -> None:
-        fb = ("id", "feedback", "u", None, "s", "a", 1, 1, "api", 1,
-              {"item_id": "a", "kind": "not_interested"}, None)  # fmt: skip
-        liked = ("id2", "feedback", "u", None, "s", "b", 2, 2, "api", 1,
-                 '{"item_id": "b", "kind": "like"}', None)  # fmt: skip
+        fb = (
+            "id",
+            "feedback",
+            "u",
+            None,
+            "s",
+            "a",
+            1,
+            1,
+            "api",
+            1,
+            {"item_id": "a", "kind": "not_interested"},
+            None,
+        )
+        liked = (
+            "id2",
+            "feedback",
+            "u",
+            None,
+            "s",
+            "b",
+            2,
+            2,
+            "api",
+            1,
+            '{"item_id": "b", "kind": "like"}',
+            None,
+        )
         state.apply(updates_from([fb, liked], {}))
         state.set_feedback("u", "c", "dislike")
         s = state.get("u")
@@ -90,16 +126,26 @@ class TestRealtimeContract:
 
     def test_a_late_event_never_becomes_the_current_action(self, state: RealtimeState) -> None:
         # Issue 15, point 6: the session follows event time, not arrival.
-        state.apply(updates_from([row("u", "page_view", "a", 100, "s2"),
-                                  row("u", "page_view", "b", 200, "s2")], {}))
-        state.apply(updates_from([row("u", "click", "late", 150, "s1"),
-                                  row("u", "click", "older", 50, "s1")], {}))
+        state.apply(
+            updates_from(
+                [row("u", "page_view", "a", 100, "s2"), row("u", "page_view", "b", 200, "s2")], {}
+            )
+        )
+        state.apply(
+            updates_from(
+                [row("u", "click", "late", 150, "s1"), row("u", "click", "older", 50, "s1")], {}
+            )
+        )
         s = state.get("u")
         assert [a["i"] for a in s.actions] == ["b", "late", "a", "older"]
         assert s.actions[0]["s"] == "s2"
         # In one batch too, and at equal times the later arrival is the newer.
-        state.apply(updates_from([row("v", "click", "x", 9), row("v", "click", "y", 3),
-                                  row("v", "click", "z", 9)], {}))
+        state.apply(
+            updates_from(
+                [row("v", "click", "x", 9), row("v", "click", "y", 3), row("v", "click", "z", 9)],
+                {},
+            )
+        )
         assert [a["i"] for a in state.get("v").actions] == ["z", "x", "y"]
         # Bounded as before: the oldest event times fall off.
         state.apply(updates_from([row("u", "click", f"o{k}", k) for k in range(1, 4)], {}))
@@ -138,10 +184,11 @@ def test_ingest_updates_realtime_state(
     api: Api = make_api(make_settings(redis_url=url))
     api.request("PUT", "/v1/items/art-1", json={"categories": ["vpn"]})
     now = time.time()
-    batch = [event("page_view", user="rt", item_id="art-1", timestamp=now),
-             event("click", user="rt", data={"element_id": "x", "item_id": "art-1"},
-                   timestamp=now),
-             event("teleport", user="rt")]  # fmt: skip
+    batch = [
+        event("page_view", user="rt", item_id="art-1", timestamp=now),
+        event("click", user="rt", data={"element_id": "x", "item_id": "art-1"}, timestamp=now),
+        event("teleport", user="rt"),
+    ]
     api.request("POST", "/v1/events/batch", "ingest", json={"events": batch})
     api.request("POST", "/v1/events/batch", "ingest", json={"events": batch})  # duplicates
     s = api.services.realtime.get(api.services.pseudonymizer.user("rt"))
@@ -162,6 +209,7 @@ def test_redis_handles_huge_batches_for_one_user(redis_url: str) -> None:
 
 def test_performance_reports_are_not_actions() -> None:
     state = MemoryState()
-    state.apply(updates_from([row("u", "page_load", None, 1), row("u", "network_quality", None, 2)],
-                             {}))  # fmt: skip
+    state.apply(
+        updates_from([row("u", "page_load", None, 1), row("u", "network_quality", None, 2)], {})
+    )
     assert state.get("u").empty

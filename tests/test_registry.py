@@ -163,20 +163,34 @@ def test_what_could_not_be_checked_is_not_a_pass(any_services: Services) -> None
     assert "--waive bias_analysis --reason" in err.value.message
     assert err.value.details == [bias.to_json()]
     with pytest.raises(InvalidInput, match="reason"):
-        promote(reg, POLICY, "recommendations", mv.version, actor="test",
-                waive=("bias_analysis",))  # fmt: skip
+        promote(reg, POLICY, "recommendations", mv.version, actor="test", waive=("bias_analysis",))
     with pytest.raises(InvalidInput, match="validated was checked"):
-        promote(reg, POLICY, "recommendations", mv.version, actor="test",
-                waive=("validated",), reason="r")  # fmt: skip
+        promote(
+            reg,
+            POLICY,
+            "recommendations",
+            mv.version,
+            actor="test",
+            waive=("validated",),
+            reason="r",
+        )
     with pytest.raises(InvalidInput, match="unknown checklist item"):
-        promote(reg, POLICY, "recommendations", mv.version, actor="test",
-                waive=("vibes",), reason="r")  # fmt: skip
+        promote(
+            reg, POLICY, "recommendations", mv.version, actor="test", waive=("vibes",), reason="r"
+        )
     # The auto-promotion policy never waives: the version stays a candidate.
     ctx = JobContext(any_services.store, reg, POLICY, "opt-out", "worker")
     assert "bias_analysis not checked" in auto_promote(ctx, reg.get("recommendations", mv.version))
     assert reg.resolve("recommendations") is None
-    promote(reg, POLICY, "recommendations", mv.version, actor="key:abc",
-            waive=("bias_analysis",), reason="no attributes collected yet")  # fmt: skip
+    promote(
+        reg,
+        POLICY,
+        "recommendations",
+        mv.version,
+        actor="key:abc",
+        waive=("bias_analysis",),
+        reason="no attributes collected yet",
+    )
     last = reg.history("recommendations")[-1]
     assert last.reason == "no attributes collected yet"
     assert last.details["waived"] == ["bias_analysis"] and not last.details["forced"]
@@ -203,11 +217,22 @@ def test_bias_is_judged_with_its_sampling_noise(
     # checked" in between (the raw point estimate alone failed fair models on small data).
     metrics = passing_metrics()
     metrics["slices"] = {
-        "age_bucket": {"disparity": judged["ratio"], "judged": {**judged, "best": "18-24",
-                                                                "worst": "65+", "groups": 6}},
-        "locale": {"disparity": 9.0, "judged": {"ratio": 9.0, "shrunk": None, "lower": None,
-                                                "best": None, "worst": None, "groups": 1}},
-    }  # fmt: skip
+        "age_bucket": {
+            "disparity": judged["ratio"],
+            "judged": {**judged, "best": "18-24", "worst": "65+", "groups": 6},
+        },
+        "locale": {
+            "disparity": 9.0,
+            "judged": {
+                "ratio": 9.0,
+                "shrunk": None,
+                "lower": None,
+                "best": None,
+                "worst": None,
+                "groups": 1,
+            },
+        },
+    }
     mv = register(any_services.registry, metrics=metrics)
     item = {i.name: i for i in checklist(any_services.registry, mv, POLICY).items}
     bias = item["bias_analysis"]

@@ -32,10 +32,13 @@ DEFAULTS: dict[str, int] = Settings.model_fields["retention_days"].get_default(
 def row(event_id: str, event_type: str, received_days: float, ts_days: float | None = None) -> Any:
     """An event row received ``received_days`` ago and stamped ``ts_days`` ago."""
     return {
-        "event_id": event_id, "event_type": event_type, "user_key": "u" * 32,
+        "event_id": event_id,
+        "event_type": event_type,
+        "user_key": "u" * 32,
         "ts_ms": NOW - int((received_days if ts_days is None else ts_days) * DAY_MS),
-        "received_ms": NOW - int(received_days * DAY_MS), "data": {"n": 1},
-    }  # fmt: skip
+        "received_ms": NOW - int(received_days * DAY_MS),
+        "data": {"n": 1},
+    }
 
 
 # (event_id, type, received days ago, event time days ago) -> kept with the default periods?
@@ -101,8 +104,9 @@ def test_configured_periods(any_services: Services) -> None:
     # Without "*", types not named are kept forever.
     assert apply_retention(any_services.store, {"page_view": 39}, NOW) == {"page_view": 3}
     assert apply_retention(any_services.store, {"*": 35, "page_load": 1000}, NOW) == {
-        "click": 1, "custom.newsletter_open": 1,
-    }  # fmt: skip
+        "click": 1,
+        "custom.newsletter_open": 1,
+    }
     with pytest.raises(ConfigError, match="at least 1 day"):
         apply_retention(any_services.store, {"*": 0}, NOW)
 
@@ -125,16 +129,22 @@ def test_worker_runs_retention_on_its_schedule(any_services: Services, tmp_path:
 
 def cli(args: list[str], settings: Settings, secret_env: dict[str, str], **extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-    env.update({
-        "TASTEBUD_DATA_DIR": str(settings.data_dir),
-        "TASTEBUD_DATABASE_URL": settings.resolved_database_url(),
-        "TASTEBUD_PSEUDONYM_KEY": secret_env["pseudonym_key"],
-        "TASTEBUD_FERNET_KEYS": secret_env["fernet_keys"], **extra,
-    })  # fmt: skip
+    env.update(
+        {
+            "TASTEBUD_DATA_DIR": str(settings.data_dir),
+            "TASTEBUD_DATABASE_URL": settings.resolved_database_url(),
+            "TASTEBUD_PSEUDONYM_KEY": secret_env["pseudonym_key"],
+            "TASTEBUD_FERNET_KEYS": secret_env["fernet_keys"],
+            **extra,
+        }
+    )
     r = subprocess.run(
         [sys.executable, "-m", "tastebud.cli", *args],
-        env=env, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     return r.stdout
 
@@ -156,6 +166,10 @@ def test_cli_retention_and_worker_job(
     assert "no events older than their type's retention period" in again
     # The worker's job uses the configured periods (TASTEBUD_RETENTION_DAYS).
     periods = json.dumps({"*": 395, "page_view": 20})
-    out = cli(["worker", "--job", "retention", "--now"], settings, secret_env,
-              TASTEBUD_RETENTION_DAYS=periods)  # fmt: skip
+    out = cli(
+        ["worker", "--job", "retention", "--now"],
+        settings,
+        secret_env,
+        TASTEBUD_RETENTION_DAYS=periods,
+    )
     assert "retention: succeeded" in out and "deleted: {'page_view': 1}" in out

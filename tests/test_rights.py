@@ -31,8 +31,11 @@ EMAIL = "target.person@example.org"
 
 def test_every_table_with_user_keys_has_an_erasure_step() -> None:
     user_columns = {"user_key", "anon_key", "entity_key"}
-    holding = {name for name, table in t.metadata.tables.items()
-               if user_columns & set(table.columns.keys())}  # fmt: skip
+    holding = {
+        name
+        for name, table in t.metadata.tables.items()
+        if user_columns & set(table.columns.keys())
+    }
     # feature_values keys items and contexts too; it is erased for its "user" rows.
     assert holding <= set(PERSONAL_TABLES), holding - set(PERSONAL_TABLES)
     for step in ("realtime", "result_cache", "models", "batch_lists", "impressions", "feedback"):
@@ -47,8 +50,9 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     return data_dir, keys
 
 
-def _api(prepared: tuple[Path, dict[str, str]], make_api: Any, tmp_path: Path,
-         **overrides: Any) -> Api:  # fmt: skip
+def _api(
+    prepared: tuple[Path, dict[str, str]], make_api: Any, tmp_path: Path, **overrides: Any
+) -> Api:
     data_dir, keys = prepared
     copy = tmp_path / "data"
     shutil.copytree(data_dir, copy)
@@ -64,15 +68,27 @@ def populate(api: Api) -> str:
     assert api.request("PUT", f"/v1/users/{TARGET}", json=attrs).status_code in (200, 201)
     r = api.request("POST", f"/v1/users/{TARGET}/aliases", json={"anonymous_id": "cookie-77"})
     assert r.status_code in (200, 201), r.text
-    assert api.request("PUT", f"/v1/users/{TARGET}/consent", "ingest",
-                       json={"analytics": True}).status_code == 200  # fmt: skip
+    assert (
+        api.request(
+            "PUT", f"/v1/users/{TARGET}/consent", "ingest", json={"analytics": True}
+        ).status_code
+        == 200
+    )
     send(api, TARGET, ["nb-item-000001", "nb-item-000002"])
-    ev = {"event_type": "form_submit", "user_id": TARGET, "timestamp": time.time(),
-          "data": {"form_id": "contact", "fields": {"email": EMAIL}}}  # fmt: skip
+    ev = {
+        "event_type": "form_submit",
+        "user_id": TARGET,
+        "timestamp": time.time(),
+        "data": {"form_id": "contact", "fields": {"email": EMAIL}},
+    }
     assert api.request("POST", "/v1/events", "ingest", json=ev).status_code == 202
     first = recs(api, TARGET, k=5)["items"][0]["item_id"]  # an impression
-    assert api.request("POST", f"/v1/users/{TARGET}/feedback", "serve",
-                       json={"item_id": first, "kind": "like"}).status_code == 202  # fmt: skip
+    assert (
+        api.request(
+            "POST", f"/v1/users/{TARGET}/feedback", "serve", json={"item_id": first, "kind": "like"}
+        ).status_code
+        == 202
+    )
     s.engine.impressions.flush()  # type: ignore[union-attr]
     from tastebud.features import build_snapshot, publish_snapshot
 
@@ -80,19 +96,39 @@ def populate(api: Api) -> str:
     publish_snapshot(s.store, s.realtime, snap.snapshot_id)
     # A second model version (then archived) also holds the user.
     mv = train_recommendations(s.job_context("test"), model="tastebud_seq", tuning=False)
-    promote(s.registry, s.settings.governance, "recommendations", mv.version, actor="test",
-            force=True, reason="test")  # fmt: skip
-    promote(s.registry, s.settings.governance, "recommendations", 1, actor="test",
-            force=True, reason="test")  # fmt: skip
+    promote(
+        s.registry,
+        s.settings.governance,
+        "recommendations",
+        mv.version,
+        actor="test",
+        force=True,
+        reason="test",
+    )
+    promote(
+        s.registry,
+        s.settings.governance,
+        "recommendations",
+        1,
+        actor="test",
+        force=True,
+        reason="test",
+    )
     s.registry.archive("recommendations", mv.version, actor="test")
     # A precomputed batch list with the user in it.
     batch = s.settings.resolved_artifact_dir() / "batch.ndjson"
-    batch.write_text(json.dumps({"user_key": key, "items": []}) + "\n"
-                     + json.dumps({"user_key": "x" * 32, "items": []}) + "\n")  # fmt: skip
+    batch.write_text(
+        json.dumps({"user_key": key, "items": []})
+        + "\n"
+        + json.dumps({"user_key": "x" * 32, "items": []})
+        + "\n"
+    )
     with s.store.engine.begin() as conn:
-        conn.execute(insert(t.batch_outputs).values(path=str(batch), format="ndjson",
-                                                    model="recommendations", version=1,
-                                                    created_ms=0))  # fmt: skip
+        conn.execute(
+            insert(t.batch_outputs).values(
+                path=str(batch), format="ndjson", model="recommendations", version=1, created_ms=0
+            )
+        )
     return key
 
 
@@ -128,8 +164,18 @@ def _erase_and_scan(api: Api, caplog: pytest.LogCaptureFixture, redis_url: str |
     r = api.request("DELETE", f"/v1/users/{TARGET}")
     assert r.status_code == 200, r.text
     stores = r.json()["stores"]
-    for store in ("events", "impressions", "feedback", "attributes", "consents", "aliases",
-                  "features", "realtime", "models", "batch_lists"):  # fmt: skip
+    for store in (
+        "events",
+        "impressions",
+        "feedback",
+        "attributes",
+        "consents",
+        "aliases",
+        "features",
+        "realtime",
+        "models",
+        "batch_lists",
+    ):
         assert stores[store] > 0, (store, stores)
     assert stores["models"] >= 2  # the production version and the archived one
     assert set(stores) == set(STEPS)
@@ -150,8 +196,13 @@ def _erase_and_scan(api: Api, caplog: pytest.LogCaptureFixture, redis_url: str |
     # Idempotent; a replayed old event is refused, a new one is taken.
     again = api.request("DELETE", f"/v1/users/{TARGET}").json()
     assert sum(again["stores"].values()) <= 1  # at most the cache entry just made above
-    old = {"event_type": "page_view", "user_id": TARGET, "timestamp": time.time() - 3600,
-           "item_id": "nb-item-000003", "data": {"url": "/x"}}  # fmt: skip
+    old = {
+        "event_type": "page_view",
+        "user_id": TARGET,
+        "timestamp": time.time() - 3600,
+        "item_id": "nb-item-000003",
+        "data": {"url": "/x"},
+    }
     res = api.request("POST", "/v1/events/batch", "ingest", json={"events": [old]}).json()
     assert res["rejected"] == 1 and "erased" in res["results"][0]["reason"]
     new = {**old, "timestamp": time.time() + 1}
@@ -159,9 +210,11 @@ def _erase_and_scan(api: Api, caplog: pytest.LogCaptureFixture, redis_url: str |
 
 
 def test_erasure_reaches_every_store_sqlite_memory(
-    prepared: tuple[Path, dict[str, str]], make_api: Any, tmp_path: Path,
+    prepared: tuple[Path, dict[str, str]],
+    make_api: Any,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-) -> None:  # fmt: skip
+) -> None:
     _erase_and_scan(_api(prepared, make_api, tmp_path), caplog, None)
 
 
@@ -169,14 +222,16 @@ def test_erasure_reaches_every_store_sqlite_memory(
 @pytest.mark.postgres
 @pytest.mark.slow
 def test_erasure_reaches_every_store_postgres_redis(
-    make_api: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture, db_url_pg: str,
+    make_api: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    db_url_pg: str,
     redis_url: str,
-) -> None:  # fmt: skip
+) -> None:
     keys = _secrets()
     data_dir = tmp_path / "data"
     prepare(data_dir, keys, database_url=db_url_pg, redis_url=redis_url)
-    api = make_api(Settings(data_dir=data_dir, database_url=db_url_pg, redis_url=redis_url,
-                            **keys))  # fmt: skip
+    api = make_api(Settings(data_dir=data_dir, database_url=db_url_pg, redis_url=redis_url, **keys))
     _erase_and_scan(api, caplog, redis_url)
 
 
@@ -213,8 +268,7 @@ def test_opting_out_of_personalization(
     api = _api(prepared, make_api, tmp_path)
     user = "nb-user-0000012"
     assert recs(api, user, k=5)["mode"] == "personalized"
-    r = api.request("PUT", f"/v1/users/{user}/consent", "ingest",
-                    json={"personalization": False})  # fmt: skip
+    r = api.request("PUT", f"/v1/users/{user}/consent", "ingest", json={"personalization": False})
     assert r.status_code == 200
     stranger = recs(api, "someone-never-seen", k=5)
     opted_out = recs(api, user, k=5)
@@ -226,8 +280,7 @@ def test_opting_out_of_personalization(
     send(api, user, ["nb-item-000009"])
     assert api.services.realtime.get(key).actions == before.actions
     # And excluded from the next training.
-    mv = train_recommendations(api.services.job_context("test"), model="tastebud_seq",
-                               tuning=False)  # fmt: skip
+    mv = train_recommendations(api.services.job_context("test"), model="tastebud_seq", tuning=False)
     path = api.services.registry.artifact_path(mv)
     assert key not in json.loads((path / "users.json").read_text())
     report = api.request("GET", "/v1/privacy/report").json()
@@ -259,8 +312,10 @@ def test_privacy_cli_export_erase_report(
     data_dir, keys = prepared
     copy = tmp_path / "data"
     shutil.copytree(data_dir, copy)
-    env = {"TASTEBUD_PSEUDONYM_KEY": keys["pseudonym_key"],
-           "TASTEBUD_FERNET_KEYS": keys["fernet_keys"]}  # fmt: skip
+    env = {
+        "TASTEBUD_PSEUDONYM_KEY": keys["pseudonym_key"],
+        "TASTEBUD_FERNET_KEYS": keys["fernet_keys"],
+    }
     out = tmp_path / "export.json"
     r = run(["privacy", "export", TARGET, "--out", str(out)], copy, **env)
     assert r.returncode == 0, r.stderr
@@ -283,10 +338,19 @@ def test_another_users_events_on_a_shared_device_are_not_exported_or_erased(api:
     now = time.time()
     r = api.request("POST", "/v1/users/u-shared/aliases", json={"anonymous_id": "device-1"})
     assert r.status_code == 200, r.text
-    mine = {"event_type": "page_view", "user_id": "u-shared", "timestamp": now,
-            "data": {"url": "/mine"}}  # fmt: skip
-    theirs = {"event_type": "page_view", "user_id": "v-other", "anonymous_id": "device-1",
-              "timestamp": now, "data": {"url": "/theirs"}}  # fmt: skip
+    mine = {
+        "event_type": "page_view",
+        "user_id": "u-shared",
+        "timestamp": now,
+        "data": {"url": "/mine"},
+    }
+    theirs = {
+        "event_type": "page_view",
+        "user_id": "v-other",
+        "anonymous_id": "device-1",
+        "timestamp": now,
+        "data": {"url": "/theirs"},
+    }
     body = api.request("POST", "/v1/events/batch", "ingest", json={"events": [mine, theirs]})
     assert body.json()["accepted"] == 2
     doc = api.request("GET", "/v1/users/u-shared/export").json()

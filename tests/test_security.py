@@ -204,8 +204,9 @@ def test_every_body_route_refuses_an_oversized_body(
     assert len(routes) >= 10
     for method, path in routes:
         url = concrete(path)
-        declared = api.request(method, url, content=oversized,
-                               headers={"Content-Type": "application/json"})  # fmt: skip
+        declared = api.request(
+            method, url, content=oversized, headers={"Content-Type": "application/json"}
+        )
         assert declared.status_code == 413, (method, path, declared.text)
         assert declared.json()["error"]["code"] == "payload_too_large"
 
@@ -213,8 +214,9 @@ def test_every_body_route_refuses_an_oversized_body(
             for i in range(0, len(oversized), 1000):
                 yield oversized[i : i + 1000]
 
-        streamed = api.request(method, url, content=chunks(),
-                               headers={"Content-Type": "application/json"})  # fmt: skip
+        streamed = api.request(
+            method, url, content=chunks(), headers={"Content-Type": "application/json"}
+        )
         assert streamed.status_code == 413, (method, path, "chunked", streamed.text)
         assert streamed.json()["error"]["code"] == "payload_too_large"
     # Below the limit, the same routes answer as usual (not 413).
@@ -259,9 +261,13 @@ def _examples(item: str) -> dict[str, Callable[[], Any]]:
     """A valid body per route (fresh event ids), so that injected strings reach the store."""
 
     def ev() -> dict[str, Any]:
-        return event("content_engagement", user="sec-user-2", session_id="s-1",
-                     data={"item_id": item, "time_spent_ms": 1000, "scroll_depth": 0.5},
-                     context={"device_type": "mobile", "locale": "en-GB"})  # fmt: skip
+        return event(
+            "content_engagement",
+            user="sec-user-2",
+            session_id="s-1",
+            data={"item_id": item, "time_spent_ms": 1000, "scroll_depth": 0.5},
+            context={"device_type": "mobile", "locale": "en-GB"},
+        )
 
     return {
         "POST /v1/events": ev,
@@ -403,9 +409,17 @@ def test_injection_and_traversal_have_no_effect(served: Api) -> None:
             return "1" if reading else "999"  # writes never touch the production version
         return "x1"
 
-    def send(label: str, method: str, template: str, path: dict[str, str], *,
-             raw_path: bool = False, params: dict[str, str] | None = None,
-             body: Any = None, admitted: bool | None = None) -> None:  # fmt: skip
+    def send(
+        label: str,
+        method: str,
+        template: str,
+        path: dict[str, str],
+        *,
+        raw_path: bool = False,
+        params: dict[str, str] | None = None,
+        body: Any = None,
+        admitted: bool | None = None,
+    ) -> None:
         nonlocal sent
         url = template
         for name, value in path.items():
@@ -454,16 +468,28 @@ def test_injection_and_traversal_have_no_effect(served: Api) -> None:
             schema = declared.get(("path", name), {"type": "string"})
             for i, payload in enumerate(PAYLOADS):
                 path = {**base, name: payload}
-                send(f"path {name} #{i}", method, template, path, body=fresh(),
-                     admitted=admits(schema, payload))  # fmt: skip
-                send(f"raw path {name} #{i}", method, template, path, raw_path=True,
-                     body=fresh())  # fmt: skip
+                send(
+                    f"path {name} #{i}",
+                    method,
+                    template,
+                    path,
+                    body=fresh(),
+                    admitted=admits(schema, payload),
+                )
+                send(f"raw path {name} #{i}", method, template, path, raw_path=True, body=fresh())
         for (where, name), schema in declared.items():
             if where != "query":
                 continue
             for i, payload in enumerate(PAYLOADS):
-                send(f"query {name} #{i}", method, template, base, params={name: payload},
-                     body=fresh(), admitted=admits(schema, payload))  # fmt: skip
+                send(
+                    f"query {name} #{i}",
+                    method,
+                    template,
+                    base,
+                    params={name: payload},
+                    body=fresh(),
+                    admitted=admits(schema, payload),
+                )
         if make_body is None:
             continue
         for leaf in _leaves(make_body()):

@@ -42,8 +42,15 @@ def prepare(data_dir: Path, keys: dict[str, str], **overrides: Any) -> Settings:
     ingest(services, list(sim.events()))
     ctx = services.job_context("test")
     mv = train_recommendations(ctx, model="tastebud_seq", tuning=False)
-    promote(services.registry, settings.governance, "recommendations", mv.version,
-            actor="test", force=True, reason="serving tests")  # fmt: skip
+    promote(
+        services.registry,
+        settings.governance,
+        "recommendations",
+        mv.version,
+        actor="test",
+        force=True,
+        reason="serving tests",
+    )
     services.close()
     return settings
 
@@ -77,9 +84,17 @@ def recs(api: Api, user: str, **params: Any) -> dict[str, Any]:
 
 def send(api: Api, user: str, items: list[str], kind: str = "page_view") -> None:
     now = time.time()
-    events = [{"event_type": kind, "user_id": user, "timestamp": now + i / 1000,
-               "session_id": "live", "item_id": item, "data": {"url": f"/i/{item}"}}
-              for i, item in enumerate(items)]  # fmt: skip
+    events = [
+        {
+            "event_type": kind,
+            "user_id": user,
+            "timestamp": now + i / 1000,
+            "session_id": "live",
+            "item_id": item,
+            "data": {"url": f"/i/{item}"},
+        }
+        for i, item in enumerate(items)
+    ]
     r = api.request("POST", "/v1/events/batch", "ingest", json={"events": events})
     assert r.status_code == 200 and r.json()["accepted"] == len(items), r.text
 
@@ -116,15 +131,20 @@ def test_an_event_changes_the_next_answer(api: Api) -> None:
 def test_not_interested_never_comes_back(api: Api) -> None:
     user = "nb-user-0000011"
     first = recs(api, user, k=5)["items"][0]["item_id"]
-    r = api.request("POST", f"/v1/users/{user}/feedback", "serve",
-                    json={"item_id": first, "kind": "not_interested"})  # fmt: skip
+    r = api.request(
+        "POST",
+        f"/v1/users/{user}/feedback",
+        "serve",
+        json={"item_id": first, "kind": "not_interested"},
+    )
     assert r.status_code == 202 and r.json()["status"] == "recorded"
     assert first not in [i["item_id"] for i in recs(api, user, k=50)["items"]]
     # Even when asked for its category, or after more activity.
     send(api, user, ["nb-item-000001"])
     assert first not in [i["item_id"] for i in recs(api, user, k=100)["items"]]
-    bad = api.request("POST", f"/v1/users/{user}/feedback", "serve",
-                      json={"item_id": first, "kind": "meh"})  # fmt: skip
+    bad = api.request(
+        "POST", f"/v1/users/{user}/feedback", "serve", json={"item_id": first, "kind": "meh"}
+    )
     assert bad.status_code == 422
     stored = api.services.store.count_events(event_type="feedback")
     assert stored == 1
@@ -141,8 +161,11 @@ def test_cold_start_by_context_and_by_session(api: Api) -> None:
     locale, ranked = next(iter(lists["locale"].items()))
     local = recs(api, "a-third-new-user", k=5, locale=locale)
     assert [i["item_id"] for i in local["items"]] == ranked[:5]
-    assert local["items"][0]["reason"] == {"type": "popular_in_context", "locale": locale,
-                                           "text": f"Popular in {locale}"}  # fmt: skip
+    assert local["items"][0]["reason"] == {
+        "type": "popular_in_context",
+        "locale": locale,
+        "text": f"Popular in {locale}",
+    }
     assert ranked[:5] != lists["global"][:5] or len(lists["locale"]) == 1
     # A new user with only a session gets session-based items.
     session_user = "session-only-user"
@@ -158,15 +181,22 @@ def test_rank_adapts_text_to_the_skill_level(api: Api) -> None:
     user = "nb-user-0000004"
     stored = api.services.store.get_user(api.services.pseudonymizer.user(user))
     skill = stored["attributes"]["skill_level"]  # type: ignore[index]
-    variants = {"beginner": "simple words", "intermediate": "some jargon",
-                "expert": "all the jargon"}  # fmt: skip
+    variants = {
+        "beginner": "simple words",
+        "intermediate": "some jargon",
+        "expert": "all the jargon",
+    }
     known = recs(api, user, k=2)["items"][0]["item_id"]
     items = [
         {"id": known, "variants": variants},
-        {"id": "fresh-article", "category": "vpn", "created_at": "2026-11-25T10:00:00Z",
-         "variants": {"beginner": "b", "advanced": "a"}},
+        {
+            "id": "fresh-article",
+            "category": "vpn",
+            "created_at": "2026-11-25T10:00:00Z",
+            "variants": {"beginner": "b", "advanced": "a"},
+        },
         {"id": "old-article", "category": "nothing-they-like", "created_at": 0},
-    ]  # fmt: skip
+    ]
     r = api.request("POST", f"/v1/users/{user}/rank", "serve", json={"items": items})
     assert r.status_code == 200, r.text
     out = r.json()
@@ -176,17 +206,20 @@ def test_rank_adapts_text_to_the_skill_level(api: Api) -> None:
     assert by_id["old-article"]["text"] is None
     scores = [i["score"] for i in out["items"]]
     assert scores == sorted(scores, reverse=True) and all(0 <= s <= 1 for s in scores)
-    over = api.request("POST", f"/v1/users/{user}/rank", "serve",
-                       json={"items": items, "skill_level": "expert"}).json()  # fmt: skip
+    over = api.request(
+        "POST", f"/v1/users/{user}/rank", "serve", json={"items": items, "skill_level": "expert"}
+    ).json()
     fresh = next(i for i in over["items"] if i["id"] == "fresh-article")
     assert (fresh["skill_level"], fresh["text"]) == ("expert", "a")  # "advanced" reads as expert
     # The request's skill_level takes the values PUT /v1/users takes (issue 15, point 15).
     for bad in ("advanced", "wizard", ""):
-        r = api.request("POST", f"/v1/users/{user}/rank", "serve",
-                        json={"items": items, "skill_level": bad})  # fmt: skip
+        r = api.request(
+            "POST", f"/v1/users/{user}/rank", "serve", json={"items": items, "skill_level": bad}
+        )
         assert r.status_code == 422 and r.json()["error"]["details"][0]["field"] == "skill_level"
-    beginner = api.request("POST", f"/v1/users/{user}/rank", "serve",
-                           json={"items": items, "skill_level": "beginner"}).json()  # fmt: skip
+    beginner = api.request(
+        "POST", f"/v1/users/{user}/rank", "serve", json={"items": items, "skill_level": "beginner"}
+    ).json()
     assert next(i for i in beginner["items"] if i["id"] == known)["text"] == "simple words"
     empty = api.request("POST", f"/v1/users/{user}/rank", "serve", json={"items": []})
     assert empty.status_code == 422
@@ -245,8 +278,11 @@ def test_cache_is_invalidated_across_processes(
     serve = services.keys.create("s", "serve")[1]
     ingest_key = services.keys.create("i", "ingest")[1]
     services.close()
-    env = {"TASTEBUD_REDIS_URL": redis_url, "TASTEBUD_PSEUDONYM_KEY": keys["pseudonym_key"],
-           "TASTEBUD_FERNET_KEYS": keys["fernet_keys"]}  # fmt: skip
+    env = {
+        "TASTEBUD_REDIS_URL": redis_url,
+        "TASTEBUD_PSEUDONYM_KEY": keys["pseudonym_key"],
+        "TASTEBUD_FERNET_KEYS": keys["fernet_keys"],
+    }
     a, b = server_factory(**env), server_factory(**env)
     user = "nb-user-0000021"
     hdr = {"Authorization": f"Bearer {serve}"}
@@ -256,10 +292,16 @@ def test_cache_is_invalidated_across_processes(
     assert again.headers["X-Tastebud-Cache"] == "hit"
     top = first["items"][0]["item_id"]
     # The event goes to process B; process A's cached list must not survive it.
-    event = {"event_type": "page_view", "user_id": user, "timestamp": time.time(),
-             "item_id": top, "data": {"url": "/x"}}  # fmt: skip
-    r = httpx.post(f"{b.url}/v1/events", json=event,
-                   headers={"Authorization": f"Bearer {ingest_key}"})  # fmt: skip
+    event = {
+        "event_type": "page_view",
+        "user_id": user,
+        "timestamp": time.time(),
+        "item_id": top,
+        "data": {"url": "/x"},
+    }
+    r = httpx.post(
+        f"{b.url}/v1/events", json=event, headers={"Authorization": f"Bearer {ingest_key}"}
+    )
     assert r.status_code == 202
     after = httpx.get(url, headers=hdr)
     assert after.headers["X-Tastebud-Cache"] == "miss"
@@ -272,8 +314,11 @@ def test_new_items_get_exploration_slots_in_liked_categories(api: Api) -> None:
     cat = Counter(category_of(api, i) for i in pool).most_common(1)[0][0]
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     for item, category in (("fresh-in-cat", cat), ("fresh-elsewhere", "no-such-taste")):
-        r = api.request("PUT", f"/v1/items/{item}", json={"title": item, "category": category,
-                                                          "created_at": now})  # fmt: skip
+        r = api.request(
+            "PUT",
+            f"/v1/items/{item}",
+            json={"title": item, "category": category, "created_at": now},
+        )
         assert r.status_code in (200, 201), r.text
     api.services.engine.catalog.refresh()
     send(api, user, [i for i in pool if category_of(api, i) == cat][:3])
@@ -301,8 +346,11 @@ def test_reasons_name_only_the_list_really_used(api: Api) -> None:
     assert {i["reason"]["text"] for i in known["items"]} == {f"Popular on {device}"}
     assert [i["item_id"] for i in known["items"]] == lists["device"][device][:5]
     overall = recs(api, "new-user-b", k=5)
-    for params in ({"device": "toaster"}, {"locale": "xx-NOWHERE"},
-                   {"device": "<script>alert(1)</script>", "locale": "<b>"}):  # fmt: skip
+    for params in (
+        {"device": "toaster"},
+        {"locale": "xx-NOWHERE"},
+        {"device": "<script>alert(1)</script>", "locale": "<b>"},
+    ):
         body = recs(api, "new-user-c", k=5, **params)
         assert body["mode"] == "cold_start"
         # The overall list, said so; the caller's text is never copied into an answer.
@@ -324,25 +372,36 @@ def test_feedback_acts_on_rank(api: Api) -> None:
 
     assert ranked()["items"][0]["id"] == top[0]
     for item, kind in ((top[0], "not_interested"), (top[1], "dislike")):
-        r = api.request("POST", f"/v1/users/{user}/feedback", "serve",
-                        json={"item_id": item, "kind": kind})  # fmt: skip
+        r = api.request(
+            "POST", f"/v1/users/{user}/feedback", "serve", json={"item_id": item, "kind": kind}
+        )
         assert r.status_code == 202
     after = ranked()
     assert [i["id"] for i in after["items"]] == [top[2]]
     assert after["suppressed"] == [top[0], top[1]]
     # A like counts as an interest: content of the liked item's category moves up.
-    fresh = [{"id": "new-x", "category": "cat-x", "created_at": time.time()},
-             {"id": "new-y", "category": "cat-y", "created_at": time.time()}]  # fmt: skip
+    fresh = [
+        {"id": "new-x", "category": "cat-x", "created_at": time.time()},
+        {"id": "new-y", "category": "cat-y", "created_at": time.time()},
+    ]
     for item, category in (("liked-x", "cat-x"),):
         api.request("PUT", f"/v1/items/{item}", json={"title": item, "category": category})
     api.services.engine.catalog.refresh()
     stranger = "brand-new-liker"
-    body = lambda: api.request("POST", f"/v1/users/{stranger}/rank", "serve",  # noqa: E731
-                               json={"items": fresh}).json()  # fmt: skip
+
+    def body() -> dict:
+        return api.request(
+            "POST", f"/v1/users/{stranger}/rank", "serve", json={"items": fresh}
+        ).json()
+
     before = body()
     assert before["items"][0]["score"] == before["items"][1]["score"]
-    api.request("POST", f"/v1/users/{stranger}/feedback", "serve",
-                json={"item_id": "liked-x", "kind": "like"})  # fmt: skip
+    api.request(
+        "POST",
+        f"/v1/users/{stranger}/feedback",
+        "serve",
+        json={"item_id": "liked-x", "kind": "like"},
+    )
     liked = body()
     assert liked["items"][0]["id"] == "new-x"
     assert liked["items"][0]["score"] > liked["items"][1]["score"]

@@ -123,8 +123,9 @@ def test_attributes_change_neither_the_events_nor_the_planted_truth() -> None:
     assert _sha(orjson.dumps(truth, option=orjson.OPT_SORT_KEYS)) == (
         "d578a717d62e12df8b2c916228f69eebdbb44021f316adc0e82faff23b47f9f7"
     )
-    before = [{k: v for k, v in u.items() if k not in ("age_bucket", "interests")}
-              for u in s.users()]  # fmt: skip
+    before = [
+        {k: v for k, v in u.items() if k not in ("age_bucket", "interests")} for u in s.users()
+    ]
     assert _sha(orjson.dumps(before, option=orjson.OPT_SORT_KEYS)) == (
         "5456a756842e4981e0b6c3afe94748c4cdb8d10d4a149429e07f135cca1edb32"
     )

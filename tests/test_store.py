@@ -114,9 +114,17 @@ class TestStoreContract:
         assert store.get_item("m1") is None
 
     def test_item_categories(self, store: Store) -> None:
-        item = {"item_id": "k1", "title": None, "category": "news", "categories": ["news"],
-                "item_type": None, "created_ms": None, "attributes": {}, "hidden": False,
-                "updated_ms": 1}  # fmt: skip
+        item = {
+            "item_id": "k1",
+            "title": None,
+            "category": "news",
+            "categories": ["news"],
+            "item_type": None,
+            "created_ms": None,
+            "attributes": {},
+            "hidden": False,
+            "updated_ms": 1,
+        }
         store.put_items([item, {**item, "item_id": "k2", "category": None}])
         ids = ["k1", "k2", "unknown"] + [f"many-{i}" for i in range(1000)]  # > one IN chunk
         got = store.item_categories(ids)

@@ -32,8 +32,14 @@ def test_artifact_round_trip(tmp_path: Path) -> None:
     save_model(tmp_path / "m", model, users, items, {"validation": {"ndcg@10": 0.5}})
     path = tmp_path / "m"
     names = sorted(p.name for p in path.iterdir())
-    assert names == ["config.json", "items.json", "manifest.json", "metrics.json",
-                     "params.npz", "users.json"]  # fmt: skip
+    assert names == [
+        "config.json",
+        "items.json",
+        "manifest.json",
+        "metrics.json",
+        "params.npz",
+        "users.json",
+    ]
     loaded = load_model(path)
     assert loaded.users.ids == users.ids and loaded.items.ids == items.ids
     assert loaded.metrics["validation"]["ndcg@10"] == 0.5
@@ -75,22 +81,45 @@ def movielens_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_evaluate_movielens_json_and_report(movielens_dir: Path, tmp_path: Path) -> None:
     out, report = tmp_path / "eval.json", tmp_path / "report.html"
-    r = run(["evaluate", "--models", "tastebud_seq,ease,popularity", "--no-tune",
-             "--json", str(out), "--report", str(report)], movielens_dir)  # fmt: skip
+    r = run(
+        [
+            "evaluate",
+            "--models",
+            "tastebud_seq,ease,popularity",
+            "--no-tune",
+            "--json",
+            str(out),
+            "--report",
+            str(report),
+        ],
+        movielens_dir,
+    )
     assert r.returncode == 0, r.stderr
     result = json.loads(out.read_text())
     assert result["protocol"] == "temporal-user"
-    assert result["dataset"] == {"interactions": 100_000, "users": 943, "items": 1682,
-                                 "has_time": True}  # fmt: skip
+    assert result["dataset"] == {
+        "interactions": 100_000,
+        "users": 943,
+        "items": 1682,
+        "has_time": True,
+    }
     assert result["test_users"] == 943
     m = result["models"]
     for name in ("tastebud_seq", "ease", "popularity"):
-        assert set(m[name]) >= {"ndcg@10", "mrr@10", "precision@10", "recall@20", "coverage@10",
-                                "ci95", "params"}  # fmt: skip
+        assert set(m[name]) >= {
+            "ndcg@10",
+            "mrr@10",
+            "precision@10",
+            "recall@20",
+            "coverage@10",
+            "ci95",
+            "params",
+        }
     # On real data, knowing the order of a user's history beats ignoring it, which beats
     # not personalising at all (defaults, no tuning).
-    assert m["tastebud_seq"]["ndcg@10"] > 1.1 * m["ease"]["ndcg@10"] > 1.1 * m["popularity"][
-        "ndcg@10"]  # fmt: skip
+    assert (
+        m["tastebud_seq"]["ndcg@10"] > 1.1 * m["ease"]["ndcg@10"] > 1.1 * m["popularity"]["ndcg@10"]
+    )
     assert {"gender", "age_bucket", "occupation", "activity"} <= set(result["slices"])
     gender = result["slices"]["gender"]["tastebud_seq"]
     assert set(gender["groups"]) == {"F", "M"} and gender["disparity_ndcg@10"] >= 1.0
@@ -131,17 +160,33 @@ def test_evaluate_errors_are_clear(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_report_renders_its_plots_in_chromium(movielens_dir: Path, tmp_path: Path) -> None:
     report = tmp_path / "report.html"
-    r = run(["evaluate", "--models", "tastebud_seq,popularity", "--no-tune",
-             "--report", str(report)], movielens_dir)  # fmt: skip
+    r = run(
+        ["evaluate", "--models", "tastebud_seq,popularity", "--no-tune", "--report", str(report)],
+        movielens_dir,
+    )
     assert r.returncode == 0, r.stderr
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-         "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}", "--hide-scrollbars",
-         "--window-size=1200,2600", f"--screenshot={shot}", report.as_uri()],
-        check=True, capture_output=True, timeout=120,
-    )  # fmt: skip
+        [
+            chromium_path(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--hide-scrollbars",
+            "--window-size=1200,2600",
+            f"--screenshot={shot}",
+            report.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
     pixels = image.imread(str(shot))[..., :3]
     # The bar colour of Tastebud's models (#2b6cb0) must be on screen: the plots rendered.
     blue = np.all(np.abs(pixels - np.array([0x2B, 0x6C, 0xB0]) / 255) < 0.03, axis=-1)

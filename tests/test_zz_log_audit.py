@@ -24,15 +24,17 @@ def test_the_audit_catches_what_it_looks_for(log_audit: LogAudit) -> None:
     audit = LogAudit()
     audit.secrets = {"s3cr3t-value-abcdefghij"}
     audit.raw_ids = {"probe-user-31337", "ann lee"}
-    leaked = audit.findings([
-        f"x key={fake_key}",
-        "s3cr3t-value-abcdefghij",
-        "route=/v1/users/probe-user-31337/profile",
-        "user is ann lee",
-        "nb-user-0000042 logged in",
-        "mail carol@example.net now",
-        "call +44 20 7946 0958",
-    ])  # fmt: skip
+    leaked = audit.findings(
+        [
+            f"x key={fake_key}",
+            "s3cr3t-value-abcdefghij",
+            "route=/v1/users/probe-user-31337/profile",
+            "user is ann lee",
+            "nb-user-0000042 logged in",
+            "mail carol@example.net now",
+            "call +44 20 7946 0958",
+        ]
+    )
     assert len(leaked) == 7, leaked
     assert not audit.findings(["request method=GET route=/v1/users/{user_id} status=200 ms=3.1"])
 

@@ -106,21 +106,23 @@ class Services:
     def erasure_context(self) -> ErasureContext:
         """What an erasure works with, from these services."""
         return ErasureContext(
-            self.store, self.realtime, self.registry,
+            self.store,
+            self.realtime,
+            self.registry,
             tombstone=lambda key: self.pseudonymizer.opaque("tombstone", key),
             forget_cached=self.engine.forget,
             reload_models=self.models.refresh,
-        )  # fmt: skip
+        )
 
     def export_context(self) -> ExportContext:
         """What an export reads, from these services."""
-        return ExportContext(self.store, self.realtime, self.registry, self.privacy,
-                             self.predict)  # fmt: skip
+        return ExportContext(self.store, self.realtime, self.registry, self.privacy, self.predict)
 
     def job_context(self, actor: str, log: Any = None) -> JobContext:
         """What a training job needs, from these services."""
-        ctx = JobContext(self.store, self.registry, self.settings.governance,
-                         self.settings.consent_mode, actor)  # fmt: skip
+        ctx = JobContext(
+            self.store, self.registry, self.settings.governance, self.settings.consent_mode, actor
+        )
         if log is not None:
             ctx.log = log
         return ctx
@@ -197,9 +199,10 @@ def build_services(
     online = OnlineFeatures(store, realtime)
     registry = Registry(store, settings.resolved_artifact_dir())
     models = ModelServer(
-        registry, {"recommender": load_recommender, "predictor": load_predictor},
+        registry,
+        {"recommender": load_recommender, "predictor": load_predictor},
         poll_seconds=settings.model_poll_seconds,
-    )  # fmt: skip
+    )
 
     def production_predictor(target: str) -> tuple[PredictorArtifact, int] | None:
         served = models.get(target)

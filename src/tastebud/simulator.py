@@ -41,9 +41,19 @@ from numpy.typing import NDArray
 __all__ = ["AGE_BUCKETS", "CATEGORIES", "SimConfig", "Simulator", "write_ndjson"]
 
 CATEGORIES: tuple[str, ...] = (
-    "security", "vpn", "wifi", "routers", "speed", "cloud",
-    "gaming", "streaming", "smart-home", "mobile", "developer", "basics",
-)  # fmt: skip
+    "security",
+    "vpn",
+    "wifi",
+    "routers",
+    "speed",
+    "cloud",
+    "gaming",
+    "streaming",
+    "smart-home",
+    "mobile",
+    "developer",
+    "basics",
+)
 _KEYWORDS: dict[str, tuple[str, ...]] = {
     "security": ("firewall", "malware scan", "2fa setup", "phishing"),
     "vpn": ("vpn setup", "vpn speed", "wireguard", "split tunnel"),
@@ -58,16 +68,34 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
     "developer": ("dns api", "curl", "ipv6", "websocket"),
     "basics": ("what is ip", "modem vs router", "ethernet cable", "reset router"),
 }
-_FEATURES = ("speed_test", "vpn_toggle", "device_scan", "parental_controls", "dns_switch",
-             "bandwidth_monitor", "port_checker", "wifi_analyzer")  # fmt: skip
+_FEATURES = (
+    "speed_test",
+    "vpn_toggle",
+    "device_scan",
+    "parental_controls",
+    "dns_switch",
+    "bandwidth_monitor",
+    "port_checker",
+    "wifi_analyzer",
+)
 _SETTINGS = ("theme", "language", "notifications", "units", "autoplay")
 _DEVICES = ("desktop", "mobile", "tablet")
 _NETWORK = ("4g", "wifi", "ethernet", "3g")
 _TYPES = ("article", "video", "tool", "tutorial")
 _SKILLS = ("beginner", "intermediate", "expert")
 _COUNTRIES = ("us", "gb", "de", "fr", "in", "br", "jp", "ca", "es", "nl")
-_LOCALES = ("en-US", "en-GB", "de-DE", "fr-FR", "en-IN", "pt-BR", "ja-JP", "en-CA", "es-ES",
-            "nl-NL")  # fmt: skip
+_LOCALES = (
+    "en-US",
+    "en-GB",
+    "de-DE",
+    "fr-FR",
+    "en-IN",
+    "pt-BR",
+    "ja-JP",
+    "en-CA",
+    "es-ES",
+    "nl-NL",
+)
 _GOALS = ("subscribe_pro", "buy_router", "trial_start", "newsletter")
 AGE_BUCKETS: tuple[str, ...] = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
 _AGE_P = (0.14, 0.30, 0.24, 0.16, 0.10, 0.06)
@@ -160,8 +188,24 @@ class Simulator:
         # Day of churn: geometric waiting time from signup with the user's hazard.
         churn = signup + rng.geometric(hazard)
         country = rng.choice(len(_COUNTRIES), size=n, p=np.full(len(_COUNTRIES), 0.1))
-        return _World(item_cat, item_type, item_day, quality, cat_items, cat_cdf, cat_pop,
-                      taste, device, hour, skill, rate, hazard, signup, churn, country)  # fmt: skip
+        return _World(
+            item_cat,
+            item_type,
+            item_day,
+            quality,
+            cat_items,
+            cat_cdf,
+            cat_pop,
+            taste,
+            device,
+            hour,
+            skill,
+            rate,
+            hazard,
+            signup,
+            churn,
+            country,
+        )
 
     # -- ids ------------------------------------------------------------------------------------
     @staticmethod
@@ -509,8 +553,10 @@ def write_ndjson(
     same whatever the number of workers. Returns the number of events."""
     global _POOL_SIM
     cfg = sim.config
-    jobs = [(c, lo, min(cfg.users, lo + cfg.chunk_users))
-            for c, lo in enumerate(range(0, cfg.users, cfg.chunk_users))]  # fmt: skip
+    jobs = [
+        (c, lo, min(cfg.users, lo + cfg.chunk_users))
+        for c, lo in enumerate(range(0, cfg.users, cfg.chunk_users))
+    ]
     total = 0
     if workers <= 1 or len(jobs) == 1:
         for job in jobs:

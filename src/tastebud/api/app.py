@@ -95,8 +95,16 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.rate_limiter = make_rate_limiter(settings)
     install_error_handlers(app)
     for module in (
-        health, events, items, users, profiles, predictions, recommendations, models, privacy,
-    ):  # fmt: skip
+        health,
+        events,
+        items,
+        users,
+        profiles,
+        predictions,
+        recommendations,
+        models,
+        privacy,
+    ):
         app.include_router(module.router)
 
     def limit_for(path: str) -> int:
@@ -109,8 +117,12 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         def is_ingest(path: str) -> bool:
             return any(regex.match(path) for regex in ingest)
 
-        app.add_middleware(IngestCorsMiddleware, origins=settings.cors_origins,
-                           applies=is_ingest, max_age=settings.cors_max_age_s)  # fmt: skip
+        app.add_middleware(
+            IngestCorsMiddleware,
+            origins=settings.cors_origins,
+            applies=is_ingest,
+            max_age=settings.cors_max_age_s,
+        )
     app.add_middleware(AccessLogMiddleware)
 
     def openapi() -> dict[str, Any]:

@@ -147,8 +147,10 @@ def activation_note() -> str | None:
     name = prog()
     if name == "tastebud" or not name.endswith("/bin/tastebud"):
         return None
-    return (f"(or activate the environment first, `source {name.removesuffix('/tastebud')}"
-            "/activate`, then type `tastebud ...`)")  # fmt: skip
+    return (
+        f"(or activate the environment first, `source {name.removesuffix('/tastebud')}"
+        "/activate`, then type `tastebud ...`)"
+    )
 
 
 # -- progress ---------------------------------------------------------------------------------
@@ -190,9 +192,12 @@ def _spinner() -> Progress:
     from rich.progress import SpinnerColumn, TextColumn, TimeElapsedColumn
 
     return _Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        TimeElapsedColumn(),
+        console=err,
         transient=True,
-    )  # fmt: skip
+    )
 
 
 @app.callback(invoke_without_command=True)

@@ -58,8 +58,9 @@ class Stopper:
         self._old_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
         for sig in _SIGNALS:
             self._old[sig] = signal.signal(sig, self._handle)
-        threading.Thread(target=self._watch, args=(read,), name="tastebud-stop",
-                         daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=self._watch, args=(read,), name="tastebud-stop", daemon=True
+        ).start()
         return self
 
     def __exit__(
@@ -103,8 +104,9 @@ class Stopper:
             if first is not None:  # a second signal: leave now
                 self._force()
             first = time.monotonic()
-            threading.Thread(target=self._deadline, name="tastebud-stop-deadline",
-                             daemon=True).start()  # fmt: skip
+            threading.Thread(
+                target=self._deadline, name="tastebud-stop-deadline", daemon=True
+            ).start()
 
     def _deadline(self) -> None:
         if not self._done.wait(self.grace):

@@ -32,8 +32,9 @@ def features_list(
     if as_json:
         print(orjson.dumps([vars(f) for f in FEATURES], option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table("feature", "version", "type", "entity", "owner", "meaning", box=None,
-                  pad_edge=False)  # fmt: skip
+    table = Table(
+        "feature", "version", "type", "entity", "owner", "meaning", box=None, pad_edge=False
+    )
     table.columns[-1].overflow = "fold"
     for f in FEATURES:
         flag = " (deprecated)" if f.deprecated else ""

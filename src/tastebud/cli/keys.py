@@ -99,11 +99,22 @@ def keys_list(
     with _key_manager(data_dir) as keys:
         rows = keys.list()
     if as_json:
-        print(orjson.dumps([
-            {"key_id": k.key_id, "name": k.name, "scope": k.scope, "created_ms": k.created_ms,
-             "revoked_ms": k.revoked_ms, "state": "revoked" if k.revoked_ms else "active"}
-            for k in rows
-        ], option=orjson.OPT_INDENT_2).decode())  # fmt: skip
+        print(
+            orjson.dumps(
+                [
+                    {
+                        "key_id": k.key_id,
+                        "name": k.name,
+                        "scope": k.scope,
+                        "created_ms": k.created_ms,
+                        "revoked_ms": k.revoked_ms,
+                        "state": "revoked" if k.revoked_ms else "active",
+                    }
+                    for k in rows
+                ],
+                option=orjson.OPT_INDENT_2,
+            ).decode()
+        )
         return
     if not rows:
         out.print(f"no API keys; create one with: {prog()} keys create --scope ingest --name web")
@@ -111,8 +122,7 @@ def keys_list(
     table = Table("key id", "scope", "state", "created (UTC)", "name", box=None, pad_edge=False)
     for k in rows:
         created = datetime.fromtimestamp(k.created_ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M")
-        table.add_row(k.key_id, k.scope, "revoked" if k.revoked_ms else "active", created,
-                      k.name)  # fmt: skip
+        table.add_row(k.key_id, k.scope, "revoked" if k.revoked_ms else "active", created, k.name)
     print_table(table)
 
 

@@ -29,8 +29,9 @@ def eval_progress(progress: Progress) -> Callable[[EvalProgress], None]:
         key = (p.model, p.split)
         if key not in tasks:
             what = "tuning on validation" if p.split == "validation" else "refit, scoring test"
-            tasks[key] = progress.add_task(f"({p.position}/{p.models}) {p.model}: {what}",
-                                           total=p.trials)  # fmt: skip
+            tasks[key] = progress.add_task(
+                f"({p.position}/{p.models}) {p.model}: {what}", total=p.trials
+            )
             tuning = tasks.get((p.model, "validation"))
             if p.split == "test" and tuning is not None:  # the search stopped early: done
                 done = progress.tasks[tuning].completed
@@ -59,7 +60,7 @@ def evaluate_cmd(
         typer.Option(
             help="Comma-separated model names (default: Tastebud's models and the "
             "peers popularity, itemknn, als, bpr, ease)."
-        ),  # fmt: skip
+        ),
     ] = None,
     protocol: Annotated[
         str, typer.Option(help="temporal-user (DESIGN.md) or global-time.")
@@ -92,23 +93,35 @@ def evaluate_cmd(
     if dataset.pairs.height == 0:
         raise InvalidInput("no interactions in the database: import or ingest events first")
     s = dataset.summary()
-    out.print(f"{s['interactions']:,} interactions, {s['users']:,} users, {s['items']:,} items"
-              f"{'' if s['has_time'] else ' (no timestamps)'}; protocol {protocol}")  # fmt: skip
+    out.print(
+        f"{s['interactions']:,} interactions, {s['users']:,} users, {s['items']:,} items"
+        f"{'' if s['has_time'] else ' (no timestamps)'}; protocol {protocol}"
+    )
     try:
         with _progress() as progress:
-            result = evaluate(dataset, names, protocol=protocol, seed=seed, tuning=tuning,
-                              log=lambda m: out.print(f"  {m}"),
-                              progress=eval_progress(progress))  # fmt: skip
+            result = evaluate(
+                dataset,
+                names,
+                protocol=protocol,
+                seed=seed,
+                tuning=tuning,
+                log=lambda m: out.print(f"  {m}"),
+                progress=eval_progress(progress),
+            )
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     header = f"{'model':<16}{'ndcg@10':>9}{'mrr@10':>9}{'prec@10':>9}{'rec@20':>9}{'cov@10':>9}"
     out.print(header)
     for name, m in result["models"].items():
-        out.print(f"{name:<16}{m['ndcg@10']:>9.4f}{m['mrr@10']:>9.4f}{m['precision@10']:>9.4f}"
-                  f"{m['recall@20']:>9.4f}{m['coverage@10']:>9.4f}")  # fmt: skip
+        out.print(
+            f"{name:<16}{m['ndcg@10']:>9.4f}{m['mrr@10']:>9.4f}{m['precision@10']:>9.4f}"
+            f"{m['recall@20']:>9.4f}{m['coverage@10']:>9.4f}"
+        )
     if "best_ndcg10_over_best_peer" in result:
-        out.print(f"best Tastebud model {result['best_model']} / best peer {result['best_peer']}: "
-                  f"{result['best_ndcg10_over_best_peer']}")  # fmt: skip
+        out.print(
+            f"best Tastebud model {result['best_model']} / best peer {result['best_peer']}: "
+            f"{result['best_ndcg10_over_best_peer']}"
+        )
     from tastebud.files import write_private  # reports hold per-group results: 0600
 
     if json_out is not None:
@@ -177,8 +190,10 @@ def train_cmd(
                 out.print(f"nothing new since v{inc.base_version}; no version registered")
                 return
             registered = [inc.version]
-            out.print(f"incremental update of v{inc.base_version} in {inc.seconds:.1f} s: "
-                      f"{inc.changed_users:,} changed users ({inc.new_users:,} new)")  # fmt: skip
+            out.print(
+                f"incremental update of v{inc.base_version} in {inc.seconds:.1f} s: "
+                f"{inc.changed_users:,} changed users ({inc.new_users:,} new)"
+            )
         elif full:
             with _progress() as progress:
                 ctx.progress = eval_progress(progress)
@@ -192,8 +207,10 @@ def train_cmd(
                 mv = train_recommendations(ctx, model=model, seed=seed, tuning=tuning)
             registered = [] if before is not None and before.version == mv.version else [mv]
         for mv in registered:
-            out.print(f"registered {mv.name} v{mv.version} ({mv.algorithm}) as candidate; "
-                      f"artifact {mv.artifact_id}")  # fmt: skip
+            out.print(
+                f"registered {mv.name} v{mv.version} ({mv.algorithm}) as candidate; "
+                f"artifact {mv.artifact_id}"
+            )
         if not registered:
             out.print("no new version: the latest one was trained on these data and settings")
             return

@@ -56,8 +56,13 @@ CalibrationOpt = Annotated[
 ]
 
 
-def _table(target: str | None, table: Path | None, label: str | None, id_col: str | None,
-           data_dir: Path | None) -> tuple[Any, str]:  # fmt: skip
+def _table(
+    target: str | None,
+    table: Path | None,
+    label: str | None,
+    id_col: str | None,
+    data_dir: Path | None,
+) -> tuple[Any, str]:
     """(FeatureTable, name) from the options; exactly one source."""
     from tastebud.training import TARGETS, event_training_set, read_table, table_from_frame
 
@@ -103,23 +108,35 @@ def predictors_train(
     data, default_name = _table(target, table, label, id_col, data_dir)
     for line in data.report.lines():
         out.print(line)
-    config = PredictorConfig(folds=folds, learning_rate=learning_rate,
-                             calibration=calibration.value)  # fmt: skip
+    config = PredictorConfig(
+        folds=folds, learning_rate=learning_rate, calibration=calibration.value
+    )
     groups = None if data.ids is None else np.asarray(data.ids)
     with _spinner() as spinner:
         spinner.add_task(f"choosing, fitting and calibrating on {len(data.y):,} rows", total=None)
         model = Predictor(config).fit(data.x, data.y, data.names, data.categorical, groups=groups)
-    metrics = {"out_of_fold_roc_auc": model.selection, "chosen": model.chosen,
-               "calibration_levels": model.calibration_levels_,
-               "calibration_brier": model.calibration_selection,
-               "importance": model.importance(), "table": data.report.to_dict()}  # fmt: skip
+    metrics = {
+        "out_of_fold_roc_auc": model.selection,
+        "chosen": model.chosen,
+        "calibration_levels": model.calibration_levels_,
+        "calibration_brier": model.calibration_selection,
+        "importance": model.importance(),
+        "table": data.report.to_dict(),
+    }
     directory = _settings(data_dir).resolved_artifact_dir() / "predictors" / (name or default_name)
     artifact_id = save_predictor(directory, model, data.schema(), metrics)
-    out.print(f"chose {model.chosen} (out-of-fold ROC-AUC {model.selection[model.chosen]:.4f} "
-              f"among {len(model.selection)} candidates)")  # fmt: skip
-    out.print(f"calibration: {model.calibration}" + (
-        " (the fewest levels within one standard error of the best cross-validated Brier score)"
-        if model.calibration_levels_ else ""))  # fmt: skip
+    out.print(
+        f"chose {model.chosen} (out-of-fold ROC-AUC {model.selection[model.chosen]:.4f} "
+        f"among {len(model.selection)} candidates)"
+    )
+    out.print(
+        f"calibration: {model.calibration}"
+        + (
+            " (the fewest levels within one standard error of the best cross-validated Brier score)"
+            if model.calibration_levels_
+            else ""
+        )
+    )
     top = ", ".join(list(model.importance())[:5])
     out.print(f"most important features: {top}")
     out.print(f"saved {directory} (artifact {artifact_id})")
@@ -152,13 +169,15 @@ def predictors_evaluate(
     data, name = _table(target, table, label, id_col, data_dir)
     for line in data.report.lines():
         out.print(line)
-    config = PredictorConfig(folds=folds, learning_rate=learning_rate,
-                             calibration=calibration.value)  # fmt: skip
+    config = PredictorConfig(
+        folds=folds, learning_rate=learning_rate, calibration=calibration.value
+    )
     means, details = evaluate_predictors(data, config=config, log=lambda m: out.print(f"  {m}"))
     out.print(f"{'model':<14}{'roc_auc':>9}{'pr_auc':>9}{'brier':>9}{'ece':>9}")
     for model, m in means.items():
-        out.print(f"{model:<14}{m['roc_auc']:>9.4f}{m['pr_auc']:>9.4f}{m['brier']:>9.4f}"
-                  f"{m['ece']:>9.4f}")  # fmt: skip
+        out.print(
+            f"{model:<14}{m['roc_auc']:>9.4f}{m['pr_auc']:>9.4f}{m['brier']:>9.4f}{m['ece']:>9.4f}"
+        )
     from tastebud.files import write_private  # reports hold per-group results: 0600
 
     if json_out is not None:

@@ -72,8 +72,9 @@ def retention_cmd(
     try:
         with _spinner() as spinner:
             spinner.add_task("deleting events past their retention period", total=None)
-            deleted = apply_retention(services.store, days, services.now_ms(),
-                                      batch_size=batch_size)  # fmt: skip
+            deleted = apply_retention(
+                services.store, days, services.now_ms(), batch_size=batch_size
+            )
     finally:
         services.close()
     for event_type, n in deleted.items():

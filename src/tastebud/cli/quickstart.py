@@ -116,16 +116,23 @@ def _check_port(host: str, port: int, url: str) -> None:
 
 
 def _start_server(
-    settings: Settings, host: str, port: int, url: str, stopper: Stopper,
+    settings: Settings,
+    host: str,
+    port: int,
+    url: str,
+    stopper: Stopper,
     cors: list[str] | None = None,
-) -> subprocess.Popen[bytes]:  # fmt: skip
+) -> subprocess.Popen[bytes]:
     """``tastebud serve`` on the same settings, started and ready (``/readyz`` answers);
     ``cors`` origins are added to the configured ones (the demo page's)."""
     import httpx
 
     _check_port(host, port, url)
-    env = {**os.environ, "TASTEBUD_DATA_DIR": str(settings.data_dir.absolute()),
-           "TASTEBUD_LOG_LEVEL": settings.log_level}  # fmt: skip
+    env = {
+        **os.environ,
+        "TASTEBUD_DATA_DIR": str(settings.data_dir.absolute()),
+        "TASTEBUD_LOG_LEVEL": settings.log_level,
+    }
     if cors:
         env["TASTEBUD_CORS_ORIGINS"] = json.dumps([*settings.cors_origins, *cors])
     cmd = [sys.executable, "-m", "tastebud.cli", "serve", "--host", host, "--port", str(port)]
@@ -161,13 +168,15 @@ def _await_models(url: str, key: str, services: Services, limit: float = 15.0) -
     the registry every TASTEBUD_MODEL_POLL_SECONDS, and the examples printed next use them."""
     import httpx
 
-    want = {mv.name: mv.version for mv in services.registry.versions()
-            if "production" in mv.aliases}  # fmt: skip
+    want = {
+        mv.name: mv.version for mv in services.registry.versions() if "production" in mv.aliases
+    }
     deadline = time.monotonic() + limit
     while want and time.monotonic() < deadline:
         try:
-            body = httpx.get(f"{url}/v1/models", timeout=5,
-                             headers={"Authorization": f"Bearer {key}"}).json()  # fmt: skip
+            body = httpx.get(
+                f"{url}/v1/models", timeout=5, headers={"Authorization": f"Bearer {key}"}
+            ).json()
             served = {m["name"]: m.get("serving") for m in body.get("models", [])}
         except (httpx.HTTPError, ValueError):
             served = {}
@@ -192,16 +201,21 @@ def _first_models(services: Services) -> None:
 
         def log(message: str) -> None:
             progress.update(stage, description=message.strip()[:70])
-            progress.console.print(f"  {message.strip()}", style="dim", highlight=False,
-                                   markup=False, soft_wrap=True)  # fmt: skip
+            progress.console.print(
+                f"  {message.strip()}", style="dim", highlight=False, markup=False, soft_wrap=True
+            )
 
         ctx = services.job_context("quickstart", log=log)
         ctx.progress = eval_progress(progress)
         try:
             result = train_full(ctx, splits=2)
         except InvalidInput as exc:
-            out.print(hint(f"  not enough traffic to train on yet ({exc}); run `tastebud train "
-                           "--full` when more has arrived"))  # fmt: skip
+            out.print(
+                hint(
+                    f"  not enough traffic to train on yet ({exc}); run `tastebud train "
+                    "--full` when more has arrived"
+                )
+            )
             return
         progress.update(stage, description="trained", total=1, completed=1)
     for target, why in result.skipped.items():
@@ -212,21 +226,27 @@ def _first_models(services: Services) -> None:
         metric = "ndcg@10" if mv.kind == "recommender" else "roc_auc"
         headline = f"held-out {metric} {mv.metrics['test'].get(metric) or 0:.4f}"
         if "production" in mv.aliases:
-            out.print(f"  {mv.name} v{mv.version} ({mv.algorithm}) in production: "
-                      f"{headline}{unchanged}")  # fmt: skip
+            out.print(
+                f"  {mv.name} v{mv.version} ({mv.algorithm}) in production: {headline}{unchanged}"
+            )
             continue
         # Approval is the quickstart's to give; a failing item, or one that could not be
         # checked (production would need a recorded waiver), is the operator's decision.
         check = checklist(services.registry, mv, policy)
         held = [i for i in [*check.failing(), *check.not_checked()] if i.name != "approval"]
         if held:
-            out.print(hint(f"  {mv.name} v{mv.version} stays a candidate{unchanged}: " + "; ".join(
-                f"{i.name} {i.status.replace('_', ' ')} ({i.detail})" for i in held)))  # fmt: skip
+            out.print(
+                hint(
+                    f"  {mv.name} v{mv.version} stays a candidate{unchanged}: "
+                    + "; ".join(f"{i.name} {i.status.replace('_', ' ')} ({i.detail})" for i in held)
+                )
+            )
             continue
         services.registry.approve(mv.name, mv.version, actor="quickstart")
         promote(services.registry, policy, mv.name, mv.version, actor="quickstart")
-        out.print(f"  {mv.name} v{mv.version} ({mv.algorithm}) in production: "
-                  f"{headline}{unchanged}")  # fmt: skip
+        out.print(
+            f"  {mv.name} v{mv.version} ({mv.algorithm}) in production: {headline}{unchanged}"
+        )
     out.print(f"trained in {result.seconds:.0f} s")
 
 
@@ -300,9 +320,15 @@ def _clean_up(children: list[subprocess.Popen[bytes]], services: Services | None
 
 
 def _run(
-    services: Services, settings: Settings, host: str | None, port: int | None, no_serve: bool,
-    users: int, days: int, stopper: Stopper,
-) -> None:  # fmt: skip
+    services: Services,
+    settings: Settings,
+    host: str | None,
+    port: int | None,
+    no_serve: bool,
+    users: int,
+    days: int,
+    stopper: Stopper,
+) -> None:
     """Every stage; the server process is in ``stopper.children`` (stopped by the caller)."""
     from tastebud.simulator import SimConfig, Simulator
 
@@ -317,24 +343,40 @@ def _run(
     demo = None if no_serve else _demo_server(bind_host, bind_port + 1, url, keys["ingest"])
     cors = [] if demo is None else demo.origins
     child = _start_server(settings, bind_host, bind_port, url, stopper, cors)
-    out.print(f"Tastebud {__version__} serving {url} (docs: {url}/docs) on "
-              f"{settings.resolved_database_url()}")  # fmt: skip
+    out.print(
+        f"Tastebud {__version__} serving {url} (docs: {url}/docs) on "
+        f"{settings.resolved_database_url()}"
+    )
     sim_config = {"users": users, "days": days, "seed": 0}
     sent: dict[str, Any] = state["sent"] if isinstance(state.get("sent"), dict) else {}
     if sent.get("config") == sim_config and services.store.count_events() >= sent.get("events", 0):
-        out.print(f"simulated NetworkBuster traffic: already sent on {sent.get('on', '?')} "
-                  f"({sent.get('events', 0):,} events, {users:,} users, {days} days); not sent "
-                  "again")  # fmt: skip
+        out.print(
+            f"simulated NetworkBuster traffic: already sent on {sent.get('on', '?')} "
+            f"({sent.get('events', 0):,} events, {users:,} users, {days} days); not sent "
+            "again"
+        )
     else:
         out.print(f"sending the simulated catalogue, users and traffic to {url}...")
-        sim = Simulator(SimConfig(users=users, items=max(200, users), days=days, seed=0,
-                                  start=_start_date("recent", days)))  # fmt: skip
+        sim = Simulator(
+            SimConfig(
+                users=users,
+                items=max(200, users),
+                days=days,
+                seed=0,
+                start=_start_date("recent", days),
+            )
+        )
         summary = _send(sim, url, keys["admin"])
-        out.print(f"simulated NetworkBuster traffic: {summary.accepted:,} events accepted, "
-                  f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected "
-                  f"({users:,} users, {days} days)")  # fmt: skip
-        state["sent"] = {"config": sim_config, "on": datetime.now(UTC).date().isoformat(),
-                         "events": services.store.count_events()}  # fmt: skip
+        out.print(
+            f"simulated NetworkBuster traffic: {summary.accepted:,} events accepted, "
+            f"{summary.duplicates:,} duplicates, {summary.rejected:,} rejected "
+            f"({users:,} users, {days} days)"
+        )
+        state["sent"] = {
+            "config": sim_config,
+            "on": datetime.now(UTC).date().isoformat(),
+            "events": services.store.count_events(),
+        }
         _save_state(state_path, state)
     _first_models(services)
     _await_models(url, keys["serve"], services)
@@ -343,8 +385,9 @@ def _run(
     if no_serve:
         return
     if demo is not None:
-        out.print(f"A web page that sends events from the browser (CORS allows its origin): "
-                  f"{demo.url}")  # fmt: skip
+        out.print(
+            f"A web page that sends events from the browser (CORS allows its origin): {demo.url}"
+        )
     out.print("serving; press Ctrl+C to stop")
     while child.poll() is None:
         time.sleep(0.5)
@@ -392,10 +435,17 @@ def _demo_server(host: str, port: int, api_url: str, ingest_key: str) -> _Demo |
 
 
 def _print_keys(keys: dict[str, str], created: list[str], path: Path) -> None:
-    fresh = "new" if len(created) == len(keys) else (
-        "the same as last time" if not created else f"new for {', '.join(created)}")  # fmt: skip
-    out.print(hint(f"API keys ({fresh}; stored in {_where(path)}, readable by you only; "
-                   "`tastebud keys list` shows their ids):"))  # fmt: skip
+    fresh = (
+        "new"
+        if len(created) == len(keys)
+        else ("the same as last time" if not created else f"new for {', '.join(created)}")
+    )
+    out.print(
+        hint(
+            f"API keys ({fresh}; stored in {_where(path)}, readable by you only; "
+            "`tastebud keys list` shows their ids):"
+        )
+    )
     for scope, key in keys.items():
         out.print(f"  {scope:<6} {key}")
 

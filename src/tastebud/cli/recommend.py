@@ -84,19 +84,28 @@ def recommend_cmd(
     total = len(select_users(loaded, keys).idx)
     with _progress() as progress:
         task = progress.add_task(f"top {k} of {model_name} v{mv.version}", total=total)
-        result = recommend_all(loaded, k, out_file, version_info=info, users=keys,
-                               progress=lambda n: progress.advance(task, n))  # fmt: skip
+        result = recommend_all(
+            loaded,
+            k,
+            out_file,
+            version_info=info,
+            users=keys,
+            progress=lambda n: progress.advance(task, n),
+        )
     # Registered, so that erasing a user also removes them from this file.
     services = _services(_settings(data_dir))
     try:
-        services.store.register_batch_output(str(out_file.resolve()), fmt, mv.name, mv.version,
-                                             int(time.time() * 1000))  # fmt: skip
+        services.store.register_batch_output(
+            str(out_file.resolve()), fmt, mv.name, mv.version, int(time.time() * 1000)
+        )
     finally:
         services.close()
     skipped = [f"{result.removed:,} removed users"] if result.removed else []
     if result.unknown:
         skipped.append(f"{result.unknown:,} unknown keys")
-    out.print(f"wrote {result.users:,} users' top {k} to {out_file} ({fmt}) in "
-              f"{result.seconds:.1f} s ({result.users_per_second:,.0f} users/s) from "
-              f"{mv.name} v{mv.version} ({alias}, artifact {mv.artifact_id})"
-              + (f"; skipped {', '.join(skipped)}" if skipped else ""))  # fmt: skip
+    out.print(
+        f"wrote {result.users:,} users' top {k} to {out_file} ({fmt}) in "
+        f"{result.seconds:.1f} s ({result.users_per_second:,.0f} users/s) from "
+        f"{mv.name} v{mv.version} ({alias}, artifact {mv.artifact_id})"
+        + (f"; skipped {', '.join(skipped)}" if skipped else "")
+    )

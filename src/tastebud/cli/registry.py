@@ -53,12 +53,28 @@ def models_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
         return
     from rich.table import Table
 
-    table = Table("model", "version", "algorithm", "status", "aliases", "held-out metric",
-                  "created (UTC)", box=None, pad_edge=False)  # fmt: skip
+    table = Table(
+        "model",
+        "version",
+        "algorithm",
+        "status",
+        "aliases",
+        "held-out metric",
+        "created (UTC)",
+        box=None,
+        pad_edge=False,
+    )
     table.columns[1].justify = "right"
     for v in versions:
-        table.add_row(v.name, str(v.version), v.algorithm, v.status, ",".join(v.aliases) or "-",
-                      _headline(v.metrics), _when(v.created_ms))  # fmt: skip
+        table.add_row(
+            v.name,
+            str(v.version),
+            v.algorithm,
+            v.status,
+            ",".join(v.aliases) or "-",
+            _headline(v.metrics),
+            _when(v.created_ms),
+        )
     print_table(table)
 
 
@@ -80,18 +96,34 @@ def models_show(
         out.print(json.dumps({**mv.to_json(), "checklist": check.to_json()}, indent=2))
         return
     data = mv.lineage.get("data", {})
-    out.print(f"{mv.name} v{mv.version} (revision {mv.revision}): {mv.algorithm}, {mv.status}, "
-              f"aliases: {', '.join(mv.aliases) or 'none'}; artifact {mv.artifact_id}")  # fmt: skip
-    out.print(f"trained by the {mv.lineage.get('job', '?')} job at {_when(mv.created_ms)} on "
-              f"{_when(data.get('window_start_ms'))} .. {_when(data.get('window_end_ms'))}; "
-              f"{mv.lineage.get('code_version', '')}")  # fmt: skip
+    out.print(
+        f"{mv.name} v{mv.version} (revision {mv.revision}): {mv.algorithm}, {mv.status}, "
+        f"aliases: {', '.join(mv.aliases) or 'none'}; artifact {mv.artifact_id}"
+    )
+    out.print(
+        f"trained by the {mv.lineage.get('job', '?')} job at {_when(mv.created_ms)} on "
+        f"{_when(data.get('window_start_ms'))} .. {_when(data.get('window_end_ms'))}; "
+        f"{mv.lineage.get('code_version', '')}"
+    )
     test = mv.metrics.get("test") or {}
-    out.print("held-out: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items()
-                                       if isinstance(v, float)))  # fmt: skip
+    out.print(
+        "held-out: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
+    )
     unchecked = [i.name for i in check.not_checked() if i.name != "approval"]
-    verdict = "PASSES" if check.passed else ("FAILS" if check.failing() else (
-        f"INCOMPLETE: {', '.join(unchecked)} not checked (production needs a waiver: "
-        f"--waive ITEM --reason TEXT)" if unchecked else "FAILS"))  # fmt: skip
+    verdict = (
+        "PASSES"
+        if check.passed
+        else (
+            "FAILS"
+            if check.failing()
+            else (
+                f"INCOMPLETE: {', '.join(unchecked)} not checked (production needs a waiver: "
+                f"--waive ITEM --reason TEXT)"
+                if unchecked
+                else "FAILS"
+            )
+        )
+    )
     out.print(f"checklist: {verdict}")
     for item in check.items:
         mark = {"pass": "ok", "fail": "FAIL", "not_checked": "NOT CHECKED"}[item.status]
@@ -101,11 +133,12 @@ def models_show(
 @models_app.command("compare")
 def models_compare(
     name: NameArg,
-    versions: Annotated[list[int] | None, typer.Argument(help="Versions (default: all active)")]
-    = None,
+    versions: Annotated[
+        list[int] | None, typer.Argument(help="Versions (default: all active)")
+    ] = None,
     as_json: JsonOpt = False,
     data_dir: DataDirOpt = None,
-) -> None:  # fmt: skip
+) -> None:
     """Held-out metrics of several versions side by side."""
     services = _services(_settings(data_dir))
     try:
@@ -156,7 +189,7 @@ def models_promote(
             help="A checklist item that could not be checked, accepted anyway "
             "(repeatable; needs --reason, recorded)."
         ),
-    ] = None,  # fmt: skip
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="Why (recorded).")] = None,
     data_dir: DataDirOpt = None,
 ) -> None:
@@ -169,8 +202,17 @@ def models_promote(
     settings = _settings(data_dir)
     services = _services(settings)
     try:
-        promote(services.registry, settings.governance, name, version, actor=cli_actor(),
-                alias=alias, force=force, reason=reason, waive=tuple(waive or ()))  # fmt: skip
+        promote(
+            services.registry,
+            settings.governance,
+            name,
+            version,
+            actor=cli_actor(),
+            alias=alias,
+            force=force,
+            reason=reason,
+            waive=tuple(waive or ()),
+        )
     finally:
         services.close()
     how = " (forced)" if force else (f" (waived: {', '.join(waive)})" if waive else "")

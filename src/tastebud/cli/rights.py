@@ -71,8 +71,9 @@ def erase_cmd(
     body = receipt.to_json()
     for store, n in body["stores"].items():
         out.print(f"  {store:<14}{n:>10,}")
-    out.print(f"erased {body['total']:,} rows in {body['seconds']:.2f} s; receipt "
-              f"{body['request_id']}")  # fmt: skip
+    out.print(
+        f"erased {body['total']:,} rows in {body['seconds']:.2f} s; receipt {body['request_id']}"
+    )
 
 
 @privacy_app.command("report")

@@ -46,10 +46,15 @@ def worker_cmd(
         raise InvalidInput("--now needs --job NAME")
     settings = _settings(data_dir)
     services = _services(settings)
-    ctx = services.job_context(f"worker:{cli_actor().removeprefix('cli:')}",
-                               log=lambda m: out.print(m))  # fmt: skip
-    worker = Worker(ctx, settings.schedule, settings.resolved_artifact_dir() / "reports",
-                    retention_days=settings.retention_days)  # fmt: skip
+    ctx = services.job_context(
+        f"worker:{cli_actor().removeprefix('cli:')}", log=lambda m: out.print(m)
+    )
+    worker = Worker(
+        ctx,
+        settings.schedule,
+        settings.resolved_artifact_dir() / "reports",
+        retention_days=settings.retention_days,
+    )
     try:
         if status:
             for name in JOBS:
@@ -58,9 +63,7 @@ def worker_cmd(
                 due = worker.due(name)
                 out.print(
                     f"{name:<15} last: "
-                    + (
-                        "never" if last is None else f"{last.status} (attempt {last.attempt})"
-                    )  # fmt: skip
+                    + ("never" if last is None else f"{last.status} (attempt {last.attempt})")
                     + f"; due: {'now' if due else 'later'}"
                 )
             return
@@ -80,8 +83,10 @@ def worker_cmd(
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        out.print(f"worker {worker.owner}: checking for due jobs every "
-                  f"{settings.schedule.tick_seconds:g} s")  # fmt: skip
+        out.print(
+            f"worker {worker.owner}: checking for due jobs every "
+            f"{settings.schedule.tick_seconds:g} s"
+        )
         worker.loop()
     finally:
         services.close()
@@ -91,7 +96,9 @@ def _report(runs: list[Any]) -> None:
     if not runs:
         out.print("nothing due")
     for run in runs:
-        out.print(f"{run.job}: {run.status} (attempt {run.attempt})"
-                  + (f": {run.error}" if run.error else ""))  # fmt: skip
+        out.print(
+            f"{run.job}: {run.status} (attempt {run.attempt})"
+            + (f": {run.error}" if run.error else "")
+        )
         for key, value in run.details.items():
             out.print(f"  {key}: {value}")

@@ -54,8 +54,14 @@ class AsyncClient(ClientBase):
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(url, key, batch_size=batch_size, max_retries=max_retries,
-                         backoff=backoff, timeout=timeout)  # fmt: skip
+        super().__init__(
+            url,
+            key,
+            batch_size=batch_size,
+            max_retries=max_retries,
+            backoff=backoff,
+            timeout=timeout,
+        )
         self._http = httpx.AsyncClient(**self._options, transport=transport)
 
     async def __aenter__(self) -> AsyncClient:
@@ -138,9 +144,18 @@ class AsyncClient(ClientBase):
         network: str | None = None,
     ) -> Recommendations:
         """The user's top ``k`` items (see :meth:`Client.recommendations`)."""
-        return await self._call(calls.recommendations(
-            user_id, k, category=category, exclude=exclude, device=device, hour=hour,
-            locale=locale, network=network))  # fmt: skip
+        return await self._call(
+            calls.recommendations(
+                user_id,
+                k,
+                category=category,
+                exclude=exclude,
+                device=device,
+                hour=hour,
+                locale=locale,
+                network=network,
+            )
+        )
 
     async def similar(self, item_id: str, k: int = 10) -> SimilarItems:
         """Items related to ``item_id`` (see :meth:`Client.similar`)."""

@@ -97,9 +97,16 @@ def put_user(user: Mapping[str, Any]) -> Call[dict[str, Any]]:
 
 
 def recommendations(
-    user_id: str, k: int, *, category: str | None, exclude: Iterable[str], device: str | None,
-    hour: int | None, locale: str | None, network: str | None,
-) -> Call[Recommendations]:  # fmt: skip
+    user_id: str,
+    k: int,
+    *,
+    category: str | None,
+    exclude: Iterable[str],
+    device: str | None,
+    hour: int | None,
+    locale: str | None,
+    network: str | None,
+) -> Call[Recommendations]:
     """``GET /v1/users/{user_id}/recommendations``.
 
     Raises:
@@ -111,8 +118,15 @@ def recommendations(
     skip = list(dict.fromkeys(exclude))
     if any(not isinstance(i, str) or not i or "," in i for i in skip):
         raise ValueError("excluded item ids must be non-empty strings without commas")
-    params = _query(k=k, category=category, exclude=",".join(skip) or None, device=device,
-                    hour=hour, locale=locale, network=network)  # fmt: skip
+    params = _query(
+        k=k,
+        category=category,
+        exclude=",".join(skip) or None,
+        device=device,
+        hour=hour,
+        locale=locale,
+        network=network,
+    )
     return Call("GET", f"{_user(user_id)}/recommendations", parse_model(Recommendations), params)
 
 

@@ -172,8 +172,9 @@ def _json_default(value: Any) -> Any:
 
 def encode_json(value: Any) -> bytes:
     """``value`` as JSON (datetimes and dates as ISO 8601, which the API reads)."""
-    return json.dumps(value, default=_json_default, ensure_ascii=False,
-                      separators=(",", ":")).encode()  # fmt: skip
+    return json.dumps(
+        value, default=_json_default, ensure_ascii=False, separators=(",", ":")
+    ).encode()
 
 
 def segment(value: str, name: str) -> str:
@@ -236,9 +237,12 @@ class Call(Generic[T]):
         if self.body is None:
             return http.build_request(self.method, self.path, params=self.params or None)
         return http.build_request(
-            self.method, self.path, params=self.params or None, content=encode_json(self.body),
+            self.method,
+            self.path,
+            params=self.params or None,
+            content=encode_json(self.body),
             headers={"Content-Type": "application/json"},
-        )  # fmt: skip
+        )
 
 
 @dataclass
@@ -287,9 +291,15 @@ class ClientBase:
     """
 
     def __init__(
-        self, url: str, key: str, *, batch_size: int, max_retries: int, backoff: float,
+        self,
+        url: str,
+        key: str,
+        *,
+        batch_size: int,
+        max_retries: int,
+        backoff: float,
         timeout: float,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if not 1 <= batch_size <= 1000:
             raise ValueError("batch_size must be between 1 and 1000")
         if max_retries < 0 or backoff < 0 or timeout <= 0:

@@ -55,8 +55,14 @@ class Client(ClientBase):
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(url, key, batch_size=batch_size, max_retries=max_retries,
-                         backoff=backoff, timeout=timeout)  # fmt: skip
+        super().__init__(
+            url,
+            key,
+            batch_size=batch_size,
+            max_retries=max_retries,
+            backoff=backoff,
+            timeout=timeout,
+        )
         self._http = httpx.Client(**self._options, transport=transport)
 
     def __enter__(self) -> Client:
@@ -190,9 +196,18 @@ class Client(ClientBase):
             ClientError: ``model_not_ready`` (503, not retried) before the first promotion;
                 ``invalid_request`` (422) for a parameter out of range.
         """
-        return self._call(calls.recommendations(
-            user_id, k, category=category, exclude=exclude, device=device, hour=hour,
-            locale=locale, network=network))  # fmt: skip
+        return self._call(
+            calls.recommendations(
+                user_id,
+                k,
+                category=category,
+                exclude=exclude,
+                device=device,
+                hour=hour,
+                locale=locale,
+                network=network,
+            )
+        )
 
     def similar(self, item_id: str, k: int = 10) -> SimilarItems:
         """Items the production model relates most to ``item_id``.

@@ -31,9 +31,16 @@ def reliability(
     for b in range(bins):
         m = idx == b
         if m.any():
-            out.append({"bin": b, "low": b / bins, "high": (b + 1) / bins, "count": int(m.sum()),
-                        "mean_predicted": float(p[m].mean()),
-                        "observed_rate": float(y[m].mean())})  # fmt: skip
+            out.append(
+                {
+                    "bin": b,
+                    "low": b / bins,
+                    "high": (b + 1) / bins,
+                    "count": int(m.sum()),
+                    "mean_predicted": float(p[m].mean()),
+                    "observed_rate": float(y[m].mean()),
+                }
+            )
     return out
 
 
@@ -46,8 +53,12 @@ def expected_calibration_error(
     0.15
     """
     n = len(p)
-    return float(sum(b["count"] / n * abs(b["observed_rate"] - b["mean_predicted"])
-                     for b in reliability(y, p, bins)))  # fmt: skip
+    return float(
+        sum(
+            b["count"] / n * abs(b["observed_rate"] - b["mean_predicted"])
+            for b in reliability(y, p, bins)
+        )
+    )
 
 
 def classification_metrics(

@@ -47,8 +47,14 @@ def load_dataset(
     row per (user, item) at the time of the user's first interaction with the item."""
     events = clean_events(load_events(store, until_ms=until_ms), pipeline).training_events()
     if events.height == 0:
-        empty = pl.DataFrame(schema={"user_key": pl.String, "item_id": pl.String,
-                                     "ts_ms": pl.Int64, "weight": pl.Float64})  # fmt: skip
+        empty = pl.DataFrame(
+            schema={
+                "user_key": pl.String,
+                "item_id": pl.String,
+                "ts_ms": pl.Int64,
+                "weight": pl.Float64,
+            }
+        )
         return Dataset(empty, None)
     pairs = build_interactions(events, interactions).pairs.select(
         "user_key", "item_id", pl.col("first_ms").alias("ts_ms"), "weight"

@@ -15,9 +15,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 __all__ = ["render_html", "render_predictor_html"]
 
 _TABLE_METRICS = (
-    "ndcg@10", "mrr@10", "precision@10", "recall@20", "map@10", "hit@10", "coverage@10",
-    "novelty@10", "longtail@10",
-)  # fmt: skip
+    "ndcg@10",
+    "mrr@10",
+    "precision@10",
+    "recall@20",
+    "map@10",
+    "hit@10",
+    "coverage@10",
+    "novelty@10",
+    "longtail@10",
+)
 _PLOT_METRICS = ("ndcg@10", "mrr@10", "precision@10", "recall@20")
 
 
@@ -37,8 +44,10 @@ def _metric_plot(result: dict[str, Any], metric: str) -> str:
     ci = [models[n]["ci95"].get(metric) for n in names]
     err = None
     if all(c is not None for c in ci):
-        err = [[v - c[0] for v, c in zip(values, ci, strict=True)],
-               [c[1] - v for v, c in zip(values, ci, strict=True)]]  # fmt: skip
+        err = [
+            [v - c[0] for v, c in zip(values, ci, strict=True)],
+            [c[1] - v for v, c in zip(values, ci, strict=True)],
+        ]
     colors = ["#2b6cb0" if not models[n]["peer"] else "#a0aec0" for n in names]
     ax.barh(names, values, xerr=err, color=colors, capsize=3)
     ax.invert_yaxis()
@@ -55,8 +64,9 @@ def _slice_plot(attr: str, per_model: dict[str, Any]) -> str:
     for j, name in enumerate(names):
         vals = [per_model[name]["groups"][g]["ndcg@10"] for g in groups]
         ax.bar([i + j * width for i in range(len(groups))], vals, width, label=name)
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(groups))], groups, rotation=45,
-                  ha="right")  # fmt: skip
+    ax.set_xticks(
+        [i + 0.4 - width / 2 for i in range(len(groups))], groups, rotation=45, ha="right"
+    )
     ax.set_ylabel("ndcg@10")
     ax.set_title(f"ndcg@10 by {attr}")
     ax.legend(fontsize="small", ncols=min(len(names), 4))
@@ -103,10 +113,14 @@ def render_html(result: dict[str, Any]) -> str:
         cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for k in _TABLE_METRICS)
         ci_text = f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "–"
         kind = "peer" if m["peer"] else "Tastebud"
-        rows.append(f"<tr><td>{e(name)} <small>({kind})</small></td>{cells}"
-                    f"<td>{ci_text}</td><td>{m['fit_seconds']:.2f}</td></tr>")  # fmt: skip
-    parts.append(f"<h2>Test metrics</h2><table id='metrics'><tr><th>model</th>{head}"
-                 f"<th>ndcg@10 95% CI</th><th>fit s</th></tr>{''.join(rows)}</table>")  # fmt: skip
+        rows.append(
+            f"<tr><td>{e(name)} <small>({kind})</small></td>{cells}"
+            f"<td>{ci_text}</td><td>{m['fit_seconds']:.2f}</td></tr>"
+        )
+    parts.append(
+        f"<h2>Test metrics</h2><table id='metrics'><tr><th>model</th>{head}"
+        f"<th>ndcg@10 95% CI</th><th>fit s</th></tr>{''.join(rows)}</table>"
+    )
     parts.append("<h2>Plots</h2>")
     for metric in _PLOT_METRICS:
         parts.append(
@@ -117,9 +131,11 @@ def render_html(result: dict[str, Any]) -> str:
         "<th>validation ndcg@10</th><th>trials</th><th>seconds</th><th>params</th></tr>"
     )
     for name, t in result.get("tuning", {}).items():
-        parts.append(f"<tr><td>{e(name)}</td><td>{_fmt(t['validation_ndcg@10'])}</td>"
-                     f"<td>{t['trials']}</td><td>{t['seconds']}</td>"
-                     f"<td><code>{e(str(models[name]['params']))}</code></td></tr>")  # fmt: skip
+        parts.append(
+            f"<tr><td>{e(name)}</td><td>{_fmt(t['validation_ndcg@10'])}</td>"
+            f"<td>{t['trials']}</td><td>{t['seconds']}</td>"
+            f"<td><code>{e(str(models[name]['params']))}</code></td></tr>"
+        )
     parts.append("</table><h2>Fairness slices</h2>")
     for attr, per_model in result.get("slices", {}).items():
         parts.append(
@@ -133,8 +149,9 @@ def render_html(result: dict[str, Any]) -> str:
             parts.append(
                 f"<tr><td>{e(name)}</td>{cells}<td>{_fmt(s['disparity_ndcg@10'])}</td></tr>"
             )
-        users = "".join(f"<td>{per_model[next(iter(per_model))]['groups'][g]['users']}</td>"
-                        for g in groups)  # fmt: skip
+        users = "".join(
+            f"<td>{per_model[next(iter(per_model))]['groups'][g]['users']}</td>" for g in groups
+        )
         parts.append(f"<tr><td><i>test users</i></td>{users}<td></td></tr></table>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -172,29 +189,33 @@ def render_predictor_html(
     e = html.escape
     head = "".join(f"<th>{m}</th>" for m in ("roc_auc", "pr_auc", "brier", "ece"))
     rows = "".join(
-        f"<tr><td>{e(n)}</td>" + "".join(f"<td>{m[k]:.4f}</td>" for k in
-                                         ("roc_auc", "pr_auc", "brier", "ece")) + "</tr>"
+        f"<tr><td>{e(n)}</td>"
+        + "".join(f"<td>{m[k]:.4f}</td>" for k in ("roc_auc", "pr_auc", "brier", "ece"))
+        + "</tr>"
         for n, m in means.items()
-    )  # fmt: skip
+    )
     chosen = ", ".join(e(c) for c in details.get("chosen", []))
     calibration = "; ".join(e(c) for c in details.get("calibration", []))
-    return "\n".join([
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{e(title)}</title><style>body{{font-family:system-ui,sans-serif;margin:2em;"
-        "max-width:1000px}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-        "padding:4px 8px;text-align:right}td:first-child{text-align:left}"
-        ".plot svg{max-width:100%;height:auto}</style></head><body>",
-        f"<h1>{e(title)}</h1>",
-        f"<p>{details.get('rows', 0):,} rows, {details.get('positives', 0):,} positive. Five "
-        "stratified 80/20 splits (seeds 0-4); every model tuned and calibrated on the 80 % only; "
-        "means of the held-out metrics. ECE: 15 equal-width bins.</p>",
-        f"<table id='metrics'><tr><th>model</th>{head}</tr>{rows}</table>",
-        f"<p>Tastebud's choice per split (out-of-fold ROC-AUC inside the 80 %): {chosen}. "
-        f"Its calibrator per split (isotonic levels by the one-standard-error rule on the "
-        f"inner folds' Brier scores): <span id='calibration'>{calibration}</span>. "
-        "ECE of perfectly calibrated probabilities like Tastebud's on test sets this size "
-        f"(labels drawn from them): {details.get('tastebud_ece_floor', float('nan')):.4f}.</p>",
-        f"<div class='plot' id='reliability'>{_reliability_plot(details['reliability'])}</div>",
-        f"<div class='plot' id='importance'>{_importance_plot(details['importance'])}</div>",
-        "</body></html>",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+            f"<title>{e(title)}</title><style>body{{font-family:system-ui,sans-serif;margin:2em;"
+            "max-width:1000px}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
+            "padding:4px 8px;text-align:right}td:first-child{text-align:left}"
+            ".plot svg{max-width:100%;height:auto}</style></head><body>",
+            f"<h1>{e(title)}</h1>",
+            f"<p>{details.get('rows', 0):,} rows, {details.get('positives', 0):,} positive. Five "
+            "stratified 80/20 splits (seeds 0-4); every model tuned and calibrated on the 80 % "
+            "only; "
+            "means of the held-out metrics. ECE: 15 equal-width bins.</p>",
+            f"<table id='metrics'><tr><th>model</th>{head}</tr>{rows}</table>",
+            f"<p>Tastebud's choice per split (out-of-fold ROC-AUC inside the 80 %): {chosen}. "
+            f"Its calibrator per split (isotonic levels by the one-standard-error rule on the "
+            f"inner folds' Brier scores): <span id='calibration'>{calibration}</span>. "
+            "ECE of perfectly calibrated probabilities like Tastebud's on test sets this size "
+            f"(labels drawn from them): {details.get('tastebud_ece_floor', float('nan')):.4f}.</p>",
+            f"<div class='plot' id='reliability'>{_reliability_plot(details['reliability'])}</div>",
+            f"<div class='plot' id='importance'>{_importance_plot(details['importance'])}</div>",
+            "</body></html>",
+        ]
+    )

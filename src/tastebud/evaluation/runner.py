@@ -33,9 +33,17 @@ __all__ = [
 ]
 
 REPORTED = (
-    "ndcg@10", "mrr@10", "precision@10", "recall@10", "recall@20", "map@10", "hit@10",
-    "coverage@10", "novelty@10", "longtail@10",
-)  # fmt: skip
+    "ndcg@10",
+    "mrr@10",
+    "precision@10",
+    "recall@10",
+    "recall@20",
+    "map@10",
+    "hit@10",
+    "coverage@10",
+    "novelty@10",
+    "longtail@10",
+)
 """Metrics reported per model (the first five are those DESIGN.md names)."""
 _CI = ("ndcg@10", "mrr@10", "precision@10", "recall@20", "map@10", "hit@10")
 _SLICE_METRICS = ("ndcg@10", "recall@20", "hit@10")
@@ -111,10 +119,15 @@ def _slices(
         per_model: dict[str, Any] = {}
         for name, s in scored.items():
             table = {
-                g: {"users": int((values == g).sum()), **{
-                    m: round(float(s.per_user[m][values == g].mean()), 6) for m in _SLICE_METRICS
-                }} for g in groups
-            }  # fmt: skip
+                g: {
+                    "users": int((values == g).sum()),
+                    **{
+                        m: round(float(s.per_user[m][values == g].mean()), 6)
+                        for m in _SLICE_METRICS
+                    },
+                }
+                for g in groups
+            }
             nd = [t["ndcg@10"] for t in table.values()]
             disparity = max(nd) / min(nd) if min(nd) > 0 else None
             # The governance check judges groups large enough, with their sampling noise.
@@ -129,9 +142,12 @@ def _slices(
 
 
 def _tune(
-    cls: type[Recommender[Any]], validation: Split, options: FitOptions,
-    where: tuple[int, int], tell: Callable[[EvalProgress], None],
-) -> TuneResult:  # fmt: skip
+    cls: type[Recommender[Any]],
+    validation: Split,
+    options: FitOptions,
+    where: tuple[int, int],
+    tell: Callable[[EvalProgress], None],
+) -> TuneResult:
     """:func:`tune`, reporting each trial to ``tell``; ``where``: (position, models)."""
     bound, done = max_trials(cls), 0
 
@@ -180,9 +196,14 @@ def evaluate(
     val_split = make_split(*split_frames(train_f, protocol, seed=seed)) if tuning else None
     options = FitOptions(seed=seed)
     result: dict[str, Any] = {
-        "protocol": protocol, "seed": seed, "dataset": dataset.summary(),
-        "test_users": len(split.test_users), "models": {}, "tuning": {}, "slices": {},
-    }  # fmt: skip
+        "protocol": protocol,
+        "seed": seed,
+        "dataset": dataset.summary(),
+        "test_users": len(split.test_users),
+        "models": {},
+        "tuning": {},
+        "slices": {},
+    }
     scored: dict[str, Scored] = {}
     for position, cls in enumerate(classes, start=1):
         t0 = time.perf_counter()
@@ -206,11 +227,14 @@ def evaluate(
         result["models"][cls.name] = entry
         result["tuning"][cls.name] = {
             "validation_ndcg@10": None if val_score is None else round(val_score, 6),
-            "trials": n_trials, "seconds": round(tune_seconds, 2),
-        }  # fmt: skip
-        say(f"{cls.name}: ndcg@10 {entry['ndcg@10']:.4f} (validation "
+            "trials": n_trials,
+            "seconds": round(tune_seconds, 2),
+        }
+        say(
+            f"{cls.name}: ndcg@10 {entry['ndcg@10']:.4f} (validation "
             f"{val_score if val_score is None else round(val_score, 4)}, {n_trials} trials, "
-            f"fit {s.fit_seconds:.2f}s)")  # fmt: skip
+            f"fit {s.fit_seconds:.2f}s)"
+        )
     train_counts = np.diff(split.train.matrix().indptr)[split.test_users]
     result["slices"] = _slices(dataset, split.test_user_keys, train_counts, scored)
     ours = [n for n in result["models"] if not result["models"][n]["peer"]]

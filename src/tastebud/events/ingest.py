@@ -214,8 +214,9 @@ class Ingestor:
         positions, rows = self._rows(valid, now_ms, source, reject)
         inserted = self.store.insert_serialized_event_rows(rows) if rows else set()
         if inserted and self.realtime is not None:
-            self._update_realtime(rows if len(inserted) == len(rows) else
-                                  [r for r in rows if r[0] in inserted], now)  # fmt: skip
+            self._update_realtime(
+                rows if len(inserted) == len(rows) else [r for r in rows if r[0] in inserted], now
+            )
         for i, row in zip(positions, rows, strict=True):
             event_id = row[0]
             results[i] = EventResult(event_id, "accepted" if event_id in inserted else "duplicate")
@@ -335,8 +336,9 @@ class Ingestor:
         keys = [u if u is not None else aliases.get(a or "", a) for u, a in identities]
         states = self.store.consent_states((k for k in keys if k), "analytics")
         # Erased users: events from before their erasure (a replay) are not taken again.
-        erased = self.store.erased_at((k for k in keys if k),
-                                      lambda k: pseudo.opaque("tombstone", k))  # fmt: skip
+        erased = self.store.erased_at(
+            (k for k in keys if k), lambda k: pseudo.opaque("tombstone", k)
+        )
 
         back: dict[str, bool] = {}
         allows = self.consent.allows
@@ -368,11 +370,19 @@ class Ingestor:
             # Empty data or context is stored as NULL, and so is a context the policy empties
             # (data the policy empties is stored as {}).
             row = (
-                event_id, ev["event_type"], user_key, anon_key, ev.get("session_id"),
-                ev.get("item_id"), ts_ms, now_ms, source, SCHEMA_VERSION,
+                event_id,
+                ev["event_type"],
+                user_key,
+                anon_key,
+                ev.get("session_id"),
+                ev.get("item_id"),
+                ts_ms,
+                now_ms,
+                source,
+                SCHEMA_VERSION,
                 dumps(scrub(data)).decode() if data else None,
                 scrub_json(context) if context else None,
-            )  # fmt: skip
+            )
             # U+0000 cannot be stored in PostgreSQL text or JSON: refuse the event alone
             # rather than fail its whole batch (JSON text holds it escaped as \u0000).
             if any(isinstance(v, str) and ("\x00" in v or "\\u0000" in v) for v in row):

@@ -80,10 +80,14 @@ def load_items(store: Store) -> pl.DataFrame:
         ).fetchall()
     return pl.DataFrame(
         [(r[0], r[1], orjson.loads(r[2]) if r[2] else [], r[3]) for r in rows],
-        schema={"item_id": pl.String, "category": pl.String,
-                "categories": pl.List(pl.String), "created_ms": pl.Int64},
+        schema={
+            "item_id": pl.String,
+            "category": pl.String,
+            "categories": pl.List(pl.String),
+            "created_ms": pl.Int64,
+        },
         orient="row",
-    )  # fmt: skip
+    )
 
 
 def _rows(frame: pl.DataFrame, key: str) -> list[tuple[str, dict[str, Any]]]:
@@ -158,11 +162,17 @@ def build_snapshot(
     items_df = item_features(
         pl.concat(item_parts)
         if item_parts
-        else pl.DataFrame(schema={"item_id": pl.String, "event_type": pl.String,
-                                  "ts_ms": pl.Int64, "data": pl.String}),
+        else pl.DataFrame(
+            schema={
+                "item_id": pl.String,
+                "event_type": pl.String,
+                "ts_ms": pl.Int64,
+                "data": pl.String,
+            }
+        ),
         items,
         as_of,
-    )  # fmt: skip
+    )
     context = context_features(as_of)
     definitions = {f.name: f for f in FEATURES}
     stats: dict[str, dict[str, Any]] = {}
@@ -198,11 +208,23 @@ def build_snapshot(
             "context": [("as_of", context)],
         },
     )
-    result = BuildResult(snapshot_id, as_of, n_events, users_df.height, items_df.height,
-                         partitions, time.perf_counter() - started, warnings,
-                         list(reports.values()))  # fmt: skip
+    result = BuildResult(
+        snapshot_id,
+        as_of,
+        n_events,
+        users_df.height,
+        items_df.height,
+        partitions,
+        time.perf_counter() - started,
+        warnings,
+        list(reports.values()),
+    )
     for w in warnings:
         _log.warning("suspicious feature values", detail=w)
-    _log.info("feature snapshot built", snapshot=snapshot_id, users=result.n_users,
-              seconds=round(result.seconds, 2))  # fmt: skip
+    _log.info(
+        "feature snapshot built",
+        snapshot=snapshot_id,
+        users=result.n_users,
+        seconds=round(result.seconds, 2),
+    )
     return result

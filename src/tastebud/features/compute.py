@@ -129,12 +129,28 @@ def user_features(
             pl.col("_adoption").alias("feature_adoption"),
         )
     )
-    return out.rename({"_first": "_first_ms"}).select(
-        "user_key", "_first_ms", "total_sessions", "session_duration_avg", "pages_per_session",
-        "bounce_rate", "return_frequency", "time_of_day_preference", "device_type_preference",
-        "content_category_interests", "session_recency", "click_through_rate",
-        "conversion_rate", "error_rate", "search_frequency", "feature_adoption",
-    ).sort("user_key")  # fmt: skip
+    return (
+        out.rename({"_first": "_first_ms"})
+        .select(
+            "user_key",
+            "_first_ms",
+            "total_sessions",
+            "session_duration_avg",
+            "pages_per_session",
+            "bounce_rate",
+            "return_frequency",
+            "time_of_day_preference",
+            "device_type_preference",
+            "content_category_interests",
+            "session_recency",
+            "click_through_rate",
+            "conversion_rate",
+            "error_rate",
+            "search_frequency",
+            "feature_adoption",
+        )
+        .sort("user_key")
+    )
 
 
 def _category_interests(
@@ -174,12 +190,16 @@ def item_features(events: pl.DataFrame, items: pl.DataFrame, as_of_ms: int) -> p
     )
     impressions = (
         events.filter((t == "impression") & (ts >= as_of_ms - 30 * _DAY_MS))
-        .with_columns(pl.col("data").str.json_path_match("$.item_ids").str.json_decode(
-            pl.List(pl.String)).alias("shown"))
+        .with_columns(
+            pl.col("data")
+            .str.json_path_match("$.item_ids")
+            .str.json_decode(pl.List(pl.String))
+            .alias("shown")
+        )
         .explode("shown")
         .group_by(pl.col("shown").alias("item_id"))
         .len("_impressions")
-    )  # fmt: skip
+    )
     catalogue = items.select(
         "item_id",
         pl.col("category").alias("item_category"),
@@ -221,17 +241,25 @@ def assign_segments(users: pl.DataFrame, as_of_ms: int, *, min_users: int = 20) 
     first_age = (as_of_ms - pl.col("_first_ms")) / _DAY_MS
     recency = pl.col("session_recency") / 24
     cohort = (
-        pl.when(first_age <= 14).then(pl.lit("new"))
-        .when(recency <= 7).then(pl.lit("active"))
-        .when(recency <= 30).then(pl.lit("dormant"))
+        pl.when(first_age <= 14)
+        .then(pl.lit("new"))
+        .when(recency <= 7)
+        .then(pl.lit("active"))
+        .when(recency <= 30)
+        .then(pl.lit("dormant"))
         .otherwise(pl.lit("churned"))
-    )  # fmt: skip
+    )
     top = pl.col("content_category_interests").list.first().fill_null("none")
     out = users.with_columns(cohort.alias("lifecycle_cohort"))
     out = out.with_columns((pl.col("lifecycle_cohort") + ":" + top).alias("segment"))
     small = pl.len().over("segment") < min_users
-    out = out.with_columns(pl.when(small).then(pl.col("lifecycle_cohort")).otherwise(
-        pl.col("segment")).alias("segment"))  # fmt: skip
+    out = out.with_columns(
+        pl.when(small)
+        .then(pl.col("lifecycle_cohort"))
+        .otherwise(pl.col("segment"))
+        .alias("segment")
+    )
     small = pl.len().over("segment") < min_users
-    return out.with_columns(pl.when(small).then(pl.lit("all")).otherwise(pl.col("segment"))
-                            .alias("segment")).drop("_first_ms")  # fmt: skip
+    return out.with_columns(
+        pl.when(small).then(pl.lit("all")).otherwise(pl.col("segment")).alias("segment")
+    ).drop("_first_ms")

@@ -18,7 +18,7 @@ __all__ = [
     "save_snapshot",
     "snapshot_values",
     "training_set",
-]  # fmt: skip
+]
 
 Snapshot = dict[str, Any]
 

@@ -91,8 +91,13 @@ class OnlineFeatures:
         state, live = self.state(user_key)
         values, source = self.features(user_key, state)
         interests: list[str] = []
-        session: dict[str, Any] = {"available": live, "active": False, "events": 0,
-                                   "categories": {}, "recent_actions": []}  # fmt: skip
+        session: dict[str, Any] = {
+            "available": live,
+            "active": False,
+            "events": 0,
+            "categories": {},
+            "recent_actions": [],
+        }
         if state is not None:
             recent = state.actions
             current = recent[0]["s"] if recent else None
@@ -102,11 +107,13 @@ class OnlineFeatures:
                 active=bool(recent) and now_ms - int(recent[0]["ts"]) < 30 * 60 * 1000,
                 events=len(in_session),
                 categories=dict(categories),
-                recent_actions=[{"type": a["t"], "item_id": a["i"], "category": a["c"],
-                                 "at_ms": a["ts"]} for a in recent[:10]],
+                recent_actions=[
+                    {"type": a["t"], "item_id": a["i"], "category": a["c"], "at_ms": a["ts"]}
+                    for a in recent[:10]
+                ],
                 consumed=state.consumed[:20],
                 feedback=dict(sorted(state.feedback.items())[:100]),
-            )  # fmt: skip
+            )
             interests = [c for c, _ in categories.most_common()]
         for c in values.get("content_category_interests") or []:
             if c not in interests:

@@ -29,11 +29,18 @@ def _numeric(series: pl.Series) -> dict[str, Any]:
     lo, hi = float(values.min()), float(values.max())
     counts, edges = np.histogram(values, bins=10, range=(lo, hi if hi > lo else lo + 1))
     return {
-        "min": lo, "max": hi, "mean": float(values.mean()),
-        "quantiles": {"p5": float(qs[0]), "p25": float(qs[1]), "p50": float(qs[2]),
-                      "p75": float(qs[3]), "p95": float(qs[4])},
+        "min": lo,
+        "max": hi,
+        "mean": float(values.mean()),
+        "quantiles": {
+            "p5": float(qs[0]),
+            "p25": float(qs[1]),
+            "p50": float(qs[2]),
+            "p75": float(qs[3]),
+            "p95": float(qs[4]),
+        },
         "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
-    }  # fmt: skip
+    }
 
 
 def feature_stats(frame: pl.DataFrame, definition: FeatureDef) -> dict[str, Any]:

@@ -24,10 +24,18 @@ from tastebud.privacy import Pseudonymizer
 __all__ = ["InteractionSpec", "count_rows", "import_interactions", "sniff_delimiter"]
 
 _SYNTHETIC_EPOCH = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
-_ITEM_TYPES = frozenset({"interaction", "rating", "click", "content_engagement", "conversion",
-                         "feedback", "page_view"})  # fmt: skip
-_DELIMITERS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|",
-               "space": " ", "whitespace": " "}  # fmt: skip
+_ITEM_TYPES = frozenset(
+    {"interaction", "rating", "click", "content_engagement", "conversion", "feedback", "page_view"}
+)
+_DELIMITERS = {
+    "tab": "\t",
+    "\\t": "\t",
+    "comma": ",",
+    "semicolon": ";",
+    "pipe": "|",
+    "space": " ",
+    "whitespace": " ",
+}
 
 
 @dataclass(frozen=True)

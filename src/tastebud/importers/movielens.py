@@ -21,10 +21,26 @@ from tastebud.privacy import Pseudonymizer
 __all__ = ["age_bucket", "count_lines", "import_movielens"]
 
 _DEFAULT_GENRES = (
-    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
-    "Sci-Fi", "Thriller", "War", "Western",
-)  # fmt: skip
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+)
 
 
 def age_bucket(age: int) -> str:
@@ -33,8 +49,14 @@ def age_bucket(age: int) -> str:
     >>> [age_bucket(a) for a in (7, 18, 30, 40, 47, 52, 70)]
     ['under-18', '18-24', '25-34', '35-44', '45-49', '50-55', '56+']
     """
-    for limit, name in ((18, "under-18"), (25, "18-24"), (35, "25-34"), (45, "35-44"),
-                        (50, "45-49"), (56, "50-55")):  # fmt: skip
+    for limit, name in (
+        (18, "under-18"),
+        (25, "18-24"),
+        (35, "25-34"),
+        (45, "35-44"),
+        (50, "45-49"),
+        (56, "50-55"),
+    ):
         if age < limit:
             return name
     return "56+"
@@ -71,10 +93,16 @@ def _items(directory: Path, catalog: Catalog, summary: ImportSummary) -> int:
                 created = datetime.strptime(f[2], "%d-%b-%Y").replace(tzinfo=UTC).isoformat()
             except ValueError:
                 created = None
-        entries.append({
-            "item_id": f[0], "title": f[1] or None, "categories": cats, "type": "movie",
-            "created_at": created, "attributes": {"imdb_url": f[4]} if f[4] else {},
-        })  # fmt: skip
+        entries.append(
+            {
+                "item_id": f[0],
+                "title": f[1] or None,
+                "categories": cats,
+                "type": "movie",
+                "created_at": created,
+                "attributes": {"imdb_url": f[4]} if f[4] else {},
+            }
+        )
         lines.append(n)
     outcome = catalog.put_items(entries, int(time.time() * 1000))
     for r, n in zip(outcome.results, lines, strict=True):
@@ -96,11 +124,15 @@ def _users(directory: Path, catalog: Catalog, summary: ImportSummary) -> int:
             summary.reject(n, "u.user: expected 'id|age|gender|occupation|zip'")
             continue
         zip_code = f[4].strip()
-        entries.append({
-            "user_id": f[0], "age_bucket": age_bucket(int(f[1])), "gender": f[2] or None,
-            "occupation": f[3] or None,
-            "region": f"zip-{zip_code[0]}" if zip_code[:1].isdigit() else "zip-other",
-        })  # fmt: skip
+        entries.append(
+            {
+                "user_id": f[0],
+                "age_bucket": age_bucket(int(f[1])),
+                "gender": f[2] or None,
+                "occupation": f[3] or None,
+                "region": f"zip-{zip_code[0]}" if zip_code[:1].isdigit() else "zip-other",
+            }
+        )
     outcome = catalog.put_users(entries, int(time.time() * 1000))
     return len(entries) - outcome.count("rejected")
 
@@ -135,11 +167,17 @@ def import_movielens(
                 sink.skip(n, "u.data: expected 'user item rating timestamp'")
                 continue
             user, item, rating, ts = f
-            sink.add(n, {
-                "event_id": "ml-" + pseudonymizer.opaque("movielens", f"{user}\t{item}\t{ts}"),
-                "event_type": "rating", "user_id": user, "item_id": item,
-                "timestamp": int(ts), "data": {"value": float(rating)},
-            })  # fmt: skip
+            sink.add(
+                n,
+                {
+                    "event_id": "ml-" + pseudonymizer.opaque("movielens", f"{user}\t{item}\t{ts}"),
+                    "event_type": "rating",
+                    "user_id": user,
+                    "item_id": item,
+                    "timestamp": int(ts),
+                    "data": {"value": float(rating)},
+                },
+            )
     sink.flush()
     return summary
 

@@ -37,8 +37,10 @@ class TableSummary:
     def line(self) -> str:
         """E.g. ``1,682 items (1,682 created, 0 updated), 0 rejected``."""
         total = self.created + self.updated
-        return (f"{total:,} {self.noun} ({self.created:,} created, {self.updated:,} updated), "
-                f"{len(self.rejected):,} rejected")  # fmt: skip
+        return (
+            f"{total:,} {self.noun} ({self.created:,} created, {self.updated:,} updated), "
+            f"{len(self.rejected):,} rejected"
+        )
 
 
 def _scalar(value: str) -> Any:

@@ -119,9 +119,10 @@ class TrainingData:
         if key not in self._cache:
             values = np.ones(len(self), np.float32) if binary else self.weight
             m = csr_matrix(
-                (values, (self.user, self.item)), shape=(self.n_users, self.n_items),
+                (values, (self.user, self.item)),
+                shape=(self.n_users, self.n_items),
                 dtype=np.float32,
-            )  # fmt: skip
+            )
             m.sum_duplicates()
             if binary:
                 m.data[:] = 1.0
@@ -303,8 +304,7 @@ class Recommender(ABC, Generic[C]):
         if not self._fitted:
             raise NotFitted(f"{self.name} is not fitted")
         idx = np.asarray(items, dtype=np.int64)
-        w = (np.ones(len(idx), np.float32) if weights is None
-             else np.asarray(weights, np.float32))  # fmt: skip
+        w = np.ones(len(idx), np.float32) if weights is None else np.asarray(weights, np.float32)
         keep = (idx >= 0) & (idx < self.n_items)
         if not keep.any():
             return np.zeros(self.n_items, np.float32)
@@ -332,8 +332,9 @@ class Recommender(ABC, Generic[C]):
         return out
 
     def _item_similarity(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float32]:
-        return np.stack([self._item_scores(a[i : i + 1], np.ones(1, np.float32))[b]
-                         for i in range(len(a))])  # fmt: skip
+        return np.stack(
+            [self._item_scores(a[i : i + 1], np.ones(1, np.float32))[b] for i in range(len(a))]
+        )
 
     def forget_users(self, users: NDArray[np.integer[Any]]) -> None:
         """Remove everything the model holds per user for ``users`` (factors, histories, group
@@ -397,7 +398,8 @@ def standardise(x: NDArray[np.float32]) -> NDArray[np.float32]:
     if finite.all():  # the usual case: no masking
         std = x.std(axis=-1, keepdims=True)
         scaled: NDArray[np.float32] = (
-            (x - x.mean(axis=-1, keepdims=True)) / np.where(std > 0, std, 1.0)).astype(np.float32)
+            (x - x.mean(axis=-1, keepdims=True)) / np.where(std > 0, std, 1.0)
+        ).astype(np.float32)
         return scaled
     n = np.maximum(finite.sum(axis=-1, keepdims=True), 1)
     mean = np.where(finite, x, 0.0).sum(axis=-1, keepdims=True) / n
@@ -421,9 +423,11 @@ def zero_rows(m: csr_matrix, rows: NDArray[np.int64]) -> csr_matrix:
 def csr_params(prefix: str, m: csr_matrix) -> dict[str, NDArray[Any]]:
     """A sparse matrix as plain arrays (for ``get_params``)."""
     return {
-        f"{prefix}_data": m.data, f"{prefix}_indices": m.indices,
-        f"{prefix}_indptr": m.indptr, f"{prefix}_shape": np.array(m.shape),
-    }  # fmt: skip
+        f"{prefix}_data": m.data,
+        f"{prefix}_indices": m.indices,
+        f"{prefix}_indptr": m.indptr,
+        f"{prefix}_shape": np.array(m.shape),
+    }
 
 
 def csr_from(prefix: str, params: Mapping[str, NDArray[Any]]) -> csr_matrix:

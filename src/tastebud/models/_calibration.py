@@ -38,15 +38,19 @@ def fit_isotonic(z: NDArray[np.float64], y: NDArray[np.int64], levels: int) -> C
     """
     if levels <= 0 or levels >= len(z):
         iso = IsotonicRegression(out_of_bounds="clip", y_min=0.0, y_max=1.0).fit(z, y)
-        return ("isotonic", np.asarray(iso.X_thresholds_, np.float64),
-                np.asarray(iso.y_thresholds_, np.float64))  # fmt: skip
+        return (
+            "isotonic",
+            np.asarray(iso.X_thresholds_, np.float64),
+            np.asarray(iso.y_thresholds_, np.float64),
+        )
     order = np.argsort(z, kind="stable")
     zs, ys = z[order], y[order].astype(np.float64)
     bounds = np.unique(np.linspace(0, len(zs), levels + 1).round().astype(np.int64))
     counts = np.diff(bounds)
     rates = np.add.reduceat(ys, bounds[:-1]) / counts
     steps = IsotonicRegression(y_min=0.0, y_max=1.0).fit_transform(
-        np.arange(len(rates)), rates, sample_weight=counts)  # fmt: skip
+        np.arange(len(rates)), rates, sample_weight=counts
+    )
     # A score goes to the group whose range holds it: edges halfway between neighbouring groups.
     edges = (zs[bounds[1:-1] - 1] + zs[bounds[1:-1]]) / 2
     return ("steps", edges.astype(np.float64), np.asarray(steps, np.float64))
@@ -89,6 +93,8 @@ def choose_levels(
     best = int(mean.argmin())
     se = float(brier[:, best].std(ddof=1) / np.sqrt(len(splits))) if len(splits) > 1 else 0.0
     within = [j for j in range(len(options)) if mean[j] <= mean[best] + se]
-    scores = {("unrestricted" if g == 0 else str(g)): round(float(m), 6)
-              for g, m in zip(options, mean, strict=True)}  # fmt: skip
+    scores = {
+        ("unrestricted" if g == 0 else str(g)): round(float(m), 6)
+        for g, m in zip(options, mean, strict=True)
+    }
     return options[max(within)], scores

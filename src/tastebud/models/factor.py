@@ -118,9 +118,13 @@ class ALS(_Factorised[ALSConfig]):
     def _model(self, options: FitOptions) -> AlternatingLeastSquares:
         c = self.config
         return AlternatingLeastSquares(
-            factors=c.factors, regularization=c.regularization, alpha=c.alpha,
-            iterations=c.iterations, random_state=options.seed, num_threads=options.n_threads,
-        )  # fmt: skip
+            factors=c.factors,
+            regularization=c.regularization,
+            alpha=c.alpha,
+            iterations=c.iterations,
+            random_state=options.seed,
+            num_threads=options.n_threads,
+        )
 
     def _fit(self, data: TrainingData, options: FitOptions) -> None:
         # implicit warns (and slows down) when BLAS runs its own threads inside its threads.
@@ -154,9 +158,13 @@ class BPR(_Factorised[BPRConfig]):
     def _fit(self, data: TrainingData, options: FitOptions) -> None:
         c = self.config
         model = BayesianPersonalizedRanking(
-            factors=c.factors, learning_rate=c.learning_rate, regularization=c.regularization,
-            iterations=c.iterations, random_state=options.seed, num_threads=1,
-        )  # fmt: skip
+            factors=c.factors,
+            learning_rate=c.learning_rate,
+            regularization=c.regularization,
+            iterations=c.iterations,
+            random_state=options.seed,
+            num_threads=1,
+        )
         model.fit(data.matrix(binary=True), show_progress=False)
         self._user = np.asarray(model.user_factors, np.float32)
         self._item = np.asarray(model.item_factors, np.float32)

@@ -71,12 +71,14 @@ class HybridConfig(ModelConfig):
     def parts(self) -> tuple[SeqLinearConfig, ALSConfig, ItemKNNConfig]:
         """The components' configs."""
         return (
-            SeqLinearConfig(l2=self.l2, history_half_life=self.history_half_life,
-                            alpha=self.alpha),
-            ALSConfig(factors=self.als_factors, regularization=self.als_regularization,
-                      alpha=self.als_alpha),
+            SeqLinearConfig(l2=self.l2, history_half_life=self.history_half_life, alpha=self.alpha),
+            ALSConfig(
+                factors=self.als_factors,
+                regularization=self.als_regularization,
+                alpha=self.als_alpha,
+            ),
             ItemKNNConfig(neighbors=self.knn_neighbors),
-        )  # fmt: skip
+        )
 
 
 class Hybrid(Recommender[HybridConfig]):

@@ -267,6 +267,10 @@ def _restrict(data: TrainingData, cols: NDArray[np.int32]) -> TrainingData:
     remap[cols] = np.arange(len(cols))
     keep = remap[data.item] >= 0
     return TrainingData.from_arrays(
-        data.n_users, len(cols), data.user[keep], remap[data.item[keep]], data.ts[keep],
+        data.n_users,
+        len(cols),
+        data.user[keep],
+        remap[data.item[keep]],
+        data.ts[keep],
         data.weight[keep],
-    )  # fmt: skip
+    )

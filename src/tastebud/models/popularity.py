@@ -79,8 +79,9 @@ class Popularity(Recommender[PopularityConfig]):
                 pair = data.user[ok].astype(np.int64) * n_ctx + ctx[ok]
                 counts = np.bincount(pair, minlength=data.n_users * n_ctx)
                 usual = counts.reshape(data.n_users, n_ctx).argmax(axis=1).astype(np.int32)
-                self._groups = np.where(counts.reshape(data.n_users, n_ctx).max(axis=1) > 0,
-                                        usual, -1).astype(np.int32)  # fmt: skip
+                self._groups = np.where(
+                    counts.reshape(data.n_users, n_ctx).max(axis=1) > 0, usual, -1
+                ).astype(np.int32)
 
     def _build_table(
         self, group_of_row: NDArray[np.int32], data: TrainingData, w: NDArray[np.float64]

@@ -116,8 +116,9 @@ class _Candidate:
     parts: tuple[str, ...] = ()
 
 
-def _raw(booster: lgb.Booster, x: NDArray[np.float64], *, contrib: bool = False) -> NDArray[
-        np.float64]:  # fmt: skip
+def _raw(
+    booster: lgb.Booster, x: NDArray[np.float64], *, contrib: bool = False
+) -> NDArray[np.float64]:
     """A booster's log-odds (or SHAP contributions) as a float array."""
     if contrib:
         return np.asarray(booster.predict(x, pred_contrib=True), dtype=np.float64)
@@ -191,25 +192,37 @@ class Predictor:
         if groups is not None and len(np.unique(groups)) < len(groups):
             g = np.asarray(groups)
             folds = max(2, min(folds, len(np.unique(g))))
-            splits = list(StratifiedGroupKFold(folds, shuffle=True, random_state=self.config.seed)
-                          .split(x, y, g))  # fmt: skip
+            splits = list(
+                StratifiedGroupKFold(folds, shuffle=True, random_state=self.config.seed).split(
+                    x, y, g
+                )
+            )
         else:
-            splits = list(StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
-                          .split(x, y))  # fmt: skip
+            splits = list(
+                StratifiedKFold(folds, shuffle=True, random_state=self.config.seed).split(x, y)
+            )
         candidates: list[_Candidate] = []
         if "lightgbm" in self.config.families:
             candidates += [self._boosted(x, y, splits, leaves) for leaves in self.config.leaves]
         if "logistic" in self.config.families:
-            candidates += [self._logistic(x, y, splits, c, log)
-                           for c in self.config.logistic_c for log in (False, True)]  # fmt: skip
+            candidates += [
+                self._logistic(x, y, splits, c, log)
+                for c in self.config.logistic_c
+                for log in (False, True)
+            ]
         scores = {c.name: float(roc_auc_score(y, c.oof)) for c in candidates}
         boosted = [c for c in candidates if c.boosters]
         linear = [c for c in candidates if c.linear is not None]
         if boosted and linear:
             b = max(boosted, key=lambda c: scores[c.name])
             lin = max(linear, key=lambda c: scores[c.name])
-            blend = _Candidate(f"blend({b.name},{lin.name})", (b.oof + lin.oof) / 2,
-                               b.boosters, lin.linear, (b.name, lin.name))  # fmt: skip
+            blend = _Candidate(
+                f"blend({b.name},{lin.name})",
+                (b.oof + lin.oof) / 2,
+                b.boosters,
+                lin.linear,
+                (b.name, lin.name),
+            )
             blend_score = float(roc_auc_score(y, blend.oof))
             # The blend is more complex than its parts: it must earn its place.
             if blend_score > max(scores[b.name], scores[lin.name]) + 0.001:
@@ -230,15 +243,21 @@ class Predictor:
 
     def _lgb_params(self, leaves: int, y: NDArray[np.int64]) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "objective": "binary", "learning_rate": self.config.learning_rate,
-            "num_leaves": leaves, "min_data_in_leaf": 80 if leaves <= 7 else 20,
-            "lambda_l2": 10.0 if leaves <= 7 else 1.0, "feature_fraction": 0.7,
-            "seed": self.config.seed, "deterministic": True,
+            "objective": "binary",
+            "learning_rate": self.config.learning_rate,
+            "num_leaves": leaves,
+            "min_data_in_leaf": 80 if leaves <= 7 else 20,
+            "lambda_l2": 10.0 if leaves <= 7 else 1.0,
+            "feature_fraction": 0.7,
+            "seed": self.config.seed,
+            "deterministic": True,
             # OpenMP threads cost more than they bring on small tables (and spin against
             # other work on a busy machine): one thread below 50,000 rows, all cores above.
             "num_threads": 1 if len(y) < 50_000 else 0,
-            "verbosity": -1, "max_cat_to_onehot": 64, "min_data_per_group": 50,
-        }  # fmt: skip
+            "verbosity": -1,
+            "max_cat_to_onehot": 64,
+            "min_data_per_group": 50,
+        }
         if self.config.balance_classes:
             params["scale_pos_weight"] = float((len(y) - y.sum()) / max(y.sum(), 1))
         return params
@@ -255,15 +274,21 @@ class Predictor:
             parts = []
             for native in (False, True):
                 cats = self.categorical if native else []
-                dtrain = lgb.Dataset(x[train_idx], y[train_idx], categorical_feature=cats,
-                                     free_raw_data=False)  # fmt: skip
-                dvalid = lgb.Dataset(x[valid_idx], y[valid_idx], categorical_feature=cats,
-                                     reference=dtrain)  # fmt: skip
+                dtrain = lgb.Dataset(
+                    x[train_idx], y[train_idx], categorical_feature=cats, free_raw_data=False
+                )
+                dvalid = lgb.Dataset(
+                    x[valid_idx], y[valid_idx], categorical_feature=cats, reference=dtrain
+                )
                 booster = lgb.train(
-                    params, dtrain, num_boost_round=self.config.max_trees, valid_sets=[dvalid],
-                    callbacks=[lgb.early_stopping(self.config.early_stopping_rounds,
-                                                  verbose=False)],
-                )  # fmt: skip
+                    params,
+                    dtrain,
+                    num_boost_round=self.config.max_trees,
+                    valid_sets=[dvalid],
+                    callbacks=[
+                        lgb.early_stopping(self.config.early_stopping_rounds, verbose=False)
+                    ],
+                )
                 booster.free_dataset()
                 boosters.append(booster)
                 parts.append(_raw(booster, x[valid_idx]))
@@ -294,9 +319,13 @@ class Predictor:
         return np.hstack(cols) if cols else np.zeros((len(x), 0))
 
     def _logistic(
-        self, x: NDArray[np.float64], y: NDArray[np.int64], splits: list[Any], c: float,
+        self,
+        x: NDArray[np.float64],
+        y: NDArray[np.int64],
+        splits: list[Any],
+        c: float,
         signed_log: bool,
-    ) -> _Candidate:  # fmt: skip
+    ) -> _Candidate:
         d = self._design(x, signed_log)
         oof = np.zeros(len(y))
         weight = "balanced" if self.config.balance_classes else None
@@ -310,8 +339,9 @@ class Predictor:
         scale[scale == 0] = 1.0
         full = LogisticRegression(C=c, max_iter=5000, class_weight=weight)
         full.fit((d - mean) / scale, y)
-        linear = _Linear(full.coef_[0].astype(np.float64), float(full.intercept_[0]), mean,
-                         scale, signed_log)  # fmt: skip
+        linear = _Linear(
+            full.coef_[0].astype(np.float64), float(full.intercept_[0]), mean, scale, signed_log
+        )
         tag = ",log" if signed_log else ""
         return _Candidate(f"logistic(C={c:g}{tag})", oof, linear=linear)
 
@@ -323,7 +353,8 @@ class Predictor:
             kind = "isotonic" if len(y) >= 1000 and y.sum() >= 50 else "platt"
             if kind == "isotonic":
                 levels, self.calibration_selection = choose_levels(
-                    oof_logit, y, splits, self.config.calibration_levels)  # fmt: skip
+                    oof_logit, y, splits, self.config.calibration_levels
+                )
         self.calibration_levels_ = levels
         if kind == "isotonic":
             self._calibrator = fit_isotonic(oof_logit, y, levels)
@@ -377,8 +408,9 @@ class Predictor:
             per_feature = np.zeros((n, m))
             col = 0
             for j in range(m):
-                width = self._cat_width[j] if j in self.categorical else (
-                    1 + int(self._has_missing[j]))  # fmt: skip
+                width = (
+                    self._cat_width[j] if j in self.categorical else (1 + int(self._has_missing[j]))
+                )
                 per_feature[:, j] = terms[:, col : col + width].sum(axis=1)
                 col += width
             parts.append(per_feature)
@@ -390,11 +422,17 @@ class Predictor:
         out = []
         for row in contrib:
             order = np.argsort(-np.abs(row), kind="stable")[:top]
-            out.append([
-                Explanation(self.names[j], round(float(row[j]), 6),
-                            "increases" if row[j] > 0 else "decreases")
-                for j in order if row[j] != 0
-            ])  # fmt: skip
+            out.append(
+                [
+                    Explanation(
+                        self.names[j],
+                        round(float(row[j]), 6),
+                        "increases" if row[j] > 0 else "decreases",
+                    )
+                    for j in order
+                    if row[j] != 0
+                ]
+            )
         return out
 
     def importance(self) -> dict[str, float]:
@@ -406,20 +444,26 @@ class Predictor:
     def to_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]], list[str]]:
         """(JSON-able metadata, named arrays, LightGBM text models): everything to rebuild."""
         meta = {
-            "config": self.config.model_dump(mode="json"), "names": self.names,
-            "categorical": self.categorical, "chosen": self.chosen, "selection": self.selection,
-            "booster_kinds": self._booster_kinds, "blend": self._blend,
-            "calibrator": self._calibrator[0], "calibration_levels": self.calibration_levels_,
+            "config": self.config.model_dump(mode="json"),
+            "names": self.names,
+            "categorical": self.categorical,
+            "chosen": self.chosen,
+            "selection": self.selection,
+            "booster_kinds": self._booster_kinds,
+            "blend": self._blend,
+            "calibrator": self._calibrator[0],
+            "calibration_levels": self.calibration_levels_,
             "calibration_selection": self.calibration_selection,
             "cat_width": {str(k): v for k, v in self._cat_width.items()},
             "has_missing": {str(k): v for k, v in self._has_missing.items()},
             "signed_log": None if self._linear is None else self._linear.signed_log,
             "intercept": None if self._linear is None else self._linear.intercept,
-        }  # fmt: skip
+        }
         arrays: dict[str, NDArray[Any]] = {
-            "calibrator_a": self._calibrator[1], "calibrator_b": self._calibrator[2],
+            "calibrator_a": self._calibrator[1],
+            "calibrator_b": self._calibrator[2],
             "importance": self._importance,
-        }  # fmt: skip
+        }
         if self._linear is not None:
             arrays.update(coef=self._linear.coef, mean=self._linear.mean, scale=self._linear.scale)
         return meta, arrays, [b.model_to_string() for b in self._boosters]
@@ -433,8 +477,11 @@ class Predictor:
         p.names, p.categorical = list(meta["names"]), [int(c) for c in meta["categorical"]]
         p.chosen, p.selection = meta["chosen"], dict(meta["selection"])
         p._booster_kinds, p._blend = list(meta["booster_kinds"]), float(meta["blend"])
-        p._calibrator = (meta["calibrator"], np.asarray(arrays["calibrator_a"], np.float64),
-                         np.asarray(arrays["calibrator_b"], np.float64))  # fmt: skip
+        p._calibrator = (
+            meta["calibrator"],
+            np.asarray(arrays["calibrator_a"], np.float64),
+            np.asarray(arrays["calibrator_b"], np.float64),
+        )
         p.calibration_levels_ = int(meta.get("calibration_levels", 0))
         p.calibration_selection = dict(meta.get("calibration_selection", {}))
         p._importance = np.asarray(arrays["importance"], np.float64)
@@ -442,8 +489,11 @@ class Predictor:
         p._has_missing = {int(k): bool(v) for k, v in meta["has_missing"].items()}
         p._boosters = [lgb.Booster(model_str=s) for s in models]
         if meta["signed_log"] is not None:
-            p._linear = _Linear(np.asarray(arrays["coef"], np.float64), float(meta["intercept"]),
-                                np.asarray(arrays["mean"], np.float64),
-                                np.asarray(arrays["scale"], np.float64),
-                                bool(meta["signed_log"]))  # fmt: skip
+            p._linear = _Linear(
+                np.asarray(arrays["coef"], np.float64),
+                float(meta["intercept"]),
+                np.asarray(arrays["mean"], np.float64),
+                np.asarray(arrays["scale"], np.float64),
+                bool(meta["signed_log"]),
+            )
         return p

@@ -91,10 +91,13 @@ def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     """
     global _configured
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(
+        structlog.processors.JSONRenderer()
+        if json
+        else structlog.dev.ConsoleRenderer(
             # Plain tracebacks: the rich formatter prints every frame's local variables, which
             # hold raw events, ids and request bodies (personal data must never reach a log).
-            colors=False, exception_formatter=structlog.dev.plain_traceback
+            colors=False,
+            exception_formatter=structlog.dev.plain_traceback,
         )
     )
     structlog.configure(

@@ -46,7 +46,7 @@ class InteractionConfig(BaseModel):
             "rating": 1.0,
             "interaction": 1.0,
             "conversion": 5.0,
-        }  # fmt: skip
+        }
     )
     """Base weight per event type; types not listed are ignored."""
     engagement_per_minute: float = 0.5
@@ -84,14 +84,20 @@ def interaction_weights(
     kind = data.str.json_path_match("$.kind")
     base = t.replace_strict(cfg.type_weights, default=0.0, return_dtype=pl.Float64)
     w = (
-        pl.when(t == "rating").then(base * value.fill_null(0.0))
-        .when(t == "interaction").then(base * weight.fill_null(1.0))
-        .when(t == "content_engagement").then(
-            base + cfg.engagement_per_minute
-            * (spent.fill_null(0.0) / 60_000).clip(0, cfg.engagement_cap_minutes))
-        .when(t == "feedback").then(pl.when(kind == "like").then(cfg.like_weight).otherwise(0.0))
+        pl.when(t == "rating")
+        .then(base * value.fill_null(0.0))
+        .when(t == "interaction")
+        .then(base * weight.fill_null(1.0))
+        .when(t == "content_engagement")
+        .then(
+            base
+            + cfg.engagement_per_minute
+            * (spent.fill_null(0.0) / 60_000).clip(0, cfg.engagement_cap_minutes)
+        )
+        .when(t == "feedback")
+        .then(pl.when(kind == "like").then(cfg.like_weight).otherwise(0.0))
         .otherwise(base)
-    )  # fmt: skip
+    )
     if cfg.half_life_days:
         age_days = (as_of_ms - pl.col("ts_ms")).clip(0) / _DAY_MS
         w = w * (0.5 ** (age_days / cfg.half_life_days))
@@ -151,10 +157,13 @@ def index_keys(keys: pl.Series, vocab: Vocabulary) -> NDArray[np.int64]:
     >>> index_keys(pl.Series(["b", "x", "a"]), Vocabulary(["a", "b"])).tolist()
     [1, -1, 0]
     """
-    lookup = pl.DataFrame({"k": vocab.ids, "i": np.arange(len(vocab), dtype=np.int64)},
-                          schema={"k": pl.String, "i": pl.Int64})  # fmt: skip
+    lookup = pl.DataFrame(
+        {"k": vocab.ids, "i": np.arange(len(vocab), dtype=np.int64)},
+        schema={"k": pl.String, "i": pl.Int64},
+    )
     joined = pl.DataFrame({"k": keys.cast(pl.String)}).join(
-        lookup, on="k", how="left", maintain_order="left")  # fmt: skip
+        lookup, on="k", how="left", maintain_order="left"
+    )
     return joined.get_column("i").fill_null(-1).to_numpy()
 
 
@@ -171,8 +180,11 @@ def training_data(
     i = index_keys(pairs.get_column("item_id"), items)
     keep = (u >= 0) & (i >= 0)
     return TrainingData.from_arrays(
-        len(users), len(items), u[keep], i[keep],
+        len(users),
+        len(items),
+        u[keep],
+        i[keep],
         ts=pairs.get_column("ts_ms").to_numpy()[keep] / 1000.0,
         weight=pairs.get_column("weight").to_numpy()[keep],
         user_groups=user_groups,
-    )  # fmt: skip
+    )

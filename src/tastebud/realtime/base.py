@@ -85,9 +85,13 @@ class UserState:
     def empty(self) -> bool:
         """No state at all (an unknown or long-inactive user)."""
         return not (
-            self.actions or self.items or self.categories or self.consumed or self.features
+            self.actions
+            or self.items
+            or self.categories
+            or self.consumed
+            or self.features
             or self.feedback
-        )  # fmt: skip
+        )
 
 
 def updates_from(
@@ -125,13 +129,15 @@ def updates_from(
         live = ts_ms >= since
         if item_id is None:
             if live:
-                u.actions.append({"t": event_type, "i": None, "c": None, "ts": ts_ms,
-                                  "s": session_id})  # fmt: skip
+                u.actions.append(
+                    {"t": event_type, "i": None, "c": None, "ts": ts_ms, "s": session_id}
+                )
             continue
         category = categories.get(item_id)
         if live:
-            u.actions.append({"t": event_type, "i": item_id, "c": category, "ts": ts_ms,
-                              "s": session_id})  # fmt: skip
+            u.actions.append(
+                {"t": event_type, "i": item_id, "c": category, "ts": ts_ms, "s": session_id}
+            )
         items = u.items
         items[item_id] = items.get(item_id, 0) + 1
         if event_type in consuming:

@@ -14,8 +14,14 @@ __all__ = ["MemoryState"]
 
 class _User:
     __slots__ = (
-        "actions", "actions_until", "categories", "consumed", "features", "items", "until",
-    )  # fmt: skip
+        "actions",
+        "actions_until",
+        "categories",
+        "consumed",
+        "features",
+        "items",
+        "until",
+    )
 
     def __init__(self) -> None:
         self.actions: list[dict[str, Any]] = []  # newest first
@@ -91,9 +97,14 @@ class MemoryState:
                 return UserState([], {}, {}, [], None, feedback)
             actions = list(u.actions) if u.actions_until >= now else []
             consumed = [i for i, _ in sorted(u.consumed.items(), key=lambda kv: -kv[1])]
-            return UserState(actions, dict(u.items), dict(u.categories), consumed,
-                             dict(u.features) if u.features is not None else None,
-                             feedback)  # fmt: skip
+            return UserState(
+                actions,
+                dict(u.items),
+                dict(u.categories),
+                consumed,
+                dict(u.features) if u.features is not None else None,
+                feedback,
+            )
 
     def set_feedback(self, user_key: str, item_id: str, kind: str) -> None:
         with self._lock:

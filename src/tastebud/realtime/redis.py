@@ -86,10 +86,14 @@ class RedisState:
         )
         self._script = self._redis.register_script(_APPLY)
         cfg = self.config
-        self._cfg = orjson.dumps({
-            "max_actions": cfg.max_actions, "actions_ttl": cfg.actions_ttl_s,
-            "counters_ttl": cfg.counters_ttl_s, "max_consumed": cfg.max_consumed,
-        }).decode()  # fmt: skip
+        self._cfg = orjson.dumps(
+            {
+                "max_actions": cfg.max_actions,
+                "actions_ttl": cfg.actions_ttl_s,
+                "counters_ttl": cfg.counters_ttl_s,
+                "max_consumed": cfg.max_consumed,
+            }
+        ).decode()
 
     def __repr__(self) -> str:
         return "RedisState(<url hidden>)"

@@ -55,11 +55,19 @@ class ModelVersion:
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready view (the API's and ``models show``'s)."""
         return {
-            "name": self.name, "version": self.version, "revision": self.revision,
-            "kind": self.kind, "algorithm": self.algorithm, "artifact_id": self.artifact_id,
-            "status": self.status, "created_ms": self.created_ms, "aliases": list(self.aliases),
-            "metrics": self.metrics, "lineage": self.lineage, "approval": self.approval,
-        }  # fmt: skip
+            "name": self.name,
+            "version": self.version,
+            "revision": self.revision,
+            "kind": self.kind,
+            "algorithm": self.algorithm,
+            "artifact_id": self.artifact_id,
+            "status": self.status,
+            "created_ms": self.created_ms,
+            "aliases": list(self.aliases),
+            "metrics": self.metrics,
+            "lineage": self.lineage,
+            "approval": self.approval,
+        }
 
 
 @dataclass(frozen=True)
@@ -138,18 +146,35 @@ class Registry:
         now = _now_ms()
         for _ in range(20):  # two trainers racing for the same version number: retry
             with self.store.engine.begin() as conn:
-                version = int(conn.execute(
-                    select(func.coalesce(func.max(t.model_versions.c.version), 0))
-                    .where(t.model_versions.c.name == name)
-                ).scalar_one()) + 1  # fmt: skip
+                version = (
+                    int(
+                        conn.execute(
+                            select(func.coalesce(func.max(t.model_versions.c.version), 0)).where(
+                                t.model_versions.c.name == name
+                            )
+                        ).scalar_one()
+                    )
+                    + 1
+                )
                 rel = f"{name}/v{version}/r1"
                 target = self.root / rel
                 try:
-                    conn.execute(insert(t.model_versions).values(
-                        name=name, version=version, revision=1, kind=kind, algorithm=algorithm,
-                        path=rel, artifact_id=aid, status="active", created_ms=now,
-                        metrics=metrics, lineage=lineage, approval=None,
-                    ))  # fmt: skip
+                    conn.execute(
+                        insert(t.model_versions).values(
+                            name=name,
+                            version=version,
+                            revision=1,
+                            kind=kind,
+                            algorithm=algorithm,
+                            path=rel,
+                            artifact_id=aid,
+                            status="active",
+                            created_ms=now,
+                            metrics=metrics,
+                            lineage=lineage,
+                            approval=None,
+                        )
+                    )
                 except IntegrityError:
                     continue
                 private_dir(target.parent)
@@ -157,8 +182,17 @@ class Registry:
                     shutil.rmtree(target)
                 artifact.rename(target)
                 try:
-                    self._log(conn, name, version, "register", None, actor, None,
-                              {"artifact_id": aid, "algorithm": algorithm}, now)  # fmt: skip
+                    self._log(
+                        conn,
+                        name,
+                        version,
+                        "register",
+                        None,
+                        actor,
+                        None,
+                        {"artifact_id": aid, "algorithm": algorithm},
+                        now,
+                    )
                     if alias is not None:
                         self._set_alias(conn, name, alias, version, now)
                 except BaseException:
@@ -189,9 +223,14 @@ class Registry:
         verify_artifact(new, mv.kind, "tastebud train --full")
         aid = artifact_id(new)
         now = _now_ms()
-        entry = {"revision": mv.revision + 1, "at_ms": now, "reason": reason,
-                 "artifact_id": aid, "previous_artifact_id": mv.artifact_id,
-                 **(details or {})}  # fmt: skip
+        entry = {
+            "revision": mv.revision + 1,
+            "at_ms": now,
+            "reason": reason,
+            "artifact_id": aid,
+            "previous_artifact_id": mv.artifact_id,
+            **(details or {}),
+        }
         lineage = {**mv.lineage, "revisions": [*mv.lineage.get("revisions", []), entry]}
         with self.store.engine.begin() as conn:
             conn.execute(
@@ -199,8 +238,7 @@ class Registry:
                 .where(t.model_versions.c.name == name, t.model_versions.c.version == version)
                 .values(revision=mv.revision + 1, path=rel, artifact_id=aid, lineage=lineage)
             )
-            self._log(conn, name, version, "revise", None, actor, reason,
-                      {"artifact_id": aid}, now)  # fmt: skip
+            self._log(conn, name, version, "revise", None, actor, reason, {"artifact_id": aid}, now)
         shutil.rmtree(old, ignore_errors=True)
         return self.get(name, version)
 
@@ -219,9 +257,7 @@ class Registry:
             metrics=row.metrics or {},
             lineage=row.lineage or {},
             approval=row.approval,
-            aliases=tuple(
-                sorted(aliases.get((row.name, row.version), []), key=ALIASES.index)
-            ),  # fmt: skip
+            aliases=tuple(sorted(aliases.get((row.name, row.version), []), key=ALIASES.index)),
         )
 
     def _aliases(
@@ -242,9 +278,11 @@ class Registry:
             ModelNotFound: no such model or version.
         """
         with self.store.engine.connect() as conn:
-            row = conn.execute(select(t.model_versions).where(
-                t.model_versions.c.name == name, t.model_versions.c.version == version
-            )).first()  # fmt: skip
+            row = conn.execute(
+                select(t.model_versions).where(
+                    t.model_versions.c.name == name, t.model_versions.c.version == version
+                )
+            ).first()
             if row is None:
                 known = self.names()
                 have = ", ".join(str(v.version) for v in self.versions(name))
@@ -268,9 +306,11 @@ class Registry:
     def names(self) -> list[str]:
         """Every registered model name."""
         with self.store.engine.connect() as conn:
-            return list(conn.execute(
-                select(t.model_versions.c.name).distinct().order_by(t.model_versions.c.name)
-            ).scalars())  # fmt: skip
+            return list(
+                conn.execute(
+                    select(t.model_versions.c.name).distinct().order_by(t.model_versions.c.name)
+                ).scalars()
+            )
 
     def aliases(self) -> dict[str, dict[str, int]]:
         """``{name: {alias: version}}`` for every model: the one query a serving process polls."""
@@ -296,9 +336,11 @@ class Registry:
     def resolve(self, name: str, alias: str = "production") -> ModelVersion | None:
         """The version ``alias`` points at, or ``None``."""
         with self.store.engine.connect() as conn:
-            version = conn.execute(select(t.model_aliases.c.version).where(
-                t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
-            )).scalar()  # fmt: skip
+            version = conn.execute(
+                select(t.model_aliases.c.version).where(
+                    t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
+                )
+            ).scalar()
         return None if version is None else self.get(name, int(version))
 
     def latest(self, name: str) -> ModelVersion | None:
@@ -326,10 +368,17 @@ class Registry:
     def history(self, name: str) -> list[LogEntry]:
         """The audit log of ``name``, oldest first."""
         with self.store.engine.connect() as conn:
-            rows = conn.execute(select(t.registry_log).where(t.registry_log.c.name == name)
-                                .order_by(t.registry_log.c.id)).all()  # fmt: skip
-        return [LogEntry(r.name, r.version, r.action, r.alias, r.actor, r.reason,
-                         r.details or {}, r.at_ms) for r in rows]  # fmt: skip
+            rows = conn.execute(
+                select(t.registry_log)
+                .where(t.registry_log.c.name == name)
+                .order_by(t.registry_log.c.id)
+            ).all()
+        return [
+            LogEntry(
+                r.name, r.version, r.action, r.alias, r.actor, r.reason, r.details or {}, r.at_ms
+            )
+            for r in rows
+        ]
 
     def production_history(self, name: str) -> list[int]:
         """The stack of production versions: promotions push, rollbacks pop."""
@@ -357,25 +406,55 @@ class Registry:
         return None
 
     # -- aliases and lifecycle ---------------------------------------------------------------
-    def _log(self, conn: Connection, name: str, version: int | None, action: str,
-             alias: str | None, actor: str, reason: str | None, details: dict[str, Any],
-             now: int) -> None:  # fmt: skip
-        conn.execute(insert(t.registry_log).values(
-            name=name, version=version, action=action, alias=alias, actor=actor, reason=reason,
-            details=details, at_ms=now,
-        ))  # fmt: skip
+    def _log(
+        self,
+        conn: Connection,
+        name: str,
+        version: int | None,
+        action: str,
+        alias: str | None,
+        actor: str,
+        reason: str | None,
+        details: dict[str, Any],
+        now: int,
+    ) -> None:
+        conn.execute(
+            insert(t.registry_log).values(
+                name=name,
+                version=version,
+                action=action,
+                alias=alias,
+                actor=actor,
+                reason=reason,
+                details=details,
+                at_ms=now,
+            )
+        )
 
     def _set_alias(self, conn: Connection, name: str, alias: str, version: int, now: int) -> None:
-        updated = conn.execute(update(t.model_aliases).where(
-            t.model_aliases.c.name == name, t.model_aliases.c.alias == alias
-        ).values(version=version, updated_ms=now)).rowcount  # fmt: skip
+        updated = conn.execute(
+            update(t.model_aliases)
+            .where(t.model_aliases.c.name == name, t.model_aliases.c.alias == alias)
+            .values(version=version, updated_ms=now)
+        ).rowcount
         if not updated:
-            conn.execute(insert(t.model_aliases).values(name=name, alias=alias, version=version,
-                                                        updated_ms=now))  # fmt: skip
+            conn.execute(
+                insert(t.model_aliases).values(
+                    name=name, alias=alias, version=version, updated_ms=now
+                )
+            )
 
-    def set_alias(self, name: str, alias: str, version: int, *, actor: str,
-                  reason: str | None = None, action: str = "promote",
-                  details: dict[str, Any] | None = None) -> ModelVersion:  # fmt: skip
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+        action: str = "promote",
+        details: dict[str, Any] | None = None,
+    ) -> ModelVersion:
         """Point ``alias`` at ``version`` (no checks: :func:`promote` applies the policy)."""
         if alias not in ALIASES:
             raise InvalidInput(f"unknown alias {alias!r}; use one of {', '.join(ALIASES)}")
@@ -396,9 +475,11 @@ class Registry:
         now = _now_ms()
         approval = {"by": actor, "at_ms": now, **({"note": note} if note else {})}
         with self.store.engine.begin() as conn:
-            conn.execute(update(t.model_versions).where(
-                t.model_versions.c.name == name, t.model_versions.c.version == version
-            ).values(approval=approval))  # fmt: skip
+            conn.execute(
+                update(t.model_versions)
+                .where(t.model_versions.c.name == name, t.model_versions.c.version == version)
+                .values(approval=approval)
+            )
             self._log(conn, name, version, "approve", None, actor, note, {}, now)
         return self.get(name, version)
 
@@ -413,16 +494,22 @@ class Registry:
         """
         mv = self.get(name, version)
         if "production" in mv.aliases:
-            raise Conflict(f"model {name} v{version} is in production; promote another version "
-                           "or roll back before archiving it")  # fmt: skip
+            raise Conflict(
+                f"model {name} v{version} is in production; promote another version "
+                "or roll back before archiving it"
+            )
         now = _now_ms()
         with self.store.engine.begin() as conn:
-            conn.execute(update(t.model_versions).where(
-                t.model_versions.c.name == name, t.model_versions.c.version == version
-            ).values(status="archived"))  # fmt: skip
-            conn.execute(delete(t.model_aliases).where(and_(
-                t.model_aliases.c.name == name, t.model_aliases.c.version == version
-            )))  # fmt: skip
+            conn.execute(
+                update(t.model_versions)
+                .where(t.model_versions.c.name == name, t.model_versions.c.version == version)
+                .values(status="archived")
+            )
+            conn.execute(
+                delete(t.model_aliases).where(
+                    and_(t.model_aliases.c.name == name, t.model_aliases.c.version == version)
+                )
+            )
             self._log(conn, name, version, "archive", None, actor, reason, {}, now)
         return self.get(name, version)
 
@@ -444,13 +531,18 @@ class Registry:
         return {
             "name": name,
             "versions": [
-                {"version": mv.version, "algorithm": mv.algorithm, "aliases": list(mv.aliases),
-                 "job": mv.lineage.get("job"), "created_ms": mv.created_ms,
-                 "inherited_from": mv.metrics.get("inherited_from")}
+                {
+                    "version": mv.version,
+                    "algorithm": mv.algorithm,
+                    "aliases": list(mv.aliases),
+                    "job": mv.lineage.get("job"),
+                    "created_ms": mv.created_ms,
+                    "inherited_from": mv.metrics.get("inherited_from"),
+                }
                 for mv in chosen
             ],
             "metrics": table,
-        }  # fmt: skip
+        }
 
     def sweep(self, older_than_s: float = 600.0) -> list[Path]:
         """Remove what a crashed writer left: staging directories and version directories

@@ -22,9 +22,15 @@ from tastebud.registry._registry import ModelVersion, Registry
 __all__ = ["CHECKS", "CheckItem", "Checklist", "checklist", "promote", "rollback", "scan_artifact"]
 
 CHECKS = (
-    "representative_data", "validated", "bias_analysis", "privacy", "model_card", "monitoring",
-    "rollback_plan", "approval",
-)  # fmt: skip
+    "representative_data",
+    "validated",
+    "bias_analysis",
+    "privacy",
+    "model_card",
+    "monitoring",
+    "rollback_plan",
+    "approval",
+)
 """The checklist's items, in order."""
 
 _PSEUDONYM = re.compile(r"^[0-9a-f]{32}$")
@@ -63,8 +69,12 @@ class CheckItem:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"name": self.name, "status": self.status, "passed": self.passed,
-                "detail": self.detail}  # fmt: skip
+        return {
+            "name": self.name,
+            "status": self.status,
+            "passed": self.passed,
+            "detail": self.detail,
+        }
 
 
 def _not_checked(name: str, detail: str) -> CheckItem:
@@ -140,10 +150,15 @@ def _validated(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
         if ndcg < policy.min_ndcg10:
             problems.append(f"ndcg@10 {ndcg:.4f} < floor {policy.min_ndcg10}")
         if base is not None and ndcg < base * policy.min_ndcg10_over_popularity:
-            problems.append(f"ndcg@10 {ndcg:.4f} < {policy.min_ndcg10_over_popularity} x "
-                            f"popularity's {base:.4f}")  # fmt: skip
-        detail = f"held-out ndcg@10 {ndcg:.4f}" + ("" if base is None else
-                                                   f" vs popularity {base:.4f}") + tag  # fmt: skip
+            problems.append(
+                f"ndcg@10 {ndcg:.4f} < {policy.min_ndcg10_over_popularity} x "
+                f"popularity's {base:.4f}"
+            )
+        detail = (
+            f"held-out ndcg@10 {ndcg:.4f}"
+            + ("" if base is None else f" vs popularity {base:.4f}")
+            + tag
+        )
         return CheckItem("validated", not problems, "; ".join(problems) or detail)
     auc, ece = test.get("roc_auc"), test.get("ece")
     if auc is None or ece is None:
@@ -187,8 +202,9 @@ def _bias(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
             "attributes such as segment, age_bucket or locale with PUT /v1/users/{id})",
         )
     ok = worst[0] <= bound
-    return CheckItem("bias_analysis", ok, f"largest disparity {worst[0]:.2f} ({worst[1]}); "
-                     f"bound {bound}")  # fmt: skip
+    return CheckItem(
+        "bias_analysis", ok, f"largest disparity {worst[0]:.2f} ({worst[1]}); bound {bound}"
+    )
 
 
 def _judged_bias(judged: list[tuple[str, Disparity]], bound: float) -> CheckItem:
@@ -198,23 +214,34 @@ def _judged_bias(judged: list[tuple[str, Disparity]], bound: float) -> CheckItem
     def text(attr: str, d: Disparity) -> str:
         low = "unbounded" if d.lower is None else f"{d.lower:.2f}"
         shrunk = "n/a" if d.shrunk is None else f"{d.shrunk:.2f}"
-        return (f"{attr} {d.best} vs {d.worst}: {shrunk} after noise (raw "
-                f"{'n/a' if d.ratio is None else f'{d.ratio:.2f}'}, at least {low})")  # fmt: skip
+        return (
+            f"{attr} {d.best} vs {d.worst}: {shrunk} after noise (raw "
+            f"{'n/a' if d.ratio is None else f'{d.ratio:.2f}'}, at least {low})"
+        )
 
     verdicts = [(attr, d, d.verdict(bound)) for attr, d in judged]
     failing = [(a, d) for a, d, v in verdicts if v == "fail"]
     if failing:
-        return CheckItem("bias_analysis", False, "disparity above the bound "
-                         f"{bound} beyond sampling noise: "
-                         + "; ".join(text(a, d) for a, d in failing))  # fmt: skip
+        return CheckItem(
+            "bias_analysis",
+            False,
+            "disparity above the bound "
+            f"{bound} beyond sampling noise: " + "; ".join(text(a, d) for a, d in failing),
+        )
     unsure = [(a, d) for a, d, v in verdicts if v == "inconclusive"]
     if unsure:
-        return _not_checked("bias_analysis", "not checked: disparity above the bound "
-                            f"{bound} but within sampling noise (more users per group needed): "
-                            + "; ".join(text(a, d) for a, d in unsure))  # fmt: skip
+        return _not_checked(
+            "bias_analysis",
+            "not checked: disparity above the bound "
+            f"{bound} but within sampling noise (more users per group needed): "
+            + "; ".join(text(a, d) for a, d in unsure),
+        )
     a, d = max(((a, d) for a, d, _ in verdicts), key=lambda ad: ad[1].shrunk or 0.0)
-    return CheckItem("bias_analysis", True, f"{len(judged)} attribute(s) judged; largest "
-                     f"disparity {text(a, d)}; bound {bound}")  # fmt: skip
+    return CheckItem(
+        "bias_analysis",
+        True,
+        f"{len(judged)} attribute(s) judged; largest disparity {text(a, d)}; bound {bound}",
+    )
 
 
 def scan_artifact(path: Path) -> list[str]:
@@ -235,8 +262,11 @@ def scan_artifact(path: Path) -> list[str]:
                 problems.append(f"{file.name} contains what looks like {what}")
         if file.name == "users.json":
             # "~..." marks the slot of a removed user (consent withdrawn or erased).
-            raw = [u for u in json.loads(text)
-                   if not _PSEUDONYM.match(str(u)) and not str(u).startswith("~")]  # fmt: skip
+            raw = [
+                u
+                for u in json.loads(text)
+                if not _PSEUDONYM.match(str(u)) and not str(u).startswith("~")
+            ]
             if raw:
                 problems.append(f"users.json holds {len(raw)} ids that are not pseudonyms")
     return problems
@@ -250,9 +280,13 @@ def _privacy(mv: ModelVersion, path: Path | None) -> CheckItem:
     if "excluded_users" not in consent:
         problems.append("the lineage does not record the personalization-consent filter")
     excluded = consent.get("excluded_users", 0)
-    return CheckItem("privacy", not problems, "; ".join(problems) or
-                     f"no raw ids or PII in the artifact; {excluded} users without "
-                     "personalization consent excluded")  # fmt: skip
+    return CheckItem(
+        "privacy",
+        not problems,
+        "; ".join(problems)
+        or f"no raw ids or PII in the artifact; {excluded} users without "
+        "personalization consent excluded",
+    )
 
 
 def _card(path: Path | None) -> CheckItem:
@@ -267,24 +301,33 @@ def _monitoring(path: Path | None) -> CheckItem:
         return CheckItem("monitoring", False, "no monitoring reference (monitoring.json)")
     data = json.loads(ref.read_text())
     ok = bool(data.get("reference"))
-    return CheckItem("monitoring", ok, "reference distributions recorded for drift and quality "
-                     "monitoring: " + ", ".join(sorted(data.get("reference", {}))))  # fmt: skip
+    return CheckItem(
+        "monitoring",
+        ok,
+        "reference distributions recorded for drift and quality "
+        "monitoring: " + ", ".join(sorted(data.get("reference", {}))),
+    )
 
 
 def _rollback(registry: Registry, mv: ModelVersion) -> CheckItem:
     prod = registry.resolve(mv.name, "production")
     if prod is None:
-        return CheckItem("rollback_plan", True, "first production version (nothing to roll "
-                         "back to)")  # fmt: skip
+        return CheckItem(
+            "rollback_plan", True, "first production version (nothing to roll back to)"
+        )
     if prod.version == mv.version:
         prev = registry.previous_production(mv.name)
-        return CheckItem("rollback_plan", True, "in production; rollback returns to "
-                         + ("nothing" if prev is None else f"v{prev}"))  # fmt: skip
+        return CheckItem(
+            "rollback_plan",
+            True,
+            "in production; rollback returns to " + ("nothing" if prev is None else f"v{prev}"),
+        )
     try:
         registry.artifact_path(prod)
     except ArtifactInvalid as exc:
-        return CheckItem("rollback_plan", False, f"production v{prod.version} does not verify: "
-                         f"{exc}")  # fmt: skip
+        return CheckItem(
+            "rollback_plan", False, f"production v{prod.version} does not verify: {exc}"
+        )
     return CheckItem("rollback_plan", True, f"rollback returns to v{prod.version} (verified)")
 
 
@@ -302,11 +345,18 @@ def checklist(registry: Registry, mv: ModelVersion, policy: GovernancePolicy) ->
         path: Path | None = registry.artifact_path(mv)
     except ArtifactInvalid:
         path = None
-    return Checklist((
-        _representative(mv, policy), _validated(mv, policy), _bias(mv, policy),
-        _privacy(mv, path), _card(path), _monitoring(path), _rollback(registry, mv),
-        _approval(mv),
-    ))  # fmt: skip
+    return Checklist(
+        (
+            _representative(mv, policy),
+            _validated(mv, policy),
+            _bias(mv, policy),
+            _privacy(mv, path),
+            _card(path),
+            _monitoring(path),
+            _rollback(registry, mv),
+            _approval(mv),
+        )
+    )
 
 
 def promote(
@@ -342,13 +392,18 @@ def promote(
         unchecked = {i.name for i in result.not_checked()}
         unknown = sorted(set(waive) - set(CHECKS))
         if unknown:
-            raise InvalidInput(f"unknown checklist item(s) {', '.join(unknown)}; the items are "
-                               + ", ".join(CHECKS))  # fmt: skip
+            raise InvalidInput(
+                f"unknown checklist item(s) {', '.join(unknown)}; the items are "
+                + ", ".join(CHECKS)
+            )
         wrong = sorted(set(waive) - unchecked)
         if wrong:
             raise InvalidInput(
                 "only items that were not checked can be waived; "
-                + ", ".join(wrong) + " " + ("was" if len(wrong) == 1 else "were") + " checked"
+                + ", ".join(wrong)
+                + " "
+                + ("was" if len(wrong) == 1 else "were")
+                + " checked"
                 + (f" (not checked: {', '.join(sorted(unchecked))})" if unchecked else "")
             )
         blocking = [i for i in result.blocking() if i.name not in waive]
@@ -359,11 +414,10 @@ def promote(
                 hint = f"; check them, or waive them with {names} --reason TEXT"
             raise ChecklistFailed(
                 f"model {name} v{version} does not pass its checklist: "
-                + "; ".join(f"{i.name} {i.status.replace('_', ' ')} ({i.detail})"
-                            for i in blocking)
+                + "; ".join(f"{i.name} {i.status.replace('_', ' ')} ({i.detail})" for i in blocking)
                 + hint,
                 details=[i.to_json() for i in blocking],
-            )  # fmt: skip
+            )
         details = {
             "forced": bool(blocking),
             "failed": [i.name for i in result.failing()],
@@ -390,5 +444,12 @@ def rollback(
     if current is None or target is None:
         raise Conflict(f"model {name} has no previous production version to roll back to")
     registry.artifact_path(registry.get(name, target))  # refuse a tampered target
-    return registry.set_alias(name, "production", target, actor=actor, reason=reason,
-                              action="rollback", details={"from": current.version})  # fmt: skip
+    return registry.set_alias(
+        name,
+        "production",
+        target,
+        actor=actor,
+        reason=reason,
+        action="rollback",
+        details={"from": current.version},
+    )

@@ -70,9 +70,13 @@ class Receipt:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready."""
-        return {"request_id": self.request_id, "erased_ms": self.erased_ms,
-                "stores": self.stores, "total": sum(self.stores.values()),
-                "seconds": round(self.seconds, 3)}  # fmt: skip
+        return {
+            "request_id": self.request_id,
+            "erased_ms": self.erased_ms,
+            "stores": self.stores,
+            "total": sum(self.stores.values()),
+            "seconds": round(self.seconds, 3),
+        }
 
 
 Step = Callable[[ErasureContext, str, list[str]], int]
@@ -107,8 +111,9 @@ def _count_delete(ctx: ErasureContext, q_count: Any, q_delete: Any) -> int:
     return n
 
 
-def _events_where(user_key: str, anon: list[str], types: tuple[str, ...] | None,
-                  exclude: bool = False) -> Any:  # fmt: skip
+def _events_where(
+    user_key: str, anon: list[str], types: tuple[str, ...] | None, exclude: bool = False
+) -> Any:
     e = t.events
     # Only the user's own events (see export): another user's event sent from a device this
     # user once identified on carries the anonymous id as well; it is detached, not deleted.
@@ -122,8 +127,11 @@ def _events_where(user_key: str, anon: list[str], types: tuple[str, ...] | None,
 def _events_step(types: tuple[str, ...] | None, exclude: bool = False) -> Step:
     def step(ctx: ErasureContext, user_key: str, anon: list[str]) -> int:
         where = _events_where(user_key, anon, types, exclude)
-        n = _count_delete(ctx, select(func.count()).select_from(t.events).where(where),
-                          delete(t.events).where(where))  # fmt: skip
+        n = _count_delete(
+            ctx,
+            select(func.count()).select_from(t.events).where(where),
+            delete(t.events).where(where),
+        )
         if anon and (types is None or exclude):
             # Other users' events from the erased user's devices keep no link to them.
             e = t.events
@@ -142,8 +150,9 @@ erasure_step("events", "events")(_events_step(("impression", "feedback"), exclud
 @erasure_step("attributes", "users")
 def _users(ctx: ErasureContext, user_key: str, anon: list[str]) -> int:
     w = t.users.c.user_key.in_(_keys(user_key, anon))
-    return _count_delete(ctx, select(func.count()).select_from(t.users).where(w),
-                         delete(t.users).where(w))  # fmt: skip
+    return _count_delete(
+        ctx, select(func.count()).select_from(t.users).where(w), delete(t.users).where(w)
+    )
 
 
 @erasure_step("consents", "consents", "consent_log")
@@ -151,8 +160,9 @@ def _consents(ctx: ErasureContext, user_key: str, anon: list[str]) -> int:
     n = 0
     for table in (t.consents, t.consent_log):
         w = table.c.user_key.in_(_keys(user_key, anon))
-        n += _count_delete(ctx, select(func.count()).select_from(table).where(w),
-                           delete(table).where(w))  # fmt: skip
+        n += _count_delete(
+            ctx, select(func.count()).select_from(table).where(w), delete(table).where(w)
+        )
     return n
 
 
@@ -204,17 +214,31 @@ def _models(ctx: ErasureContext, user_key: str, anon: list[str]) -> int:
             idx = np.array(hits, dtype=np.int64)
             loaded.model.forget_users(idx)
             drop = set(hits)
-            users = Vocabulary([f"{REMOVED}{i}" if i in drop else k
-                                for i, k in enumerate(loaded.users.ids)])  # fmt: skip
+            users = Vocabulary(
+                [f"{REMOVED}{i}" if i in drop else k for i, k in enumerate(loaded.users.ids)]
+            )
             seen = None if loaded.seen is None else zero_rows(loaded.seen, idx)
-            core = {"config.json", "users.json", "items.json", "metrics.json", "manifest.json",
-                    "params.npz"}  # fmt: skip
+            core = {
+                "config.json",
+                "users.json",
+                "items.json",
+                "metrics.json",
+                "manifest.json",
+                "params.npz",
+            }
             extra = {p.name: p.read_text() for p in old.iterdir() if p.name not in core}
-            save_model(new, loaded.model, users, loaded.items, loaded.metrics, seen=seen,
-                       extra=extra)  # fmt: skip
+            save_model(
+                new, loaded.model, users, loaded.items, loaded.metrics, seen=seen, extra=extra
+            )
 
-        ctx.registry.revise(mv.name, mv.version, rewrite, reason="erasure", actor="privacy",
-                            details={"removed_users": len(hits)})  # fmt: skip
+        ctx.registry.revise(
+            mv.name,
+            mv.version,
+            rewrite,
+            reason="erasure",
+            actor="privacy",
+            details={"removed_users": len(hits)},
+        )
         n += 1
     return n
 
@@ -242,8 +266,9 @@ def _batch(ctx: ErasureContext, user_key: str, anon: list[str]) -> int:
                 tmp.replace(path)
         else:
             lines = path.read_bytes().splitlines(keepends=True)
-            kept_lines = [ln for ln in lines if not ln.strip()
-                          or orjson.loads(ln).get("user_key") not in keys]  # fmt: skip
+            kept_lines = [
+                ln for ln in lines if not ln.strip() or orjson.loads(ln).get("user_key") not in keys
+            ]
             removed = len(lines) - len(kept_lines)
             if removed:
                 write_private(tmp, b"".join(kept_lines))
@@ -254,8 +279,11 @@ def _batch(ctx: ErasureContext, user_key: str, anon: list[str]) -> int:
 
 def _anon_keys(store: Store, user_key: str) -> list[str]:
     with store.engine.connect() as conn:
-        return list(conn.execute(select(t.aliases.c.anon_key)
-                                 .where(t.aliases.c.user_key == user_key)).scalars())  # fmt: skip
+        return list(
+            conn.execute(
+                select(t.aliases.c.anon_key).where(t.aliases.c.user_key == user_key)
+            ).scalars()
+        )
 
 
 def erase(ctx: ErasureContext, user_key: str, *, request_id: str | None = None) -> Receipt:
@@ -271,6 +299,7 @@ def erase(ctx: ErasureContext, user_key: str, *, request_id: str | None = None) 
     ctx.store.add_tombstone(ctx.tombstone(user_key), now, rid)
     receipt = Receipt(rid, now, stores, time.perf_counter() - t0)
     ctx.store.log_privacy("erasure", sum(stores.values()), {"request_id": rid}, now)
-    _log.info("user erased", request_id=rid, rows=sum(stores.values()),
-              seconds=round(receipt.seconds, 3))  # fmt: skip
+    _log.info(
+        "user erased", request_id=rid, rows=sum(stores.values()), seconds=round(receipt.seconds, 3)
+    )
     return receipt

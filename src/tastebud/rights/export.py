@@ -39,19 +39,33 @@ def _dump(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
-def _events(ctx: ExportContext, keys: list[str], types: tuple[str, ...], exclude: bool
-            ) -> Iterator[dict[str, Any]]:  # fmt: skip
+def _events(
+    ctx: ExportContext, keys: list[str], types: tuple[str, ...], exclude: bool
+) -> Iterator[dict[str, Any]]:
     e = t.events
     last = 0
     kind = e.c.event_type.not_in(types) if exclude else e.c.event_type.in_(types)
     while True:
-        q = (select(e.c.id, e.c.event_id, e.c.event_type, e.c.session_id, e.c.item_id,
-                    e.c.ts_ms, e.c.received_ms, e.c.source, e.c.data, e.c.context)
-             # The user's events are stored under their pseudonym or, before a merge, an
-             # anonymous one of theirs. An event of another user who later used the same
-             # device carries that anonymous id too, but is not this user's.
-             .where(e.c.user_key.in_(keys) & kind & (e.c.id > last))
-             .order_by(e.c.id).limit(_BATCH))  # fmt: skip
+        q = (
+            select(
+                e.c.id,
+                e.c.event_id,
+                e.c.event_type,
+                e.c.session_id,
+                e.c.item_id,
+                e.c.ts_ms,
+                e.c.received_ms,
+                e.c.source,
+                e.c.data,
+                e.c.context,
+            )
+            # The user's events are stored under their pseudonym or, before a merge, an
+            # anonymous one of theirs. An event of another user who later used the same
+            # device carries that anonymous id too, but is not this user's.
+            .where(e.c.user_key.in_(keys) & kind & (e.c.id > last))
+            .order_by(e.c.id)
+            .limit(_BATCH)
+        )
         with ctx.store.engine.connect() as conn:
             rows = conn.execute(q).all()
         if not rows:
@@ -59,11 +73,17 @@ def _events(ctx: ExportContext, keys: list[str], types: tuple[str, ...], exclude
         for r in rows:
             data = orjson.loads(r.data) if isinstance(r.data, str) else r.data
             context = orjson.loads(r.context) if isinstance(r.context, str) else r.context
-            yield {"event_id": r.event_id, "event_type": r.event_type,
-                   "session_id": r.session_id, "item_id": r.item_id, "ts_ms": r.ts_ms,
-                   "received_ms": r.received_ms, "source": r.source,
-                   "data": ctx.privacy.decrypt(data),
-                   "context": ctx.privacy.decrypt(context)}  # fmt: skip
+            yield {
+                "event_id": r.event_id,
+                "event_type": r.event_type,
+                "session_id": r.session_id,
+                "item_id": r.item_id,
+                "ts_ms": r.ts_ms,
+                "received_ms": r.received_ms,
+                "source": r.source,
+                "data": ctx.privacy.decrypt(data),
+                "context": ctx.privacy.decrypt(context),
+            }
         last = rows[-1].id
 
 
@@ -74,23 +94,33 @@ def export_user(ctx: ExportContext, user_id: str, user_key: str) -> Iterator[byt
     impression and feedback event."""
     s = ctx.store
     with s.engine.connect() as conn:
-        anon = list(conn.execute(select(t.aliases.c.anon_key)
-                                 .where(t.aliases.c.user_key == user_key)).scalars())  # fmt: skip
+        anon = list(
+            conn.execute(
+                select(t.aliases.c.anon_key).where(t.aliases.c.user_key == user_key)
+            ).scalars()
+        )
         keys = [user_key, *anon]
         user = conn.execute(select(t.users).where(t.users.c.user_key == user_key)).first()
-        consents = conn.execute(select(t.consents.c.purpose, t.consents.c.granted,
-                                       t.consents.c.updated_ms)
-                                .where(t.consents.c.user_key.in_(keys))).all()  # fmt: skip
-        history = conn.execute(select(t.consent_log.c.purpose, t.consent_log.c.granted,
-                                      t.consent_log.c.at_ms)
-                               .where(t.consent_log.c.user_key.in_(keys))
-                               .order_by(t.consent_log.c.id)).all()  # fmt: skip
+        consents = conn.execute(
+            select(t.consents.c.purpose, t.consents.c.granted, t.consents.c.updated_ms).where(
+                t.consents.c.user_key.in_(keys)
+            )
+        ).all()
+        history = conn.execute(
+            select(t.consent_log.c.purpose, t.consent_log.c.granted, t.consent_log.c.at_ms)
+            .where(t.consent_log.c.user_key.in_(keys))
+            .order_by(t.consent_log.c.id)
+        ).all()
         snap = latest_snapshot(s)
         features = None
         if snap is not None:
-            row = conn.execute(select(t.feature_values.c.vals).where(
-                t.feature_values.c.snapshot_id == snap["id"], t.feature_values.c.entity == "user",
-                t.feature_values.c.entity_key == user_key)).first()  # fmt: skip
+            row = conn.execute(
+                select(t.feature_values.c.vals).where(
+                    t.feature_values.c.snapshot_id == snap["id"],
+                    t.feature_values.c.entity == "user",
+                    t.feature_values.c.entity_key == user_key,
+                )
+            ).first()
             if row is not None:
                 features = orjson.loads(row.vals) if isinstance(row.vals, str) else row.vals
     state = ctx.realtime.get(user_key)
@@ -109,9 +139,7 @@ def export_user(ctx: ExportContext, user_id: str, user_key: str) -> Iterator[byt
         "exported_ms": int(time.time() * 1000),
         "attributes": None if user is None else ctx.privacy.decrypt(user.attributes),
         "consents": {p: {"granted": bool(g), "updated_ms": u} for p, g, u in consents},
-        "consent_history": [
-            {"purpose": p, "granted": bool(g), "at_ms": a} for p, g, a in history
-        ],  # fmt: skip
+        "consent_history": [{"purpose": p, "granted": bool(g), "at_ms": a} for p, g, a in history],
         "anonymous_ids_merged": len(anon),
         "features": {"snapshot": features, "online": state.features},
         "realtime": {
@@ -120,14 +148,16 @@ def export_user(ctx: ExportContext, user_id: str, user_key: str) -> Iterator[byt
             "category_counts": state.categories,
             "consumed": state.consumed,
             "feedback": state.feedback,
-        },  # fmt: skip
+        },
         "predictions": predictions,
         "models": models,
     }
     yield _dump(head)[:-1]  # the object stays open: the event arrays follow
-    for name, types, exclude in (("events", ("impression", "feedback"), True),
-                                 ("impressions", ("impression",), False),
-                                 ("feedback", ("feedback",), False)):  # fmt: skip
+    for name, types, exclude in (
+        ("events", ("impression", "feedback"), True),
+        ("impressions", ("impression",), False),
+        ("feedback", ("feedback",), False),
+    ):
         yield b', "' + name.encode() + b'": ['
         first = True
         buf: list[bytes] = []

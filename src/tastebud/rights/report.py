@@ -44,16 +44,19 @@ def transparency_report(store: Store, month: str | None = None) -> dict[str, Any
     with store.engine.connect() as conn:
         consent = conn.execute(
             select(c.c.purpose, c.c.granted, func.count())
-            .where(c.c.at_ms >= lo, c.c.at_ms < hi).group_by(c.c.purpose, c.c.granted)
-        ).all()  # fmt: skip
+            .where(c.c.at_ms >= lo, c.c.at_ms < hi)
+            .group_by(c.c.purpose, c.c.granted)
+        ).all()
         logged = conn.execute(
             select(p.c.kind, func.count(), func.coalesce(func.sum(p.c.count), 0))
-            .where(p.c.at_ms >= lo, p.c.at_ms < hi).group_by(p.c.kind)
-        ).all()  # fmt: skip
+            .where(p.c.at_ms >= lo, p.c.at_ms < hi)
+            .group_by(p.c.kind)
+        ).all()
     changes: dict[str, dict[str, int]] = {}
     for purpose, granted, n in consent:
         changes.setdefault(purpose, {"granted": 0, "withdrawn": 0})[
-            "granted" if granted else "withdrawn"] += int(n)  # fmt: skip
+            "granted" if granted else "withdrawn"
+        ] += int(n)
     runs = {kind: (int(n), int(total)) for kind, n, total in logged}
     return {
         "month": label,

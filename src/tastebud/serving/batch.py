@@ -120,8 +120,9 @@ def select_users(loaded: LoadedModel, users: list[str] | None = None) -> UserSel
     idx = loaded.users.indices(keys)
     known = idx >= 0
     ids = loaded.users.ids
-    gone = np.fromiter((i >= 0 and ids[i].startswith(REMOVED_PREFIX) for i in idx.tolist()),
-                       bool, len(idx))  # fmt: skip
+    gone = np.fromiter(
+        (i >= 0 and ids[i].startswith(REMOVED_PREFIX) for i in idx.tolist()), bool, len(idx)
+    )
     return UserSelection(idx[known & ~gone], int(gone.sum()), int((~known).sum()))
 
 
@@ -161,8 +162,11 @@ def recommend_all(
         raise InvalidInput(f"cannot write {out}: its directory does not exist or it is one")
     start = time.perf_counter()
     selection = select_users(loaded, users)
-    writer = _NdjsonWriter(loaded, version_info) if fmt == "ndjson" else \
-        _ParquetWriter(loaded, k, version_info)  # fmt: skip
+    writer = (
+        _NdjsonWriter(loaded, version_info)
+        if fmt == "ndjson"
+        else _ParquetWriter(loaded, k, version_info)
+    )
     fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
     tmp = Path(tmp_name)
     try:
@@ -183,11 +187,25 @@ def recommend_all(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    result = BatchResult(len(selection.idx), time.perf_counter() - start, out, fmt,
-                         selection.removed, selection.unknown)  # fmt: skip
-    _log.info("batch recommendations written", users=result.users, format=fmt, k=k,
-              seconds=round(result.seconds, 2), removed=result.removed, unknown=result.unknown,
-              model=version_info.get("name"), version=version_info.get("version"))  # fmt: skip
+    result = BatchResult(
+        len(selection.idx),
+        time.perf_counter() - start,
+        out,
+        fmt,
+        selection.removed,
+        selection.unknown,
+    )
+    _log.info(
+        "batch recommendations written",
+        users=result.users,
+        format=fmt,
+        k=k,
+        seconds=round(result.seconds, 2),
+        removed=result.removed,
+        unknown=result.unknown,
+        model=version_info.get("name"),
+        version=version_info.get("version"),
+    )
     return result
 
 
@@ -223,8 +241,11 @@ class _NdjsonWriter:
         # Once per run: ids as object arrays, so a chunk's lookups are one fancy-index each.
         self.user_ids = np.array(loaded.users.ids, dtype=object)
         self.item_ids = np.array(loaded.items.ids, dtype=object)
-        self.model = {"name": version_info.get("name"), "version": version_info.get("version"),
-                      "artifact_id": version_info.get("artifact_id")}  # fmt: skip
+        self.model = {
+            "name": version_info.get("name"),
+            "version": version_info.get("version"),
+            "artifact_id": version_info.get("artifact_id"),
+        }
         self.fh: IO[bytes] | None = None
 
     def open(self, fh: IO[bytes]) -> None:
@@ -235,8 +256,11 @@ class _NdjsonWriter:
         keys = self.user_ids[idx].tolist()
         valid = rec.item_idx >= 0
         # -1 padding is looked up as some id here and cut below (none at all: no items).
-        rows = self.item_ids[np.where(valid, rec.item_idx, 0)].tolist() if len(self.item_ids) \
-            else [[] for _ in keys]  # fmt: skip
+        rows = (
+            self.item_ids[np.where(valid, rec.item_idx, 0)].tolist()
+            if len(self.item_ids)
+            else [[] for _ in keys]
+        )
         scores = np.round(list_relevance(rec.scores, valid).astype(np.float64), 6).tolist()
         # Padding only ever ends a row, so a row's real items are a prefix of it.
         counts = valid.sum(axis=1).tolist()
@@ -296,13 +320,19 @@ class _ParquetWriter:
         self.user_ids = pa.array(loaded.users.ids, pa.string())
         self.item_ids = pa.array(loaded.items.ids, pa.string())
         self.ranks = np.arange(1, k + 1, dtype=np.int32)
-        meta = {b"tastebud.model": orjson.dumps(version_info, default=str),
-                b"tastebud.k": str(k).encode()}  # fmt: skip
+        meta = {
+            b"tastebud.model": orjson.dumps(version_info, default=str),
+            b"tastebud.k": str(k).encode(),
+        }
         self.schema = pa.schema(
-            [("user_key", pa.string()), ("rank", pa.int32()), ("item_id", pa.string()),
-             ("score", pa.float32())],
+            [
+                ("user_key", pa.string()),
+                ("rank", pa.int32()),
+                ("item_id", pa.string()),
+                ("score", pa.float32()),
+            ],
             metadata=meta,
-        )  # fmt: skip
+        )
         self.writer: Any = None
 
     def open(self, fh: IO[bytes]) -> None:
@@ -318,10 +348,14 @@ class _ParquetWriter:
         items = rec.item_idx.ravel()[valid]
         pa = self.pa
         table = pa.Table.from_arrays(
-            [self.user_ids.take(users), pa.array(ranks), self.item_ids.take(items),
-             pa.array(list_relevance(rec.scores, rec.item_idx >= 0).ravel()[valid])],
+            [
+                self.user_ids.take(users),
+                pa.array(ranks),
+                self.item_ids.take(items),
+                pa.array(list_relevance(rec.scores, rec.item_idx >= 0).ravel()[valid]),
+            ],
             schema=self.schema,
-        )  # fmt: skip
+        )
         self.writer.write_table(table)
 
     def close(self) -> None:

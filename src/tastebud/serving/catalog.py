@@ -35,16 +35,18 @@ class CatalogSnapshot:
         default_factory=dict, repr=False, compare=False
     )
 
-    def aligned(self, key: str, item_ids: list[str]) -> tuple[NDArray[np.int32], list[str],
-                                                              NDArray[np.bool_]]:  # fmt: skip
+    def aligned(
+        self, key: str, item_ids: list[str]
+    ) -> tuple[NDArray[np.int32], list[str], NDArray[np.bool_]]:
         """For a model's items (``key``: its artifact id): a category index per item (``-1``:
         none), the category names, and a hidden mask. Computed once per model and snapshot."""
         got = self._aligned.get(key)
         if got is None:
             names = sorted({c for c in self.category.values() if c})
             index = {c: i for i, c in enumerate(names)}
-            cats = np.array([index.get(self.category.get(i) or "", -1) for i in item_ids],
-                            dtype=np.int32)  # fmt: skip
+            cats = np.array(
+                [index.get(self.category.get(i) or "", -1) for i in item_ids], dtype=np.int32
+            )
             hidden = np.array([i in self.hidden for i in item_ids], dtype=bool)
             got = (cats, names, hidden)
             self._aligned[key] = got
@@ -57,8 +59,11 @@ class CatalogSnapshot:
         got = self._new.get(key)
         if got is None:
             cutoff = now_ms - int(days * 86_400_000)
-            fresh = [(i, self.category.get(i), ms) for i, ms in self.created_ms.items()
-                     if ms >= cutoff and i not in self.hidden]  # fmt: skip
+            fresh = [
+                (i, self.category.get(i), ms)
+                for i, ms in self.created_ms.items()
+                if ms >= cutoff and i not in self.hidden
+            ]
             got = sorted(fresh, key=lambda r: -r[2])
             if len(self._new) > 4:
                 self._new.clear()
@@ -108,8 +113,7 @@ class CatalogView:
         self.get()
         if self._thread is None:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="tastebud-catalog",
-                                            daemon=True)  # fmt: skip
+            self._thread = threading.Thread(target=self._run, name="tastebud-catalog", daemon=True)
             self._thread.start()
 
     def _run(self) -> None:

@@ -83,8 +83,12 @@ class Context:
     network: str | None = None
 
     def key(self) -> tuple[Any, ...]:
-        return (self.device, None if self.hour is None else daypart(self.hour), self.locale,
-                self.network)  # fmt: skip
+        return (
+            self.device,
+            None if self.hour is None else daypart(self.hour),
+            self.locale,
+            self.network,
+        )
 
 
 @dataclass
@@ -141,8 +145,10 @@ class PersonalizationEngine:
             return self.realtime.get(user_key), False
         except Exception as exc:  # any backend failure: serve from the model alone
             self._realtime_down_until = time.monotonic() + self.config.realtime_retry_s
-            _log.warning("real-time state unavailable; serving without session",
-                         error_type=type(exc).__name__)  # fmt: skip
+            _log.warning(
+                "real-time state unavailable; serving without session",
+                error_type=type(exc).__name__,
+            )
             return UserState([], {}, {}, [], None), True
 
     def served_model(self) -> tuple[Served, RecommenderBundle]:
@@ -181,14 +187,22 @@ class PersonalizationEngine:
             # Withdrawn personalization consent: the same list as for a stranger in this
             # context; nothing about the user is read except what they asked never to see.
             state, degraded = self.state(user_key)
-            state = UserState([], {}, {}, [], None, {
-                i: k for i, k in state.feedback.items() if k in _NEVER})  # fmt: skip
+            state = UserState(
+                [], {}, {}, [], None, {i: k for i, k in state.feedback.items() if k in _NEVER}
+            )
             user_key = ""
         else:
             state, degraded = self.state(user_key)
         snap = self.catalog.get()
-        fingerprint = (served.artifact_id, snap.version, _fingerprint(state), k, category,
-                       exclude, ctx.key())  # fmt: skip
+        fingerprint = (
+            served.artifact_id,
+            snap.version,
+            _fingerprint(state),
+            k,
+            category,
+            exclude,
+            ctx.key(),
+        )
         now = time.monotonic()
         body = self._cache_get(user_key, fingerprint, now) if not degraded else None
         if body is None:
@@ -198,8 +212,7 @@ class PersonalizationEngine:
             cached = False
         else:
             cached = True
-        out = {**body, "degraded": degraded, "cached": cached,
-               "list_id": uuid.uuid4().hex}  # fmt: skip
+        out = {**body, "degraded": degraded, "cached": cached, "list_id": uuid.uuid4().hex}
         if degraded:
             self.stats.degraded += 1
             FALLBACK_TOTAL.labels(reason="realtime_unavailable").inc()
@@ -207,15 +220,22 @@ class PersonalizationEngine:
             FALLBACK_TOTAL.labels(reason=body["mode"]).inc()
         if self.impressions is not None and self.config.log_impressions and user_id:
             IMPRESSIONS_TOTAL.inc()
-            self.impressions.log({
-                "event_id": f"imp-{out['list_id']}", "event_type": "impression",
-                "user_id": user_id, "timestamp": time.time(),
-                "data": {"item_ids": [i["item_id"] for i in out["items"]],
-                         "list_id": out["list_id"],
-                         "model_version": f"{served.name}/v{served.version}"},
-                "context": {k: v for k, v in (("device_type", ctx.device),
-                                              ("locale", ctx.locale)) if v},
-            })  # fmt: skip
+            self.impressions.log(
+                {
+                    "event_id": f"imp-{out['list_id']}",
+                    "event_type": "impression",
+                    "user_id": user_id,
+                    "timestamp": time.time(),
+                    "data": {
+                        "item_ids": [i["item_id"] for i in out["items"]],
+                        "list_id": out["list_id"],
+                        "model_version": f"{served.name}/v{served.version}",
+                    },
+                    "context": {
+                        k: v for k, v in (("device_type", ctx.device), ("locale", ctx.locale)) if v
+                    },
+                }
+            )
         return out
 
     def _cache_get(self, user: str, fp: tuple[Any, ...], now: float) -> dict[str, Any] | None:
@@ -238,16 +258,25 @@ class PersonalizationEngine:
                 self._cache.popitem(last=False)
 
     def _compute(
-        self, served: Served, bundle: RecommenderBundle, snap: CatalogSnapshot, user_key: str,
-        state: UserState, k: int, category: str | None, exclude: tuple[str, ...], ctx: Context,
-    ) -> dict[str, Any]:  # fmt: skip
+        self,
+        served: Served,
+        bundle: RecommenderBundle,
+        snap: CatalogSnapshot,
+        user_key: str,
+        state: UserState,
+        k: int,
+        category: str | None,
+        exclude: tuple[str, ...],
+        ctx: Context,
+    ) -> dict[str, Any]:
         loaded = bundle.loaded
         items = loaded.items
         n = len(items)
         cats, names, hidden = snap.aligned(served.artifact_id, items.ids)
         idx = loaded.users.index(user_key)
-        history = set() if idx < 0 or loaded.seen is None else set(
-            loaded.seen[idx].indices.tolist())  # fmt: skip
+        history = (
+            set() if idx < 0 or loaded.seen is None else set(loaded.seen[idx].indices.tolist())
+        )
         # The live session, newest first, then the items the user liked: what the model
         # relates to them counts as if they were in the user's history.
         session = [items.index(a["i"]) for a in state.actions if a.get("i")]
@@ -259,8 +288,11 @@ class PersonalizationEngine:
         blocked |= hidden
         if history:
             blocked[list(history)] = True
-        for item in (*state.consumed, *exclude,
-                     *(i for i, kind in state.feedback.items() if kind in _NEVER)):  # fmt: skip
+        for item in (
+            *state.consumed,
+            *exclude,
+            *(i for i, kind in state.feedback.items() if kind in _NEVER),
+        ):
             j = items.index(item)
             if j >= 0:
                 blocked[j] = True
@@ -281,23 +313,43 @@ class PersonalizationEngine:
             boost = np.where(cats >= 0, share[np.maximum(cats, 0)], 0.0).astype(np.float32)
             scores = scores + cfg.session_category_weight * boost
         scores = np.where(blocked, -np.inf, scores)
-        n_explore = int(k * cfg.exploration_share) if mode != "cold_start" or share is not None \
-            else 0  # fmt: skip
+        n_explore = (
+            int(k * cfg.exploration_share) if mode != "cold_start" or share is not None else 0
+        )
         top = top_indices(scores, k)
         picked = [(int(i), float(scores[i])) for i in top]
-        explore = self._explore(snap, items, state, names, share, blocked, exclude,
-                                category, n_explore, picked)  # fmt: skip
-        body_items = self._explain(bundle, snap, loaded, picked, explore, mode, session, history,
-                                   cats, names, share, chosen, k)  # fmt: skip
+        explore = self._explore(
+            snap, items, state, names, share, blocked, exclude, category, n_explore, picked
+        )
+        body_items = self._explain(
+            bundle,
+            snap,
+            loaded,
+            picked,
+            explore,
+            mode,
+            session,
+            history,
+            cats,
+            names,
+            share,
+            chosen,
+            k,
+        )
         self.stats.reasons[mode] = self.stats.reasons.get(mode, 0) + 1
         return {
-            "items": body_items, "mode": mode,
-            "model": {"name": served.name, "version": served.version,
-                      "artifact_id": served.artifact_id},
-        }  # fmt: skip
+            "items": body_items,
+            "mode": mode,
+            "model": {
+                "name": served.name,
+                "version": served.version,
+                "artifact_id": served.artifact_id,
+            },
+        }
 
-    def model_scores(self, loaded: LoadedModel, idx: int, session: list[int]
-                     ) -> NDArray[np.float32]:  # fmt: skip
+    def model_scores(
+        self, loaded: LoadedModel, idx: int, session: list[int]
+    ) -> NDArray[np.float32]:
         """The model's standardised scores for user ``idx`` (zeros for a user it does not know),
         plus what it relates to the ``session`` items (newest first, ``session_decay`` apart),
         weighted by ``session_item_weight``. Recommendations and re-ranking both use it."""
@@ -312,16 +364,21 @@ class PersonalizationEngine:
             scores = scores + cfg.session_item_weight * related
         return scores
 
-    def _cold_scores(self, bundle: RecommenderBundle, ids: list[str], state: UserState,
-                     ctx: Context) -> tuple[NDArray[np.float32], tuple[str, str]]:  # fmt: skip
+    def _cold_scores(
+        self, bundle: RecommenderBundle, ids: list[str], state: UserState, ctx: Context
+    ) -> tuple[NDArray[np.float32], tuple[str, str]]:
         """Scores from the best cold-start list: the user's segment, else the device, else the
         locale, else the time of day, else overall; the list's order gives the score. Returns
         the scores and the list really used (kind and the artifact's own key, never the
         caller's text): ``("global", "")`` when no list matched."""
         cold = bundle.cold_start
         segment = (state.features or {}).get("segment")
-        choices = [("segment", segment), ("device", ctx.device), ("locale", ctx.locale),
-                   ("daypart", None if ctx.hour is None else daypart(ctx.hour))]  # fmt: skip
+        choices = [
+            ("segment", segment),
+            ("device", ctx.device),
+            ("locale", ctx.locale),
+            ("daypart", None if ctx.hour is None else daypart(ctx.hour)),
+        ]
         chosen: tuple[str, str] = ("global", "")
         for kind, value in choices:
             if value is not None and str(value) in cold.get(kind, {}):
@@ -350,10 +407,19 @@ class PersonalizationEngine:
         self._cold_cache[key] = result  # per loaded model: a swap brings a new bundle
         return result, chosen
 
-    def _explore(self, snap: CatalogSnapshot, vocab: Vocabulary, state: UserState,
-                 names: list[str], share: NDArray[np.float32] | None, blocked: NDArray[np.bool_],
-                 exclude: tuple[str, ...], category: str | None, n: int,
-                 picked: list[tuple[int, float]]) -> list[str]:  # fmt: skip
+    def _explore(
+        self,
+        snap: CatalogSnapshot,
+        vocab: Vocabulary,
+        state: UserState,
+        names: list[str],
+        share: NDArray[np.float32] | None,
+        blocked: NDArray[np.bool_],
+        exclude: tuple[str, ...],
+        category: str | None,
+        n: int,
+        picked: list[tuple[int, float]],
+    ) -> list[str]:
         """Up to ``n`` new items (newest first) in the categories the user likes, none already
         picked, consumed, blocked or excluded."""
         if n <= 0:
@@ -365,8 +431,11 @@ class PersonalizationEngine:
         if not liked:
             return []
         taken = {ids[i] for i, _ in picked}
-        skip = set(state.consumed) | set(exclude) | {
-            i for i, kind in state.feedback.items() if kind in _NEVER}  # fmt: skip
+        skip = (
+            set(state.consumed)
+            | set(exclude)
+            | {i for i, kind in state.feedback.items() if kind in _NEVER}
+        )
         out = []
         for item, cat, _ in snap.new_items(int(time.time() * 1000), self.config.new_item_days):
             if cat not in liked or item in taken or item in skip:
@@ -379,17 +448,31 @@ class PersonalizationEngine:
                 break
         return out
 
-    def _explain(self, bundle: RecommenderBundle, snap: CatalogSnapshot, loaded: LoadedModel,
-                 picked: list[tuple[int, float]], explore: list[str], mode: str,
-                 session: list[int], history: set[int], cats: NDArray[np.int32],
-                 names: list[str], share: NDArray[np.float32] | None,
-                 chosen: tuple[str, str], k: int) -> list[dict[str, Any]]:  # fmt: skip
+    def _explain(
+        self,
+        bundle: RecommenderBundle,
+        snap: CatalogSnapshot,
+        loaded: LoadedModel,
+        picked: list[tuple[int, float]],
+        explore: list[str],
+        mode: str,
+        session: list[int],
+        history: set[int],
+        cats: NDArray[np.int32],
+        names: list[str],
+        share: NDArray[np.float32] | None,
+        chosen: tuple[str, str],
+        k: int,
+    ) -> list[dict[str, Any]]:
         ids = loaded.items.ids
         # "Because you watched X": X is the recent item (session first, then training
         # history) the model relates most to the recommended one.
         anchors = list(dict.fromkeys([*session[:5], *sorted(history)[-5:]]))[:6]
-        related = (loaded.model.item_similarity(np.array(anchors), np.array([j for j, _ in picked]))
-                   if anchors and picked and mode != "cold_start" else None)  # fmt: skip
+        related = (
+            loaded.model.item_similarity(np.array(anchors), np.array([j for j, _ in picked]))
+            if anchors and picked and mode != "cold_start"
+            else None
+        )
         top_cats = set() if share is None else {names[i] for i in np.flatnonzero(share > 0)}
         trending = bundle.cold_start.get("trending", {})
         popular = _popular_reason(chosen) if mode == "cold_start" else _RIGHT_NOW
@@ -410,8 +493,11 @@ class PersonalizationEngine:
                     "text": f"Because you watched {snap.titles.get(ids[a], ids[a])}",
                 }
             elif cat is not None and cat in top_cats:
-                reason = {"type": "trending_in_category", "category": cat,
-                          "text": f"Trending in {cat}"}  # fmt: skip
+                reason = {
+                    "type": "trending_in_category",
+                    "category": cat,
+                    "text": f"Trending in {cat}",
+                }
                 if item not in trending.get(cat, []):
                     reason = {
                         "type": "session_category",
@@ -428,9 +514,17 @@ class PersonalizationEngine:
             out = out[:keep]
             for item in explore:
                 cat = snap.category.get(item)
-                out.append({"item_id": item, "score": 0.0, "reason": {
-                    "type": "new_in_category", "category": cat,
-                    "text": f"New in {cat}, a category you like"}})  # fmt: skip
+                out.append(
+                    {
+                        "item_id": item,
+                        "score": 0.0,
+                        "reason": {
+                            "type": "new_in_category",
+                            "category": cat,
+                            "text": f"New in {cat}, a category you like",
+                        },
+                    }
+                )
         return out[:k]
 
     def consent_changed(self, user_key: str) -> None:
@@ -462,8 +556,11 @@ def _popular_reason(chosen: tuple[str, str]) -> dict[str, Any]:
     artifact's own key (never the text of the request), or says the list is the overall one."""
     kind, value = chosen
     if kind == "segment":
-        return {"type": "popular_in_segment", "segment": value,
-                "text": f"Popular in your segment ({value})"}  # fmt: skip
+        return {
+            "type": "popular_in_segment",
+            "segment": value,
+            "text": f"Popular in your segment ({value})",
+        }
     if kind in _WHERE:
         where = "at night" if value == "night" else _WHERE[kind].format(value)
         return {"type": "popular_in_context", kind: value, "text": f"Popular {where}"}
@@ -484,10 +581,12 @@ def _fingerprint(state: UserState) -> tuple[Any, ...]:
     newest = state.actions[0] if state.actions else None
     return (
         None if newest is None else (newest.get("ts"), newest.get("i"), newest.get("t")),
-        len(state.actions), sum(state.items.values()), len(state.consumed),
+        len(state.actions),
+        sum(state.items.values()),
+        len(state.consumed),
         tuple(sorted(state.feedback.items())),
         None if state.features is None else state.features.get("segment"),
-    )  # fmt: skip
+    )
 
 
 def _category_share(

@@ -52,8 +52,9 @@ class ImpressionLog:
         """Flush in the background until :meth:`stop`."""
         if self._thread is None:
             self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="tastebud-impressions",
-                                            daemon=True)  # fmt: skip
+            self._thread = threading.Thread(
+                target=self._run, name="tastebud-impressions", daemon=True
+            )
             self._thread.start()
 
     def _run(self) -> None:

@@ -116,8 +116,12 @@ class ModelServer:
                     obj = self.loaders[kind](self.registry.artifact_path(mv))
                 except (ArtifactInvalid, TastebudError, OSError, ValueError) as exc:
                     self._failed.add(aid)
-                    _log.error("could not load a production model; keeping the previous one",
-                               model=name, version=version, error=str(exc))  # fmt: skip
+                    _log.error(
+                        "could not load a production model; keeping the previous one",
+                        model=name,
+                        version=version,
+                        error=str(exc),
+                    )
                     continue
                 served = Served(name, version, aid, kind, obj, time.time())
                 new = dict(self._served)

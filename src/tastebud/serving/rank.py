@@ -52,8 +52,9 @@ def similar_items(engine: PersonalizationEngine, item_id: str, k: int) -> dict[s
     loaded = bundle.loaded
     j = loaded.items.index(item_id)
     if j < 0:
-        raise UnknownItem("the production model does not know this item yet (it joins at "
-                          "the next full training)")  # fmt: skip
+        raise UnknownItem(
+            "the production model does not know this item yet (it joins at the next full training)"
+        )
     snap = engine.catalog.get()
     _, _, hidden = snap.aligned(served.artifact_id, loaded.items.ids)
     scores = loaded.model.item_scores(np.array([j])).astype(np.float32)
@@ -64,13 +65,20 @@ def similar_items(engine: PersonalizationEngine, item_id: str, k: int) -> dict[s
     title = snap.titles.get(item_id, item_id)
     return {
         "item_id": item_id,
-        "items": [{"item_id": loaded.items.ids[i],
-                   "score": round(max(0.0, float(scores[i]) / best) if best > 0 else 0.0, 6),
-                   "reason": {"type": "similar_to", "item_id": item_id,
-                              "text": f"Similar to {title}"}} for i in picked],
-        "model": {"name": served.name, "version": served.version,
-                  "artifact_id": served.artifact_id},
-    }  # fmt: skip
+        "items": [
+            {
+                "item_id": loaded.items.ids[i],
+                "score": round(max(0.0, float(scores[i]) / best) if best > 0 else 0.0, 6),
+                "reason": {"type": "similar_to", "item_id": item_id, "text": f"Similar to {title}"},
+            }
+            for i in picked
+        ],
+        "model": {
+            "name": served.name,
+            "version": served.version,
+            "artifact_id": served.artifact_id,
+        },
+    }
 
 
 def _variant(variants: dict[str, str] | None, skill: str | None) -> tuple[str | None, str | None]:
@@ -147,8 +155,10 @@ def rank_content(
         recency = 0.0 if age_days is None else math.pow(0.5, age_days / RECENCY_HALF_LIFE_DAYS)
         why: dict[str, Any]
         if c.id in pct:
-            score, why = pct[c.id], {"type": "model", "text": "Ranked by your recommendations "
-                                     "model"}  # fmt: skip
+            score, why = (
+                pct[c.id],
+                {"type": "model", "text": "Ranked by your recommendations model"},
+            )
         else:
             score = 0.6 * affinity + 0.4 * recency
             if affinity >= 0.5:
@@ -162,9 +172,20 @@ def rank_content(
             else:
                 why = {"type": "default", "text": "Other content"}
         level, text = _variant(c.variants, skill)
-        out.append({"id": c.id, "score": round(min(1.0, max(0.0, score)), 6), "reason": why,
-                    "skill_level": level, "text": text})  # fmt: skip
+        out.append(
+            {
+                "id": c.id,
+                "score": round(min(1.0, max(0.0, score)), 6),
+                "reason": why,
+                "skill_level": level,
+                "text": text,
+            }
+        )
     out.sort(key=lambda r: -r["score"])
-    return {"items": out, "suppressed": suppressed, "skill_level": skill, "degraded": degraded,
-            "model": None if served is None else {"name": served.name,
-                                                  "version": served.version}}  # fmt: skip
+    return {
+        "items": out,
+        "suppressed": suppressed,
+        "skill_level": skill,
+        "degraded": degraded,
+        "model": None if served is None else {"name": served.name, "version": served.version},
+    }

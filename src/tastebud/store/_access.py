@@ -133,8 +133,10 @@ class AccessStore:
             missing = sorted(keys.difference(self._tomb_cache))
             m = self._mark
             for part in chunks(missing, IN_CHUNK):
-                sql = (f"SELECT tomb_key, erased_ms FROM tombstones "
-                       f"WHERE tomb_key IN ({', '.join([m] * len(part))})")  # fmt: skip
+                sql = (
+                    f"SELECT tomb_key, erased_ms FROM tombstones "
+                    f"WHERE tomb_key IN ({', '.join([m] * len(part))})"
+                )
                 found: dict[str, int] = {
                     str(k): int(v) for k, v in conn.exec_driver_sql(sql, tuple(part)).all()
                 }
@@ -148,8 +150,11 @@ class AccessStore:
             q = update(t.tombstones).where(t.tombstones.c.tomb_key == tomb_key)
             done = conn.execute(q.values(erased_ms=erased_ms, request_id=request_id)).rowcount
             if not done:
-                conn.execute(t.tombstones.insert().values(
-                    tomb_key=tomb_key, erased_ms=erased_ms, request_id=request_id))  # fmt: skip
+                conn.execute(
+                    t.tombstones.insert().values(
+                        tomb_key=tomb_key, erased_ms=erased_ms, request_id=request_id
+                    )
+                )
 
     def register_batch_output(
         self, path: str, fmt: str, model: str, version: int, now_ms: int

@@ -228,8 +228,18 @@ class BrowseStore:
             after: Continue after this key (the last event of the previous page).
         """
         e = t.events
-        cols = (e.c.id, e.c.event_id, e.c.event_type, e.c.ts_ms, e.c.received_ms,
-                e.c.session_id, e.c.item_id, e.c.data, e.c.context, e.c.source)  # fmt: skip
+        cols = (
+            e.c.id,
+            e.c.event_id,
+            e.c.event_type,
+            e.c.ts_ms,
+            e.c.received_ms,
+            e.c.session_id,
+            e.c.item_id,
+            e.c.data,
+            e.c.context,
+            e.c.source,
+        )
         walks: list[list[StoredEvent]] = []
         with self.engine.connect() as conn:
             for key in self._history_keys(conn, user_key):

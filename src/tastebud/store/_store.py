@@ -30,9 +30,19 @@ CREATE TEMP TABLE IF NOT EXISTS tb_stage_events (
 ) ON COMMIT DELETE ROWS
 """
 EVENT_COLUMNS = (
-    "event_id", "event_type", "user_key", "anon_key", "session_id", "item_id", "ts_ms",
-    "received_ms", "source", "schema_version", "data", "context",
-)  # fmt: skip
+    "event_id",
+    "event_type",
+    "user_key",
+    "anon_key",
+    "session_id",
+    "item_id",
+    "ts_ms",
+    "received_ms",
+    "source",
+    "schema_version",
+    "data",
+    "context",
+)
 
 
 class Store(AccessStore, BrowseStore):
@@ -97,14 +107,22 @@ class Store(AccessStore, BrowseStore):
         return self.insert_event_rows(
             [
                 (
-                    r["event_id"], r["event_type"], r["user_key"], r.get("anon_key"),
-                    r.get("session_id"), r.get("item_id"), r["ts_ms"], r["received_ms"],
-                    r.get("source", "api"), r.get("schema_version", 1), r.get("data"),
+                    r["event_id"],
+                    r["event_type"],
+                    r["user_key"],
+                    r.get("anon_key"),
+                    r.get("session_id"),
+                    r.get("item_id"),
+                    r["ts_ms"],
+                    r["received_ms"],
+                    r.get("source", "api"),
+                    r.get("schema_version", 1),
+                    r.get("data"),
                     r.get("context"),
                 )
                 for r in rows
             ]
-        )  # fmt: skip
+        )
 
     def insert_event_rows(self, rows: Sequence[tuple[Any, ...]]) -> set[str]:
         """:meth:`insert_events` for rows already laid out as tuples in ``EVENT_COLUMNS`` order
@@ -113,12 +131,13 @@ class Store(AccessStore, BrowseStore):
             return set()
         dumps = orjson.dumps
         params = [
-            r[:10] + (
+            r[:10]
+            + (
                 None if r[10] is None else dumps(r[10]).decode(),
                 None if r[11] is None else dumps(r[11]).decode(),
             )
             for r in rows
-        ]  # fmt: skip
+        ]
         return self._group.submit(params)
 
     def insert_serialized_event_rows(self, rows: list[tuple[Any, ...]]) -> set[str]:

@@ -57,18 +57,21 @@ def save_model(
     """Write ``model`` to ``directory`` atomically (``write_artifact``) with the users'
     training items ``seen`` (for serving's exclusions) and ``extra`` text files (the model
     card, monitoring reference, lineage). Returns the artifact id."""
-    config = {"format": FORMAT, "model": model.name,
-              "config": model.config.model_dump(mode="json")}  # fmt: skip
+    config = {"format": FORMAT, "model": model.name, "config": model.config.model_dump(mode="json")}
     arrays = model.get_params()
     if seen is not None:
         arrays.update(csr_params(_SEEN, seen.astype(np.float32)))
-    return write_artifact(directory, {
-        "config.json": json.dumps(config, indent=2, sort_keys=True),
-        "users.json": json.dumps(users.to_list()),
-        "items.json": json.dumps(items.to_list()),
-        "metrics.json": json.dumps(metrics or {}, indent=2, sort_keys=True),
-        **(extra or {}),
-    }, arrays)  # fmt: skip
+    return write_artifact(
+        directory,
+        {
+            "config.json": json.dumps(config, indent=2, sort_keys=True),
+            "users.json": json.dumps(users.to_list()),
+            "items.json": json.dumps(items.to_list()),
+            "metrics.json": json.dumps(metrics or {}, indent=2, sort_keys=True),
+            **(extra or {}),
+        },
+        arrays,
+    )
 
 
 def load_model(directory: Path) -> LoadedModel:

@@ -33,9 +33,13 @@ def code_version() -> str:
     """``tastebud <version>`` plus the git commit when running from a checkout."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=Path(__file__).parent,
-            capture_output=True, text=True, timeout=5, check=False,
-        ).stdout.strip()  # fmt: skip
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
     return f"tastebud {__version__}" + (f" ({commit})" if commit else "")
@@ -71,19 +75,24 @@ def recommender_reference(
     counts = np.bincount(shown, minlength=n_items) if len(shown) else np.zeros(n_items)
     share = np.sort(counts)[::-1]
     top1 = float(share[: max(1, n_items // 100)].sum() / max(1, share.sum()))
-    return {"reference": {
-        "user_interactions": _quantiles(per_user),
-        "item_interactions": _quantiles(per_item),
-        "top10_coverage": round(float((counts > 0).mean()) if n_items else 0.0, 6),
-        "top10_share_of_top1pct_items": round(top1, 6),
-        "sample_users": int(len(top_items)),
-    }, "watch": ["top10_coverage", "user_interactions", "item_interactions"]}  # fmt: skip
+    return {
+        "reference": {
+            "user_interactions": _quantiles(per_user),
+            "item_interactions": _quantiles(per_item),
+            "top10_coverage": round(float((counts > 0).mean()) if n_items else 0.0, 6),
+            "top10_share_of_top1pct_items": round(top1, 6),
+            "sample_users": int(len(top_items)),
+        },
+        "watch": ["top10_coverage", "user_interactions", "item_interactions"],
+    }
 
 
 def predictor_reference(
-    probabilities: NDArray[np.float64], x: NDArray[np.float64], names: list[str],
+    probabilities: NDArray[np.float64],
+    x: NDArray[np.float64],
+    names: list[str],
     y: NDArray[np.int64],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Reference distributions of a predictor: its predicted probabilities (10 bins), the
     positive rate, and each feature's quantiles and missing share."""
     hist, _ = np.histogram(probabilities, bins=10, range=(0.0, 1.0))
@@ -91,13 +100,18 @@ def predictor_reference(
     for j, name in enumerate(names):
         col = x[:, j]
         ok = col[~np.isnan(col)]
-        features[name] = {"missing": round(float(1 - len(ok) / max(1, len(col))), 6),
-                          **_quantiles(ok)}  # fmt: skip
-    return {"reference": {
-        "probability_histogram": (hist / max(1, hist.sum())).round(6).tolist(),
-        "positive_rate": round(float(y.mean()) if len(y) else 0.0, 6),
-        "features": features,
-    }, "watch": ["probability_histogram", "features"]}  # fmt: skip
+        features[name] = {
+            "missing": round(float(1 - len(ok) / max(1, len(col))), 6),
+            **_quantiles(ok),
+        }
+    return {
+        "reference": {
+            "probability_histogram": (hist / max(1, hist.sum())).round(6).tolist(),
+            "positive_rate": round(float(y.mean()) if len(y) else 0.0, 6),
+            "features": features,
+        },
+        "watch": ["probability_histogram", "features"],
+    }
 
 
 def _fmt(v: Any) -> str:
@@ -127,10 +141,13 @@ def model_card(
         "predictor": f"Calibrated probability of {name} for a user, with the top reasons.",
     }[kind]
     lines = [
-        f"# Model card: {name} ({algorithm})", "",
+        f"# Model card: {name} ({algorithm})",
+        "",
         f"**Intended use.** {use} Trained by Tastebud's `{lineage.get('job', 'full')}` job; "
-        "serves only after promotion to `production` with a passing governance checklist.", "",
-        "## Training data", "",
+        "serves only after promotion to `production` with a passing governance checklist.",
+        "",
+        "## Training data",
+        "",
         f"- Window: {fmt_time(data.get('window_start_ms'))} to "
         f"{fmt_time(data.get('window_end_ms'))}",
         f"- {data.get('events', '?')} events, {data.get('users', '?')} users"
@@ -139,32 +156,51 @@ def model_card(
         f"{lineage.get('consent', {}).get('excluded_users', '?')}",
         "- Pseudonymous user keys only (HMAC of the raw id); no raw ids or personal data.",
         f"- Features: snapshot {lineage.get('features', {}).get('snapshot_id', 'none')}",
-        "", "## Parameters", "", "```json", json.dumps(params, indent=2, sort_keys=True), "```",
-        "", "## Evaluation (held-out)", "",
-        f"Protocol: {metrics.get('protocol', '?')}.", "",
-        "| metric | value |", "|---|---|",
+        "",
+        "## Parameters",
+        "",
+        "```json",
+        json.dumps(params, indent=2, sort_keys=True),
+        "```",
+        "",
+        "## Evaluation (held-out)",
+        "",
+        f"Protocol: {metrics.get('protocol', '?')}.",
+        "",
+        "| metric | value |",
+        "|---|---|",
         *(f"| {k} | {_fmt(v)} |" for k, v in test.items() if not isinstance(v, dict | list)),
-    ]  # fmt: skip
+    ]
     baseline = metrics.get("baseline") or metrics.get("peers") or {}
     if baseline:
         lines += ["", "Baselines on the same split(s):", ""]
         for b, m in baseline.items():
-            lines.append(f"- {b}: " + ", ".join(f"{k} {_fmt(v)}" for k, v in m.items()
-                                                if not isinstance(v, dict | list)))  # fmt: skip
+            lines.append(
+                f"- {b}: "
+                + ", ".join(
+                    f"{k} {_fmt(v)}" for k, v in m.items() if not isinstance(v, dict | list)
+                )
+            )
     slices = metrics.get("slices") or {}
     lines += ["", "## Slices (bias analysis)", ""]
     if not slices:
         lines.append("No user groups large enough to compare.")
     for attr, entry in slices.items():
-        lines.append(f"- {attr}: disparity {entry.get('disparity')} over "
-                     f"{len(entry.get('groups', {}))} groups")  # fmt: skip
+        lines.append(
+            f"- {attr}: disparity {entry.get('disparity')} over "
+            f"{len(entry.get('groups', {}))} groups"
+        )
     lines += [
-        "", "## Limits", "",
+        "",
+        "## Limits",
+        "",
         "- Users and items unseen in training get the cold-start path (popular items / the "
         "base rate); an item added after training is not scored until the next full retrain.",
         "- Offline metrics come from a temporal hold-out; online behaviour may differ.",
-        "", "## Reproduce and roll back", "",
+        "",
+        "## Reproduce and roll back",
+        "",
         f"- Code: {lineage.get('code_version', '?')}; seed {lineage.get('seed', '?')}",
         "- `tastebud models rollback " + name + "` returns production to the previous version.",
-    ]  # fmt: skip
+    ]
     return "\n".join(lines) + "\n"

@@ -30,8 +30,14 @@ def daypart(hour: int) -> str:
 
 
 def _top(frame: pl.DataFrame, top: int) -> list[str]:
-    return (frame.group_by("item_id").len().sort(["len", "item_id"], descending=[True, False])
-            .head(top).get_column("item_id").to_list())  # fmt: skip
+    return (
+        frame.group_by("item_id")
+        .len()
+        .sort(["len", "item_id"], descending=[True, False])
+        .head(top)
+        .get_column("item_id")
+        .to_list()
+    )
 
 
 def _by(frame: pl.DataFrame, column: str, top: int) -> dict[str, list[str]]:
@@ -73,13 +79,20 @@ def cold_start_lists(
         & pl.col("item_id").is_in(pl.Series(sorted(known_items), dtype=pl.String).implode())
     ).select("user_key", "item_id", "ts_ms", "device_type")
     if frame.is_empty():
-        return {"global": [], "device": {}, "daypart": {}, "segment": {}, "locale": {},
-                "trending": {}}  # fmt: skip
+        return {
+            "global": [],
+            "device": {},
+            "daypart": {},
+            "segment": {},
+            "locale": {},
+            "trending": {},
+        }
     frame = frame.with_columns(
         pl.from_epoch("ts_ms", time_unit="ms").dt.hour().alias("hour"),
-        pl.col("item_id").replace_strict(categories, default=None, return_dtype=pl.String)
+        pl.col("item_id")
+        .replace_strict(categories, default=None, return_dtype=pl.String)
         .alias("category"),
-    )  # fmt: skip
+    )
     frame = frame.with_columns(
         pl.col("hour").map_elements(daypart, return_dtype=pl.String).alias("daypart")
     )
@@ -90,9 +103,10 @@ def cold_start_lists(
             if vals.get("segment"):
                 segments[key] = str(vals["segment"])
     frame = frame.with_columns(
-        pl.col("user_key").replace_strict(segments, default=None, return_dtype=pl.String)
+        pl.col("user_key")
+        .replace_strict(segments, default=None, return_dtype=pl.String)
         .alias("segment")
-    )  # fmt: skip
+    )
     # The users' locale (a user attribute, e.g. "de-DE"): the cold-start list for a request's
     # ``locale`` context.
     from tastebud.evaluation.data import user_attributes
@@ -102,9 +116,10 @@ def cold_start_lists(
     if "locale" in attrs.columns:
         locales = {k: v for k, v in attrs.select("user_key", "locale").iter_rows() if v}
     frame = frame.with_columns(
-        pl.col("user_key").replace_strict(locales, default=None, return_dtype=pl.String)
+        pl.col("user_key")
+        .replace_strict(locales, default=None, return_dtype=pl.String)
         .alias("locale")
-    )  # fmt: skip
+    )
     recent = frame.filter(pl.col("ts_ms") >= now - int(trending_days * 86_400_000))
     return {
         "global": _top(frame, top),

@@ -118,8 +118,11 @@ def training_dataset(ctx: JobContext) -> tuple[Dataset, int]:
     if excluded:
         keep = pl.Series("user_key", sorted(allowed), dtype=pl.String)
         pairs = dataset.pairs.filter(pl.col("user_key").is_in(keep.implode()))
-        users = None if dataset.users is None else dataset.users.filter(
-            pl.col("user_key").is_in(keep.implode()))  # fmt: skip
+        users = (
+            None
+            if dataset.users is None
+            else dataset.users.filter(pl.col("user_key").is_in(keep.implode()))
+        )
         dataset = Dataset(pairs, users)
     return dataset, excluded
 
@@ -128,15 +131,18 @@ def _data_lineage(ctx: JobContext, pairs: pl.DataFrame) -> dict[str, Any]:
     ts = pairs.get_column("ts_ms")
     catalogue = load_items(ctx.store).get_column("item_id")
     items = pairs.get_column("item_id").unique()
-    coverage = (float(items.is_in(catalogue.implode()).sum() / catalogue.len())
-                if catalogue.len() else None)  # fmt: skip
+    coverage = (
+        float(items.is_in(catalogue.implode()).sum() / catalogue.len()) if catalogue.len() else None
+    )
     return {
         "window_start_ms": None if pairs.is_empty() else int(ts.min()),  # type: ignore[arg-type]
         "window_end_ms": None if pairs.is_empty() else int(ts.max()),  # type: ignore[arg-type]
-        "events": count_events(ctx.store), "interactions": pairs.height,
-        "users": pairs.get_column("user_key").n_unique(), "items": items.len(),
+        "events": count_events(ctx.store),
+        "interactions": pairs.height,
+        "users": pairs.get_column("user_key").n_unique(),
+        "items": items.len(),
         "item_coverage": None if coverage is None else round(coverage, 4),
-    }  # fmt: skip
+    }
 
 
 def _unchanged(ctx: JobContext, name: str, fp: str) -> ModelVersion | None:
@@ -145,8 +151,10 @@ def _unchanged(ctx: JobContext, name: str, fp: str) -> ModelVersion | None:
     latest = ctx.registry.latest(name)
     if latest is None or latest.lineage.get("fingerprint") != fp:
         return None
-    ctx.log(f"{name}: same data and configuration as v{latest.version} (fingerprint "
-            f"{fp[:12]}); nothing trained, no version registered")  # fmt: skip
+    ctx.log(
+        f"{name}: same data and configuration as v{latest.version} (fingerprint "
+        f"{fp[:12]}); nothing trained, no version registered"
+    )
     return latest
 
 
@@ -182,9 +190,12 @@ def update_recommender(
     users = Vocabulary([*base.users.ids, *new_users.sort().to_list()])
     data = training_data(pairs, users, base.items)
     gone = sorted(k for k in (forget or set()) if k in base.users)
-    stats = {"changed_users": changed.len(), "new_users": new_users.len(),
-             "forgotten_users": len(gone),
-             "dropped_unknown_items": pairs.height - len(data)}  # fmt: skip
+    stats = {
+        "changed_users": changed.len(),
+        "new_users": new_users.len(),
+        "forgotten_users": len(gone),
+        "dropped_unknown_items": pairs.height - len(data),
+    }
     if changed.len() or gone:
         touched = pl.concat([changed, pl.Series(gone, dtype=pl.String)])
         base.model.update(data, index_keys(touched, users))
@@ -202,17 +213,25 @@ def _recommender_slices(result: dict[str, Any], model: str) -> dict[str, Any]:
         entry = per_model.get(model)
         if entry is None:
             continue
-        out[attr] = {"disparity": entry.get("disparity_ndcg@10"),
-                     "judged": entry.get("judged_ndcg@10"),
-                     "groups": {g: {"users": v["users"], "ndcg@10": v["ndcg@10"]}
-                                for g, v in entry["groups"].items()}}  # fmt: skip
+        out[attr] = {
+            "disparity": entry.get("disparity_ndcg@10"),
+            "judged": entry.get("judged_ndcg@10"),
+            "groups": {
+                g: {"users": v["users"], "ndcg@10": v["ndcg@10"]}
+                for g, v in entry["groups"].items()
+            },
+        }
     return out
 
 
 def _register_recommender(
-    ctx: JobContext, loaded: LoadedModel, pairs: pl.DataFrame, metrics: dict[str, Any],
-    lineage: dict[str, Any], name: str,
-) -> ModelVersion:  # fmt: skip
+    ctx: JobContext,
+    loaded: LoadedModel,
+    pairs: pl.DataFrame,
+    metrics: dict[str, Any],
+    lineage: dict[str, Any],
+    name: str,
+) -> ModelVersion:
     model = loaded.model
     sample = np.arange(min(2000, len(loaded.users)))
     top = model.recommend(sample, 10, exclude=loaded.seen).item_idx
@@ -221,26 +240,51 @@ def _register_recommender(
     lineage = {**lineage, "params": params, "code_version": code_version()}
     card = model_card(name, "recommender", model.name, params, metrics, lineage)
     catalogue = load_items(ctx.store)
-    categories = dict(zip(catalogue.get_column("item_id").to_list(),
-                          catalogue.get_column("category").to_list(), strict=True))  # fmt: skip
+    categories = dict(
+        zip(
+            catalogue.get_column("item_id").to_list(),
+            catalogue.get_column("category").to_list(),
+            strict=True,
+        )
+    )
     cold = cold_start_lists(ctx.store, set(loaded.items.ids), categories)
     staging = ctx.registry.staging_dir(name)
     try:
-        save_model(staging, model, loaded.users, loaded.items, metrics, seen=loaded.seen, extra={
-            "model_card.md": card, "monitoring.json": json.dumps(monitoring, indent=2),
-            "lineage.json": json.dumps(lineage, indent=2, sort_keys=True),
-            "cold_start.json": json.dumps(cold),
-        })  # fmt: skip
-        return ctx.registry.register(name, staging, kind="recommender", algorithm=model.name,
-                                     metrics=metrics, lineage=lineage, actor=ctx.actor)  # fmt: skip
+        save_model(
+            staging,
+            model,
+            loaded.users,
+            loaded.items,
+            metrics,
+            seen=loaded.seen,
+            extra={
+                "model_card.md": card,
+                "monitoring.json": json.dumps(monitoring, indent=2),
+                "lineage.json": json.dumps(lineage, indent=2, sort_keys=True),
+                "cold_start.json": json.dumps(cold),
+            },
+        )
+        return ctx.registry.register(
+            name,
+            staging,
+            kind="recommender",
+            algorithm=model.name,
+            metrics=metrics,
+            lineage=lineage,
+            actor=ctx.actor,
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone if registered (moved), or failed
 
 
 def train_recommendations(
-    ctx: JobContext, *, model: str = "tastebud_hybrid", seed: int = 0, tuning: bool = True,
+    ctx: JobContext,
+    *,
+    model: str = "tastebud_hybrid",
+    seed: int = 0,
+    tuning: bool = True,
     name: str = RECOMMENDATIONS,
-) -> ModelVersion:  # fmt: skip
+) -> ModelVersion:
     """Evaluate ``model`` on the temporal hold-out (tuned on validation inside train, next to
     popularity on the same split, with fairness slices), refit it on all the data with the
     tuned parameters and register it as a candidate. When the latest version of ``name`` was
@@ -259,32 +303,53 @@ def train_recommendations(
         raise InvalidInput("no interactions to train on: import or ingest events first")
     users = dataset.users if dataset.users is not None else pl.DataFrame()
     fp = fingerprint(
-        {"job": "full", "kind": "recommender", "model": model, "seed": seed, "tuning": tuning,
-         "code": code_version(), "events": count_events(ctx.store)},
+        {
+            "job": "full",
+            "kind": "recommender",
+            "model": model,
+            "seed": seed,
+            "tuning": tuning,
+            "code": code_version(),
+            "events": count_events(ctx.store),
+        },
         {"pairs": dataset.pairs, "users": users, "items": load_items(ctx.store)},
-    )  # fmt: skip
+    )
     same = _unchanged(ctx, name, fp)
     if same is not None:
         return same
     ctx.log(f"{name}: evaluating {model}{' (tuned on validation)' if tuning else ''}")
     names = [model] if model == "popularity" else [model, "popularity"]
     try:
-        result = evaluate(dataset, names, seed=seed, tuning=tuning,
-                          log=lambda m: ctx.log(f"  {m}"), progress=ctx.progress)  # fmt: skip
+        result = evaluate(
+            dataset,
+            names,
+            seed=seed,
+            tuning=tuning,
+            log=lambda m: ctx.log(f"  {m}"),
+            progress=ctx.progress,
+        )
     except ValueError as exc:
         raise InvalidInput(str(exc)) from None
     entry = result["models"][model]
     test = {k: v for k, v in entry.items() if k not in ("ci95", "params", "peer", "fit_seconds")}
     metrics = {
-        "protocol": result["protocol"], "test_users": result["test_users"], "test": test,
-        "ci95": entry["ci95"], "validation": result["tuning"][model],
+        "protocol": result["protocol"],
+        "test_users": result["test_users"],
+        "test": test,
+        "ci95": entry["ci95"],
+        "validation": result["tuning"][model],
         "baseline": {"popularity": {"ndcg@10": result["models"]["popularity"]["ndcg@10"]}},
         "slices": _recommender_slices(result, model),
-    }  # fmt: skip
+    }
     loaded = fit_recommender(dataset.pairs, model, entry["params"], seed=seed)
-    lineage = {"job": "full", "seed": seed, "data": _data_lineage(ctx, dataset.pairs),
-               "consent": {"purpose": "personalization", "excluded_users": excluded},
-               "features": feature_lineage(ctx.store), "fingerprint": fp}  # fmt: skip
+    lineage = {
+        "job": "full",
+        "seed": seed,
+        "data": _data_lineage(ctx, dataset.pairs),
+        "consent": {"purpose": "personalization", "excluded_users": excluded},
+        "features": feature_lineage(ctx.store),
+        "fingerprint": fp,
+    }
     mv = _register_recommender(ctx, loaded, dataset.pairs, metrics, lineage, name)
     ctx.log(
         f"registered {name} v{mv.version} ({model}): held-out ndcg@10 "
@@ -317,18 +382,30 @@ def train_incremental(ctx: JobContext, *, name: str = RECOMMENDATIONS) -> Increm
         return IncrementalResult(None, base_mv.version, 0, 0, 0, time.perf_counter() - t0)
     metrics = {**base_mv.metrics, "inherited_from": base_mv.version}
     lineage = {
-        "job": "incremental", "seed": base_mv.lineage.get("seed"),
+        "job": "incremental",
+        "seed": base_mv.lineage.get("seed"),
         "parent": {"version": base_mv.version, "artifact_id": base_mv.artifact_id},
-        "data": {**_data_lineage(ctx, dataset.pairs),
-                 "window_start_ms": base_mv.lineage.get("data", {}).get("window_start_ms")},
+        "data": {
+            **_data_lineage(ctx, dataset.pairs),
+            "window_start_ms": base_mv.lineage.get("data", {}).get("window_start_ms"),
+        },
         "consent": {"purpose": "personalization", "excluded_users": excluded},
-        "features": feature_lineage(ctx.store), "update": stats,
-    }  # fmt: skip
+        "features": feature_lineage(ctx.store),
+        "update": stats,
+    }
     mv = _register_recommender(ctx, updated, dataset.pairs, metrics, lineage, name)
-    ctx.log(f"registered {name} v{mv.version}: v{base_mv.version} + {stats['changed_users']:,} "
-            f"changed users ({stats['new_users']:,} new)")  # fmt: skip
-    return IncrementalResult(mv, base_mv.version, stats["changed_users"], stats["new_users"],
-                             stats["dropped_unknown_items"], time.perf_counter() - t0)  # fmt: skip
+    ctx.log(
+        f"registered {name} v{mv.version}: v{base_mv.version} + {stats['changed_users']:,} "
+        f"changed users ({stats['new_users']:,} new)"
+    )
+    return IncrementalResult(
+        mv,
+        base_mv.version,
+        stats["changed_users"],
+        stats["new_users"],
+        stats["dropped_unknown_items"],
+        time.perf_counter() - t0,
+    )
 
 
 # -- predictors ---------------------------------------------------------------------------------
@@ -342,8 +419,9 @@ def _predictor_slices(
     from tastebud.evaluation.data import user_attributes
 
     attrs = user_attributes(store)
-    frame = pl.DataFrame({"user_key": keys}).join(attrs, on="user_key", how="left",
-                                                   maintain_order="left")  # fmt: skip
+    frame = pl.DataFrame({"user_key": keys}).join(
+        attrs, on="user_key", how="left", maintain_order="left"
+    )
     out: dict[str, Any] = {}
     for attr in [c for c in frame.columns if c != "user_key"]:
         values = frame.get_column(attr).fill_null("(unknown)").to_numpy()
@@ -389,53 +467,90 @@ def train_predictor(
     table = table_from_frame(frame.drop("as_of_ms", "snapshot_id"), "label", "user_key")
     positives = int(table.y.sum())
     if positives < 20 or len(table.y) - positives < 20:
-        raise InvalidInput(f"{target}: {positives} positive and {len(table.y) - positives} "
-                           "negative labels; at least 20 of each are needed")  # fmt: skip
+        raise InvalidInput(
+            f"{target}: {positives} positive and {len(table.y) - positives} "
+            "negative labels; at least 20 of each are needed"
+        )
     fp = fingerprint(
-        {"job": "full", "kind": "predictor", "target": target, "seed": seed, "splits": splits,
-         "code": code_version(), "events": count_events(ctx.store)},
+        {
+            "job": "full",
+            "kind": "predictor",
+            "target": target,
+            "seed": seed,
+            "splits": splits,
+            "code": code_version(),
+            "events": count_events(ctx.store),
+        },
         {"rows": frame.drop("snapshot_id"), "users": user_attributes(ctx.store)},
-    )  # fmt: skip
+    )
     same = _unchanged(ctx, target, fp)
     if same is not None:
         return same
-    ctx.log(f"{target}: evaluating on {splits} splits against the peers, then fitting on "
-            f"{len(table.y):,} rows")  # fmt: skip
+    ctx.log(
+        f"{target}: evaluating on {splits} splits against the peers, then fitting on "
+        f"{len(table.y):,} rows"
+    )
     means, details = evaluate_predictors(table, splits=splits)
     groups = None if table.ids is None else np.asarray(table.ids)
     predictor = Predictor(PredictorConfig(seed=seed)).fit(
-        table.x, table.y, table.names, table.categorical, groups=groups)  # fmt: skip
+        table.x, table.y, table.names, table.categorical, groups=groups
+    )
     oof = predictor.oof_logit_
     ids = list(table.ids) if table.ids is not None else []
     metrics = {
-        "protocol": f"{splits} stratified (group) 80/20 splits, means", "test": means["tastebud"],
+        "protocol": f"{splits} stratified (group) 80/20 splits, means",
+        "test": means["tastebud"],
         "peers": {k: v for k, v in means.items() if k != "tastebud"},
-        "ece_floor": details["tastebud_ece_floor"], "chosen": predictor.chosen,
+        "ece_floor": details["tastebud_ece_floor"],
+        "chosen": predictor.chosen,
         "calibration_levels": predictor.calibration_levels_,
         "importance": predictor.importance(),
         "slices": _predictor_slices(ctx.store, ids, table.y, oof) if ids else {},
-    }  # fmt: skip
+    }
     params = predictor.config.model_dump(mode="json")
     lineage: dict[str, Any] = {
-        "job": "full", "seed": seed, "target": target,
-        "data": {"window_start_ms": window[0], "window_end_ms": window[1],
-                 "rows": len(table.y), "positives": positives, "users": len(allowed),
-                 "events": count_events(ctx.store)},
+        "job": "full",
+        "seed": seed,
+        "target": target,
+        "data": {
+            "window_start_ms": window[0],
+            "window_end_ms": window[1],
+            "rows": len(table.y),
+            "positives": positives,
+            "users": len(allowed),
+            "events": count_events(ctx.store),
+        },
         "consent": {"purpose": "personalization", "excluded_users": excluded},
-        "features": feature_lineage(ctx.store), "code_version": code_version(),
-        "params": params, "fingerprint": fp,
-    }  # fmt: skip
+        "features": feature_lineage(ctx.store),
+        "code_version": code_version(),
+        "params": params,
+        "fingerprint": fp,
+    }
     probs = predictor.predict_proba(table.x)
     monitoring = predictor_reference(probs, table.x, table.names, table.y)
     card = model_card(target, "predictor", predictor.chosen, params, metrics, lineage)
     staging = ctx.registry.staging_dir(target)
     try:
-        save_predictor(staging, predictor, table.schema(), metrics, extra={
-            "model_card.md": card, "monitoring.json": json.dumps(monitoring, indent=2),
-            "lineage.json": json.dumps(lineage, indent=2, sort_keys=True, default=str),
-        })  # fmt: skip
-        mv = ctx.registry.register(target, staging, kind="predictor", algorithm=predictor.chosen,
-                                   metrics=metrics, lineage=lineage, actor=ctx.actor)  # fmt: skip
+        save_predictor(
+            staging,
+            predictor,
+            table.schema(),
+            metrics,
+            extra={
+                "model_card.md": card,
+                "monitoring.json": json.dumps(monitoring, indent=2),
+                "lineage.json": json.dumps(lineage, indent=2, sort_keys=True, default=str),
+            },
+        )
+        mv = ctx.registry.register(
+            target,
+            staging,
+            kind="predictor",
+            algorithm=predictor.chosen,
+            metrics=metrics,
+            lineage=lineage,
+            actor=ctx.actor,
+        )
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     ctx.log(
@@ -446,9 +561,14 @@ def train_predictor(
 
 
 def train_full(
-    ctx: JobContext, *, model: str = "tastebud_hybrid", targets: tuple[str, ...] = ("churn",
-    "conversion"), seed: int = 0, tuning: bool = True, splits: int = 5,
-) -> FullResult:  # fmt: skip
+    ctx: JobContext,
+    *,
+    model: str = "tastebud_hybrid",
+    targets: tuple[str, ...] = ("churn", "conversion"),
+    seed: int = 0,
+    tuning: bool = True,
+    splits: int = 5,
+) -> FullResult:
     """Features, then the recommender and each predictor, each registered as a candidate. A
     predictor without enough labels is skipped with the reason (the recommender is not); a
     model whose latest version had the same inputs and configuration is ``unchanged``."""

@@ -175,8 +175,13 @@ def event_labels(
     labels = pl.concat(parts).collect().sort("as_of_ms", "user_key")
     if labels.is_empty():
         labels = pl.DataFrame(schema=_LABEL_SCHEMA)
-    _log.info("labels derived", target=target, as_of_times=len(times), rows=labels.height,
-              positives=int(labels.get_column("label").sum()))  # fmt: skip
+    _log.info(
+        "labels derived",
+        target=target,
+        as_of_times=len(times),
+        rows=labels.height,
+        positives=int(labels.get_column("label").sum()),
+    )
     return labels
 
 
@@ -237,8 +242,9 @@ def _flatten(frame: pl.DataFrame) -> pl.DataFrame:
                 continue
             total = pl.sum_horizontal(values).cast(pl.Float64)
             exprs.append(total.alias(f"{name}_total"))
-            exprs.append(pl.sum_horizontal([v > 0 for v in values]).cast(pl.Int64).alias(
-                f"{name}_distinct"))  # fmt: skip
+            exprs.append(
+                pl.sum_horizontal([v > 0 for v in values]).cast(pl.Int64).alias(f"{name}_distinct")
+            )
             top = pl.max_horizontal(values).cast(pl.Float64)
             exprs.append(pl.when(total > 0).then(top / total).alias(f"{name}_top_share"))
         elif dtype == pl.Null:
@@ -404,9 +410,15 @@ def simulator_truth_labels(
             "rate": [float(p["sessions_per_day"]) for p in users.values()],
             "p_session": [_session_conversion(p, pages) for p in users.values()],
         },
-        schema={"user_key": pl.String, "signup_ms": pl.Float64, "churn_ms": pl.Float64,
-                "hazard": pl.Float64, "rate": pl.Float64, "p_session": pl.Float64},
-    )  # fmt: skip
+        schema={
+            "user_key": pl.String,
+            "signup_ms": pl.Float64,
+            "churn_ms": pl.Float64,
+            "hazard": pl.Float64,
+            "rate": pl.Float64,
+            "p_session": pl.Float64,
+        },
+    )
     t = float(as_of_ms)
     frame = frame.filter(
         (pl.col("signup_ms") < t) & (pl.col("churn_ms") > t - w.activity_days * _DAY_MS)

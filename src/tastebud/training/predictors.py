@@ -53,11 +53,18 @@ Fitter = Callable[[FeatureTable, NDArray[np.int64], NDArray[np.int64]], NDArray[
 
 def _sk_logreg(t: FeatureTable, train: NDArray[np.int64], test: NDArray[np.int64]) -> Any:
     numeric = [j for j in range(len(t.names)) if j not in t.categorical]
-    pre = ColumnTransformer([
-        ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
-        ("cat", make_pipeline(SimpleImputer(strategy="most_frequent"),
-                              OneHotEncoder(handle_unknown="ignore")), t.categorical),
-    ])  # fmt: skip
+    pre = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore")
+                ),
+                t.categorical,
+            ),
+        ]
+    )
     model = make_pipeline(pre, LogisticRegression(max_iter=5000))
     model.fit(t.x[train], t.y[train])
     return model.predict_proba(t.x[test])[:, 1]
@@ -66,9 +73,10 @@ def _sk_logreg(t: FeatureTable, train: NDArray[np.int64], test: NDArray[np.int64
 def _sk_gbm_seed(t: FeatureTable, train: NDArray[np.int64], test: NDArray[np.int64]) -> Any:
     model = make_pipeline(
         SimpleImputer(strategy="median", keep_empty_features=True),
-        GradientBoostingClassifier(n_estimators=100, learning_rate=0.1, max_depth=5,
-                                   random_state=0),
-    )  # fmt: skip
+        GradientBoostingClassifier(
+            n_estimators=100, learning_rate=0.1, max_depth=5, random_state=0
+        ),
+    )
     model.fit(t.x[train], t.y[train])
     return model.predict_proba(t.x[test])[:, 1]
 
@@ -109,9 +117,12 @@ def evaluate_predictors(
             train, test = next(sss.split(table.x, table.y))
         cfg = (config or PredictorConfig()).model_copy(update={"seed": seed})
         model = Predictor(cfg).fit(
-            table.x[train], table.y[train], table.names, table.categorical,
+            table.x[train],
+            table.y[train],
+            table.names,
+            table.categorical,
             groups=None if groups is None else groups[train],
-        )  # fmt: skip
+        )
         probs = {"tastebud": model.predict_proba(table.x[test])}
         chosen.append(model.chosen)
         calibration.append(model.calibration)
@@ -123,31 +134,46 @@ def evaluate_predictors(
         # drawn from them (200 draws). ECE on a finite test set never reaches 0.
         rng = np.random.default_rng(seed)
         p_ours = probs["tastebud"]
-        floors.append(float(np.mean([
-            expected_calibration_error((rng.random(len(p_ours)) < p_ours).astype(np.int64), p_ours)
-            for _ in range(200)
-        ])))  # fmt: skip
+        floors.append(
+            float(
+                np.mean(
+                    [
+                        expected_calibration_error(
+                            (rng.random(len(p_ours)) < p_ours).astype(np.int64), p_ours
+                        )
+                        for _ in range(200)
+                    ]
+                )
+            )
+        )
         for name, p in probs.items():
             m = classification_metrics(table.y[test], p)
             per_model.setdefault(name, []).append(m)
             ys, ps = pooled.setdefault(name, ([], []))
             ys.extend(table.y[test].tolist())
             ps.extend(p.tolist())
-        say(f"split {seed}: " + ", ".join(
-            f"{n} auc {v[-1]['roc_auc']:.4f} ece {v[-1]['ece']:.4f}" for n, v in per_model.items()
-        ) + f" (tastebud chose {model.chosen}, calibrated by {model.calibration})")  # fmt: skip
+        say(
+            f"split {seed}: "
+            + ", ".join(
+                f"{n} auc {v[-1]['roc_auc']:.4f} ece {v[-1]['ece']:.4f}"
+                for n, v in per_model.items()
+            )
+            + f" (tastebud chose {model.chosen}, calibrated by {model.calibration})"
+        )
     means = {
-        name: {k: round(float(np.mean([m[k] for m in ms])), 6)
-               for k in ("roc_auc", "pr_auc", "brier", "ece")}
+        name: {
+            k: round(float(np.mean([m[k] for m in ms])), 6)
+            for k in ("roc_auc", "pr_auc", "brier", "ece")
+        }
         for name, ms in per_model.items()
-    }  # fmt: skip
+    }
     details = {
         "splits": per_model,
         "chosen": chosen,
         "calibration": calibration,
         "reliability": {
             n: reliability(np.array(ys), np.array(ps)) for n, (ys, ps) in pooled.items()
-        },  # fmt: skip
+        },
         "importance": dict(sorted(importance.items(), key=lambda kv: -kv[1])),
         "tastebud_ece_floor": round(float(np.mean(floors)), 6),
         "rows": len(table.y),
@@ -181,9 +207,11 @@ def save_predictor(
     ``metrics.json``, ``extra`` text files (model card, monitoring reference, lineage) and
     ``manifest.json``. Returns the artifact id."""
     meta, arrays, models = predictor.to_state()
-    texts = {"config.json": json.dumps(meta, indent=2, sort_keys=True),
-             "schema.json": json.dumps(schema, indent=2, sort_keys=True),
-             "metrics.json": json.dumps(metrics, indent=2, sort_keys=True)}  # fmt: skip
+    texts = {
+        "config.json": json.dumps(meta, indent=2, sort_keys=True),
+        "schema.json": json.dumps(schema, indent=2, sort_keys=True),
+        "metrics.json": json.dumps(metrics, indent=2, sort_keys=True),
+    }
     texts.update({f"booster_{i}.txt": text for i, text in enumerate(models)})
     texts.update(extra or {})
     return write_artifact(directory, texts, arrays)
@@ -201,8 +229,10 @@ def load_predictor(directory: Path) -> PredictorArtifact:
     meta = json.loads((directory / "config.json").read_text())
     with np.load(directory / "params.npz", allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
-    boosters = sorted((p for p in manifest if p.startswith("booster_")),
-                      key=lambda n: int(n.split("_")[1].split(".")[0]))  # fmt: skip
+    boosters = sorted(
+        (p for p in manifest if p.startswith("booster_")),
+        key=lambda n: int(n.split("_")[1].split(".")[0]),
+    )
     models = [(directory / name).read_text() for name in boosters]
     return PredictorArtifact(
         predictor=Predictor.from_state(meta, arrays, models),
@@ -248,13 +278,17 @@ class PredictionService:
 
         artifacts = {t: a for t in TARGETS if (a := self.artifact(t)) is not None}
         if not artifacts:
-            raise NotFound("no predictor in production yet: run `tastebud train --full` (or "
-                           "`tastebud predictors train --target churn`), then approve and "
-                           "promote it (`tastebud models promote churn N`)")  # fmt: skip
+            raise NotFound(
+                "no predictor in production yet: run `tastebud train --full` (or "
+                "`tastebud predictors train --target churn`), then approve and "
+                "promote it (`tastebud models promote churn N`)"
+            )
         values = self._features(user_key)
         if not values:
-            raise UnknownUser("no features for this user yet (they appear with the next "
-                              "`tastebud features build`)")  # fmt: skip
+            raise UnknownUser(
+                "no features for this user yet (they appear with the next "
+                "`tastebud features build`)"
+            )
         row = flat_features([values])[0]
         out: dict[str, Any] = {"models": {}, "reasons": {}}
         for target in TARGETS:
@@ -265,8 +299,11 @@ class PredictionService:
             art, version = found
             x = encode_rows([row], art.schema)
             out[f"{target}_probability"] = round(float(art.predictor.predict_proba(x)[0]), 6)
-            out["models"][target] = {"artifact_id": art.artifact_id, "version": version,
-                                     "model": art.predictor.chosen}  # fmt: skip
+            out["models"][target] = {
+                "artifact_id": art.artifact_id,
+                "version": version,
+                "model": art.predictor.chosen,
+            }
             out["reasons"][target] = [
                 {"feature": e.feature, "direction": e.direction, "contribution": e.contribution}
                 for e in art.predictor.explain(x)[0]

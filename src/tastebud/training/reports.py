@@ -41,17 +41,22 @@ def feature_review(ctx: JobContext, reports_dir: Path) -> Path:
     which are deprecated. Returns the Markdown path."""
     s = t.feature_snapshots
     with ctx.store.engine.connect() as conn:
-        row = conn.execute(select(s.c.id, s.c.as_of_ms, s.c.stats, s.c.reports)
-                           .order_by(s.c.id.desc()).limit(1)).first()  # fmt: skip
+        row = conn.execute(
+            select(s.c.id, s.c.as_of_ms, s.c.stats, s.c.reports).order_by(s.c.id.desc()).limit(1)
+        ).first()
     stats: dict[str, Any] = {} if row is None else dict(row.stats or {})
     used = _used_features(ctx)
     predictors_live = bool(used)
     review: dict[str, Any] = {"snapshot_id": None if row is None else row.id, "features": {}}
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    lines = ["# Feature review", "",
-             f"Snapshot {review['snapshot_id']}; generated {when}.",
-             "", "| feature | entity | version | null rate | mean | used (importance) | status |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "# Feature review",
+        "",
+        f"Snapshot {review['snapshot_id']}; generated {when}.",
+        "",
+        "| feature | entity | version | null rate | mean | used (importance) | status |",
+        "|---|---|---|---|---|---|---|",
+    ]
     unused, deprecated = [], []
     for d in FEATURES:
         st = stats.get(d.name, {})
@@ -81,13 +86,17 @@ def feature_review(ctx: JobContext, reports_dir: Path) -> Path:
             f"{'-' if importance is None else f'{importance:.4f}'} | {status} |"
         )
     review["unused"], review["deprecated"] = unused, deprecated
-    lines += ["", f"Unused by the production predictors: {', '.join(unused) or 'none'}"
-              + ("" if predictors_live else " (no predictor in production yet)"),
-              f"Deprecated: {', '.join(deprecated) or 'none'}"]  # fmt: skip
+    lines += [
+        "",
+        f"Unused by the production predictors: {', '.join(unused) or 'none'}"
+        + ("" if predictors_live else " (no predictor in production yet)"),
+        f"Deprecated: {', '.join(deprecated) or 'none'}",
+    ]
     private_dir(reports_dir)
     stamp = _stamp()
-    write_private(reports_dir / f"feature-review-{stamp}.json",
-                  json.dumps(review, indent=2, default=str))  # fmt: skip
+    write_private(
+        reports_dir / f"feature-review-{stamp}.json", json.dumps(review, indent=2, default=str)
+    )
     path = reports_dir / f"feature-review-{stamp}.md"
     write_private(path, "\n".join(lines) + "\n")
     ctx.log(f"feature review: {path}")

@@ -71,10 +71,12 @@ class JobLock:
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(lock).values(
-                        name=self.name, owner=self.owner, acquired_ms=now,
+                        name=self.name,
+                        owner=self.owner,
+                        acquired_ms=now,
                         expires_ms=now + self.lease_ms,
                     )
-                )  # fmt: skip
+                )
         except IntegrityError:
             return False
         return True
@@ -83,17 +85,23 @@ class JobLock:
         """Extend the lease; ``False`` if it was lost (expired and taken by another worker)."""
         lock = t.job_locks
         with self.engine.begin() as conn:
-            return bool(conn.execute(
-                update(lock).where(lock.c.name == self.name, lock.c.owner == self.owner)
-                .values(expires_ms=_now_ms() + self.lease_ms)
-            ).rowcount)  # fmt: skip
+            return bool(
+                conn.execute(
+                    update(lock)
+                    .where(lock.c.name == self.name, lock.c.owner == self.owner)
+                    .values(expires_ms=_now_ms() + self.lease_ms)
+                ).rowcount
+            )
 
     def release(self) -> None:
         """Give the lease up (expire it now)."""
         lock = t.job_locks
         with self.engine.begin() as conn:
-            conn.execute(update(lock).where(lock.c.name == self.name, lock.c.owner == self.owner)
-                         .values(expires_ms=0))  # fmt: skip
+            conn.execute(
+                update(lock)
+                .where(lock.c.name == self.name, lock.c.owner == self.owner)
+                .values(expires_ms=0)
+            )
 
 
 @dataclass
@@ -127,20 +135,24 @@ def auto_promote(ctx: JobContext, mv: ModelVersion) -> str:
     failing = checklist(reg, mv, policy).blocking(skip=frozenset({"approval"}))
     if failing:
         reason = "checklist does not pass: " + "; ".join(
-            f"{i.name} {i.status.replace('_', ' ')} ({i.detail})" for i in failing)  # fmt: skip
+            f"{i.name} {i.status.replace('_', ' ')} ({i.detail})" for i in failing
+        )
     elif prod is not None:
         theirs = (prod.metrics.get("test") or {}).get(metric)
         if ours is None or (theirs is not None and ours < theirs - policy.tolerance):
-            reason = (f"{metric} {ours} is below production v{prod.version}'s {theirs} minus "
-                      f"the tolerance {policy.tolerance}")  # fmt: skip
+            reason = (
+                f"{metric} {ours} is below production v{prod.version}'s {theirs} minus "
+                f"the tolerance {policy.tolerance}"
+            )
     if reason is not None:
-        reg.set_alias(mv.name, "candidate", mv.version, actor=ctx.actor, reason=reason,
-                      action="hold")  # fmt: skip
+        reg.set_alias(
+            mv.name, "candidate", mv.version, actor=ctx.actor, reason=reason, action="hold"
+        )
         return f"{mv.name} v{mv.version} stays a candidate: {reason}"
-    reg.approve(mv.name, mv.version, actor="policy:auto-promote",
-                note=f"{metric} {ours}; checklist passes")  # fmt: skip
-    promote(reg, policy, mv.name, mv.version, actor=ctx.actor,
-            reason="auto-promotion policy")  # fmt: skip
+    reg.approve(
+        mv.name, mv.version, actor="policy:auto-promote", note=f"{metric} {ours}; checklist passes"
+    )
+    promote(reg, policy, mv.name, mv.version, actor=ctx.actor, reason="auto-promotion policy")
     return f"{mv.name} v{mv.version} promoted to production"
 
 
@@ -177,9 +189,12 @@ class Worker:
             else Settings.model_fields["retention_days"].get_default(call_default_factory=True)
         )
         self.jobs: dict[str, Callable[[JobContext], dict[str, Any]]] = {
-            "retention": self._retention, "full": self._full, "incremental": self._incremental,
-            "feature_review": self._feature_review, "bakeoff": self._bakeoff,
-        }  # fmt: skip
+            "retention": self._retention,
+            "full": self._full,
+            "incremental": self._incremental,
+            "feature_review": self._feature_review,
+            "bakeoff": self._bakeoff,
+        }
         self.jobs.update(jobs or {})
         self._stop = threading.Event()
 
@@ -187,9 +202,13 @@ class Worker:
     def interval_ms(self, job: str) -> int:
         """How often ``job`` runs."""
         s = self.schedule
-        hours = {"incremental": s.incremental_hours, "full": s.full_days * 24,
-                 "feature_review": s.feature_review_days * 24,
-                 "bakeoff": s.bakeoff_days * 24, "retention": s.retention_hours}[job]  # fmt: skip
+        hours = {
+            "incremental": s.incremental_hours,
+            "full": s.full_days * 24,
+            "feature_review": s.feature_review_days * 24,
+            "bakeoff": s.bakeoff_days * 24,
+            "retention": s.retention_hours,
+        }[job]
         return int(hours * 3_600_000)
 
     def runs(self, job: str | None = None, limit: int = 50) -> list[JobRun]:
@@ -198,21 +217,38 @@ class Worker:
         if job is not None:
             q = q.where(t.job_runs.c.job == job)
         with self.ctx.store.engine.connect() as conn:
-            return [JobRun(r.id, r.job, r.owner, r.attempt, r.status, r.started_ms,
-                           r.finished_ms, r.error, r.details or {})
-                    for r in conn.execute(q)]  # fmt: skip
+            return [
+                JobRun(
+                    r.id,
+                    r.job,
+                    r.owner,
+                    r.attempt,
+                    r.status,
+                    r.started_ms,
+                    r.finished_ms,
+                    r.error,
+                    r.details or {},
+                )
+                for r in conn.execute(q)
+            ]
 
     def _mark_crashed(self, run: JobRun) -> None:
         with self.ctx.store.engine.begin() as conn:
-            conn.execute(update(t.job_runs).where(t.job_runs.c.id == run.id).values(
-                status="crashed", finished_ms=_now_ms(),
-                error="the worker stopped while the job ran (lease expired)",
-            ))  # fmt: skip
+            conn.execute(
+                update(t.job_runs)
+                .where(t.job_runs.c.id == run.id)
+                .values(
+                    status="crashed",
+                    finished_ms=_now_ms(),
+                    error="the worker stopped while the job ran (lease expired)",
+                )
+            )
 
     def _lock_expired(self, job: str) -> bool:
         with self.ctx.store.engine.connect() as conn:
-            expires = conn.execute(select(t.job_locks.c.expires_ms)
-                                   .where(t.job_locks.c.name == job)).scalar()  # fmt: skip
+            expires = conn.execute(
+                select(t.job_locks.c.expires_ms).where(t.job_locks.c.name == job)
+            ).scalar()
         return expires is None or expires < _now_ms()
 
     def due(self, job: str, now_ms: int | None = None) -> int | None:
@@ -254,10 +290,18 @@ class Worker:
         beat = threading.Thread(target=heartbeat, name=f"lease-{job}", daemon=True)
         started = _now_ms()
         with self.ctx.store.engine.begin() as conn:
-            run_id = conn.execute(insert(t.job_runs).values(
-                job=job, owner=self.owner, attempt=attempt, status="running",
-                started_ms=started, details={},
-            ).returning(t.job_runs.c.id)).scalar_one()  # fmt: skip
+            run_id = conn.execute(
+                insert(t.job_runs)
+                .values(
+                    job=job,
+                    owner=self.owner,
+                    attempt=attempt,
+                    status="running",
+                    started_ms=started,
+                    details={},
+                )
+                .returning(t.job_runs.c.id)
+            ).scalar_one()
         beat.start()
         status, error, details = "succeeded", None, {}
         try:
@@ -265,18 +309,29 @@ class Worker:
         except Exception as exc:
             status = "failed"
             error = f"{type(exc).__name__}: {exc}"
-            _log.error("job failed", job=job, attempt=attempt, error=error,
-                       trace=traceback.format_exc(limit=5))  # fmt: skip
+            _log.error(
+                "job failed",
+                job=job,
+                attempt=attempt,
+                error=error,
+                trace=traceback.format_exc(limit=5),
+            )
             # The job removed its own staging directory; this catches older leftovers.
             self.ctx.registry.sweep(older_than_s=self.schedule.lease_seconds)
         finally:
             stop.set()
             beat.join()
             with self.ctx.store.engine.begin() as conn:
-                conn.execute(update(t.job_runs).where(t.job_runs.c.id == run_id).values(
-                    status=status, finished_ms=_now_ms(), error=error,
-                    details=json.loads(json.dumps(details, default=str)),
-                ))  # fmt: skip
+                conn.execute(
+                    update(t.job_runs)
+                    .where(t.job_runs.c.id == run_id)
+                    .values(
+                        status=status,
+                        finished_ms=_now_ms(),
+                        error=error,
+                        details=json.loads(json.dumps(details, default=str)),
+                    )
+                )
             lock.release()
         _log.info("job finished", job=job, status=status, attempt=attempt)
         return self.runs(job, limit=1)[0]
@@ -311,9 +366,12 @@ class Worker:
 
     def _full(self, ctx: JobContext) -> dict[str, Any]:
         result = train_full(ctx, splits=self.full_splits)
-        return {"registered": [f"{v.name} v{v.version}" for v in result.registered],
-                "skipped": result.skipped, "seconds": round(result.seconds, 1),
-                "promotion": self._promote_all(result.registered)}  # fmt: skip
+        return {
+            "registered": [f"{v.name} v{v.version}" for v in result.registered],
+            "skipped": result.skipped,
+            "seconds": round(result.seconds, 1),
+            "promotion": self._promote_all(result.registered),
+        }
 
     def _incremental(self, ctx: JobContext) -> dict[str, Any]:
         try:
@@ -322,9 +380,12 @@ class Worker:
             return {"skipped": str(exc)}
         if result.version is None:
             return {"skipped": f"no new interactions since v{result.base_version}"}
-        return {"registered": f"{result.version.name} v{result.version.version}",
-                "changed_users": result.changed_users, "seconds": round(result.seconds, 1),
-                "promotion": self._promote_all([result.version])}  # fmt: skip
+        return {
+            "registered": f"{result.version.name} v{result.version.version}",
+            "changed_users": result.changed_users,
+            "seconds": round(result.seconds, 1),
+            "promotion": self._promote_all([result.version]),
+        }
 
     def _feature_review(self, ctx: JobContext) -> dict[str, Any]:
         from tastebud.training.reports import feature_review

@@ -52,8 +52,9 @@ class TableReport:
         kinds = Counter(self.kinds.values())
         out = [
             f"{self.rows_used:,} of {self.rows_read:,} rows used ({self.positives:,} positive); "
-            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) + " columns"
-        ]  # fmt: skip
+            + ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
+            + " columns"
+        ]
         for why, n in sorted(self.dropped_rows.items()):
             out.append(f"  dropped {n:,} rows: {why}")
         for col, n in sorted(self.malformed_cells.items()):
@@ -65,13 +66,15 @@ class TableReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (stored with the model)."""
         return {
-            "rows_read": self.rows_read, "rows_used": self.rows_used,
-            "positives": self.positives, "kinds": self.kinds,
+            "rows_read": self.rows_read,
+            "rows_used": self.rows_used,
+            "positives": self.positives,
+            "kinds": self.kinds,
             "dropped_rows": dict(self.dropped_rows),
             "malformed_cells": dict(self.malformed_cells),
             "missing_cells": dict(self.missing_cells),
             "ignored_columns": self.ignored_columns,
-        }  # fmt: skip
+        }
 
 
 @dataclass
@@ -122,8 +125,9 @@ def _detect(values: pl.Series) -> tuple[str, pl.Series]:
         return "numeric", pl.Series(values.name, [None] * len(s), dtype=pl.Float64)
     lower = s.str.to_lowercase()
     if present.str.to_lowercase().is_in(["true", "false", "yes", "no"]).all():
-        return "boolean", lower.is_in(["true", "yes"]).zip_with(~blank, pl.Series([None] * len(s),
-                                                                dtype=pl.Boolean))  # fmt: skip
+        return "boolean", lower.is_in(["true", "yes"]).zip_with(
+            ~blank, pl.Series([None] * len(s), dtype=pl.Boolean)
+        )
     numbers = s.cast(pl.Float64, strict=False)
     parsed = numbers.drop_nulls().len()
     odd = s.filter(numbers.is_null() & s.is_not_null()).n_unique()
@@ -158,8 +162,10 @@ def table_from_frame(
     rep.rows_used = frame.height
     rep.positives = int(y.sum())
     if frame.height == 0:
-        raise InvalidInput(f"no usable rows: every {label!r} value is blank or not a label "
-                           "(true/yes/1 or false/no/0)")  # fmt: skip
+        raise InvalidInput(
+            f"no usable rows: every {label!r} value is blank or not a label "
+            "(true/yes/1 or false/no/0)"
+        )
     if rep.positives in (0, frame.height):
         only = "positive" if rep.positives else "negative"
         raise InvalidInput(f"every usable row is {only}: a predictor needs both classes")
@@ -185,12 +191,15 @@ def table_from_frame(
         if kind == "categorical":
             distinct = sorted(v for v in values.unique().to_list() if v is not None)
             if len(distinct) > max_categories:
-                rep.ignored_columns[name] = (f"{len(distinct):,} distinct values: an identifier "
-                                             "or free text, not a category")  # fmt: skip
+                rep.ignored_columns[name] = (
+                    f"{len(distinct):,} distinct values: an identifier or free text, not a category"
+                )
                 continue
             code = {v: float(i) for i, v in enumerate(distinct)}
-            arr = np.array([code.get(v, np.nan) if v is not None else np.nan
-                            for v in values.to_list()], dtype=np.float64)  # fmt: skip
+            arr = np.array(
+                [code.get(v, np.nan) if v is not None else np.nan for v in values.to_list()],
+                dtype=np.float64,
+            )
             categorical.append(len(names))
             categories[name] = distinct
         else:
@@ -221,8 +230,13 @@ def read_table(
         header = fh.readline()
     sep = max((",", "\t", ";", "|"), key=header.count)
     try:
-        raw = pl.read_csv(path, separator=sep, infer_schema_length=0, truncate_ragged_lines=True,
-                          encoding="utf8-lossy")  # fmt: skip
+        raw = pl.read_csv(
+            path,
+            separator=sep,
+            infer_schema_length=0,
+            truncate_ragged_lines=True,
+            encoding="utf8-lossy",
+        )
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise InvalidInput(f"cannot read {path} as CSV: {exc}") from None
     if label not in raw.columns:

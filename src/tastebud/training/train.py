@@ -60,13 +60,23 @@ def train_recommender(
             config, score, trials = tuned.config, tuned.score, tuned.trials
     everything = make_split(dataset.pairs, dataset.pairs.clear())
     fitted = cls(config).fit(everything.train, options)
-    metrics = {"validation": {"ndcg@10": score}, "trials": len(trials),
-               "data": {"interactions": dataset.pairs.height,
-                        "max_ts_ms": dataset.pairs.get_column("ts_ms").max()}}  # fmt: skip
+    metrics = {
+        "validation": {"ndcg@10": score},
+        "trials": len(trials),
+        "data": {
+            "interactions": dataset.pairs.height,
+            "max_ts_ms": dataset.pairs.get_column("ts_ms").max(),
+        },
+    }
     save_model(directory, fitted, everything.users, everything.items, metrics)
     return TrainResult(
-        model=cls.name, path=directory, params=config.model_dump(mode="json"),
-        users=len(everything.users), items=len(everything.items),
-        interactions=dataset.pairs.height, validation_ndcg10=score,
-        seconds=time.perf_counter() - t0, trials=trials,
-    )  # fmt: skip
+        model=cls.name,
+        path=directory,
+        params=config.model_dump(mode="json"),
+        users=len(everything.users),
+        items=len(everything.items),
+        interactions=dataset.pairs.height,
+        validation_ndcg10=score,
+        seconds=time.perf_counter() - t0,
+        trials=trials,
+    )

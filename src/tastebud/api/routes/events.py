@@ -130,18 +130,25 @@ async def post_batch(request: Request, services: ServicesDep) -> Response:
     result = await run_in_threadpool(services.ingestor.ingest, events)
     # Serialized directly (a BatchOut model per batch costs more than the insert): the
     # document is the BatchOut schema declared above.
-    body = orjson.dumps({
-        "accepted": result.accepted,
-        "duplicates": result.duplicates,
-        "rejected": result.rejected,
-        "results": [
-            {"event_id": r.event_id, "status": r.status, "reason": r.reason}
-            if r.status != "rejected" else
-            {"event_id": r.event_id, "status": r.status, "reason": r.reason, "code": r.code,
-             "details": r.details}
-            for r in result.results
-        ],
-    })  # fmt: skip
+    body = orjson.dumps(
+        {
+            "accepted": result.accepted,
+            "duplicates": result.duplicates,
+            "rejected": result.rejected,
+            "results": [
+                {"event_id": r.event_id, "status": r.status, "reason": r.reason}
+                if r.status != "rejected"
+                else {
+                    "event_id": r.event_id,
+                    "status": r.status,
+                    "reason": r.reason,
+                    "code": r.code,
+                    "details": r.details,
+                }
+                for r in result.results
+            ],
+        }
+    )
     return Response(body, media_type="application/json")
 
 

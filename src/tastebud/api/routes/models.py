@@ -68,11 +68,18 @@ async def list_models(services: ServicesDep) -> dict[str, Any]:
         served = services.models.served()
         out: dict[str, Any] = {}
         for mv in versions:
-            entry = out.setdefault(mv.name, {"name": mv.name, "aliases": {}, "versions": [],
-                                             "serving": None})  # fmt: skip
-            entry["versions"].append({"version": mv.version, "algorithm": mv.algorithm,
-                                      "status": mv.status, "created_ms": mv.created_ms,
-                                      "aliases": list(mv.aliases)})  # fmt: skip
+            entry = out.setdefault(
+                mv.name, {"name": mv.name, "aliases": {}, "versions": [], "serving": None}
+            )
+            entry["versions"].append(
+                {
+                    "version": mv.version,
+                    "algorithm": mv.algorithm,
+                    "status": mv.status,
+                    "created_ms": mv.created_ms,
+                    "aliases": list(mv.aliases),
+                }
+            )
             for alias in mv.aliases:
                 entry["aliases"][alias] = mv.version
             if mv.name in served:
@@ -96,7 +103,7 @@ async def compare_versions(
     services: ServicesDep,
     versions: Annotated[
         str | None, Query(pattern=r"^\d+(,\d+)*$", description="Comma-separated versions")
-    ] = None,  # fmt: skip
+    ] = None,
 ) -> dict[str, Any]:
     """Held-out metrics of several versions side by side (default: every active version)."""
     chosen = [int(v) for v in versions.split(",")] if versions else None
@@ -105,21 +112,28 @@ async def compare_versions(
 
 @router.post("/v1/models/{name}/versions/{version}/approve", **scoped("admin"))
 async def approve_version(
-    name: NamePath, version: VersionPath, services: ServicesDep, principal: PrincipalDep,
+    name: NamePath,
+    version: VersionPath,
+    services: ServicesDep,
+    principal: PrincipalDep,
     body: Annotated[ReasonIn | None, Body()] = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Record this admin key's approval of a version (the checklist's last item)."""
     note = body.reason if body else None
-    await run_in_threadpool(services.registry.approve, name, version, actor=_actor(principal),
-                            note=note)  # fmt: skip
+    await run_in_threadpool(
+        services.registry.approve, name, version, actor=_actor(principal), note=note
+    )
     return await run_in_threadpool(_version_json, services, name, version)
 
 
 @router.post("/v1/models/{name}/versions/{version}/promote", **scoped("admin"))
 async def promote_version(
-    name: NamePath, version: VersionPath, services: ServicesDep, principal: PrincipalDep,
+    name: NamePath,
+    version: VersionPath,
+    services: ServicesDep,
+    principal: PrincipalDep,
     body: Annotated[PromoteIn | None, Body()] = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Point an alias (default ``production``) at a version. Production needs a passing
     checklist (``409 checklist_failed`` lists what fails or was not checked): items that
     could not be checked may be waived (``waive``) with a ``reason``; anything else needs
@@ -130,9 +144,17 @@ async def promote_version(
         raise InvalidInput(f"unknown alias {req.alias!r}; use one of {', '.join(ALIASES)}")
 
     def run() -> dict[str, Any]:
-        promote(services.registry, services.settings.governance, name, version,
-                actor=_actor(principal), alias=req.alias, force=req.force,
-                reason=req.reason, waive=tuple(req.waive))  # fmt: skip
+        promote(
+            services.registry,
+            services.settings.governance,
+            name,
+            version,
+            actor=_actor(principal),
+            alias=req.alias,
+            force=req.force,
+            reason=req.reason,
+            waive=tuple(req.waive),
+        )
         services.models.refresh()
         return _version_json(services, name, version)
 
@@ -141,14 +163,17 @@ async def promote_version(
 
 @router.post("/v1/models/{name}/rollback", **scoped("admin"))
 async def rollback_model(
-    name: NamePath, services: ServicesDep, principal: PrincipalDep,
+    name: NamePath,
+    services: ServicesDep,
+    principal: PrincipalDep,
     body: Annotated[ReasonIn | None, Body()] = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Return ``production`` to the previous production version."""
 
     def run() -> dict[str, Any]:
-        mv = rollback(services.registry, name, actor=_actor(principal),
-                      reason=body.reason if body else None)  # fmt: skip
+        mv = rollback(
+            services.registry, name, actor=_actor(principal), reason=body.reason if body else None
+        )
         services.models.refresh()
         return _version_json(services, name, mv.version)
 
@@ -157,10 +182,18 @@ async def rollback_model(
 
 @router.post("/v1/models/{name}/versions/{version}/archive", **scoped("admin"))
 async def archive_version(
-    name: NamePath, version: VersionPath, services: ServicesDep, principal: PrincipalDep,
+    name: NamePath,
+    version: VersionPath,
+    services: ServicesDep,
+    principal: PrincipalDep,
     body: Annotated[ReasonIn | None, Body()] = None,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Archive a version (not in production): it can no longer carry an alias."""
-    await run_in_threadpool(services.registry.archive, name, version, actor=_actor(principal),
-                            reason=body.reason if body else None)  # fmt: skip
+    await run_in_threadpool(
+        services.registry.archive,
+        name,
+        version,
+        actor=_actor(principal),
+        reason=body.reason if body else None,
+    )
     return await run_in_threadpool(_version_json, services, name, version)

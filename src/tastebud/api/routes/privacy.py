@@ -19,20 +19,19 @@ router = APIRouter(tags=["privacy"])
 UserIdPath = Annotated[Id, Path(description="Your user id")]
 
 
-@router.get("/v1/users/{user_id}/export", **scoped("admin"),
-            response_class=StreamingResponse)  # fmt: skip
+@router.get("/v1/users/{user_id}/export", **scoped("admin"), response_class=StreamingResponse)
 async def export(user_id: UserIdPath, services: ServicesDep) -> StreamingResponse:
     """Everything held about the user in one JSON document, streamed: attributes and events
     with encrypted fields decrypted, consents and their history, features, real-time state,
     current predictions, the models holding the user, impressions and feedback."""
     key = services.pseudonymizer.user(user_id)
-    await run_in_threadpool(services.store.log_privacy, "export", 1, {},
-                            int(time.time() * 1000))  # fmt: skip
+    await run_in_threadpool(services.store.log_privacy, "export", 1, {}, int(time.time() * 1000))
     chunks = export_user(services.export_context(), user_id, key)
     return StreamingResponse(
-        iterate_in_threadpool(chunks), media_type="application/json",
+        iterate_in_threadpool(chunks),
+        media_type="application/json",
         headers={"Content-Disposition": 'attachment; filename="tastebud-export.json"'},
-    )  # fmt: skip
+    )
 
 
 @router.delete("/v1/users/{user_id}", **scoped("admin"))

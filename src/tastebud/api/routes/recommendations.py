@@ -70,16 +70,22 @@ async def get_recommendations(
     user_id: UserIdPath,
     services: ServicesDep,
     k: Annotated[int, Query(ge=1, le=100, description="How many items")] = 10,
-    category: Annotated[str | None, Query(min_length=1, max_length=128,
-                                          description="Only items of this category")] = None,
-    exclude: Annotated[str | None, Query(max_length=8192, pattern=r"^[^,]+(,[^,]+)*$",
-                                         description="Comma-separated item ids to leave out")]
-    = None,
+    category: Annotated[
+        str | None, Query(min_length=1, max_length=128, description="Only items of this category")
+    ] = None,
+    exclude: Annotated[
+        str | None,
+        Query(
+            max_length=8192,
+            pattern=r"^[^,]+(,[^,]+)*$",
+            description="Comma-separated item ids to leave out",
+        ),
+    ] = None,
     device: Annotated[str | None, Query(max_length=32, description="mobile, desktop...")] = None,
     hour: Annotated[int | None, Query(ge=0, le=23, description="The user's local hour")] = None,
     locale: Annotated[str | None, Query(max_length=35, description="e.g. de-DE")] = None,
     network: Annotated[str | None, Query(max_length=16, description="e.g. 4g, wifi")] = None,
-) -> RecommendationsOut:  # fmt: skip
+) -> RecommendationsOut:
     """The user's top ``k`` items: the production model blended with the live session, without
     training items, consumed, not-interested or hidden items, with a reason each. Answers
     ``503 model_not_ready`` until a version is promoted; with the real-time store down it
@@ -89,11 +95,14 @@ async def get_recommendations(
     skip = tuple(exclude.split(",")) if exclude else ()
     # Computed on the event loop: about a millisecond of CPU and one Redis round trip (with a
     # short timeout), cheaper than two thread hand-offs; each API process serves one core.
-    body = services.engine.recommend(key, k, category=category, exclude=skip, context=ctx,
-                                     user_id=user_id)  # fmt: skip
+    body = services.engine.recommend(
+        key, k, category=category, exclude=skip, context=ctx, user_id=user_id
+    )
     m = body["model"]
-    headers = {"X-Tastebud-Model": f"{m['name']}/v{m['version']}",
-               "X-Tastebud-Cache": "hit" if body["cached"] else "miss"}  # fmt: skip
+    headers = {
+        "X-Tastebud-Model": f"{m['name']}/v{m['version']}",
+        "X-Tastebud-Cache": "hit" if body["cached"] else "miss",
+    }
     if body["degraded"]:
         headers["X-Tastebud-Degraded"] = "realtime"
     # The body is built by the engine in the documented shape: serialised once, not validated
@@ -123,8 +132,10 @@ class ContentIn(BaseModel):
         default=None, description="ISO 8601 or seconds since the epoch"
     )
     variants: dict[Short, Annotated[str, Field(max_length=20_000)]] | None = Field(
-        default=None, max_length=8,
-        description="Text by skill level: beginner, intermediate, expert (advanced)")  # fmt: skip
+        default=None,
+        max_length=8,
+        description="Text by skill level: beginner, intermediate, expert (advanced)",
+    )
 
 
 class RankIn(BaseModel):
@@ -154,8 +165,9 @@ async def rank(user_id: UserIdPath, body: RankIn, services: ServicesDep) -> dict
     else category affinity and recency), the reason, and the text variant for the user's skill
     level (``skill_level`` user attribute, or the request's)."""
     key = services.pseudonymizer.user(user_id)
-    content = [ContentItem(c.id, c.category, c.type, _ms(c.created_at), c.variants)
-               for c in body.items]  # fmt: skip
+    content = [
+        ContentItem(c.id, c.category, c.type, _ms(c.created_at), c.variants) for c in body.items
+    ]
 
     def run() -> dict[str, Any]:
         skill = body.skill_level
@@ -185,16 +197,24 @@ class FeedbackIn(BaseModel):
 
 @router.post("/v1/users/{user_id}/feedback", status_code=202, **scoped("serve"))
 async def feedback(
-    user_id: UserIdPath, services: ServicesDep,
+    user_id: UserIdPath,
+    services: ServicesDep,
     body: Annotated[FeedbackIn, Body()],
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Record ``like``, ``dislike`` or ``not_interested``: stored as a ``feedback`` event and
     applied to the user's real-time state at once (a not-interested or disliked item never
     comes back). With an ``event_id``, a retry stores nothing twice."""
-    event = {"event_id": f"fb-{body.event_id or uuid.uuid4().hex}", "event_type": "feedback",
-             "user_id": user_id, "timestamp": time.time(),
-             "data": {"item_id": body.item_id, "kind": body.kind,
-                      **({"list_id": body.list_id} if body.list_id else {})}}  # fmt: skip
+    event = {
+        "event_id": f"fb-{body.event_id or uuid.uuid4().hex}",
+        "event_type": "feedback",
+        "user_id": user_id,
+        "timestamp": time.time(),
+        "data": {
+            "item_id": body.item_id,
+            "kind": body.kind,
+            **({"list_id": body.list_id} if body.list_id else {}),
+        },
+    }
 
     def run() -> Any:
         result = services.ingestor.ingest([event])

@@ -24,8 +24,9 @@ def upgrade() -> None:
     op.create_table(
         "feature_snapshots",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
-        sa.Column("as_of_ms", sa.BigInteger, nullable=False,
-                  comment="only events before this are used"),
+        sa.Column(
+            "as_of_ms", sa.BigInteger, nullable=False, comment="only events before this are used"
+        ),
         sa.Column("created_ms", sa.BigInteger, nullable=False),
         sa.Column("window_start_ms", sa.BigInteger, nullable=True, comment="first event used"),
         sa.Column("window_end_ms", sa.BigInteger, nullable=True, comment="last event used"),
@@ -36,7 +37,7 @@ def upgrade() -> None:
         sa.Column("stats", Json, nullable=False),
         sa.Column("reports", Json, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_feature_snapshots"),
-    )  # fmt: skip
+    )
     op.create_index("ix_feature_snapshots_as_of_ms", "feature_snapshots", ["as_of_ms"])
     op.create_table(
         "feature_values",

@@ -23,34 +23,38 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def upgrade() -> None:
     op.create_table(
         "tombstones",
-        sa.Column("tomb_key", sa.String(64), nullable=False,
-                  comment="HMAC of the pseudonym, own key"),
+        sa.Column(
+            "tomb_key", sa.String(64), nullable=False, comment="HMAC of the pseudonym, own key"
+        ),
         sa.Column("erased_ms", sa.BigInteger, nullable=False),
         sa.Column("request_id", sa.String(64), nullable=False),
         sa.PrimaryKeyConstraint("tomb_key", name="pk_tombstones"),
-    )  # fmt: skip
+    )
     op.create_table(
         "privacy_log",
         sa.Column("id", BigId, autoincrement=True, nullable=False),
-        sa.Column("kind", sa.String(32), nullable=False,
-                  comment="export, erasure, retention, rotation"),
-        sa.Column("count", sa.BigInteger, nullable=False,
-                  comment="rows affected (no personal data)"),
+        sa.Column(
+            "kind", sa.String(32), nullable=False, comment="export, erasure, retention, rotation"
+        ),
+        sa.Column(
+            "count", sa.BigInteger, nullable=False, comment="rows affected (no personal data)"
+        ),
         sa.Column("details", Json, nullable=False),
         sa.Column("at_ms", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_privacy_log"),
-    )  # fmt: skip
+    )
     op.create_index("ix_privacy_log_at_ms", "privacy_log", ["at_ms"])
     op.create_table(
         "batch_outputs",
-        sa.Column("path", sa.Text, nullable=False,
-                  comment="absolute path of a precomputed list file"),
+        sa.Column(
+            "path", sa.Text, nullable=False, comment="absolute path of a precomputed list file"
+        ),
         sa.Column("format", sa.String(16), nullable=False),
         sa.Column("model", sa.String(64), nullable=False),
         sa.Column("version", sa.Integer, nullable=False),
         sa.Column("created_ms", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("path", name="pk_batch_outputs"),
-    )  # fmt: skip
+    )
 
 
 def downgrade() -> None:
