@@ -26,8 +26,8 @@ from threadpoolctl import threadpool_limits
 
 from tastebud.ids import Vocabulary
 from tastebud.models import ALS, ALSConfig, FitOptions
+from tastebud.registry.recommender import LoadedModel
 from tastebud.serving.batch import recommend_all
-from tastebud.training.artifacts import LoadedModel
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from tastebud.rights import erase
 from tastebud.services import build_services
 from tastebud.simulator import SimConfig, Simulator
 from tastebud.training.jobs import train_recommendations
+from tastebud.worker import job_context
 
 
 def main() -> None:
@@ -65,7 +66,7 @@ def main() -> None:
     print(f"{args.users:,} users, {n_events:,} events ingested in {load_s:.0f} s")
     snap = build_snapshot(s.store)
     publish_snapshot(s.store, s.realtime, snap.snapshot_id)
-    ctx = s.job_context("bench")
+    ctx = job_context(s, "bench")
     versions = []
     for _ in range(2):
         mv = train_recommendations(ctx, model="als", tuning=False)

@@ -54,7 +54,7 @@ from scipy.sparse import csr_matrix
 
 from tastebud.evaluation.metrics import Truth, per_user_metrics
 from tastebud.ids import Vocabulary
-from tastebud.training.artifacts import LoadedModel
+from tastebud.registry.recommender import LoadedModel
 from tastebud.training.jobs import fit_recommender, update_recommender
 
 DAY_MS = 86_400_000

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from tastebud.training.predictors import evaluate_predictors
-from tastebud.training.tables import read_table
+from tastebud.training.tabular import read_table
 
 DEFAULT = (
     Path(__file__).resolve().parents[2]

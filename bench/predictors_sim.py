@@ -31,10 +31,10 @@ from sklearn.metrics import roc_auc_score
 from tastebud.config import Settings
 from tastebud.evaluation import classification_metrics
 from tastebud.models.predictor import Predictor
+from tastebud.registry.predictor import encode_rows
 from tastebud.services import build_services
 from tastebud.simulator import SimConfig, Simulator
 from tastebud.training import (
-    encode_rows,
     event_training_set,
     simulator_truth_labels,
     table_from_frame,

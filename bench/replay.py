@@ -68,6 +68,7 @@ from tastebud.importers import import_movielens
 from tastebud.registry.governance import promote
 from tastebud.services import Services, build_services
 from tastebud.training.jobs import train_recommendations
+from tastebud.worker import job_context
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data" / "ml-100k"
@@ -322,7 +323,7 @@ def main() -> None:
         try:
             import_train(args.data, services, train_rows, ratings, tmp / "ml-train")
             t0 = time.perf_counter()
-            ctx = services.job_context("bench", log=print)
+            ctx = job_context(services, "bench", log=print)
             model_v = train_recommendations(ctx, model=args.model, tuning=not args.no_tuning)
             train_s = time.perf_counter() - t0
             pop_v = train_recommendations(ctx, model="popularity", tuning=False)

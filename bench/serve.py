@@ -291,8 +291,8 @@ def build_deployment(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
 
     from tastebud.config import Settings
     from tastebud.registry import promote
+    from tastebud.registry.recommender import save_model
     from tastebud.services import build_services
-    from tastebud.training.artifacts import save_model
     from tastebud.training.jobs import fit_recommender
 
     redis.Redis.from_url(args.redis_url).flushdb()

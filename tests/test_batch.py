@@ -19,9 +19,9 @@ from tastebud.ids import Vocabulary
 from tastebud.models import Recommendations, TrainingData
 from tastebud.models.linear import SeqLinear, SeqLinearConfig
 from tastebud.registry import ModelVersion, Registry, promote
+from tastebud.registry.recommender import LoadedModel, load_model, save_model
 from tastebud.services import Services
 from tastebud.serving.batch import recommend_all, select_users
-from tastebud.training.artifacts import LoadedModel, load_model, save_model
 from test_cli import run
 
 N_USERS, N_ITEMS = 7, 9

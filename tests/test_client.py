@@ -45,10 +45,10 @@ from tastebud.config import Settings
 from tastebud.features import build_snapshot
 from tastebud.models.predictor import Predictor, PredictorConfig
 from tastebud.registry import promote
+from tastebud.registry.predictor import save_predictor
 from tastebud.services import build_services
 from tastebud.training.labels import default_as_of_times, event_training_set
-from tastebud.training.predictors import save_predictor
-from tastebud.training.tables import table_from_frame
+from tastebud.training.tabular import table_from_frame
 from test_serving import prepare
 
 from conftest import Server, free_port

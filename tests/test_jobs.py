@@ -17,10 +17,11 @@ import pytest
 
 from tastebud.config import Settings
 from tastebud.registry import checklist
+from tastebud.registry.recommender import load_model
 from tastebud.services import Services, build_services
 from tastebud.simulator import SimConfig, Simulator
-from tastebud.training.artifacts import load_model
 from tastebud.training.jobs import train_incremental, train_recommendations
+from tastebud.worker import job_context
 from test_cli import run
 
 from conftest import Server
@@ -58,7 +59,7 @@ def test_full_then_incremental_training(any_services: Services) -> None:
     later = load_sim(services)
     excluded = services.pseudonymizer.user(most_active(later))
     services.store.set_consents(excluded, {"personalization": False}, 0)
-    ctx = services.job_context("test")
+    ctx = job_context(services, "test")
     v1 = train_recommendations(ctx, **FAST_MODEL)  # type: ignore[arg-type]
     assert (v1.name, v1.version, v1.aliases) == ("recommendations", 1, ("candidate",))
     assert v1.metrics["test"]["ndcg@10"] > 0 and "popularity" in v1.metrics["baseline"]

@@ -15,9 +15,9 @@ from tastebud.errors import ArtifactInvalid, InvalidInput
 from tastebud.evaluation import expected_calibration_error, reliability
 from tastebud.models.predictor import Predictor, PredictorConfig
 from tastebud.registry import promote, scan_artifact
+from tastebud.serving import PredictionService
 from tastebud.simulator import SimConfig, Simulator
 from tastebud.training import (
-    PredictionService,
     event_training_set,
     load_predictor,
     read_table,

@@ -16,10 +16,10 @@ from tastebud.ids import Vocabulary
 from tastebud.models import TrainingData
 from tastebud.models.linear import SeqLinear, SeqLinearConfig
 from tastebud.registry import Registry, checklist, promote, rollback, scan_artifact
+from tastebud.registry.recommender import load_model, save_model
 from tastebud.services import Services
-from tastebud.training.artifacts import load_model, save_model
 from tastebud.training.jobs import JobContext
-from tastebud.training.schedule import JobLock, Worker, auto_promote
+from tastebud.worker.schedule import JobLock, Worker, auto_promote
 
 DAY = 86_400_000
 KEYS = [f"{i:032x}" for i in range(3)]  # pseudonym-shaped user keys

@@ -19,7 +19,8 @@ from tastebud.errors import ConfigError
 from tastebud.events.retention import DAY_MS, apply_retention
 from tastebud.rights import transparency_report
 from tastebud.services import Services, build_services
-from tastebud.training.schedule import JOBS, Worker
+from tastebud.worker import job_context
+from tastebud.worker.schedule import JOBS, Worker
 
 from conftest import event
 
@@ -114,7 +115,7 @@ def test_configured_periods(any_services: Services) -> None:
 def test_worker_runs_retention_on_its_schedule(any_services: Services, tmp_path: Path) -> None:
     assert "retention" in JOBS
     any_services.store.insert_events([r for r, _ in ROWS])
-    ctx = any_services.job_context("test")
+    ctx = job_context(any_services, "test")
     worker = Worker(ctx, Schedule(retention_hours=12), tmp_path, owner="w1")
     assert worker.retention_days == DEFAULTS
     assert worker.interval_ms("retention") == 12 * 3_600_000

@@ -21,6 +21,7 @@ from tastebud.registry import promote
 from tastebud.rights import PERSONAL_TABLES, STEPS
 from tastebud.store import tables as t
 from tastebud.training.jobs import train_recommendations
+from tastebud.worker import job_context
 from test_serving import _secrets, prepare, recs, send
 
 from conftest import Api
@@ -95,7 +96,7 @@ def populate(api: Api) -> str:
     snap = build_snapshot(s.store)
     publish_snapshot(s.store, s.realtime, snap.snapshot_id)
     # A second model version (then archived) also holds the user.
-    mv = train_recommendations(s.job_context("test"), model="tastebud_seq", tuning=False)
+    mv = train_recommendations(job_context(s, "test"), model="tastebud_seq", tuning=False)
     promote(
         s.registry,
         s.settings.governance,
@@ -280,7 +281,9 @@ def test_opting_out_of_personalization(
     send(api, user, ["nb-item-000009"])
     assert api.services.realtime.get(key).actions == before.actions
     # And excluded from the next training.
-    mv = train_recommendations(api.services.job_context("test"), model="tastebud_seq", tuning=False)
+    mv = train_recommendations(
+        job_context(api.services, "test"), model="tastebud_seq", tuning=False
+    )
     path = api.services.registry.artifact_path(mv)
     assert key not in json.loads((path / "users.json").read_text())
     report = api.request("GET", "/v1/privacy/report").json()

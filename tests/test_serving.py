@@ -21,6 +21,7 @@ from tastebud.registry import promote
 from tastebud.services import build_services
 from tastebud.simulator import SimConfig, Simulator
 from tastebud.training.jobs import train_recommendations
+from tastebud.worker import job_context
 from test_jobs import ingest
 
 from conftest import Api, free_port
@@ -40,7 +41,7 @@ def prepare(data_dir: Path, keys: dict[str, str], **overrides: Any) -> Settings:
     assert services.catalog.put_items(list(sim.items()), 0).count("rejected") == 0
     assert services.catalog.put_users(list(sim.users()), 0).count("rejected") == 0
     ingest(services, list(sim.events()))
-    ctx = services.job_context("test")
+    ctx = job_context(services, "test")
     mv = train_recommendations(ctx, model="tastebud_seq", tuning=False)
     promote(
         services.registry,

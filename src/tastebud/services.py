@@ -27,6 +27,7 @@ from tastebud.privacy import (
 )
 from tastebud.realtime import RealtimeState, make_realtime
 from tastebud.registry import Registry
+from tastebud.registry.predictor import PredictorArtifact, load_predictor
 from tastebud.rights import ErasureContext, ExportContext
 from tastebud.serving import (
     CatalogView,
@@ -35,9 +36,8 @@ from tastebud.serving import (
     PersonalizationEngine,
     load_recommender,
 )
+from tastebud.serving.predictions import PredictionService
 from tastebud.store import Store, make_engine, upgrade
-from tastebud.training.jobs import JobContext
-from tastebud.training.predictors import PredictionService, PredictorArtifact, load_predictor
 
 __all__ = ["PersonalizationGate", "Services", "build_services"]
 
@@ -117,15 +117,6 @@ class Services:
     def export_context(self) -> ExportContext:
         """What an export reads, from these services."""
         return ExportContext(self.store, self.realtime, self.registry, self.privacy, self.predict)
-
-    def job_context(self, actor: str, log: Any = None) -> JobContext:
-        """What a training job needs, from these services."""
-        ctx = JobContext(
-            self.store, self.registry, self.settings.governance, self.settings.consent_mode, actor
-        )
-        if log is not None:
-            ctx.log = log
-        return ctx
 
 
 class PersonalizationGate:

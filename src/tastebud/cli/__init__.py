@@ -450,8 +450,8 @@ from tastebud.cli import privacy as _privacy  # noqa: E402, F401
 from tastebud.cli import pseudonym as _pseudonym  # noqa: E402, F401
 from tastebud.cli import quickstart as _quickstart  # noqa: E402, F401
 from tastebud.cli import recommend as _recommend  # noqa: E402, F401
-from tastebud.cli import registry as _registry  # noqa: E402, F401
 from tastebud.cli import rights as _rights  # noqa: E402, F401
+from tastebud.cli import train as _train  # noqa: E402, F401
 from tastebud.cli import worker as _worker  # noqa: E402, F401
 
 

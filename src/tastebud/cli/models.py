@@ -1,220 +1,252 @@
-"""``tastebud evaluate`` and ``tastebud train``: offline evaluation and model training."""
+"""``tastebud models ...``: the model registry from the command line."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 
-from tastebud.cli import DataDirOpt, _progress, _services, _settings, app, out, prog
-from tastebud.errors import InvalidInput
+from tastebud.cli import DataDirOpt, _services, _settings, app, out, print_table, prog
+from tastebud.cli.train import cli_actor
 
-if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
+__all__ = ["models_app"]
 
-    from tastebud.evaluation.runner import EvalProgress
+models_app = typer.Typer(
+    help="The model registry: versions, checklists, approval, promotion and rollback.",
+    no_args_is_help=True,
+)
+app.add_typer(models_app, name="models")
 
-__all__ = ["eval_progress", "evaluate_cmd", "train_cmd"]
-
-
-def eval_progress(progress: Progress) -> Callable[[EvalProgress], None]:
-    """A callback for ``evaluate(progress=...)`` that shows each model's tuning trials and
-    its test refit as bars of ``progress``."""
-    tasks: dict[tuple[str, str], TaskID] = {}
-
-    def show(p: EvalProgress) -> None:
-        key = (p.model, p.split)
-        if key not in tasks:
-            what = "tuning on validation" if p.split == "validation" else "refit, scoring test"
-            tasks[key] = progress.add_task(
-                f"({p.position}/{p.models}) {p.model}: {what}", total=p.trials
-            )
-            tuning = tasks.get((p.model, "validation"))
-            if p.split == "test" and tuning is not None:  # the search stopped early: done
-                done = progress.tasks[tuning].completed
-                progress.update(tuning, total=done, completed=done)
-        progress.update(tasks[key], completed=p.trial, total=p.trials)
-
-    return show
+NameArg = Annotated[str, typer.Argument(help="Model name: recommendations, churn, conversion...")]
+VersionArg = Annotated[int, typer.Argument(min=1, help="Version number")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
-def _model_names(models: str | None) -> list[str] | None:
-    from tastebud.models import MODELS
+def _when(ms: int | None) -> str:
+    import time
 
-    if not models:
-        return None
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    unknown = [n for n in names if n not in MODELS]
-    if unknown:
-        raise InvalidInput(f"unknown model(s) {', '.join(unknown)}; known: {', '.join(MODELS)}")
-    return names
+    return "-" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
 
 
-@app.command("evaluate")
-def evaluate_cmd(
-    models: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated model names (default: Tastebud's models and the "
-            "peers popularity, itemknn, als, bpr, ease)."
-        ),
-    ] = None,
-    protocol: Annotated[
-        str, typer.Option(help="temporal-user (DESIGN.md) or global-time.")
-    ] = "temporal-user",
-    json_out: Annotated[
-        Path | None, typer.Option("--json", help="Write the results as JSON to this file.")
-    ] = None,
-    report: Annotated[
-        Path | None, typer.Option(help="Write an HTML report with tables and plots to this file.")
-    ] = None,
-    tuning: Annotated[
-        bool, typer.Option("--tune/--no-tune", help="Tune hyper-parameters on validation.")
-    ] = True,
-    seed: Annotated[int, typer.Option(help="Seed of the split's tie-breaks and of the fits.")] = 0,
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Evaluate recommenders on the events in the configured database: tune each on a
-    validation split of train, refit on train, report test metrics with 95% bootstrap intervals
-    and per-group (fairness) slices."""
-    from tastebud.evaluation import PROTOCOLS, evaluate, load_dataset, render_html
+def _headline(metrics: dict[str, Any]) -> str:
+    test = metrics.get("test") or {}
+    for key in ("ndcg@10", "roc_auc"):
+        if test.get(key) is not None:
+            return f"{key} {test[key]:.4f}"
+    return "-"
 
-    if protocol not in PROTOCOLS:
-        raise InvalidInput(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
-    names = _model_names(models)
+
+@models_app.command("list")
+def models_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
+    """Every registered version with its aliases and headline held-out metric."""
     services = _services(_settings(data_dir))
     try:
-        dataset = load_dataset(services.store)
+        versions = services.registry.versions()
     finally:
         services.close()
-    if dataset.pairs.height == 0:
-        raise InvalidInput("no interactions in the database: import or ingest events first")
-    s = dataset.summary()
-    out.print(
-        f"{s['interactions']:,} interactions, {s['users']:,} users, {s['items']:,} items"
-        f"{'' if s['has_time'] else ' (no timestamps)'}; protocol {protocol}"
+    if as_json:
+        out.print(json.dumps([v.to_json() for v in versions], indent=2))
+        return
+    if not versions:
+        out.print(f"no models registered yet: run `{prog()} train --full`")
+        return
+    from rich.table import Table
+
+    table = Table(
+        "model",
+        "version",
+        "algorithm",
+        "status",
+        "aliases",
+        "held-out metric",
+        "created (UTC)",
+        box=None,
+        pad_edge=False,
     )
-    try:
-        with _progress() as progress:
-            result = evaluate(
-                dataset,
-                names,
-                protocol=protocol,
-                seed=seed,
-                tuning=tuning,
-                log=lambda m: out.print(f"  {m}"),
-                progress=eval_progress(progress),
-            )
-    except ValueError as exc:
-        raise InvalidInput(str(exc)) from None
-    header = f"{'model':<16}{'ndcg@10':>9}{'mrr@10':>9}{'prec@10':>9}{'rec@20':>9}{'cov@10':>9}"
-    out.print(header)
-    for name, m in result["models"].items():
-        out.print(
-            f"{name:<16}{m['ndcg@10']:>9.4f}{m['mrr@10']:>9.4f}{m['precision@10']:>9.4f}"
-            f"{m['recall@20']:>9.4f}{m['coverage@10']:>9.4f}"
+    table.columns[1].justify = "right"
+    for v in versions:
+        table.add_row(
+            v.name,
+            str(v.version),
+            v.algorithm,
+            v.status,
+            ",".join(v.aliases) or "-",
+            _headline(v.metrics),
+            _when(v.created_ms),
         )
-    if "best_ndcg10_over_best_peer" in result:
-        out.print(
-            f"best Tastebud model {result['best_model']} / best peer {result['best_peer']}: "
-            f"{result['best_ndcg10_over_best_peer']}"
-        )
-    from tastebud.files import write_private  # reports hold per-group results: 0600
-
-    if json_out is not None:
-        write_private(json_out, json.dumps(result, indent=2))
-        out.print(f"wrote {json_out}")
-    if report is not None:
-        write_private(report, render_html(result))
-        out.print(f"wrote {report}")
+    print_table(table)
 
 
-def cli_actor() -> str:
-    """Who a CLI action is recorded as: ``cli:<os user>`` (the CLI has database access, which
-    on a deployment is an operator's)."""
-    import getpass
-
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
-
-
-@app.command("train")
-def train_cmd(
-    full: Annotated[
-        bool,
-        typer.Option(
-            "--full",
-            help="Features, recommender, churn and conversion "
-            "predictors, evaluation; each registered as a candidate.",
-        ),
-    ] = False,
-    incremental: Annotated[
-        bool,
-        typer.Option(
-            "--incremental",
-            help="Fold the users with new events into the "
-            "production recommender (popularity and features refreshed).",
-        ),
-    ] = False,
-    model: Annotated[
-        str, typer.Option(help="Recommender to train (any name `tastebud evaluate` knows).")
-    ] = "tastebud_hybrid",
-    tuning: Annotated[
-        bool, typer.Option("--tune/--no-tune", help="Tune on a validation split first.")
-    ] = True,
-    seed: Annotated[int, typer.Option(help="Seed for the split and the fit.")] = 0,
-    splits: Annotated[
-        int, typer.Option(min=2, max=10, help="Predictor evaluation splits (--full).")
-    ] = 5,
-    data_dir: DataDirOpt = None,
+@models_app.command("show")
+def models_show(
+    name: NameArg, version: VersionArg, as_json: JsonOpt = False, data_dir: DataDirOpt = None
 ) -> None:
-    """Train and register models as ``candidate`` versions in the registry (evaluated on a
-    temporal hold-out, with lineage, monitoring reference and model card). Without --full or
-    --incremental only the recommender is trained. Promote with `tastebud models promote`."""
-    from tastebud.training.jobs import train_full, train_incremental, train_recommendations
+    """One version: metrics, lineage, approval and its governance checklist."""
+    from tastebud.registry import checklist
 
-    if full and incremental:
-        raise InvalidInput("choose one of --full and --incremental")
-    _model_names(model)
-    services = _services(_settings(data_dir))
-    ctx = services.job_context(cli_actor(), log=lambda m: out.print(m))
+    settings = _settings(data_dir)
+    services = _services(settings)
     try:
-        if incremental:
-            inc = train_incremental(ctx)
-            if inc.version is None:
-                out.print(f"nothing new since v{inc.base_version}; no version registered")
-                return
-            registered = [inc.version]
-            out.print(
-                f"incremental update of v{inc.base_version} in {inc.seconds:.1f} s: "
-                f"{inc.changed_users:,} changed users ({inc.new_users:,} new)"
-            )
-        elif full:
-            with _progress() as progress:
-                ctx.progress = eval_progress(progress)
-                result = train_full(ctx, model=model, seed=seed, tuning=tuning, splits=splits)
-            registered = result.registered
-            out.print(f"full training in {result.seconds:.1f} s")
-        else:
-            before = services.registry.latest("recommendations")
-            with _progress() as progress:
-                ctx.progress = eval_progress(progress)
-                mv = train_recommendations(ctx, model=model, seed=seed, tuning=tuning)
-            registered = [] if before is not None and before.version == mv.version else [mv]
-        for mv in registered:
-            out.print(
-                f"registered {mv.name} v{mv.version} ({mv.algorithm}) as candidate; "
-                f"artifact {mv.artifact_id}"
-            )
-        if not registered:
-            out.print("no new version: the latest one was trained on these data and settings")
-            return
-        names = " ".join(f"{mv.name} {mv.version}" for mv in registered[:1])
-        out.print(f"next: `{prog()} models show {names}`, then approve and promote it")
+        mv = services.registry.get(name, version)
+        check = checklist(services.registry, mv, settings.governance)
     finally:
         services.close()
+    if as_json:
+        out.print(json.dumps({**mv.to_json(), "checklist": check.to_json()}, indent=2))
+        return
+    data = mv.lineage.get("data", {})
+    out.print(
+        f"{mv.name} v{mv.version} (revision {mv.revision}): {mv.algorithm}, {mv.status}, "
+        f"aliases: {', '.join(mv.aliases) or 'none'}; artifact {mv.artifact_id}"
+    )
+    out.print(
+        f"trained by the {mv.lineage.get('job', '?')} job at {_when(mv.created_ms)} on "
+        f"{_when(data.get('window_start_ms'))} .. {_when(data.get('window_end_ms'))}; "
+        f"{mv.lineage.get('code_version', '')}"
+    )
+    test = mv.metrics.get("test") or {}
+    out.print(
+        "held-out: " + ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
+    )
+    unchecked = [i.name for i in check.not_checked() if i.name != "approval"]
+    verdict = (
+        "PASSES"
+        if check.passed
+        else (
+            "FAILS"
+            if check.failing()
+            else (
+                f"INCOMPLETE: {', '.join(unchecked)} not checked (production needs a waiver: "
+                f"--waive ITEM --reason TEXT)"
+                if unchecked
+                else "FAILS"
+            )
+        )
+    )
+    out.print(f"checklist: {verdict}")
+    for item in check.items:
+        mark = {"pass": "ok", "fail": "FAIL", "not_checked": "NOT CHECKED"}[item.status]
+        out.print(f"  {mark:<12}{item.name:<20} {item.detail}")
+
+
+@models_app.command("compare")
+def models_compare(
+    name: NameArg,
+    versions: Annotated[
+        list[int] | None, typer.Argument(help="Versions (default: all active)")
+    ] = None,
+    as_json: JsonOpt = False,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Held-out metrics of several versions side by side."""
+    services = _services(_settings(data_dir))
+    try:
+        table = services.registry.compare(name, versions or None)
+    finally:
+        services.close()
+    if as_json:
+        out.print(json.dumps(table, indent=2))
+        return
+    cols = [str(v["version"]) for v in table["versions"]]
+    out.print(f"{'metric':<16}" + "".join(f"{'v' + c:>10}" for c in cols))
+    for metric, values in table["metrics"].items():
+        cells = "".join(
+            f"{values[c]:>10.4f}" if isinstance(values.get(c), float) else f"{'-':>10}"
+            for c in cols
+        )
+        out.print(f"{metric:<16}{cells}")
+
+
+@models_app.command("approve")
+def models_approve(
+    name: NameArg,
+    version: VersionArg,
+    note: Annotated[str | None, typer.Option(help="Recorded with the approval.")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Record your approval of a version (recorded as cli:<your user> with the time)."""
+    services = _services(_settings(data_dir))
+    try:
+        mv = services.registry.approve(name, version, actor=cli_actor(), note=note)
+    finally:
+        services.close()
+    assert mv.approval is not None
+    out.print(f"approved {name} v{version} as {mv.approval['by']}")
+
+
+@models_app.command("promote")
+def models_promote(
+    name: NameArg,
+    version: VersionArg,
+    alias: Annotated[str, typer.Option(help="candidate, staging or production")] = "production",
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote despite a failing checklist (needs --reason)")
+    ] = False,
+    waive: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A checklist item that could not be checked, accepted anyway "
+            "(repeatable; needs --reason, recorded)."
+        ),
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why (recorded).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Point an alias at a version. Production requires every checklist item to pass: an item
+    that could not be checked may be waived (--waive ITEM --reason TEXT), anything else that
+    fails needs --force --reason TEXT (both recorded). API processes serve it within
+    seconds."""
+    from tastebud.registry import promote
+
+    settings = _settings(data_dir)
+    services = _services(settings)
+    try:
+        promote(
+            services.registry,
+            settings.governance,
+            name,
+            version,
+            actor=cli_actor(),
+            alias=alias,
+            force=force,
+            reason=reason,
+            waive=tuple(waive or ()),
+        )
+    finally:
+        services.close()
+    how = " (forced)" if force else (f" (waived: {', '.join(waive)})" if waive else "")
+    out.print(f"{name} v{version} is now {alias}{how}")
+
+
+@models_app.command("rollback")
+def models_rollback(
+    name: NameArg,
+    reason: Annotated[str | None, typer.Option(help="Why (recorded).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Return production to the previous production version."""
+    from tastebud.registry import rollback
+
+    services = _services(_settings(data_dir))
+    try:
+        mv = rollback(services.registry, name, actor=cli_actor(), reason=reason)
+    finally:
+        services.close()
+    out.print(f"{name}: production is v{mv.version} again")
+
+
+@models_app.command("archive")
+def models_archive(
+    name: NameArg,
+    version: VersionArg,
+    reason: Annotated[str | None, typer.Option(help="Why (recorded).")] = None,
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Archive a version that is not in production (kept for audits; never served again)."""
+    services = _services(_settings(data_dir))
+    try:
+        services.registry.archive(name, version, actor=cli_actor(), reason=reason)
+    finally:
+        services.close()
+    out.print(f"archived {name} v{version}")

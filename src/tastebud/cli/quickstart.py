@@ -190,7 +190,7 @@ def _first_models(services: Services) -> None:
     """Train on the simulated traffic (with progress) and promote what passes its checklist:
     the quickstart operator's approval is recorded as ``quickstart``. Models whose data and
     configuration did not change since their latest version are not trained again."""
-    from tastebud.cli.models import eval_progress
+    from tastebud.cli.train import eval_progress
     from tastebud.errors import InvalidInput
     from tastebud.registry import checklist, promote
     from tastebud.training.jobs import train_full
@@ -205,7 +205,9 @@ def _first_models(services: Services) -> None:
                 f"  {message.strip()}", style="dim", highlight=False, markup=False, soft_wrap=True
             )
 
-        ctx = services.job_context("quickstart", log=log)
+        from tastebud.worker import job_context
+
+        ctx = job_context(services, "quickstart", log=log)
         ctx.progress = eval_progress(progress)
         try:
             result = train_full(ctx, splits=2)

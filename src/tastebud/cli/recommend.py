@@ -59,8 +59,8 @@ def recommend_cmd(
     users, compute each user's pseudonym with the deployment's TASTEBUD_PSEUDONYM_KEY.
     Removed users (consent withdrawn or erased: `~removed-N` slots) are skipped.
     Formats and columns: docs/batch.md."""
+    from tastebud.registry.recommender import load_model
     from tastebud.serving.batch import output_format, recommend_all, select_users
-    from tastebud.training.artifacts import load_model
 
     if all_users == (user_keys is not None):
         raise InvalidInput("choose the users: --all, or --user-keys FILE (one pseudonym a line)")

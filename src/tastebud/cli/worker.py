@@ -37,8 +37,8 @@ def worker_cmd(
     (intervals in TASTEBUD_SCHEDULE). A database lock
     keeps two workers off the same job; failed or crashed jobs are retried; new candidates
     go through the auto-promotion policy (TASTEBUD_GOVERNANCE)."""
-    from tastebud.cli.models import cli_actor
-    from tastebud.training.schedule import JOBS, Worker
+    from tastebud.cli.train import cli_actor
+    from tastebud.worker.schedule import JOBS, Worker
 
     if job is not None and job not in JOBS:
         raise InvalidInput(f"unknown job {job!r}; known: {', '.join(JOBS)}")
@@ -46,8 +46,10 @@ def worker_cmd(
         raise InvalidInput("--now needs --job NAME")
     settings = _settings(data_dir)
     services = _services(settings)
-    ctx = services.job_context(
-        f"worker:{cli_actor().removeprefix('cli:')}", log=lambda m: out.print(m)
+    from tastebud.worker import job_context
+
+    ctx = job_context(
+        services, f"worker:{cli_actor().removeprefix('cli:')}", log=lambda m: out.print(m)
     )
     worker = Worker(
         ctx,

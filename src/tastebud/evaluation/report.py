@@ -6,11 +6,7 @@ import html
 import io
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display: render to SVG in memory
-
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 __all__ = ["render_html", "render_predictor_html"]
 
@@ -28,10 +24,16 @@ _TABLE_METRICS = (
 _PLOT_METRICS = ("ndcg@10", "mrr@10", "precision@10", "recall@20")
 
 
-def _svg(fig: Any) -> str:
+def _figure(figsize: tuple[float, float]) -> tuple[Figure, Any]:
+    """A figure with one axes. ``Figure`` directly, never pyplot: no global figure registry and
+    no process-wide backend switch; saving to SVG needs no display."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots()
+
+
+def _svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight")
-    plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg") :]  # drop the XML prologue: the SVG is inlined
 
@@ -40,7 +42,7 @@ def _metric_plot(result: dict[str, Any], metric: str) -> str:
     models = result["models"]
     names = list(models)
     values = [models[n][metric] or 0.0 for n in names]
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(names) + 1.2))
+    fig, ax = _figure((7, 0.45 * len(names) + 1.2))
     ci = [models[n]["ci95"].get(metric) for n in names]
     err = None
     if all(c is not None for c in ci):
@@ -59,7 +61,7 @@ def _metric_plot(result: dict[str, Any], metric: str) -> str:
 def _slice_plot(attr: str, per_model: dict[str, Any]) -> str:
     names = list(per_model)
     groups = list(next(iter(per_model.values()))["groups"])
-    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(groups) * len(names) / 2 + 2), 3.2))
+    fig, ax = _figure((max(6, 0.5 * len(groups) * len(names) / 2 + 2), 3.2))
     width = 0.8 / max(len(names), 1)
     for j, name in enumerate(names):
         vals = [per_model[name]["groups"][g]["ndcg@10"] for g in groups]
@@ -158,7 +160,7 @@ def render_html(result: dict[str, Any]) -> str:
 
 
 def _reliability_plot(reliability: dict[str, list[dict[str, float]]]) -> str:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    fig, ax = _figure((5.5, 5))
     ax.plot([0, 1], [0, 1], color="#999", linestyle="--", label="perfect calibration")
     for name, bins in reliability.items():
         xs = [b["mean_predicted"] for b in bins]
@@ -174,7 +176,7 @@ def _reliability_plot(reliability: dict[str, list[dict[str, float]]]) -> str:
 
 def _importance_plot(importance: dict[str, float], top: int = 15) -> str:
     items = list(importance.items())[:top]
-    fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(items) + 1.2))
+    fig, ax = _figure((6.5, 0.35 * len(items) + 1.2))
     ax.barh([k for k, _ in items], [v for _, v in items], color="#2b6cb0")
     ax.invert_yaxis()
     ax.set_xlabel("mean |contribution| to the log-odds")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from tastebud.importers._common import EventSink, ImportSummary
+from tastebud.importers.catalog import import_items, import_users, read_table
 from tastebud.importers.interactions import InteractionSpec, import_interactions
 from tastebud.importers.movielens import import_movielens
-from tastebud.importers.tables import import_items, import_users, read_table
 
 __all__ = [
     "EventSink",

@@ -12,7 +12,7 @@ from tastebud.rights.erasure import (
     erasure_step,
 )
 from tastebud.rights.export import ExportContext, export_user
-from tastebud.rights.report import month_bounds, transparency_report
+from tastebud.rights.transparency import month_bounds, transparency_report
 
 __all__ = [
     "ErasureContext",

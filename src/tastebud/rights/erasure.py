@@ -27,10 +27,9 @@ from tastebud.models import zero_rows
 from tastebud.monitoring import get_logger
 from tastebud.realtime import RealtimeState
 from tastebud.registry import Registry
+from tastebud.registry.recommender import REMOVED, load_model, save_model
 from tastebud.store import Store
 from tastebud.store import tables as t
-from tastebud.training.artifacts import load_model, save_model
-from tastebud.training.jobs import REMOVED
 
 __all__ = [
     "ErasureContext",

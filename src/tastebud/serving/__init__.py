@@ -12,11 +12,14 @@ from tastebud.serving.engine import (
     RecommenderBundle,
     load_recommender,
 )
+from tastebud.serving.hotswap import ModelServer, Served
 from tastebud.serving.impressions import ImpressionLog
-from tastebud.serving.models import ModelServer, Served
+from tastebud.serving.predictions import TARGETS, PredictionService
 from tastebud.serving.rank import ContentItem, rank_content, similar_items
 
 __all__ = [
+    "PredictionService",
+    "TARGETS",
     "CatalogSnapshot",
     "CatalogView",
     "ContentItem",

@@ -40,7 +40,7 @@ from threadpoolctl import threadpool_limits
 from tastebud.errors import InvalidInput
 from tastebud.models import Recommendations
 from tastebud.monitoring import get_logger
-from tastebud.training.artifacts import LoadedModel
+from tastebud.registry.recommender import LoadedModel
 
 __all__ = [
     "BatchResult",

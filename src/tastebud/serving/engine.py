@@ -30,16 +30,16 @@ from numpy.typing import NDArray
 
 from tastebud.config import ServingConfig
 from tastebud.errors import ModelNotReady
+from tastebud.features.daypart import daypart
 from tastebud.ids import Vocabulary
 from tastebud.models import standardise
 from tastebud.monitoring import CACHE_TOTAL, FALLBACK_TOTAL, IMPRESSIONS_TOTAL, get_logger
 from tastebud.realtime import RealtimeState
 from tastebud.realtime.base import UserState
+from tastebud.registry.recommender import LoadedModel, load_model
 from tastebud.serving.catalog import CatalogSnapshot, CatalogView
+from tastebud.serving.hotswap import ModelServer, Served
 from tastebud.serving.impressions import ImpressionLog
-from tastebud.serving.models import ModelServer, Served
-from tastebud.training.artifacts import LoadedModel, load_model
-from tastebud.training.coldstart import daypart
 
 __all__ = [
     "Context",

@@ -3,7 +3,9 @@ pickle-free artifacts (the registry issue adds versions and promotion)."""
 
 from __future__ import annotations
 
-from tastebud.training.artifacts import LoadedModel, load_model, save_model
+from tastebud.features.flat import flat_features
+from tastebud.registry.predictor import PredictorArtifact, load_predictor, save_predictor
+from tastebud.registry.recommender import LoadedModel, load_model, save_model
 from tastebud.training.labels import (
     KEY_COLUMNS,
     LabelWindows,
@@ -11,22 +13,16 @@ from tastebud.training.labels import (
     default_as_of_times,
     event_labels,
     event_training_set,
-    flat_features,
     simulator_truth_labels,
 )
 from tastebud.training.predictors import (
     PEERS,
     TARGETS,
-    PredictionService,
-    PredictorArtifact,
     evaluate_predictors,
-    load_predictor,
-    save_predictor,
 )
-from tastebud.training.tables import (
+from tastebud.training.tabular import (
     FeatureTable,
     TableReport,
-    encode_rows,
     read_table,
     table_from_frame,
 )
@@ -38,14 +34,12 @@ __all__ = [
     "LabelWindows",
     "LoadedModel",
     "PEERS",
-    "PredictionService",
     "PredictorArtifact",
     "TARGETS",
     "TableReport",
     "Target",
     "TrainResult",
     "default_as_of_times",
-    "encode_rows",
     "evaluate_predictors",
     "event_labels",
     "event_training_set",

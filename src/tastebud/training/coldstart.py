@@ -12,21 +12,15 @@ import polars as pl
 from sqlalchemy import text
 
 from tastebud.features import latest_snapshot, snapshot_values
+from tastebud.features.daypart import daypart
 from tastebud.pipeline.load import load_events
 from tastebud.realtime.base import CONSUMING
 from tastebud.store import Store
 
-__all__ = ["DAYPARTS", "cold_start_lists", "daypart"]
+__all__ = ["MIN_EVENTS", "cold_start_lists"]
 
-DAYPARTS = ("night", "morning", "afternoon", "evening")
-"""Times of day (UTC hours 0-5, 6-11, 12-17, 18-23) the lists are kept for."""
 MIN_EVENTS = 20
 """A segment or context needs this many events of its own to get its own list."""
-
-
-def daypart(hour: int) -> str:
-    """The time of day an hour (0-23) falls in."""
-    return DAYPARTS[(hour % 24) // 6]
 
 
 def _top(frame: pl.DataFrame, top: int) -> list[str]:

@@ -35,8 +35,8 @@ from tastebud.pipeline.interactions import index_keys, pair_vocabularies, traini
 from tastebud.pipeline.load import count_events
 from tastebud.privacy import ConsentPolicy
 from tastebud.registry import ModelVersion, Registry
+from tastebud.registry.recommender import REMOVED, LoadedModel, load_model, save_model
 from tastebud.store import Store
-from tastebud.training.artifacts import LoadedModel, load_model, save_model
 from tastebud.training.cards import (
     code_version,
     feature_lineage,
@@ -60,8 +60,6 @@ __all__ = [
 ]
 
 RECOMMENDATIONS = "recommendations"
-REMOVED = "~removed-"
-"""Prefix of the placeholder that replaces a removed user's key in a model's vocabulary."""
 
 
 @dataclass
@@ -453,9 +451,10 @@ def train_predictor(
     """
     from tastebud.evaluation.data import user_attributes
     from tastebud.models.predictor import Predictor, PredictorConfig
+    from tastebud.registry.predictor import save_predictor
     from tastebud.training.labels import event_training_set
-    from tastebud.training.predictors import evaluate_predictors, save_predictor
-    from tastebud.training.tables import table_from_frame
+    from tastebud.training.predictors import evaluate_predictors
+    from tastebud.training.tabular import table_from_frame
 
     ctx.log(f"{target}: labels and point-in-time features")
     frame = event_training_set(ctx.store, target)  # type: ignore[arg-type]

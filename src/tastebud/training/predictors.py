@@ -12,10 +12,7 @@ as codes).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,24 +25,19 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedShuffleSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from tastebud.errors import NotFound, UnknownUser
 from tastebud.evaluation.classification import (
     classification_metrics,
     expected_calibration_error,
     reliability,
 )
 from tastebud.models.predictor import Predictor, PredictorConfig
-from tastebud.training.artifacts import artifact_id, verify_artifact, write_artifact
-from tastebud.training.tables import FeatureTable
+from tastebud.registry.predictor import TARGETS
+from tastebud.training.tabular import FeatureTable
 
 __all__ = [
     "PEERS",
-    "PredictionService",
-    "PredictorArtifact",
     "TARGETS",
     "evaluate_predictors",
-    "load_predictor",
-    "save_predictor",
 ]
 
 Fitter = Callable[[FeatureTable, NDArray[np.int64], NDArray[np.int64]], NDArray[np.float64]]
@@ -180,132 +172,3 @@ def evaluate_predictors(
         "positives": int(table.y.sum()),
     }
     return means, details
-
-
-# -- artifacts ------------------------------------------------------------------------------------
-@dataclass
-class PredictorArtifact:
-    """A saved predictor with the schema that encodes its inputs."""
-
-    predictor: Predictor
-    schema: dict[str, Any]
-    metrics: dict[str, Any]
-    artifact_id: str
-    """Content hash of the artifact (first 16 hex digits of the manifest's sha256)."""
-
-
-def save_predictor(
-    directory: Path,
-    predictor: Predictor,
-    schema: dict[str, Any],
-    metrics: dict[str, Any],
-    *,
-    extra: dict[str, str] | None = None,
-) -> str:
-    """Write a predictor pickle-free and atomically (``write_artifact``): ``config.json``
-    (metadata), ``params.npz``, one LightGBM text model per booster, ``schema.json``,
-    ``metrics.json``, ``extra`` text files (model card, monitoring reference, lineage) and
-    ``manifest.json``. Returns the artifact id."""
-    meta, arrays, models = predictor.to_state()
-    texts = {
-        "config.json": json.dumps(meta, indent=2, sort_keys=True),
-        "schema.json": json.dumps(schema, indent=2, sort_keys=True),
-        "metrics.json": json.dumps(metrics, indent=2, sort_keys=True),
-    }
-    texts.update({f"booster_{i}.txt": text for i, text in enumerate(models)})
-    texts.update(extra or {})
-    return write_artifact(directory, texts, arrays)
-
-
-def load_predictor(directory: Path) -> PredictorArtifact:
-    """Read a predictor saved by ``save_predictor``, verifying every checksum.
-
-    Raises:
-        NotFound: nothing saved there.
-        ArtifactInvalid: a file is missing or changed since it was written.
-    """
-    required = ("config.json", "schema.json", "metrics.json", "params.npz")
-    manifest = verify_artifact(directory, "predictor", "tastebud predictors train", required)
-    meta = json.loads((directory / "config.json").read_text())
-    with np.load(directory / "params.npz", allow_pickle=False) as npz:
-        arrays = {k: npz[k] for k in npz.files}
-    boosters = sorted(
-        (p for p in manifest if p.startswith("booster_")),
-        key=lambda n: int(n.split("_")[1].split(".")[0]),
-    )
-    models = [(directory / name).read_text() for name in boosters]
-    return PredictorArtifact(
-        predictor=Predictor.from_state(meta, arrays, models),
-        schema=json.loads((directory / "schema.json").read_text()),
-        metrics=json.loads((directory / "metrics.json").read_text()),
-        artifact_id=artifact_id(directory),
-    )
-
-
-# -- serving --------------------------------------------------------------------------------------
-TARGETS = ("churn", "conversion")
-
-
-class PredictionService:
-    """Calibrated churn and conversion probabilities for one user, with reasons.
-
-    Artifacts come from ``resolve(target)``: the registry's production version of ``churn`` and
-    ``conversion``, hot-swapped by the serving layer when a new one is promoted. A user's
-    inputs are their latest feature values (real-time store, else the latest snapshot),
-    flattened like the training set.
-    """
-
-    def __init__(
-        self,
-        resolve: Callable[[str], tuple[PredictorArtifact, int] | None],
-        features: Callable[[str], dict[str, Any]],
-    ) -> None:
-        self._resolve = resolve
-        self._features = features
-
-    def artifact(self, target: str) -> tuple[PredictorArtifact, int] | None:
-        """The production artifact for ``target`` and its version, or ``None``."""
-        return self._resolve(target)
-
-    def predict(self, user_key: str) -> dict[str, Any]:
-        """``{target}_probability``, ``models`` and ``reasons`` per trained target.
-
-        Raises:
-            NotFound: no predictor has been trained yet, or nothing is known about the user.
-        """
-        from tastebud.training.labels import flat_features
-        from tastebud.training.tables import encode_rows
-
-        artifacts = {t: a for t in TARGETS if (a := self.artifact(t)) is not None}
-        if not artifacts:
-            raise NotFound(
-                "no predictor in production yet: run `tastebud train --full` (or "
-                "`tastebud predictors train --target churn`), then approve and "
-                "promote it (`tastebud models promote churn N`)"
-            )
-        values = self._features(user_key)
-        if not values:
-            raise UnknownUser(
-                "no features for this user yet (they appear with the next "
-                "`tastebud features build`)"
-            )
-        row = flat_features([values])[0]
-        out: dict[str, Any] = {"models": {}, "reasons": {}}
-        for target in TARGETS:
-            found = artifacts.get(target)
-            if found is None:
-                out[f"{target}_probability"] = None
-                continue
-            art, version = found
-            x = encode_rows([row], art.schema)
-            out[f"{target}_probability"] = round(float(art.predictor.predict_proba(x)[0]), 6)
-            out["models"][target] = {
-                "artifact_id": art.artifact_id,
-                "version": version,
-                "model": art.predictor.chosen,
-            }
-            out["reasons"][target] = [
-                {"feature": e.feature, "direction": e.direction, "contribution": e.contribution}
-                for e in art.predictor.explain(x)[0]
-            ]
-        return out

@@ -10,7 +10,7 @@ from typing import Any
 from tastebud.errors import InvalidInput
 from tastebud.evaluation import Dataset, make_split, split_frames, tune
 from tastebud.models import FitOptions, model_class
-from tastebud.training.artifacts import save_model
+from tastebud.registry.recommender import save_model
 
 __all__ = ["TrainResult", "train_recommender"]
 

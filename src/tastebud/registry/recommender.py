@@ -28,6 +28,8 @@ __all__ = [
 ]
 
 FORMAT = 1
+REMOVED = "~removed-"
+"""Prefix of the placeholder that replaces a removed user's key in a model's vocabulary."""
 _SEEN = "_seen"
 _FILES = ("config.json", "params.npz", "users.json", "items.json", "metrics.json")
 

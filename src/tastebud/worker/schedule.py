@@ -388,7 +388,7 @@ class Worker:
         }
 
     def _feature_review(self, ctx: JobContext) -> dict[str, Any]:
-        from tastebud.training.reports import feature_review
+        from tastebud.worker.reviews import feature_review
 
         path = feature_review(ctx, self.reports_dir)
         return {"report": str(path)}
@@ -398,7 +398,7 @@ class Worker:
         return {"deleted": deleted, "total": sum(deleted.values())}
 
     def _bakeoff(self, ctx: JobContext) -> dict[str, Any]:
-        from tastebud.training.reports import bakeoff
+        from tastebud.worker.reviews import bakeoff
 
         path = bakeoff(ctx, self.reports_dir)
         return {"report": str(path)}

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 
 from tastebud.errors import InvalidInput
 
-__all__ = ["FeatureTable", "TableReport", "encode_rows", "read_table", "table_from_frame"]
+__all__ = ["FeatureTable", "TableReport", "read_table", "table_from_frame"]
 
 _BLANK = {"", "na", "nan", "null", "none", "?", "n/a"}
 _TRUE = {"true", "yes", "1", "1.0", "y", "t"}
@@ -257,26 +257,3 @@ def read_table(
         typed[name] = values
     frame = pl.DataFrame(list(typed.values()))
     return table_from_frame(frame, label, id_col, max_categories=max_categories, report=report)
-
-
-def encode_rows(rows: list[dict[str, Any]], schema: dict[str, Any]) -> NDArray[np.float64]:
-    """Encode feature dicts (e.g. a user's current features) like the training table: unknown
-    categories and absent or unparseable values become missing."""
-    names, kinds, cats = schema["names"], schema["kinds"], schema["categories"]
-    codes = {n: {v: float(i) for i, v in enumerate(vals)} for n, vals in cats.items()}
-    x = np.full((len(rows), len(names)), np.nan)
-    for r, row in enumerate(rows):
-        for j, name in enumerate(names):
-            v = row.get(name)
-            if v is None:
-                continue
-            if kinds[name] == "categorical":
-                x[r, j] = codes[name].get(str(v), np.nan)
-            elif isinstance(v, bool) or kinds[name] == "boolean":
-                x[r, j] = 1.0 if str(v).strip().lower() in _TRUE else 0.0
-            else:
-                try:
-                    x[r, j] = float(v)
-                except (TypeError, ValueError):
-                    continue
-    return x

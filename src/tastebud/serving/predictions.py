@@ -1,0 +1,74 @@
+"""Churn and conversion predictions for one user, from the production predictors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tastebud.errors import NotFound, UnknownUser
+from tastebud.features.flat import flat_features
+from tastebud.registry.predictor import TARGETS, PredictorArtifact, encode_rows
+
+__all__ = ["TARGETS", "PredictionService"]
+
+
+class PredictionService:
+    """Calibrated churn and conversion probabilities for one user, with reasons.
+
+    Artifacts come from ``resolve(target)``: the registry's production version of ``churn`` and
+    ``conversion``, hot-swapped by the serving layer when a new one is promoted. A user's
+    inputs are their latest feature values (real-time store, else the latest snapshot),
+    flattened like the training set.
+    """
+
+    def __init__(
+        self,
+        resolve: Callable[[str], tuple[PredictorArtifact, int] | None],
+        features: Callable[[str], dict[str, Any]],
+    ) -> None:
+        self._resolve = resolve
+        self._features = features
+
+    def artifact(self, target: str) -> tuple[PredictorArtifact, int] | None:
+        """The production artifact for ``target`` and its version, or ``None``."""
+        return self._resolve(target)
+
+    def predict(self, user_key: str) -> dict[str, Any]:
+        """``{target}_probability``, ``models`` and ``reasons`` per trained target.
+
+        Raises:
+            NotFound: no predictor has been trained yet, or nothing is known about the user.
+        """
+        artifacts = {t: a for t in TARGETS if (a := self.artifact(t)) is not None}
+        if not artifacts:
+            raise NotFound(
+                "no predictor in production yet: run `tastebud train --full` (or "
+                "`tastebud predictors train --target churn`), then approve and "
+                "promote it (`tastebud models promote churn N`)"
+            )
+        values = self._features(user_key)
+        if not values:
+            raise UnknownUser(
+                "no features for this user yet (they appear with the next "
+                "`tastebud features build`)"
+            )
+        row = flat_features([values])[0]
+        out: dict[str, Any] = {"models": {}, "reasons": {}}
+        for target in TARGETS:
+            found = artifacts.get(target)
+            if found is None:
+                out[f"{target}_probability"] = None
+                continue
+            art, version = found
+            x = encode_rows([row], art.schema)
+            out[f"{target}_probability"] = round(float(art.predictor.predict_proba(x)[0]), 6)
+            out["models"][target] = {
+                "artifact_id": art.artifact_id,
+                "version": version,
+                "model": art.predictor.chosen,
+            }
+            out["reasons"][target] = [
+                {"feature": e.feature, "direction": e.direction, "contribution": e.contribution}
+                for e in art.predictor.explain(x)[0]
+            ]
+        return out
