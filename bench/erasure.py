@@ -30,7 +30,7 @@ from tastebud.registry import promote
 from tastebud.rights import erase
 from tastebud.services import build_services
 from tastebud.simulator import SimConfig, Simulator
-from tastebud.training.jobs import train_recommendations
+from tastebud.training.recommender_jobs import train_recommendations
 from tastebud.worker import job_context
 
 
@@ -98,7 +98,7 @@ def main() -> None:
         key = s.pseudonymizer.user(sim.user_id(u * 997 % args.users))
         r = erase(s.erasure_context(), key)
         timings.append(r.seconds)
-        receipts.append(r.to_json())
+        receipts.append(r.model_dump(mode="json"))
         print(f"erasure {u + 1}: {r.seconds:.2f} s, {sum(r.stores.values())} rows: {r.stores}")
     s.close()
     out = {

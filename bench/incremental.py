@@ -55,7 +55,7 @@ from scipy.sparse import csr_matrix
 from tastebud.evaluation.metrics import Truth, per_user_metrics
 from tastebud.ids import Vocabulary
 from tastebud.registry.recommender import LoadedModel
-from tastebud.training.jobs import fit_recommender, update_recommender
+from tastebud.training.recommender_jobs import fit_recommender, update_recommender
 
 DAY_MS = 86_400_000
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -58,8 +58,8 @@ def main() -> None:
     print(
         f"ROC-AUC margin over the best peer ({best_peer}): {margin:+.4f} (target >= +0.003); "
         f"ECE {means['tastebud']['ece']:.4f} (target <= 0.015; perfect calibration of these "
-        f"probabilities would measure {details['tastebud_ece_floor']:.4f}); "
-        f"chosen: {details['chosen']}; calibration: {details['calibration']}; "
+        f"probabilities would measure {details.tastebud_ece_floor:.4f}); "
+        f"chosen: {details.chosen}; calibration: {details.calibration}; "
         f"{time.perf_counter() - t0:.0f} s"
     )
     print(json.dumps(means))

@@ -11,7 +11,8 @@ truth (issue 6, item 6).
    the earlier as-of times and scored on the latest one (a temporal holdout): ROC-AUC against
    the event labels, and against the simulator's truth (churn: the planted churn day falls
    before the window's end; conversion: the planted probability of converting in the window,
-   as a rank correlation and as the ROC-AUC of that probability itself, the ceiling).
+   as a rank correlation and as the ROC-AUC of that probability itself, the ceiling). The truth
+   is the simulator's own (``Simulator.planted_labels``); the labels know nothing of it.
 Prints the figures; the last line is one JSON object.
 """
 
@@ -34,11 +35,7 @@ from tastebud.models.predictor import Predictor
 from tastebud.registry.predictor import encode_rows
 from tastebud.services import build_services
 from tastebud.simulator import SimConfig, Simulator
-from tastebud.training import (
-    event_training_set,
-    simulator_truth_labels,
-    table_from_frame,
-)
+from tastebud.training import LabelWindows, event_training_set, table_from_frame
 
 
 def main() -> None:
@@ -68,7 +65,7 @@ def main() -> None:
         n += services.ingestor.ingest(batch).accepted if batch else 0
         print(f"{n:,} events ingested in {time.perf_counter() - t0:.0f} s")
         out["events"] = n
-        truth = sim.truth()
+        windows = LabelWindows()
         for target in ("churn", "conversion"):
             frame = event_training_set(services.store, target)
             times = sorted(frame.get_column("as_of_ms").unique().to_list())
@@ -84,7 +81,12 @@ def main() -> None:
             )
             p = model.predict_proba(x_test)
             m = classification_metrics(test.y, p)
-            planted = simulator_truth_labels(truth, services.pseudonymizer.user, times[-1], target)
+            planted = sim.planted_labels(
+                times[-1],
+                target,
+                window_days=windows.future_days(target),
+                activity_days=windows.activity_days,
+            ).frame(services.pseudonymizer.user)
             joined = pl.DataFrame({"user_key": test.ids, "p": p}).join(
                 planted, on="user_key", how="inner"
             )

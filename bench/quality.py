@@ -163,7 +163,7 @@ def main() -> None:
             dataset = load_dataset(services.store)
         finally:
             services.close()
-    print(f"dataset: {dataset.summary()}")
+    print(f"dataset: {dataset.summary().to_json()}")
     result = evaluate(dataset, protocol=args.protocol, seed=args.seed, log=print)
     train, test = split_frames(dataset.pairs, args.protocol, seed=args.seed)
     split = make_split(train, test)
@@ -176,19 +176,15 @@ def main() -> None:
         "plain_popularity": (plain_popularity, {}),
     }
     rows: dict[str, dict[str, Any]] = {}
-    for name, m in result["models"].items():
+    for name, m in result.models.items():
         rows[name] = {
-            k: m[k]
-            for k in (
-                "ndcg@10",
-                "mrr@10",
-                "precision@10",
-                "recall@20",
-                "coverage@10",
-                "fit_seconds",
-            )
+            **{
+                k: m.metrics[k]
+                for k in ("ndcg@10", "mrr@10", "precision@10", "recall@20", "coverage@10")
+            },
+            "fit_seconds": m.fit_seconds,
+            "peer": m.peer,
         }
-        rows[name]["peer"] = m["peer"]
     for name, (rank, space) in direct.items():
         params = tune_direct(rank, space, validation)
         t0 = time.perf_counter()
@@ -200,11 +196,12 @@ def main() -> None:
             "params": params,
         }
         print(f"{name}: ndcg@10 {rows[name]['ndcg@10']:.4f} params {params}")
-    best_model = result["best_model"]
+    best_model = result.best_model
+    assert best_model is not None  # Tastebud's own models ran
     peers = [n for n, r in rows.items() if r["peer"]]
     best_peer = max(peers, key=lambda n: rows[n]["ndcg@10"])
     ratio = rows[best_model]["ndcg@10"] / rows[best_peer]["ndcg@10"]
-    overhead = als_overhead(split, result["models"]["als"]["params"])
+    overhead = als_overhead(split, result.models["als"].params)
     print()
     print(
         f"{'model':<18}{'ndcg@10':>9}{'mrr@10':>9}{'prec@10':>9}{'rec@20':>9}{'cov@10':>9}"

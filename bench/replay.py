@@ -65,9 +65,9 @@ from tastebud.api import create_app
 from tastebud.config import ServingConfig, Settings
 from tastebud.evaluation import load_dataset, split_frames
 from tastebud.importers import import_movielens
-from tastebud.registry.governance import promote
+from tastebud.registry.promotion import promote
 from tastebud.services import Services, build_services
-from tastebud.training.jobs import train_recommendations
+from tastebud.training.recommender_jobs import train_recommendations
 from tastebud.worker import job_context
 
 HERE = Path(__file__).resolve().parent

@@ -1,5 +1,9 @@
 """Shared fixtures: settings on a temporary SQLite file, the real PostgreSQL when configured,
-API clients with one key per scope, and a real server process for end-to-end tests."""
+API clients with one key per scope, a real server process for end-to-end tests, and the one
+guard for what lives outside the checkout (:func:`unavailable`: skip, or fail in CI).
+
+The log audit over every test of the session is a plugin, ``log_audit.py`` (loaded by ``-p``
+in pyproject's ``addopts``); its ``log_audit`` fixture is available to every test."""
 
 from __future__ import annotations
 
@@ -13,7 +17,8 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -21,13 +26,17 @@ from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
+from log_audit import LogAudit
 from tastebud.api import create_app
 from tastebud.config import Settings
 from tastebud.services import Services, build_services
 from tastebud.store import make_engine, upgrade
 from tastebud.store.tables import metadata
 
-REQUIRE_SERVICES = os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1"
+_CI = os.environ.get("CI", "").lower() not in {"", "0", "false"}
+REQUIRE_SERVICES = _CI or os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1"
+"""In CI (``CI`` set, or ``TASTEBUD_REQUIRE_SERVICES=1`` as ``.ci/run`` sets it) a missing
+service, dataset or browser fails the test instead of skipping it (see :func:`unavailable`)."""
 PG_URL = os.environ.get("TASTEBUD_TEST_PG_URL")
 REDIS_URL = os.environ.get("TASTEBUD_TEST_REDIS_URL")
 # The shared datasets sit beside the checkout (../shared/data); TASTEBUD_SHARED_DATA overrides.
@@ -36,14 +45,47 @@ SHARED_DATA = Path(
 )
 
 
+def unavailable(what: str) -> NoReturn:
+    """Skip the test because ``what`` is missing; in CI (:data:`REQUIRE_SERVICES`) fail it.
+
+    The one guard for everything a test needs from outside the checkout: services, the shared
+    datasets, the browser.
+    """
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{what} (required in CI and with TASTEBUD_REQUIRE_SERVICES=1)")
+    pytest.skip(what)
+
+
 def need_service(name: str, url: str | None) -> str:
-    """Return the service URL, or skip (fail in CI, where TASTEBUD_REQUIRE_SERVICES=1)."""
+    """Return the service URL, or skip (fail in CI)."""
     if url:
         return url
-    message = f"{name} not configured (set TASTEBUD_TEST_{name.upper()}_URL)"
-    if REQUIRE_SERVICES:
-        pytest.fail(message + " but TASTEBUD_REQUIRE_SERVICES=1")
-    pytest.skip(message)
+    unavailable(f"{name} not configured (set TASTEBUD_TEST_{name.upper()}_URL)")
+
+
+def need_shared(path: Path) -> Path:
+    """``path`` (under the shared data beside the checkout), or skip when it is not there (fail
+    in CI)."""
+    if not path.exists():
+        unavailable(f"{path} is not here (the shared data: ../shared/data or TASTEBUD_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The shared datasets (``../shared/data``); skips when absent, fails in CI."""
+    return need_shared(SHARED_DATA)
+
+
+def need_movielens() -> Path:
+    """MovieLens 100K (``../shared/data/ml-100k``), or skip when it is not there (fail in CI)."""
+    return need_shared(SHARED_DATA / "ml-100k" / "u.data").parent
+
+
+@pytest.fixture
+def movielens() -> Path:
+    """MovieLens 100K (:func:`need_movielens` as a fixture)."""
+    return need_movielens()
 
 
 @pytest.fixture(scope="session")
@@ -88,12 +130,25 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield url
 
 
+def _per_worker(url: str) -> str:
+    """Under pytest-xdist, worker ``gwN`` gets database ``db - N`` (tests flush theirs)."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    n = int(worker.removeprefix("gw") or 0)
+    if n == 0:
+        return url
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0) - n
+    if db < 0:
+        pytest.fail(f"not enough Redis databases below {url} for xdist worker {worker}")
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
 @pytest.fixture
 def redis_url() -> Iterator[str]:
     """The test Redis database, flushed before and after."""
     import redis
 
-    url = need_service("redis", REDIS_URL)
+    url = _per_worker(need_service("redis", REDIS_URL))
     client = redis.Redis.from_url(url)
     client.flushdb()
     yield url
@@ -102,12 +157,15 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def secret_env() -> dict[str, str]:
-    """Explicit secrets (so tests can look for them in logs and the database)."""
-    return {
+def secret_env(log_audit: LogAudit) -> dict[str, str]:
+    """Explicit secrets (so tests can look for them in logs and the database); the log audit
+    fails the session if any of them is ever logged."""
+    values = {
         "pseudonym_key": secrets.token_hex(32),
         "fernet_keys": Fernet.generate_key().decode(),
     }
+    log_audit.note_secrets(values.values())
+    return values
 
 
 @pytest.fixture
@@ -298,34 +356,10 @@ def server_factory(tmp_path: Path, secret_env: dict[str, str]) -> Iterator[Calla
         server.stop()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def log_audit() -> Iterator[Any]:
-    """Every log line of the session, and the API keys, secrets and raw user ids the tests use
-    (checked by ``test_zz_log_audit.py``, which runs last; see ``log_audit.py``)."""
-    from log_audit import LogAudit
-
-    audit = LogAudit()
-    with pytest.MonkeyPatch.context() as mp:
-        audit.install(mp)
-        yield audit
-    audit.uninstall()
-
-
-@pytest.fixture(autouse=True)
-def _log_audit_test(request: pytest.FixtureRequest, log_audit: Any) -> None:
-    """Counts the test and registers the secrets it configures."""
-    log_audit.tests_started += 1
-    log_audit.ensure_attached()
-    if "secret_env" in request.fixturenames:
-        log_audit.note_secrets(request.getfixturevalue("secret_env").values())
-
-
 def chromium_path() -> str:
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        if REQUIRE_SERVICES:
-            pytest.fail("chromium is not installed (make test installs it)")
-        pytest.skip("chromium is not installed")
+        unavailable("chromium is not installed (make test installs it)")
     return path
 
 

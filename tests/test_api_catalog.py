@@ -53,7 +53,7 @@ def test_items_batch_keeps_good_items(api: Api) -> None:
     assert "item_id" in out["results"][2]["reason"]
     out = api.request("POST", "/v1/items/batch", json={"items": [{"item_id": "a"}]}).json()
     assert out["updated"] == 1
-    assert api.services.store.count_items() == 2
+    assert api.services.catalog.items.count() == 2
     r = api.request(
         "POST", "/v1/items/batch", json={"items": [{"item_id": str(i)} for i in range(1001)]}
     )

@@ -221,7 +221,7 @@ def test_quickstart_sends_simulated_traffic_over_http(tmp_path: Path) -> None:
     assert accepted > 100 and "0 rejected" in r.stdout
     services = build_services(Settings(data_dir=tmp_path), migrate=False)
     assert services.store.count_events() == accepted
-    assert services.store.count_items() == 200
+    assert services.catalog.items.count() == 200
     mv = services.registry.latest("recommendations")
     assert mv is not None and mv.version == 1
     assert {"age_bucket", "segment", "locale"} <= set(mv.metrics["slices"])

@@ -15,7 +15,7 @@ import pytest
 
 from tastebud.config import Settings
 
-from conftest import REQUIRE_SERVICES, SHARED_DATA, Api, Server, free_port
+from conftest import SHARED_DATA, Api, Server, free_port, need_shared
 
 PAGES = Path(__file__).parent / "pages"
 SEED_SNIPPET = (PAGES / "seed_track_event.js").read_text()
@@ -120,11 +120,7 @@ def test_origins_setting_refuses_what_is_not_an_origin(
 
 
 def test_snippet_is_the_seed_documents(tmp_path: Path) -> None:
-    seed = SHARED_DATA.parent / "SEED.md"
-    if not seed.is_file():
-        if REQUIRE_SERVICES:
-            pytest.fail(f"{seed} is missing")
-        pytest.skip("the seed document is not beside the checkout")
+    seed = need_shared(SHARED_DATA.parent / "SEED.md")
     block = re.search(
         r"```javascript\n(// Example: Tracking user interaction\n.*?)```", seed.read_text(), re.S
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -10,7 +12,9 @@ import pytest
 from scipy.sparse import csr_matrix
 
 from tastebud.evaluation import (
+    REPORTED,
     Dataset,
+    Evaluation,
     Truth,
     bootstrap_ci,
     catalog_metrics,
@@ -155,7 +159,10 @@ def test_evaluate_shape_slices_and_sequence_model_wins() -> None:
             "group": ["a" if u % 2 else "b" for u in range(80)],
         }
     )
-    result = evaluate(Dataset(pairs, users), ["tastebud_seq", "ease", "popularity"], tuning=False)
+    evaluation = evaluate(
+        Dataset(pairs, users), ["tastebud_seq", "ease", "popularity"], tuning=False
+    )
+    result = evaluation.to_json()
     assert result["protocol"] == "temporal-user"
     for name, m in result["models"].items():
         for key in ("ndcg@10", "mrr@10", "precision@10", "recall@20", "coverage@10"):
@@ -170,7 +177,7 @@ def test_evaluate_shape_slices_and_sequence_model_wins() -> None:
     assert set(group["groups"]) == {"a", "b"}
     assert group["groups"]["a"]["users"] + group["groups"]["b"]["users"] == result["test_users"]
     assert "activity" in result["slices"]
-    page = render_html(result)
+    page = render_html(evaluation)
     assert page.count("<svg") >= 5 and "tastebud_seq" in page and "Fairness slices" in page
     assert "<script" not in page, "the report loads nothing and runs nothing"
 
@@ -178,8 +185,48 @@ def test_evaluate_shape_slices_and_sequence_model_wins() -> None:
 def test_dataset_without_timestamps_is_flagged_and_deterministic() -> None:
     pairs = pairs_frame().with_columns(pl.lit(0).alias("ts_ms"))
     result = evaluate(Dataset(pairs), ["tastebud_seq"], tuning=False)
-    assert result["dataset"]["has_time"] is False
+    assert result.dataset.has_time is False
     again = evaluate(Dataset(pairs), ["tastebud_seq"], tuning=False)
-    a, b = again["models"]["tastebud_seq"], result["models"]["tastebud_seq"]
-    a.pop("fit_seconds"), b.pop("fit_seconds")
-    assert a == b
+    a, b = again.models["tastebud_seq"], result.models["tastebud_seq"]
+    assert dataclasses.replace(a, fit_seconds=0.0) == dataclasses.replace(b, fit_seconds=0.0)
+
+
+def test_evaluation_json_keeps_its_keys_and_reads_back() -> None:
+    users = pl.DataFrame(
+        {
+            "user_key": [f"u{u}" for u in range(80)],
+            "group": ["a" if u % 2 else "b" for u in range(80)],
+        }
+    )
+    result = evaluate(Dataset(pairs_frame(), users), ["tastebud_seq", "popularity"], tuning=False)
+    doc = json.loads(json.dumps(result.to_json()))
+    # The document of `tastebud evaluate --json` (and of the bake-off): the same keys as when
+    # evaluate returned it as a dict.
+    assert list(doc) == [
+        "protocol",
+        "seed",
+        "dataset",
+        "test_users",
+        "models",
+        "tuning",
+        "slices",
+        "best_model",
+        "best_peer",
+        "best_ndcg10_over_best_peer",
+    ]
+    assert list(doc["dataset"]) == ["interactions", "users", "items", "has_time"]
+    entry = doc["models"]["popularity"]
+    assert list(entry) == [*REPORTED, "ci95", "params", "fit_seconds", "peer"]
+    assert all(len(ci) == 2 for ci in entry["ci95"].values())
+    assert list(doc["tuning"]["popularity"]) == ["validation_ndcg@10", "trials", "seconds"]
+    judged = doc["slices"]["group"]["popularity"]
+    assert list(judged) == ["groups", "disparity_ndcg@10", "judged_ndcg@10"]
+    assert list(judged["groups"]["a"]) == ["users", "ndcg@10", "recall@20", "hit@10"]
+    assert set(judged["judged_ndcg@10"]) == {"ratio", "shrunk", "lower", "best", "worst", "groups"}
+    assert Evaluation.from_json(doc) == result
+
+
+def test_evaluation_json_has_the_ratio_only_with_both_sides() -> None:
+    peers_only = evaluate(Dataset(pairs_frame()), ["popularity"], tuning=False).to_json()
+    assert "best_peer" in peers_only
+    assert "best_model" not in peers_only and "best_ndcg10_over_best_peer" not in peers_only

@@ -4,26 +4,31 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import polars as pl
 import pytest
 
-from tastebud.errors import InvalidInput
+from tastebud.config import Settings
+from tastebud.errors import DataWarning, InvalidInput
 from tastebud.features import (
     FEATURES,
     BrokenInvariant,
     FeatureBuildConfig,
     build_snapshot,
+    item_features,
     snapshot_values,
     training_set,
 )
 from tastebud.features.definitions import feature
-from tastebud.features.stats import check
-from tastebud.services import Services
+from tastebud.features.stats import DataProblems, check
+from tastebud.services import Services, build_services
 from tastebud.simulator import SimConfig, Simulator
 
-from conftest import SHARED_DATA, event
+from conftest import event
 
 SEED_NAMES = {
     "total_sessions",
@@ -210,10 +215,8 @@ def test_planted_tastes_become_top_interests(services: Services) -> None:
 
 
 @pytest.mark.slow
-def test_movielens_interests_are_genres(services: Services) -> None:
-    ml = SHARED_DATA / "ml-100k"
-    if not (ml / "u.data").exists():
-        pytest.skip("../shared/data/ml-100k is not here")
+def test_movielens_interests_are_genres(services: Services, movielens: Path) -> None:
+    ml = movielens
     from tastebud.importers import import_movielens
 
     import_movielens(ml, services.ingestor, services.catalog, services.pseudonymizer)
@@ -244,3 +247,184 @@ def test_movielens_interests_are_genres(services: Services) -> None:
                     weight[g] += int(r)
     assert user["content_category_interests"][0] == weight.most_common(1)[0][0]
     assert json.dumps(user)  # JSON-serializable as stored
+
+
+# -- data problems are DataWarnings (issue 16, point 11) ---------------------------------------
+T0 = 1_790_000_000_000  # 2026-09-21, a Monday
+USER_A, USER_B, USER_C = "a" * 32, "b" * 32, "c" * 32  # one per partition of a 16-range build
+
+
+def raw_event(
+    n: int,
+    event_type: str,
+    user: str,
+    *,
+    item: str | None = None,
+    data: dict[str, Any] | None = None,
+    version: int = 1,
+) -> dict[str, Any]:
+    """A stored event row, written past ingest's validation (as an old or imported row may be)."""
+    ts = T0 + n * 10_000
+    return {
+        "event_id": f"e-{n}",
+        "event_type": event_type,
+        "user_key": user,
+        "item_id": item,
+        "ts_ms": ts,
+        "received_ms": ts,
+        "source": "import",
+        "schema_version": version,
+        "data": data or {},
+        "context": {"device_type": "desktop"},
+    }
+
+
+def clean_rows() -> list[dict[str, Any]]:
+    return [
+        raw_event(1, "page_view", USER_A, item="i-1"),
+        raw_event(2, "page_view", USER_A, item="i-2"),
+        raw_event(3, "click", USER_A, item="i-1", data={"element_id": "more"}),
+        raw_event(4, "feature_usage", USER_A, data={"feature": "search"}),
+        raw_event(5, "page_view", USER_B, item="i-2"),
+        raw_event(6, "impression", USER_C, data={"item_ids": ["i-1", "i-2"]}),
+        raw_event(7, "page_view", USER_C, item="i-1"),
+    ]
+
+
+def bad_rows() -> list[dict[str, Any]]:
+    dup = raw_event(20, "page_view", USER_C, item="i-1")
+    return [
+        raw_event(10, "page_view", USER_A, item="ghost"),  # not in the catalogue
+        *(raw_event(n, "click", USER_B, item="i-2") for n in (11, 12, 13)),  # 3 clicks, 1 view
+        raw_event(14, "impression", USER_C),  # no item_ids
+        raw_event(15, "feature_usage", USER_C),  # no feature
+        raw_event(16, "rating", USER_C, data={"value": 4}),  # an item event without its item
+        raw_event(17, "page_view", USER_A, item="i-1", version=99),  # unsupported version
+        dup,
+        {**dup, "event_id": "e-20-again", "ts_ms": dup["ts_ms"] + 300},  # double-fired
+    ]
+
+
+def load_rows(services: Services, rows: list[dict[str, Any]]) -> None:
+    items = [
+        {"item_id": f"i-{n}", "categories": ["news"], "created_at": "2026-01-01T00:00:00Z"}
+        for n in (1, 2)
+    ]
+    assert services.catalog.put_items(items, 0).count("rejected") == 0
+    services.store.insert_events(rows)
+
+
+def test_clean_data_builds_without_a_data_warning(services: Services) -> None:
+    load_rows(services, clean_rows())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        result = build_snapshot(services.store, as_of_ms=T0 + DAY)
+    assert result.warnings == [] and result.n_users == 3
+
+
+def test_data_problems_warn_once_each_with_their_count(services: Services) -> None:
+    load_rows(services, clean_rows() + bad_rows())
+    with pytest.warns(DataWarning) as record:
+        result = build_snapshot(services.store, as_of_ms=T0 + DAY)
+    messages = [str(w.message) for w in record if w.category is DataWarning]
+    assert messages == result.warnings
+    assert {w.filename for w in record} == {__file__}  # points at the caller, not at Tastebud
+    expected = [
+        "1 feature_usage events without a feature name",
+        "1 interaction events on items missing from the catalogue",
+        "1 users with more clicks than impressions",
+        "1 impression events without a readable item_ids list",
+        "1 items with events in the last 30 days are missing from the catalogue",
+        "1 items with more clicks than impressions",
+        "1 events dropped by cleaning (validate): unsupported schema_version",
+        "1 events dropped by cleaning (missing values): item event without item_id",
+    ]
+    assert len(messages) == len(expected), messages
+    for start in expected:
+        assert sum(m.startswith(start) for m in messages) == 1, (start, messages)
+    assert not any("dedupe" in m for m in messages)  # a double-fired event is routine
+
+    # Partitioned (each user in a range of their own): the same problems, counted once each.
+    with pytest.warns(DataWarning):
+        many = build_snapshot(
+            services.store,
+            as_of_ms=T0 + DAY,
+            config=FeatureBuildConfig(memory_budget_events=2),
+        )
+    assert many.partitions == 16 and sorted(many.warnings) == sorted(result.warnings)
+
+
+def test_an_empty_window_warns(services: Services) -> None:
+    load_rows(services, clean_rows())
+    with pytest.warns(DataWarning, match="no events before the snapshot time"):
+        result = build_snapshot(services.store, as_of_ms=T0)
+    assert result.n_users == 0
+
+
+def test_feature_functions_warn_on_their_own() -> None:
+    items = pl.DataFrame(
+        {"item_id": ["i-1"], "category": ["news"], "created_ms": [T0 - 10 * DAY]},
+        schema={"item_id": pl.String, "category": pl.String, "created_ms": pl.Int64},
+    )
+    events = pl.DataFrame(
+        {
+            "item_id": [None, "i-1", "i-1", "i-1"],
+            "event_type": ["impression", "page_view", "click", "click"],
+            "ts_ms": [T0, T0 + 1, T0 + 2, T0 + 3],
+            "data": ['{"shown": []}', "{}", "{}", "{}"],
+        }
+    )
+    with pytest.warns(DataWarning) as record:
+        out = item_features(events, items, T0 + DAY)
+    assert [str(w.message) for w in record] == [
+        "1 impression events without a readable item_ids list (left out of item_ctr)",
+        "1 items with more clicks than impressions (or page views, when never in a served "
+        "list): item_ctr capped at 1",
+    ]
+    assert record[0].filename == __file__
+    assert out.get_column("item_ctr").to_list() == [1.0]  # 2 clicks of 1 view, capped
+    # Given a tally, they count instead (a build sums its partitions and warns once).
+    problems = DataProblems()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DataWarning)
+        item_features(events, items, T0 + DAY, problems=problems)
+    assert len(problems.messages()) == 2
+
+
+def test_statistics_checks_are_data_warnings_of_a_build(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    load_rows(services, clean_rows())
+    import tastebud.features.build as build
+
+    monkeypatch.setattr(build, "check", lambda *a: ["bounce_rate: a rate outside [0, 1]"])
+    with pytest.warns(DataWarning, match=r"bounce_rate: a rate outside \[0, 1\]"):
+        result = build_snapshot(services.store, as_of_ms=T0 + DAY)
+    assert result.warnings == ["bounce_rate: a rate outside [0, 1]"]
+
+
+def test_cli_prints_data_problems_as_warnings(settings: Settings) -> None:
+    from test_cli import run
+
+    services = build_services(settings, migrate=True)
+    try:
+        load_rows(services, clean_rows() + bad_rows())
+    finally:
+        services.close()
+    r = run(["features", "build", "--as-of", "2026-09-23T00:00:00Z"], settings.data_dir)
+    assert r.returncode == 0, r.stderr
+    assert "warning: 1 events dropped by cleaning (missing values)" in r.stdout
+    assert "warning: 1 interaction events on items missing from the catalogue" in r.stdout
+    assert "Traceback" not in r.stderr
+
+
+def test_the_build_config_refuses_nonsense() -> None:
+    from pydantic import ValidationError
+
+    from test_models import unbounded_fields
+
+    assert not unbounded_fields(FeatureBuildConfig)
+    with pytest.raises(ValidationError, match="memory_budget_events"):
+        FeatureBuildConfig(memory_budget_events=0)
+    with pytest.raises(ValidationError, match="budget"):  # a typo is refused, not ignored
+        FeatureBuildConfig(budget=500)  # type: ignore[call-arg]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,12 +14,16 @@ from tastebud.store._group import GroupCommit
 
 
 def test_concurrent_submitters_all_get_their_own_result() -> None:
-    calls: list[int] = []
-    gate = threading.Event()
+    """While one commit runs, the other 39 submitters queue behind it; the next leader writes
+    all 39 in one transaction, and each caller gets its own result. (The first commit waits
+    until they are queued: no sleep decides the grouping.)"""
+    calls: list[list[int]] = []
+    release = threading.Event()
 
     def write(payloads: Sequence[int]) -> list[int]:
-        calls.append(len(payloads))
-        gate.wait(0.05)  # a slow commit lets the others queue up behind it
+        calls.append(list(payloads))
+        if len(calls) == 1:
+            assert release.wait(60), "the other submitters never queued"
         return [p * 10 for p in payloads]
 
     gc: GroupCommit[int, int] = GroupCommit(write)
@@ -28,13 +33,19 @@ def test_concurrent_submitters_all_get_their_own_result() -> None:
         results[i] = gc.submit(i)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(40)]
-    for t in threads:
+    threads[0].start()
+    while not calls:  # the first commit is running (and waits)
+        time.sleep(0.001)
+    for t in threads[1:]:
         t.start()
+    deadline = time.monotonic() + 60  # a bound against a hang, not a timing target
+    while len(gc._queue) < 39 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    release.set()
     for t in threads:
         t.join()
     assert results == {i: i * 10 for i in range(40)}
-    assert sum(calls) == 40
-    assert len(calls) < 40  # some transactions were shared
+    assert calls[0] == [0] and sorted(calls[1]) == list(range(1, 40)) and len(calls) == 2
 
 
 def test_an_error_reaches_every_caller_of_the_group() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -19,22 +18,12 @@ from tastebud.importers import (
 )
 from tastebud.services import Services
 
-from conftest import SHARED_DATA
-
-ML = SHARED_DATA / "ml-100k"
-
-
-def need_movielens() -> Path:
-    if not (ML / "u.data").exists():
-        if os.environ.get("CI") or os.environ.get("TASTEBUD_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"{ML} is missing")
-        pytest.skip("../shared/data/ml-100k is not here")
-    return ML
+import conftest
 
 
 @pytest.mark.slow
-def test_movielens_exact_counts_and_idempotence(services: Services) -> None:
-    ml = need_movielens()
+def test_movielens_exact_counts_and_idempotence(services: Services, movielens: Path) -> None:
+    ml = movielens
     summary = import_movielens(ml, services.ingestor, services.catalog, services.pseudonymizer)
     assert (
         summary.line()
@@ -42,12 +31,12 @@ def test_movielens_exact_counts_and_idempotence(services: Services) -> None:
     )
     store = services.store
     assert store.count_events(event_type="rating") == 100_000
-    assert store.count_items() == 1682 and store.count_users() == 943
-    toy = store.get_item("1")
+    assert services.catalog.items.count() == 1682 and services.catalog.users.count() == 943
+    toy = services.catalog.items.get("1")
     assert toy is not None and toy["title"] == "Toy Story (1995)"
     assert toy["categories"] == ["Animation", "Children's", "Comedy"]
     assert toy["created_ms"] == 788918400000  # 01-Jan-1995
-    user = store.get_user(services.pseudonymizer.user("1"))
+    user = services.catalog.users.get(services.pseudonymizer.user("1"))
     assert user is not None
     assert user["attributes"] == {
         "interests": [],
@@ -185,7 +174,7 @@ def test_items_and_users_from_csv_and_ndjson(services: Services, tmp_path: Path)
     s = import_items(items_csv, services.catalog)
     assert s.line() == "1 items (1 created, 0 updated), 2 rejected"
     assert [n for n, _ in s.rejected] == [3, 4]
-    a1 = services.store.get_item("a1")
+    a1 = services.catalog.items.get("a1")
     assert a1 is not None and a1["categories"] == ["networking", "howto"]
     assert a1["attributes"] == {"price": 0} and a1["hidden"] is False
     items_nd = tmp_path / "items.ndjson"
@@ -205,7 +194,24 @@ def test_items_and_users_from_csv_and_ndjson(services: Services, tmp_path: Path)
     )
     s = import_users(users_csv, services.catalog)
     assert (s.created, len(s.rejected)) == (1, 1) and "skill_level" in s.rejected[0][1]
-    u1 = services.store.get_user(services.pseudonymizer.user("u1"))
+    u1 = services.catalog.users.get(services.pseudonymizer.user("u1"))
     assert u1 is not None
     assert u1["attributes"]["interests"] == ["vpn", "wifi"] and u1["attributes"]["plan"] == "pro"
     assert set(u1["attributes"]["email"]) == {"$enc"}  # the same policy as events
+
+
+def test_missing_shared_data_skips_here_and_fails_in_ci(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one guard (conftest.unavailable) for data beside the checkout: a laptop without
+    ../shared/data skips, CI (CI or TASTEBUD_REQUIRE_SERVICES=1) fails."""
+    monkeypatch.setattr(conftest, "SHARED_DATA", tmp_path / "nothing-here")
+    monkeypatch.setattr(conftest, "REQUIRE_SERVICES", False)
+    with pytest.raises(pytest.skip.Exception, match="nothing-here"):
+        conftest.need_movielens()
+    monkeypatch.setattr(conftest, "REQUIRE_SERVICES", True)
+    with pytest.raises(pytest.fail.Exception, match="required in CI"):
+        conftest.need_movielens()
+    (tmp_path / "nothing-here" / "ml-100k").mkdir(parents=True)
+    (tmp_path / "nothing-here" / "ml-100k" / "u.data").write_text("1\t1\t5\t0\n")
+    assert conftest.need_movielens() == tmp_path / "nothing-here" / "ml-100k"

@@ -1,8 +1,11 @@
 """Behaviour labels (issue 6, item 1): window edges, targets, unobserved windows, stacked
-training sets with point-in-time snapshots, and the simulator's planted truth."""
+training sets with point-in-time snapshots, agreement with the simulator's planted truth, and
+no simulator knowledge in the labels (issue 16, point 10)."""
 
 from __future__ import annotations
 
+import ast
+import tomllib
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,18 +15,19 @@ import polars as pl
 import pytest
 from sqlalchemy import text
 
+from tastebud import training
 from tastebud.config import Settings
 from tastebud.errors import InvalidInput
 from tastebud.features import list_snapshots, snapshot_values
 from tastebud.services import Services, build_services
 from tastebud.simulator import SimConfig, Simulator
+from tastebud.training import labels as labels_module
 from tastebud.training.labels import (
     KEY_COLUMNS,
     LabelWindows,
     default_as_of_times,
     event_labels,
     event_training_set,
-    simulator_truth_labels,
 )
 
 from conftest import event
@@ -237,54 +241,35 @@ def _auc(labels: list[int], scores: list[float]) -> float:
     return wins / (len(pos) * len(neg))
 
 
-def test_simulator_truth_labels() -> None:
-    sim = Simulator(SimConfig(users=300, days=60, seed=1))
-    truth = sim.truth()
-    start = int(sim.config.start.timestamp() * 1000)
-    as_of = start + 30 * DAY
-
-    churn = simulator_truth_labels(truth, str.upper, as_of, "churn")
-    assert churn.schema == {
-        "user_key": pl.String,
-        "as_of_ms": pl.Int64,
-        "truth_label": pl.Int8,
-        "truth_score": pl.Float64,
+def test_labels_hold_no_simulator_knowledge() -> None:
+    """Issue 16, point 10: no test oracle in production code. Labels come from events alone; the
+    planted truth is the simulator's (``Simulator.planted_labels``), with its constants."""
+    source = Path(labels_module.__file__).read_text()
+    tree = ast.parse(source)
+    imported = {
+        n.module if isinstance(n, ast.ImportFrom) else a.name
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Import | ast.ImportFrom)
+        for a in n.names
     }
-    assert churn.get_column("user_key").to_list()[0].startswith("NB-USER-")
-    assert 100 < churn.height < 300  # signed up before T and not yet gone 30 days before T
-    rate = churn.get_column("truth_label").mean()
-    assert isinstance(rate, float) and 0.2 < rate < 0.7
-    # The planted hazard ranks who churns.
-    assert _auc(churn["truth_label"].to_list(), churn["truth_score"].to_list()) > 0.75
-    by_as_of = simulator_truth_labels(truth, str.upper, as_of, "churn", churned_by="as_of")
-    assert by_as_of.get_column("user_key").equals(churn.get_column("user_key"))
-    assert 0 < by_as_of["truth_label"].sum() < churn["truth_label"].sum()
-    assert (by_as_of["truth_label"] <= churn["truth_label"]).all()
-    # Population by hand: signed up before T, churn day after T - 30 days.
-    expected = {
-        u.upper()
-        for u, p in truth["users"].items()
-        if p["signup"] < "2026-01-31"
-        and (p["churned_on"] is None or p["churned_on"] > "2026-01-01")
-    }
-    assert set(churn.get_column("user_key")) == expected
-
-    conversion = simulator_truth_labels(truth, str.upper, as_of, "conversion")
-    assert conversion.get_column("truth_label").null_count() == conversion.height
-    scores = conversion.get_column("truth_score")
-    assert scores.min() >= 0.0 and scores.max() < 1.0  # type: ignore[operator]
-    assert 0.05 < scores.mean() < 0.6  # type: ignore[operator]
-    # Users who churned before T cannot convert after it.
-    gone = churn.filter(
-        pl.col("user_key").is_in(by_as_of.filter(pl.col("truth_label") == 1)["user_key"].implode())
+    assert not any(m and m.startswith("tastebud.simulator") for m in imported)
+    # Neither the planted parameters' names nor the conversion model's numbers.
+    sim = Simulator(SimConfig(users=1, items=12, days=1))
+    planted = set(next(iter(sim.truth()["users"].values()))) | set(sim.truth()["config"])
+    constants = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
+    assert not constants & planted
+    assert not constants & {5.2, 0.15, 0.4}  # intercept, exploration/page slope, skill slope
+    assert "simulator_truth_labels" not in training.__all__
+    # The import contract that keeps it so (checked by test_architecture's lint-imports run).
+    contracts = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["tool"][
+        "importlinter"
+    ]["contracts"]
+    assert any(
+        c["type"] == "forbidden"
+        and "tastebud.simulator" in c["forbidden_modules"]
+        and {"tastebud.training", "tastebud.training.labels"} & set(c["source_modules"])
+        for c in contracts
     )
-    assert conversion.join(gone, on="user_key")["truth_score"].max() == 0.0
-
-    with pytest.raises(InvalidInput, match="simulation ends 1.00 days"):
-        simulator_truth_labels(truth, str.upper, start + 31 * DAY, "churn")
-    simulator_truth_labels(truth, str.upper, start + 53 * DAY, "conversion")
-    with pytest.raises(InvalidInput, match="churned_by"):
-        simulator_truth_labels(truth, str.upper, as_of, "churn", churned_by="x")  # type: ignore[arg-type]
 
 
 def test_event_labels_agree_with_planted_truth(services: Services) -> None:
@@ -292,10 +277,11 @@ def test_event_labels_agree_with_planted_truth(services: Services) -> None:
     _load_sim(services, sim)
     times = default_as_of_times(services.store, "churn", count=2)
     labels = event_labels(services.store, "churn", times)
+    w = LabelWindows()
     for t in times:
-        truth = simulator_truth_labels(
-            sim.truth(), services.pseudonymizer.user, t, "churn", churned_by="as_of"
-        )
+        truth = sim.planted_labels(
+            t, "churn", window_days=w.churn_days, activity_days=w.activity_days, churned_by="as_of"
+        ).frame(services.pseudonymizer.user)
         mine = labels.filter(pl.col("as_of_ms") == t)
         joined = mine.join(truth, on=["user_key", "as_of_ms"])
         assert joined.height == mine.height  # every event-active user is in the planted population
@@ -303,9 +289,12 @@ def test_event_labels_agree_with_planted_truth(services: Services) -> None:
         assert isinstance(agree, float) and agree > 0.85
     conversion_times = default_as_of_times(services.store, "conversion", count=1)
     conversions = event_labels(services.store, "conversion", conversion_times)
-    planted = simulator_truth_labels(
-        sim.truth(), services.pseudonymizer.user, conversion_times[0], "conversion"
-    )
+    planted = sim.planted_labels(
+        conversion_times[0],
+        "conversion",
+        window_days=w.conversion_days,
+        activity_days=w.activity_days,
+    ).frame(services.pseudonymizer.user)
     joined = conversions.join(planted, on=["user_key", "as_of_ms"])
     assert joined.height == conversions.height
     assert _auc(joined["label"].to_list(), joined["truth_score"].to_list()) > 0.65

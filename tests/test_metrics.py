@@ -80,6 +80,7 @@ def test_metrics_needs_no_key_and_labels_latency_by_route_template(sqlite_api: A
         "tastebud_model_version",
         "tastebud_model_loaded_timestamp_seconds",
         "tastebud_realtime_freshness_seconds",
+        "tastebud_realtime_updates_total",
         "tastebud_events_total",
         "tastebud_impressions_total",
     ):
@@ -138,6 +139,9 @@ def test_ingest_counts_outcomes_and_observes_freshness(sqlite_api: Api) -> None:
     assert delta("tastebud_realtime_freshness_seconds_count") == 1
     assert 0 <= delta("tastebud_realtime_freshness_seconds_sum") < 5
     assert delta("tastebud_realtime_freshness_seconds_bucket", le="5.0") == 1
+    # The same batch's update, counted by its outcome (memory://: applied in time).
+    assert delta("tastebud_realtime_updates_total", outcome="applied") == 1
+    assert delta("tastebud_realtime_updates_total", outcome="dropped") == 0
 
 
 def test_model_served_helper_sets_version_and_load_time(sqlite_api: Api) -> None:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from collections.abc import Iterator
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
+import annotated_types as at
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, Field, ValidationError
+from pydantic.fields import FieldInfo
 
+from tastebud.errors import InvalidInput
+from tastebud.evaluation.tuning import checked_space, tune
 from tastebud.models import (
     ALS,
     BPR,
@@ -34,6 +41,7 @@ from tastebud.models import (
     model_class,
     top_k,
 )
+from tastebud.models.predictor import PredictorConfig
 
 
 def checkerboard(n_users: int = 40, n_items: int = 20, seed: int = 0) -> tuple[TrainingData, Any]:
@@ -398,3 +406,171 @@ def test_top_k_matches_a_full_sort(n_rows: int, n_items: int, k: int, seed: int)
         ranked = sorted(range(n_items), key=lambda j: (-masked[r, j], j))
         want = [j for j in ranked if np.isfinite(masked[r, j])][:k]
         assert rec.item_idx[r].tolist() == want + [-1] * (k - len(want))
+
+
+# -- configs refuse nonsense (issue 16, point 11) ----------------------------------------------
+_BOUNDS = (at.Ge, at.Gt, at.Le, at.Lt)
+
+
+Found = tuple[str, type, tuple[Any, ...]]
+
+
+def _numbers(tp: Any, bounds: tuple[Any, ...] = ()) -> Iterator[Found]:
+    """``(where, int or float, bounds)`` for every number a field's type holds: itself (also
+    inside ``Optional``), or a tuple's, list's or dict's values (``where``: ``""``, ``"[]"``)."""
+    origin, args = get_origin(tp), get_args(tp)
+    if origin is Annotated:
+        inner: list[Any] = []
+        for m in args[1:]:
+            inner += m.metadata if isinstance(m, FieldInfo) else [m]
+        yield from _numbers(args[0], bounds + tuple(m for m in inner if isinstance(m, _BOUNDS)))
+    elif origin in (Union, UnionType):
+        for arg in args:
+            yield from _numbers(arg, bounds)
+    elif origin in (tuple, list, dict):
+        for where, base, b in _numbers(args[-1] if origin is dict else args[0]):
+            yield "[]" + where, base, b
+    elif tp in (int, float):
+        yield "", tp, bounds
+
+
+def numeric_fields(model: type[BaseModel]) -> dict[str, Found]:
+    """Every field of ``model`` that holds a number, with where, its type and its bounds
+    (``Field(ge=...)`` on the field or inside the type); booleans are not numbers."""
+    out = {}
+    for name, info in model.model_fields.items():
+        own = tuple(m for m in info.metadata if isinstance(m, _BOUNDS))
+        found = list(_numbers(info.annotation, own))
+        if found:
+            out[name] = found[0]
+    return out
+
+
+def unbounded_fields(model: type[BaseModel]) -> list[str]:
+    """Numeric fields with neither a bound nor a field validator of their own."""
+    validated = {
+        f for d in model.__pydantic_decorators__.field_validators.values() for f in d.info.fields
+    }
+    return [
+        name
+        for name, (_, _, bounds) in numeric_fields(model).items()
+        if not bounds and name not in validated
+    ]
+
+
+def _just_outside(bound: Any, step: float) -> float:
+    """The value ``step`` beyond an inclusive bound, or an exclusive bound itself."""
+    name = type(bound).__name__.lower()  # ge, gt, le or lt: the bound's attribute
+    edge = float(getattr(bound, name))
+    return edge - step if name == "ge" else edge + step if name == "le" else edge
+
+
+def out_of_bounds(model: type[BaseModel]) -> list[tuple[str, Any]]:
+    """``(field, value)`` pairs, one per bound of each numeric field, just outside the bound
+    (e.g. 0 for ``ge=1``, 0 for ``gt=0``), in the field's shape (``(0,)`` for a tuple)."""
+    out: list[tuple[str, Any]] = []
+    for name, (where, base, bounds) in numeric_fields(model).items():
+        for b in bounds:
+            value = _just_outside(b, 1 if base is int else 0.5)
+            bad: Any = int(value) if base is int else value
+            if where:
+                shape = model.model_fields[name].annotation
+                bad = {"k": bad} if get_origin(shape) is dict else (bad,)
+            out.append((name, bad))
+    return out
+
+
+MODEL_CONFIGS: list[type[BaseModel]] = [
+    *(cls.config_class for cls in MODELS.values()),
+    PredictorConfig,
+]
+
+
+@pytest.mark.parametrize("config", MODEL_CONFIGS, ids=lambda c: c.__name__)
+def test_every_numeric_config_field_is_bounded(config: type[BaseModel]) -> None:
+    assert numeric_fields(config), "the field detector found no numbers"
+    assert not unbounded_fields(config), "add Field(ge=..., gt=..., le=...) to these"
+    assert config.model_config.get("frozen") and config.model_config.get("extra") == "forbid"
+    default = config()  # the defaults are within the bounds
+    with pytest.raises(ValidationError):
+        setattr(default, next(iter(config.model_fields)), None)  # frozen
+    with pytest.raises(ValidationError, match="no_such_parameter"):
+        config(no_such_parameter=1)
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "bad"),
+    [(c, f, v) for c in MODEL_CONFIGS for f, v in out_of_bounds(c)],
+    ids=lambda x: x.__name__ if isinstance(x, type) else repr(x),
+)
+def test_a_value_out_of_bounds_is_refused_naming_the_field(
+    config: type[BaseModel], field: str, bad: Any
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        config(**{field: bad})
+    assert {e["loc"][0] for e in info.value.errors()} == {field}
+    message = InvalidInput.from_validation(info.value).message
+    assert message.startswith(f"invalid {config.__name__}: {field}")
+
+
+def test_nonsense_values_named_in_the_issue_are_refused() -> None:
+    with pytest.raises(ValidationError, match="neighbors"):
+        ItemKNNConfig(neighbors=0)
+    with pytest.raises(ValidationError, match="factors"):
+        ALSConfig(factors=0)
+    with pytest.raises(ValidationError, match="learning_rate"):
+        BPRConfig(learning_rate=0.0)
+    with pytest.raises(ValidationError, match="alpha"):
+        ALSConfig(alpha=0.0)  # implicit multiplies the matrix by it: nothing would be left
+    with pytest.raises(ValidationError, match="half_life"):
+        ItemKNNConfig(half_life=-3.0)
+    with pytest.raises(ValidationError, match="leaves"):
+        PredictorConfig(leaves=(1,))
+    with pytest.raises(ValueError, match="seed"):
+        FitOptions(seed=-1)
+    # Zero is meaningful where it switches something off, and None where it means "no decay".
+    assert HybridConfig(w_als=0.0, w_knn=0.0, alpha=0.0).w_als == 0.0
+    assert SeqLinearConfig(history_half_life=None, alpha=0.0).alpha == 0.0
+
+
+def test_the_bound_detector_catches_a_new_unbounded_field() -> None:
+    class Loose(ModelConfig):
+        count: int = 3
+        share: float | None = None
+        bounded: int = Field(default=1, ge=1)
+        levels: tuple[int, ...] = (2,)
+        flag: bool = True
+
+    assert unbounded_fields(Loose) == ["count", "share", "levels"]
+    assert out_of_bounds(Loose) == [("bounded", 0)]
+
+
+def test_search_spaces_stay_within_the_bounds() -> None:
+    for cls in MODELS.values():
+        assert checked_space(cls.config_class) == cls.config_class.search_space()
+
+    class Wrong(ModelConfig):
+        neighbors: int = Field(default=10, ge=1)
+
+        @classmethod
+        def search_space(cls) -> dict[str, list[Any]]:
+            return {"neighbors": [10, 0]}
+
+    class WrongModel(Popularity):
+        config_class = Wrong  # type: ignore[assignment]
+
+    with pytest.raises(ValidationError, match="neighbors"):
+        checked_space(Wrong)
+    with pytest.raises(ValidationError, match="neighbors"):  # before any trial runs
+        tune(WrongModel, None)  # type: ignore[arg-type]
+
+
+def test_a_bad_value_becomes_a_clear_error_naming_the_field() -> None:
+    with pytest.raises(ValidationError) as info:
+        ALSConfig(factors=0, learning_rate=0.1)  # type: ignore[call-arg]
+    error = InvalidInput.from_validation(info.value)
+    assert error.message == (
+        "invalid ALSConfig: factors: Input should be greater than or equal to 1 (got 0); "
+        "learning_rate: Extra inputs are not permitted"
+    )
+    assert [d["field"] for d in error.details] == ["factors", "learning_rate"]

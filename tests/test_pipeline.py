@@ -195,3 +195,22 @@ def test_temporal_split_properties(rows: list[tuple[str, int]]) -> None:
 def test_pipeline_config_is_validated() -> None:
     with pytest.raises(ValueError):
         PipelineConfig(session_gap_ms=0)
+
+
+def test_pipeline_configs_refuse_nonsense_and_name_the_field() -> None:
+    """Issue 16, point 11: a typo or an impossible value nested in a feature build's config is
+    refused, naming the field, instead of being silently ignored."""
+    from pydantic import ValidationError
+
+    from tastebud.features import FeatureBuildConfig
+    from tastebud.pipeline import InteractionConfig, PipelineConfig
+
+    with pytest.raises(ValidationError, match="near_duplicate_msec"):
+        PipelineConfig(near_duplicate_msec=5)  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="like_weight"):
+        InteractionConfig(like_weight=-1.0)
+    with pytest.raises(ValidationError, match="half_life_days"):
+        InteractionConfig(half_life_days=0)
+    with pytest.raises(ValidationError, match="session_gap"):
+        FeatureBuildConfig(pipeline={"session_gap": 60_000})  # type: ignore[arg-type]
+    assert FeatureBuildConfig().pipeline == PipelineConfig()

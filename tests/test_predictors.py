@@ -15,6 +15,7 @@ from tastebud.errors import ArtifactInvalid, InvalidInput
 from tastebud.evaluation import expected_calibration_error, reliability
 from tastebud.models.predictor import Predictor, PredictorConfig
 from tastebud.registry import promote, scan_artifact
+from tastebud.registry.predictor import FeatureSchema
 from tastebud.serving import PredictionService
 from tastebud.simulator import SimConfig, Simulator
 from tastebud.training import (
@@ -104,7 +105,11 @@ def test_calibration_choice_survives_the_artifact(tmp_path: Path) -> None:
     model = Predictor(PredictorConfig(families=("logistic",), logistic_c=(1.0,))).fit(
         x, y, list("abcd")
     )
-    schema = {"names": list("abcd"), "kinds": dict.fromkeys("abcd", "numeric"), "categories": {}}
+    schema: FeatureSchema = {
+        "names": list("abcd"),
+        "kinds": dict.fromkeys("abcd", "numeric"),
+        "categories": {},
+    }
     save_predictor(tmp_path / "p", model, schema, {})
     loaded = load_predictor(tmp_path / "p").predictor
     assert loaded.calibration == model.calibration
@@ -126,7 +131,11 @@ def test_artifact_round_trip_and_tamper_check(tmp_path: Path) -> None:
     x, y = interaction_data(2000)
     x[::7, 2] = np.nan  # missing values survive the round trip
     model = Predictor(FAST).fit(x, y, list("abcd"))
-    schema = {"names": list("abcd"), "kinds": dict.fromkeys("abcd", "numeric"), "categories": {}}
+    schema: FeatureSchema = {
+        "names": list("abcd"),
+        "kinds": dict.fromkeys("abcd", "numeric"),
+        "categories": {},
+    }
     artifact_id = save_predictor(tmp_path / "churn", model, schema, {"note": 1})
     names = sorted(p.name for p in (tmp_path / "churn").iterdir())
     assert "params.npz" in names and any(n.startswith("booster_") for n in names)

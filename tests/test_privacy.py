@@ -105,7 +105,7 @@ def test_user_attributes_follow_the_policy(api: Api) -> None:
         "/v1/users/u1",
         json={"segment": "a", "email": "u1@example.com", "phone_number": "+1 555 123 4567"},
     )
-    row = api.services.store.get_user(api.services.pseudonymizer.user("u1"))
+    row = api.services.catalog.users.get(api.services.pseudonymizer.user("u1"))
     assert row is not None
     assert set(row["attributes"]["email"]) == {"$enc"}
     assert set(row["attributes"]["phone_number"]) == {"$enc"}

@@ -15,11 +15,20 @@ from tastebud.errors import ArtifactInvalid, ChecklistFailed, Conflict, InvalidI
 from tastebud.ids import Vocabulary
 from tastebud.models import TrainingData
 from tastebud.models.linear import SeqLinear, SeqLinearConfig
-from tastebud.registry import Registry, checklist, promote, rollback, scan_artifact
+from tastebud.registry import (
+    Approval,
+    Comparison,
+    Registry,
+    checklist,
+    compare,
+    promote,
+    rollback,
+    scan_artifact,
+)
 from tastebud.registry.recommender import load_model, save_model
 from tastebud.services import Services
-from tastebud.training.jobs import JobContext
-from tastebud.worker.schedule import JobLock, Worker, auto_promote
+from tastebud.training.context import JobContext
+from tastebud.worker.schedule import JobLock, ReportDetails, Worker, auto_promote
 
 DAY = 86_400_000
 KEYS = [f"{i:032x}" for i in range(3)]  # pseudonym-shaped user keys
@@ -112,6 +121,37 @@ def test_versions_aliases_and_the_checklist(any_services: Services) -> None:
     assert last.details["previous"] == 1
 
 
+def test_records_are_typed_and_their_json_views_hold_no_internals(
+    any_services: Services,
+) -> None:
+    # Issue 16, point 5: the registry's results are typed; the JSON the API and the CLI show is
+    # their serialization (the artifact path stays internal, an absent note is absent).
+    reg = any_services.registry
+    v1 = register(reg)
+    view = v1.model_dump(mode="json")
+    assert "path" not in view and v1.path == "recommendations/v1/r1"
+    assert (view["aliases"], view["approval"], view["kind"]) == (["candidate"], None, "recommender")
+    approved = reg.approve("recommendations", 1, actor="key:abc")
+    assert isinstance(approved.approval, Approval) and approved.approval.by == "key:abc"
+    assert set(approved.model_dump(mode="json")["approval"]) == {"by", "at_ms"}
+    noted = reg.approve("recommendations", 1, actor="key:def", note="looks right")
+    assert noted.approval == Approval(by="key:def", at_ms=noted.approval.at_ms, note="looks right")  # type: ignore[union-attr]
+    metrics = passing_metrics(0.4)
+    metrics["test"].update({"label": "not a number", "users": 12, "coverage": None})
+    register(reg, metrics=metrics)
+    table = compare(reg, "recommendations")
+    assert isinstance(table, Comparison) and [v.version for v in table.versions] == [1, 2]
+    assert table.metrics == {
+        "ndcg@10": {"1": 0.3, "2": 0.4},
+        "users": {"2": 12},
+        "coverage": {"2": None},
+    }
+    assert table.model_dump(mode="json")["metrics"]["users"] == {"2": 12}  # an int stays an int
+    assert compare(reg, "recommendations", [2]).versions[0].aliases == ("candidate",)
+    with pytest.raises(ModelNotFound, match="no versions"):
+        compare(reg, "churn")
+
+
 def test_checklist_items_fail_for_the_right_reasons(any_services: Services) -> None:
     reg = any_services.registry
     lineage = passing_lineage()
@@ -156,12 +196,19 @@ def test_what_could_not_be_checked_is_not_a_pass(any_services: Services) -> None
     check = checklist(reg, mv, POLICY)
     bias = {i.name: i for i in check.items}["bias_analysis"]
     assert (bias.status, bias.passed) == ("not_checked", False)
-    assert bias.to_json()["status"] == "not_checked" and "not checked" in bias.detail
+    view = bias.model_dump(mode="json")  # the JSON view: no internal ``checked`` flag
+    assert view == {
+        "name": "bias_analysis",
+        "passed": False,
+        "detail": bias.detail,
+        "status": "not_checked",
+    }
+    assert "not checked" in bias.detail
     assert not check.passed and check.failing() == [] and check.not_checked() == [bias]
     with pytest.raises(ChecklistFailed, match="bias_analysis not checked") as err:
         promote(reg, POLICY, "recommendations", mv.version, actor="test")
     assert "--waive bias_analysis --reason" in err.value.message
-    assert err.value.details == [bias.to_json()]
+    assert err.value.details == [view]
     with pytest.raises(InvalidInput, match="reason"):
         promote(reg, POLICY, "recommendations", mv.version, actor="test", waive=("bias_analysis",))
     with pytest.raises(InvalidInput, match="validated was checked"):
@@ -368,11 +415,11 @@ def test_worker_retries_failures_and_recovers_crashes(
     ctx = ctx_of(any_services)
     calls: list[str] = []
 
-    def flaky(_: JobContext) -> dict[str, Any]:
+    def flaky(_: JobContext) -> ReportDetails:
         calls.append("x")
         if len(calls) < 3:
             raise RuntimeError("database hiccup")
-        return {"ok": True}
+        return {"report": "ok"}
 
     schedule = Schedule(max_attempts=3, retry_seconds=0, lease_seconds=60)
     worker = Worker(ctx, schedule, tmp_path, owner="w1", jobs={"feature_review": flaky})
@@ -419,7 +466,7 @@ def test_auto_promotion_policy(any_services: Services) -> None:
     ctx = ctx_of(any_services, tolerance=0.01)
     first = register(ctx.registry)
     assert "promoted" in auto_promote(ctx, first)
-    assert ctx.registry.get("recommendations", 1).approval["by"] == "policy:auto-promote"  # type: ignore[index]
+    assert ctx.registry.get("recommendations", 1).approval.by == "policy:auto-promote"  # type: ignore[union-attr]
     worse = register(ctx.registry, metrics=passing_metrics(ndcg=0.25))
     outcome = auto_promote(ctx, worse)
     assert "stays a candidate" in outcome and "below production v1" in outcome

@@ -79,7 +79,7 @@ def test_defaults_delete_per_type_from_received_time(any_services: Services) -> 
     report = transparency_report(
         any_services.store, time.strftime("%Y-%m", time.gmtime(NOW / 1000))
     )
-    assert (report["retention_runs"], report["retention_deleted_events"]) == (2, 5)
+    assert (report.retention_runs, report.retention_deleted_events) == (2, 5)
 
 
 def test_imported_history_survives_import_day(any_services: Services) -> None:

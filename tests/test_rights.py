@@ -20,7 +20,7 @@ from tastebud.config import Settings
 from tastebud.registry import promote
 from tastebud.rights import PERSONAL_TABLES, STEPS
 from tastebud.store import tables as t
-from tastebud.training.jobs import train_recommendations
+from tastebud.training.recommender_jobs import train_recommendations
 from tastebud.worker import job_context
 from test_serving import _secrets, prepare, recs, send
 
@@ -290,6 +290,27 @@ def test_opting_out_of_personalization(
     assert report["personalization_opt_outs"] == 1 and report["consent_changes"] >= 1
     bad = api.request("GET", "/v1/privacy/report", params={"month": "2026-13"})
     assert bad.status_code == 422
+
+
+def test_transparency_report_is_typed(any_services: Any) -> None:
+    from tastebud.rights import ConsentChanges, TransparencyReport, transparency_report
+
+    now = int(time.time() * 1000)
+    store = any_services.store
+    any_services.consent_log.record("a" * 32, {"personalization": False, "analytics": True}, now)
+    any_services.consent_log.record("b" * 32, {"personalization": False}, now)
+    any_services.consent_log.record("b" * 32, {"personalization": True}, now)
+    report = transparency_report(store)
+    assert isinstance(report, TransparencyReport)
+    assert report.consent_changes_by_purpose == {
+        "personalization": ConsentChanges(granted=1, withdrawn=2),
+        "analytics": ConsentChanges(granted=1, withdrawn=0),
+    }
+    assert (report.consent_changes, report.personalization_opt_outs) == (4, 2)
+    assert report.model_dump()["consent_changes_by_purpose"]["analytics"] == {
+        "granted": 1,
+        "withdrawn": 0,
+    }
 
 
 def test_transparency_report_counts(

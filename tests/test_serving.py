@@ -15,12 +15,14 @@ import httpx
 import orjson
 import pytest
 from cryptography.fernet import Fernet
+from pydantic import BaseModel
 
 from tastebud.config import Settings
 from tastebud.registry import promote
 from tastebud.services import build_services
+from tastebud.serving.coldstart import ListKind
 from tastebud.simulator import SimConfig, Simulator
-from tastebud.training.jobs import train_recommendations
+from tastebud.training.recommender_jobs import train_recommendations
 from tastebud.worker import job_context
 from test_jobs import ingest
 
@@ -159,15 +161,15 @@ def test_cold_start_by_context_and_by_session(api: Api) -> None:
     assert plain["mode"] == "cold_start"
     # The locale's own list (users' locale attributes), when the request gives one.
     lists = api.services.models.get("recommendations").obj.cold_start  # type: ignore[union-attr]
-    locale, ranked = next(iter(lists["locale"].items()))
+    locale, ranked = next(iter(lists.by_kind[ListKind.LOCALE].items()))
     local = recs(api, "a-third-new-user", k=5, locale=locale)
-    assert [i["item_id"] for i in local["items"]] == ranked[:5]
+    assert [i["item_id"] for i in local["items"]] == list(ranked[:5])
     assert local["items"][0]["reason"] == {
         "type": "popular_in_context",
         "locale": locale,
         "text": f"Popular in {locale}",
     }
-    assert ranked[:5] != lists["global"][:5] or len(lists["locale"]) == 1
+    assert ranked[:5] != lists.overall[:5] or len(lists.by_kind[ListKind.LOCALE]) == 1
     # A new user with only a session gets session-based items.
     session_user = "session-only-user"
     pool = [i["item_id"] for i in recs(api, "nb-user-0000003", k=3)["items"]]
@@ -180,7 +182,7 @@ def test_cold_start_by_context_and_by_session(api: Api) -> None:
 
 def test_rank_adapts_text_to_the_skill_level(api: Api) -> None:
     user = "nb-user-0000004"
-    stored = api.services.store.get_user(api.services.pseudonymizer.user(user))
+    stored = api.services.catalog.users.get(api.services.pseudonymizer.user(user))
     skill = stored["attributes"]["skill_level"]  # type: ignore[index]
     variants = {
         "beginner": "simple words",
@@ -342,10 +344,12 @@ def test_new_items_get_exploration_slots_in_liked_categories(api: Api) -> None:
 # -- issue 15: the first hour of a new user --------------------------------------------------
 def test_reasons_name_only_the_list_really_used(api: Api) -> None:
     lists = api.services.models.get("recommendations").obj.cold_start  # type: ignore[union-attr]
-    device = next(iter(lists["device"]))
+    device = next(iter(lists.by_kind[ListKind.DEVICE]))
     known = recs(api, "new-user-a", k=5, device=device)
     assert {i["reason"]["text"] for i in known["items"]} == {f"Popular on {device}"}
-    assert [i["item_id"] for i in known["items"]] == lists["device"][device][:5]
+    assert [i["item_id"] for i in known["items"]] == list(
+        lists.by_kind[ListKind.DEVICE][device][:5]
+    )
     overall = recs(api, "new-user-b", k=5)
     for params in (
         {"device": "toaster"},
@@ -433,3 +437,66 @@ def test_feedback_retried_with_its_id_is_stored_once(api: Api) -> None:
         assert r.status_code == 202 and r.json()["status"] == "recorded"
     key = api.services.pseudonymizer.user(user)
     assert api.services.store.count_events(user_key=key, event_type="feedback") == 1
+
+
+# -- issue 16, point 5: every answer has a schema, and the answers keep their shape ---------------
+def conforms(model: type[BaseModel], body: Any) -> None:
+    """``body`` is valid for ``model`` and holds nothing the model does not declare (a round
+    trip through the model gives the same JSON)."""
+    parsed = model.model_validate(body)
+    assert parsed.model_dump(mode="json", exclude_unset=True) == body
+
+
+def test_personalization_answers_match_their_response_models(api: Api) -> None:
+    from tastebud.api.routes.profiles import ProfileOut
+    from tastebud.api.routes.recommendations import (
+        FeedbackOut,
+        RankingOut,
+        RecommendationsOut,
+        SimilarOut,
+    )
+
+    user = "nb-user-0000011"
+    send(api, "cold-session-user", ["nb-item-000003"])
+    bodies: dict[str, tuple[type[BaseModel], Any]] = {}
+    for who, params in (
+        (user, {"k": 10}),
+        ("brand-new-user", {"k": 5, "device": "mobile", "hour": 22}),
+        ("cold-session-user", {"k": 5}),
+    ):
+        body = recs(api, who, **params)
+        del body["_headers"]
+        conforms(RecommendationsOut, body)
+        bodies[f"recommendations {body['mode']}"] = (RecommendationsOut, body)
+    assert {b["mode"] for _, b in bodies.values()} == {"personalized", "cold_start", "session"}
+    item = bodies["recommendations personalized"][1]["items"][0]["item_id"]
+    similar = api.request("GET", f"/v1/items/{item}/similar", "serve", params={"k": 3})
+    ranked = api.request(
+        "POST",
+        f"/v1/users/{user}/rank",
+        "serve",
+        json={"items": [{"id": item}, {"id": "new-thing", "category": "vpn", "created_at": 0}]},
+    )
+    feedback = api.request(
+        "POST", f"/v1/users/{user}/feedback", "serve", json={"item_id": item, "kind": "like"}
+    )
+    profile = api.request("GET", f"/v1/users/{user}/profile", "serve")
+    for model, r in (
+        (SimilarOut, similar),
+        (RankingOut, ranked),
+        (FeedbackOut, feedback),
+        (ProfileOut, profile),
+    ):
+        assert r.status_code in (200, 202), r.text
+        conforms(model, r.json())
+    # Each of these routes documents its answer in /openapi.json.
+    paths = api.client.get("/openapi.json").json()["paths"]
+    for path, method, status, schema in (
+        ("/v1/users/{user_id}/recommendations", "get", "200", "RecommendationsOut"),
+        ("/v1/items/{item_id}/similar", "get", "200", "SimilarOut"),
+        ("/v1/users/{user_id}/rank", "post", "200", "RankingOut"),
+        ("/v1/users/{user_id}/feedback", "post", "202", "FeedbackOut"),
+        ("/v1/users/{user_id}/profile", "get", "200", "ProfileOut"),
+    ):
+        content = paths[path][method]["responses"][status]["content"]["application/json"]
+        assert content["schema"] == {"$ref": f"#/components/schemas/{schema}"}

@@ -1,4 +1,5 @@
-"""The NetworkBuster traffic simulator: deterministic, valid, and carrying its planted truth."""
+"""The NetworkBuster traffic simulator: deterministic, valid, and carrying its planted truth,
+which agrees with the traffic it generates."""
 
 from __future__ import annotations
 
@@ -6,10 +7,14 @@ import collections
 import io
 from datetime import UTC, datetime
 
+import numpy as np
 import orjson
+import polars as pl
+import pytest
 
+from tastebud.errors import InvalidInput
 from tastebud.events.schema import validate_event
-from tastebud.simulator import CATEGORIES, SimConfig, Simulator, write_ndjson
+from tastebud.simulator import CATEGORIES, PlantedLabels, SimConfig, Simulator, write_ndjson
 
 
 def sim(**kw: object) -> Simulator:
@@ -156,3 +161,142 @@ def test_users_declare_an_age_band_and_imperfect_interests() -> None:
     noise = sum(any(c not in top[u["user_id"]] for c in u["interests"]) for u in declared)
     forgot = sum(top[u["user_id"]][0] not in u["interests"] for u in declared)
     assert 0.1 < noise / len(declared) < 0.5 and forgot > 0.05 * len(declared)
+
+
+# -- the planted truth (issue 16, point 10: the simulator exposes it, labels know nothing of it) --
+DAY = 86_400_000
+
+
+def _auc(labels: list[int], scores: list[float]) -> float:
+    pos = [s for y, s in zip(labels, scores, strict=True) if y == 1]
+    neg = [s for y, s in zip(labels, scores, strict=True) if y == 0]
+    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
+
+
+def _ms(timestamp: str) -> int:
+    return int(datetime.fromisoformat(timestamp).timestamp() * 1000)
+
+
+def test_planted_labels() -> None:
+    """What ``training.labels.simulator_truth_labels`` promised, now the simulator's own API."""
+    s = Simulator(SimConfig(users=300, days=60, seed=1))
+    truth = s.truth()
+    start = int(s.config.start.timestamp() * 1000)
+    as_of = start + 30 * DAY
+
+    planted = s.planted_labels(as_of, "churn", window_days=30, activity_days=30)
+    assert isinstance(planted, PlantedLabels)
+    assert (planted.target, planted.as_of_ms, planted.window_days) == ("churn", as_of, 30)
+    assert planted.labels is not None
+    assert len(planted.user_ids) == len(planted.labels) == len(planted.scores)
+    churn = planted.frame(str.upper)
+    assert churn.schema == {
+        "user_key": pl.String,
+        "as_of_ms": pl.Int64,
+        "truth_label": pl.Int8,
+        "truth_score": pl.Float64,
+    }
+    assert churn.get_column("user_key").to_list()[0].startswith("NB-USER-")
+    assert churn.get_column("user_key").is_sorted()
+    assert 100 < churn.height < 300  # signed up before T and not yet gone 30 days before T
+    rate = churn.get_column("truth_label").mean()
+    assert isinstance(rate, float) and 0.2 < rate < 0.7
+    # The planted hazard ranks who churns.
+    assert _auc(churn["truth_label"].to_list(), churn["truth_score"].to_list()) > 0.75
+    by_as_of = s.planted_labels(
+        as_of, "churn", window_days=30, activity_days=30, churned_by="as_of"
+    ).frame(str.upper)
+    assert by_as_of.get_column("user_key").equals(churn.get_column("user_key"))
+    assert 0 < by_as_of["truth_label"].sum() < churn["truth_label"].sum()
+    assert (by_as_of["truth_label"] <= churn["truth_label"]).all()
+    # Population by hand: signed up before T, churn day after T - 30 days.
+    expected = {
+        u.upper()
+        for u, p in truth["users"].items()
+        if p["signup"] < "2026-01-31"
+        and (p["churned_on"] is None or p["churned_on"] > "2026-01-01")
+    }
+    assert set(churn.get_column("user_key")) == expected
+    # A shorter activity span leaves out more of those already gone.
+    short = s.planted_labels(as_of, "churn", window_days=30, activity_days=1)
+    assert set(short.user_ids) < set(planted.user_ids)
+
+    conversion = s.planted_labels(as_of, "conversion", window_days=7, activity_days=30)
+    assert conversion.labels is None
+    assert conversion.user_ids == planted.user_ids  # same population as churn
+    frame = conversion.frame(str.upper)
+    assert frame.get_column("truth_label").null_count() == frame.height
+    scores = frame.get_column("truth_score")
+    assert scores.min() >= 0.0 and scores.max() < 1.0  # type: ignore[operator]
+    assert 0.05 < scores.mean() < 0.6  # type: ignore[operator]
+    # Users who churned before T cannot convert after it.
+    gone = churn.filter(
+        pl.col("user_key").is_in(by_as_of.filter(pl.col("truth_label") == 1)["user_key"].implode())
+    )
+    assert frame.join(gone, on="user_key")["truth_score"].max() == 0.0
+    assert s.planted_labels(as_of, "conversion", window_days=7, activity_days=30) == conversion
+
+    with pytest.raises(InvalidInput, match="simulation ends 1.00 days"):
+        s.planted_labels(start + 31 * DAY, "churn", window_days=30, activity_days=30)
+    s.planted_labels(start + 53 * DAY, "conversion", window_days=7, activity_days=30)
+    with pytest.raises(InvalidInput, match="churned_by"):
+        s.planted_labels(as_of, "churn", window_days=30, activity_days=30, churned_by="x")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="unknown target"):
+        s.planted_labels(as_of, "retention", window_days=30, activity_days=30)  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="at least 1"):
+        s.planted_labels(as_of, "churn", window_days=0, activity_days=30)
+
+
+def test_planted_conversion_agrees_with_the_traffic() -> None:
+    """The planted probability of converting in a window is the one the events show: overall
+    (within four standard deviations) and by quartile of the planted probability, for a window
+    that starts and ends in the middle of a day."""
+    s = Simulator(SimConfig(users=2000, items=300, days=40, seed=2))
+    as_of = int(s.config.start.timestamp() * 1000) + 20 * DAY + 7 * 3_600_000 + 1234
+    planted = s.planted_labels(as_of, "conversion", window_days=7, activity_days=30)
+    converted = {
+        e["user_id"]
+        for e in s.events()
+        if e["event_type"] == "conversion" and as_of <= _ms(e["timestamp"]) < as_of + 7 * DAY
+    }
+    # Every converter is in the population, except those who signed up after T.
+    signup = {u: p["signup"] for u, p in s.truth()["users"].items()}
+    late = converted - set(planted.user_ids)
+    assert all(_ms(f"{signup[u]}T00:00:00+00:00") > as_of for u in late)
+    assert len(late) < 0.1 * len(converted)
+    y = np.array([u in converted for u in planted.user_ids], dtype=np.float64)
+    p = np.array(planted.scores)
+    assert abs(y.sum() - p.sum()) < 4 * np.sqrt((p * (1 - p)).sum())
+    quartiles = np.array_split(np.argsort(p, kind="stable"), 4)
+    rates = [float(y[q].mean()) for q in quartiles]
+    for q, observed in zip(quartiles, rates, strict=True):
+        assert abs(observed - float(p[q].mean())) < 0.05
+    assert rates == sorted(rates) and rates[-1] > 3 * rates[1]
+    assert _auc(y.astype(int).tolist(), p.tolist()) > 0.75
+
+
+def test_planted_churn_agrees_with_the_traffic() -> None:
+    """A user the simulator says has churned by ``T`` starts no session from ``T`` on (a session
+    begun the evening before may run a little past it); one it says churns only after the window
+    is still active in it more often than not."""
+    s = Simulator(SimConfig(users=600, items=200, days=50, seed=5))
+    as_of = int(s.config.start.timestamp() * 1000) + 15 * DAY + 5 * 3_600_000
+    last: dict[str, int] = {}
+    active_after: set[str] = set()
+    for e in s.events():
+        ts = _ms(e["timestamp"])
+        last[e["user_id"]] = max(last.get(e["user_id"], 0), ts)
+        if as_of <= ts < as_of + 30 * DAY:
+            active_after.add(e["user_id"])
+    by_as_of = s.planted_labels(
+        as_of, "churn", window_days=30, activity_days=30, churned_by="as_of"
+    )
+    by_end = s.planted_labels(as_of, "churn", window_days=30, activity_days=30)
+    assert by_as_of.labels is not None and by_end.labels is not None
+    gone = [u for u, y in zip(by_as_of.user_ids, by_as_of.labels, strict=True) if y]
+    assert len(gone) > 20
+    assert all(last.get(u, 0) < as_of + 3 * 3_600_000 for u in gone)
+    stays = [u for u, y in zip(by_end.user_ids, by_end.labels, strict=True) if not y]
+    assert len(stays) > 100
+    assert sum(u in active_after for u in stays) / len(stays) > 0.8

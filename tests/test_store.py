@@ -8,7 +8,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from tastebud.errors import Conflict, ServiceUnavailable
+from tastebud.apikeys import KeyManager
+from tastebud.catalog import Items, Users
+from tastebud.errors import Conflict, ServiceUnavailable, UnknownKey
+from tastebud.privacy import ConsentLog
 from tastebud.store import Store, current_revision, head_revision, make_engine
 from tastebud.store.tables import metadata
 
@@ -84,10 +87,11 @@ class TestStoreContract:
             store.merge_alias(anon, "d" * 32, 12)
 
     def test_users_put_get(self, store: Store) -> None:
-        assert store.get_user("k" * 32) is None
-        assert store.put_user("k" * 32, {"segment": "pro"}, 5) is True
-        assert store.put_user("k" * 32, {"segment": "free"}, 6) is False
-        user = store.get_user("k" * 32)
+        users = Users(store)
+        assert users.get("k" * 32) is None
+        assert users.put("k" * 32, {"segment": "pro"}, 5) is True
+        assert users.put("k" * 32, {"segment": "free"}, 6) is False
+        user = users.get("k" * 32)
         assert user is not None
         assert user["attributes"] == {"segment": "free"}
         assert (user["created_ms"], user["updated_ms"]) == (5, 6)
@@ -104,14 +108,15 @@ class TestStoreContract:
             "hidden": False,
             "updated_ms": 1,
         }
-        assert store.put_items([item]) == {"m1"}
-        assert store.put_items([{**item, "title": "T2"}, {**item, "item_id": "m2"}]) == {"m2"}
-        got = store.get_item("m1")
+        items = Items(store)
+        assert items.put([item]) == {"m1"}
+        assert items.put([{**item, "title": "T2"}, {**item, "item_id": "m2"}]) == {"m2"}
+        got = items.get("m1")
         assert got is not None and got["title"] == "T2" and got["hidden"] is False
-        assert store.count_items() == 2
-        assert store.delete_item("m1") is True
-        assert store.delete_item("m1") is False
-        assert store.get_item("m1") is None
+        assert items.count() == 2
+        assert items.delete("m1") is True
+        assert items.delete("m1") is False
+        assert items.get("m1") is None
 
     def test_item_categories(self, store: Store) -> None:
         item = {
@@ -125,18 +130,20 @@ class TestStoreContract:
             "hidden": False,
             "updated_ms": 1,
         }
-        store.put_items([item, {**item, "item_id": "k2", "category": None}])
+        items = Items(store)
+        items.put([item, {**item, "item_id": "k2", "category": None}])
         ids = ["k1", "k2", "unknown"] + [f"many-{i}" for i in range(1000)]  # > one IN chunk
-        got = store.item_categories(ids)
+        got = items.categories(ids)
         assert got["k1"] == "news" and got["k2"] is None and got["unknown"] is None
-        assert len(got) == len(ids) and store.item_categories(["k1"]) == {"k1": "news"}
+        assert len(got) == len(ids) and items.categories(["k1"]) == {"k1": "news"}
 
     def test_consents_and_log(self, store: Store) -> None:
         key = "c" * 32
-        store.set_consents(key, {"analytics": False}, 1)
-        store.set_consents(key, {"analytics": True, "personalization": False}, 2)
-        assert store.get_consents(key) == {"analytics": (True, 2), "personalization": (False, 2)}
-        assert store.consent_states([key, "z" * 32], "personalization") == {key: False}
+        consents = ConsentLog(store)
+        consents.record(key, {"analytics": False}, 1)
+        consents.record(key, {"analytics": True, "personalization": False}, 2)
+        assert consents.decisions(key) == {"analytics": (True, 2), "personalization": (False, 2)}
+        assert consents.states([key, "z" * 32], "personalization") == {key: False}
         from sqlalchemy import func, select
 
         from tastebud.store.tables import consent_log
@@ -149,22 +156,24 @@ class TestStoreContract:
     ) -> None:
         other = Store(make_engine(db_url))  # another API process on the same database
         key = "p" * 32
-        assert store.consent_states([key], "analytics") == {}  # cached: never decided
-        other.set_consents(key, {"analytics": False}, 1)
-        assert store.consent_states([key], "analytics") == {key: False}
-        other.set_consents(key, {"analytics": True}, 2)
-        assert store.consent_states([key, "q" * 32], "analytics") == {key: True}
+        consents, others = ConsentLog(store), ConsentLog(other)
+        assert consents.states([key], "analytics") == {}  # cached: never decided
+        others.record(key, {"analytics": False}, 1)
+        assert consents.states([key], "analytics") == {key: False}
+        others.record(key, {"analytics": True}, 2)
+        assert consents.states([key, "q" * 32], "analytics") == {key: True}
         other.dispose()
 
     def test_api_keys(self, store: Store) -> None:
-        store.create_key("abc", "web", "ingest", "h" * 64, 1)
-        key = store.get_key("abc")
-        assert key is not None and key["scope"] == "ingest" and key["revoked_ms"] is None
-        assert [k["key_id"] for k in store.list_keys()] == ["abc"]
-        assert store.revoke_key("abc", 2) is True
-        assert store.revoke_key("abc", 3) is False
-        revoked = store.get_key("abc")
-        assert revoked is not None and revoked["revoked_ms"] == 2
+        keys = KeyManager(store, cache_seconds=0)
+        info, token = keys.create("web", "ingest")
+        assert keys.authenticate(token).scope == "ingest" and info.revoked_ms is None
+        assert [k.key_id for k in keys.list()] == [info.key_id]
+        keys.revoke(info.key_id)
+        with pytest.raises(UnknownKey):
+            keys.revoke(info.key_id)
+        (revoked,) = keys.list()
+        assert revoked.revoked_ms is not None
 
     def test_ping(self, store: Store) -> None:
         store.ping()

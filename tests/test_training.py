@@ -16,9 +16,8 @@ from tastebud.ids import Vocabulary
 from tastebud.models import SeqLinear, SeqLinearConfig, TrainingData
 from tastebud.training import load_model, save_model
 from test_cli import run
-from test_importers import need_movielens
 
-from conftest import chromium_path
+from conftest import chromium_path, need_movielens
 
 
 def small_model() -> tuple[SeqLinear, Vocabulary, Vocabulary, TrainingData]:
@@ -191,3 +190,27 @@ def test_report_renders_its_plots_in_chromium(movielens_dir: Path, tmp_path: Pat
     # The bar colour of Tastebud's models (#2b6cb0) must be on screen: the plots rendered.
     blue = np.all(np.abs(pixels - np.array([0x2B, 0x6C, 0xB0]) / 255) < 0.03, axis=-1)
     assert blue.sum() > 2000, f"only {blue.sum()} pixels of the plot colour"
+
+
+def test_an_artifact_whose_config_is_now_refused_is_invalid_not_a_crash(tmp_path: Path) -> None:
+    """Issue 16, point 11: configs refuse nonsense, so a verified artifact written with a value
+    today's bounds refuse (l2 = 0) is reported as an invalid artifact naming the field."""
+    import json
+
+    from tastebud.registry import write_artifact
+
+    model, users, items, _ = small_model()
+    path = tmp_path / "m"
+    save_model(path, model, users, items)
+    texts = {
+        n: (path / n).read_text()
+        for n in ("config.json", "users.json", "items.json", "metrics.json")
+    }
+    config = json.loads(texts["config.json"])
+    config["config"]["l2"] = 0.0
+    texts["config.json"] = json.dumps(config)
+    with np.load(path / "params.npz", allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    write_artifact(path, texts, arrays)
+    with pytest.raises(ArtifactInvalid, match=r"no longer valid for tastebud_seq: l2"):
+        load_model(path)

@@ -16,10 +16,13 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
+
+from sqlalchemy import select, update
 
 from tastebud.errors import InvalidInput, Unauthenticated, UnknownKey
 from tastebud.store import Store
+from tastebud.store import tables as t
 
 __all__ = [
     "KeyInfo",
@@ -68,7 +71,8 @@ def _hash(secret: str) -> str:
 
 
 class KeyManager:
-    """Creates, lists, revokes and authenticates API keys.
+    """Creates, lists, revokes and authenticates API keys (this module owns the ``api_keys``
+    table's queries).
 
     Args:
         store: Where key hashes live.
@@ -96,16 +100,19 @@ class KeyManager:
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         now_ms = int(time.time() * 1000)
-        self.store.create_key(key_id, name, scope, _hash(secret), now_ms)
+        row = {"name": name, "scope": scope, "secret_hash": _hash(secret), "created_ms": now_ms}
+        with self.store.engine.begin() as conn:
+            conn.execute(t.api_keys.insert().values(key_id=key_id, **row))
         info = KeyInfo(key_id, name, scope, now_ms, None)
         return info, f"tb_{scope}_{key_id}_{secret}"
 
     def list(self) -> list[KeyInfo]:
         """Every key, revoked ones included."""
-        return [
-            KeyInfo(r["key_id"], r["name"], r["scope"], r["created_ms"], r["revoked_ms"])
-            for r in self.store.list_keys()
-        ]
+        k = t.api_keys
+        q = select(k.c.key_id, k.c.name, k.c.scope, k.c.created_ms, k.c.revoked_ms)
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(q.order_by(k.c.created_ms, k.c.key_id)).all()
+        return [KeyInfo(r.key_id, r.name, r.scope, r.created_ms, r.revoked_ms) for r in rows]
 
     def revoke(self, key_id: str) -> None:
         """Revoke a key; it stops working at once in this process.
@@ -113,10 +120,20 @@ class KeyManager:
         Raises:
             UnknownKey: no active key has this id.
         """
-        if not self.store.revoke_key(key_id, int(time.time() * 1000)):
+        k = t.api_keys
+        active = update(k).where(k.c.key_id == key_id, k.c.revoked_ms.is_(None))
+        with self.store.engine.begin() as conn:
+            revoked = conn.execute(active.values(revoked_ms=int(time.time() * 1000))).rowcount
+        if not revoked:
             raise UnknownKey("no active API key has this id")
         with self._lock:
             self._cache.pop(key_id, None)
+
+    def _read(self, key_id: str) -> dict[str, Any] | None:
+        """One key's row (hash included), or ``None``."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(t.api_keys).where(t.api_keys.c.key_id == key_id)).first()
+            return None if row is None else dict(row._mapping)
 
     def _row(self, key_id: str) -> dict[str, object] | None:
         now = time.monotonic()
@@ -124,7 +141,7 @@ class KeyManager:
             hit = self._cache.get(key_id)
         if hit is not None and now - hit[0] < self.cache_seconds:
             return hit[1]
-        row = self.store.get_key(key_id)
+        row = self._read(key_id)
         with self._lock:
             if len(self._cache) > 10_000:  # bounded: unknown ids must not grow it forever
                 self._cache.clear()

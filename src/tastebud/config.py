@@ -102,7 +102,7 @@ class GovernancePolicy(BaseModel):
     auto_promote: bool = True
     """Whether the worker promotes a candidate whose checklist passes (recorded as approved by
     the policy) when it is not worse than production by more than ``tolerance``."""
-    tolerance: float = Field(default=0.01, ge=0)
+    tolerance: float = Field(default=0.01, ge=0, le=1)
     """Auto-promotion: a candidate's NDCG@10 (ROC-AUC for predictors) may be at most this much
     below production's."""
 
@@ -161,6 +161,12 @@ class ServingConfig(BaseModel):
     realtime_retry_s: float = Field(default=5.0, ge=0)
     """After the real-time store fails, serve from the model alone for this long before trying
     it again (a down Redis costs one timeout, not one per request)."""
+    realtime_budget_ms: float = Field(default=50.0, gt=0)
+    """Longest a request waits for Redis: reading the user's real-time state (then the answer
+    is served ``degraded``), applying ingested events to it (then the events are acknowledged
+    and the update finishes late or is dropped, counted in
+    ``tastebud_realtime_updates_total``) and the shared rate limiter's round trip (then the
+    key is limited per process)."""
     catalog_refresh_s: float = Field(default=30.0, gt=0)
     """How often each API process re-reads the catalogue (categories, hidden, new items)."""
 
@@ -178,6 +184,10 @@ class RateLimits(BaseModel):
     admin_per_s: float = Field(default=5000.0, gt=0)
     burst_s: float = Field(default=2.0, gt=0)
     """Bucket size in seconds of the rate (short bursts above the rate are allowed)."""
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+"""Level names both the standard library and uvicorn (``tastebud serve``) know."""
 
 
 def _default_retention() -> dict[str, int]:
@@ -260,7 +270,8 @@ class Settings(BaseSettings):
     """Port ``tastebud serve`` binds."""
 
     log_level: str = "INFO"
-    """Python log level name."""
+    """Python log level name (``DEBUG``, ``INFO``, ``WARNING``, ``ERROR``, ``CRITICAL``; any
+    case)."""
 
     log_json: bool = False
     """Render logs as JSON lines instead of key=value text."""
@@ -276,10 +287,12 @@ class Settings(BaseSettings):
     """Per-key request rate limits (``TASTEBUD_RATE_LIMITS``, JSON); over the limit: ``429``
     with ``Retry-After``."""
 
-    retention_days: dict[str, int] = Field(default_factory=_default_retention)
+    retention_days: dict[str, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=_default_retention
+    )
     """Days an event is kept, counted from its ``received_at``, per event type (``*``: every
-    other type). Defaults: 395 days; performance events (``page_load``, ``error``,
-    ``resource_usage``, ``network_quality``) 30 days."""
+    other type; at least 1 day each). Defaults: 395 days; performance events (``page_load``,
+    ``error``, ``resource_usage``, ``network_quality``) 30 days."""
 
     serving: ServingConfig = Field(default_factory=ServingConfig)
     """The personalization engine's blending, exploration, cache and logging
@@ -326,7 +339,10 @@ class Settings(BaseSettings):
     @field_validator("log_level")
     @classmethod
     def _upper_level(cls, value: str) -> str:
-        return value.upper()
+        level = value.upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"not a log level; use one of {', '.join(_LOG_LEVELS)}")
+        return level
 
     @classmethod
     def settings_customise_sources(

@@ -25,7 +25,13 @@ The tree::
     │   └── ModelNotReady         no production version of a model is being served (503)
     └── ArtifactInvalid           a model artifact is incomplete or fails its checksum (500)
 
-Warnings for recoverable data problems derive from :class:`DataWarning`.
+Recoverable data problems are not errors: they are reported with ``warnings.warn(message,
+DataWarning)`` (LensKit's ``DataWarning``), the message naming the problem and how many rows
+or entities it touched, and the work goes on (``tastebud features build`` warns, for example,
+on item events without an item or clicks beyond the impressions shown).
+
+A configuration object refusing a value (``pydantic.ValidationError``) becomes a clear error
+with :meth:`TastebudError.from_validation`: the message names each field and what is wrong.
 
 Messages must never contain secrets, API keys, raw user ids or other personal data: they are
 returned to clients and written to logs.
@@ -33,7 +39,10 @@ returned to clients and written to logs.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 __all__ = [
     "ArtifactInvalid",
@@ -76,6 +85,41 @@ class TastebudError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details or []
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, *, env_prefix: str | None = None) -> Self:
+        """This error for a configuration that failed validation, naming every field.
+
+        Args:
+            exc: What pydantic raised.
+            env_prefix: For settings read from the environment: each problem also names the
+                variable of its top-level field (``TASTEBUD_`` gives ``TASTEBUD_SCHEDULE``).
+
+        Input values are shown only when they are numbers or booleans: a string might be a
+        secret.
+
+        >>> from pydantic import BaseModel, Field
+        >>> class Knobs(BaseModel):
+        ...     factors: int = Field(default=8, ge=1)
+        >>> try:
+        ...     Knobs(factors=0)
+        ... except ValueError as exc:
+        ...     print(InvalidInput.from_validation(exc).message)
+        invalid Knobs: factors: Input should be greater than or equal to 1 (got 0)
+        """
+        problems: list[str] = []
+        details: list[dict[str, Any]] = []
+        for e in exc.errors(include_url=False):
+            field = ".".join(str(part) for part in e["loc"]) or "(value)"
+            text = f"{field}: {e['msg']}"
+            value = e.get("input")
+            if isinstance(value, int | float) and e["type"] != "extra_forbidden":
+                text += f" (got {value})"
+            if env_prefix and e["loc"]:
+                text += f" ({env_prefix}{str(e['loc'][0]).upper()})"
+            problems.append(text)
+            details.append({"field": field, "message": e["msg"], "type": e["type"]})
+        return cls(f"invalid {exc.title}: {'; '.join(problems)}", details=details)
 
 
 class ConfigError(TastebudError):
@@ -209,7 +253,8 @@ class ModelNotReady(ServiceUnavailable):
 
 
 class DataWarning(UserWarning):
-    """A recoverable problem in input data (a skipped row, a dropped field)."""
+    """A recoverable problem in input data (a skipped row, a dropped field, a clamped value):
+    issued with ``warnings.warn``, the message naming the problem and its count."""
 
 
 class ArtifactInvalid(TastebudError):

@@ -5,7 +5,6 @@ The API app, the CLI and the tests all call :func:`build_services`; nothing read
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -18,14 +17,16 @@ from tastebud.events.ingest import Ingestor
 from tastebud.features import OnlineFeatures
 from tastebud.monitoring import get_logger
 from tastebud.privacy import (
+    ConsentLog,
     ConsentPolicy,
     FieldCipher,
+    PersonalizationGate,
     PrivacyFilter,
     Pseudonymizer,
     Secrets,
     load_secrets,
 )
-from tastebud.realtime import RealtimeState, make_realtime
+from tastebud.realtime import RealtimeGuard, RealtimeState, make_realtime
 from tastebud.registry import Registry
 from tastebud.registry.predictor import PredictorArtifact, load_predictor
 from tastebud.rights import ErasureContext, ExportContext
@@ -39,7 +40,7 @@ from tastebud.serving import (
 from tastebud.serving.predictions import PredictionService
 from tastebud.store import Store, make_engine, upgrade
 
-__all__ = ["PersonalizationGate", "Services", "build_services"]
+__all__ = ["Services", "build_services"]
 
 _log = get_logger(__name__)
 
@@ -54,6 +55,7 @@ class Services:
     cipher: FieldCipher
     privacy: PrivacyFilter
     consent: ConsentPolicy
+    consent_log: ConsentLog
     ingestor: Ingestor
     keys: KeyManager
     catalog: Catalog
@@ -66,7 +68,11 @@ class Services:
 
     def start(self) -> None:
         """Start the background work of a serving process: load the production models and
-        poll for new ones, refresh the catalogue view, flush impressions."""
+        poll for new ones, refresh the catalogue view, flush impressions, and read the consent
+        decisions once (so the first request does not)."""
+        refresh = getattr(self.engine.personalization_allowed, "refresh", None)
+        if refresh is not None:
+            refresh()
         self.models.start()
         self.engine.catalog.start()
         if self.engine.impressions is not None:
@@ -88,7 +94,7 @@ class Services:
         """Stop the background work; release database and Redis connections."""
         self.stop()
         self.store.dispose()
-        self.realtime.close()
+        self.engine.realtime.close()  # the guard's threads, then the backend
 
     def predict(self, user_key: str) -> dict[str, Any]:
         """The user's churn and conversion predictions (``PredictionService.predict``).
@@ -119,40 +125,6 @@ class Services:
         return ExportContext(self.store, self.realtime, self.registry, self.privacy, self.predict)
 
 
-class PersonalizationGate:
-    """Whether a user allows personalization, for the serving hot path: every stored
-    personalization decision is held in memory and re-read only when the consent log has grown,
-    checked at most once a second (a change applies in every process within a second)."""
-
-    def __init__(self, store: Store, policy: ConsentPolicy, *, every_s: float = 1.0) -> None:
-        self.store, self.policy, self.every_s = store, policy, every_s
-        self._decisions: dict[str, bool] = {}
-        self._version: object = None
-        self._checked = float("-inf")
-        self._lock = threading.Lock()
-
-    def __call__(self, user_key: str) -> bool:
-        now = time.monotonic()
-        if now - self._checked > self.every_s:
-            with self._lock:
-                if now - self._checked > self.every_s:
-                    self._refresh()
-                    self._checked = now
-        return self.policy.allows(self._decisions.get(user_key))
-
-    def refresh(self) -> None:
-        """Re-read now (a change was just recorded in this process)."""
-        with self._lock:
-            self._refresh()
-            self._checked = time.monotonic()
-
-    def _refresh(self) -> None:
-        version = self.store.consent_version()
-        if version != self._version:
-            self._decisions = self.store.consent_decisions("personalization")
-            self._version = version
-
-
 def build_services(
     settings: Settings, *, migrate: bool | None = None, secrets: Secrets | None = None
 ) -> Services:
@@ -174,7 +146,15 @@ def build_services(
     cipher = FieldCipher(secrets.fernet_keys)
     privacy = PrivacyFilter(settings.sensitive_fields, cipher)
     consent = ConsentPolicy(settings.consent_mode)
+    consent_log = ConsentLog(store)
+    catalog = Catalog(store, pseudonymizer, privacy)
     realtime = make_realtime(settings.redis_url)
+    # The request paths (ingest, serving, profiles) call the real-time store under the budget.
+    guarded = RealtimeGuard(
+        realtime,
+        budget_s=settings.serving.realtime_budget_ms / 1000,
+        retry_s=settings.serving.realtime_retry_s,
+    )
     ingestor = Ingestor(
         store,
         pseudonymizer,
@@ -182,12 +162,12 @@ def build_services(
         consent,
         max_future_skew_s=settings.max_future_skew_s,
         earliest_ms=int(settings.earliest_event_time.timestamp() * 1000),
-        realtime=realtime,
+        realtime=guarded,
+        item_categories=catalog.items.categories,
     )
     keys = KeyManager(store, cache_seconds=settings.key_cache_seconds)
     _log.info("services ready", database=engine.dialect.name, consent_mode=settings.consent_mode)
-    catalog = Catalog(store, pseudonymizer, privacy)
-    online = OnlineFeatures(store, realtime)
+    online = OnlineFeatures(store, guarded)
     registry = Registry(store, settings.resolved_artifact_dir())
     models = ModelServer(
         registry,
@@ -206,6 +186,7 @@ def build_services(
         cipher,
         privacy,
         consent,
+        consent_log,
         ingestor,
         keys,
         catalog,
@@ -216,10 +197,10 @@ def build_services(
         models,
         PersonalizationEngine(
             models,
-            realtime,
+            guarded,
             CatalogView(store, settings.serving.catalog_refresh_s),
             settings.serving,
             ImpressionLog(lambda batch: ingestor.ingest(batch, source="serve")),
-            personalization_allowed=PersonalizationGate(store, consent),
+            personalization_allowed=PersonalizationGate(consent_log, consent),
         ),
     )

@@ -18,6 +18,7 @@ from tastebud.services import Services
 
 __all__ = [
     "PrincipalDep",
+    "SCOPE_KEY",
     "ServicesDep",
     "read_json",
     "scoped",
@@ -70,7 +71,7 @@ def _require(scope: Scope) -> Any:
         # limited too. Unauthenticated requests never reach here (they fail above).
         limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
         if limiter is not None:
-            wait = limiter.acquire(principal.key_id, principal.scope)
+            wait = await limiter.acquire_async(principal.key_id, principal.scope)
             if wait > 0.0:
                 seconds = max(1, math.ceil(wait))
                 raise RateLimited(

@@ -12,16 +12,21 @@ Two backends, chosen by ``settings.redis_url`` like the real-time state:
 * :class:`RedisRateLimiter` (``redis://``): every API process shares one bucket per key,
   ``tb:rl:<key id>`` (with a TTL), refilled and taken from atomically by a Lua script on the
   server's clock; a process takes a small lease of tokens per round trip (see the class). If
-  Redis fails the limiter fails *open*: it logs the error type (at most once a minute), stops
-  asking Redis for a second and meanwhile limits with a per-process bucket of the same size,
-  which never refuses what the shared bucket would have allowed, since each process sees only
-  part of the key's traffic.
+  Redis fails or does not answer within the request budget, the limiter fails *open*: it logs
+  the error type (at most once a minute), stops asking Redis for a second and meanwhile limits
+  with a per-process bucket of the same size, which never refuses what the shared bucket would
+  have allowed, since each process sees only part of the key's traffic.
+
+Both are called once per authenticated request; on the event loop through
+:meth:`RateLimiter.acquire_async`, which never blocks it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from tastebud.apikeys import Scope
@@ -44,6 +49,11 @@ class RateLimiter(Protocol):
     def acquire(self, key_id: str, scope: Scope) -> float:
         """Take one request for ``key_id``: ``0.0`` when allowed, otherwise the seconds until
         the next request would be allowed (nothing is taken)."""
+        ...
+
+    async def acquire_async(self, key_id: str, scope: Scope) -> float:
+        """:meth:`acquire` for the event loop: any round trip is awaited, never blocking the
+        loop, and for at most the request budget."""
         ...
 
     def close(self) -> None:
@@ -88,6 +98,9 @@ class MemoryRateLimiter:
         self._tat[key_id] = new
         return 0.0
 
+    async def acquire_async(self, key_id: str, scope: Scope) -> float:
+        return self.acquire(key_id, scope)
+
     def close(self) -> None:
         self._tat.clear()
 
@@ -121,18 +134,20 @@ class RedisRateLimiter:
     little early, while other processes hold unspent tokens (at most one lease each, which
     lapses after ``lease_ttl_s``).
 
-    The call is synchronous on the event loop on purpose: a local round trip blocks it for about
-    0.05 ms, where ``redis.asyncio`` costs twice the CPU per call. A short socket timeout bounds
-    the stall when Redis hangs.
+    On the event loop, call :meth:`acquire_async`: a spent lease is renewed on a thread of the
+    limiter's own, awaited at most ``timeout_s`` (the request budget,
+    ``ServingConfig.realtime_budget_ms``), so a Redis that never answers holds up neither the
+    loop nor the request beyond the budget. :meth:`acquire` does the same round trip in the
+    calling thread, bounded by the same timeout (scripts, worker threads, tests).
 
     Args:
         url: ``redis://host:port/db``.
         limits: Rates per scope and the bucket size.
         lease_s: Tokens taken per round trip, in seconds of the rate (0: one at a time).
         lease_ttl_s: How long unspent leased tokens stay usable.
-        timeout_s: Socket timeout of the limiter's own connection.
-        retry_s: After a Redis error, how long the per-process bucket stands in before Redis is
-            asked again.
+        timeout_s: Longest a round trip is waited for (also the connection's socket timeout).
+        retry_s: After a Redis error or timeout, how long the per-process bucket stands in
+            before Redis is asked again.
     """
 
     _LOG_EVERY_S = 60.0
@@ -165,37 +180,71 @@ class RedisRateLimiter:
         self._leases: dict[str, tuple[int, float]] = {}  # key id: (unspent tokens, usable until)
         self._lease_ttl_s = lease_ttl_s
         self._local = MemoryRateLimiter(limits)
+        self._timeout_s = timeout_s
         self._retry_s = retry_s
         self._down_until = 0.0
         self._next_log = 0.0
+        self._pool: ThreadPoolExecutor | None = None
 
     def __repr__(self) -> str:
         return "RedisRateLimiter(<url hidden>)"
 
-    def acquire(self, key_id: str, scope: Scope) -> float:
+    def _spend_lease(self, key_id: str) -> bool:
+        """Take one token of the key's unspent lease, if it has one."""
         lease = self._leases.get(key_id)
-        if lease is not None and lease[0] > 0:
-            now = time.monotonic()
-            if now < lease[1]:
-                self._leases[key_id] = (lease[0] - 1, lease[1])
-                return 0.0
+        if lease is not None and lease[0] > 0 and time.monotonic() < lease[1]:
+            self._leases[key_id] = (lease[0] - 1, lease[1])
+            return True
+        return False
+
+    def _redis_down(self) -> bool:
+        """Whether the per-process bucket stands in (a failure less than ``retry_s`` ago)."""
         if self._down_until:
             if time.monotonic() < self._down_until:
-                return self._local.acquire(key_id, scope)
+                return True
             self._down_until = 0.0
+        return False
+
+    def _take(self, key_id: str, scope: Scope) -> int:
+        """One round trip: tokens taken from the shared bucket (> 0), or minus the wait in ms."""
+        key, args = f"tb:rl:{key_id}", self._args[scope]
         try:
-            key, args = f"tb:rl:{key_id}", self._args[scope]
-            try:
-                got = int(self._redis.evalsha(self._script.sha, 1, key, *args))
-            except self._no_script:  # a restarted or flushed Redis: load it again
-                got = int(self._script(keys=[key], args=args))
-        except self._errors as exc:
-            self._failed(exc)
-            return self._local.acquire(key_id, scope)
+            return int(self._redis.evalsha(self._script.sha, 1, key, *args))
+        except self._no_script:  # a restarted or flushed Redis: load it again
+            return int(self._script(keys=[key], args=args))
+
+    def _granted(self, key_id: str, got: int) -> float:
         if got <= 0:
             return -got / 1000.0
         self._leases[key_id] = (got - 1, time.monotonic() + self._lease_ttl_s)
         return 0.0
+
+    def acquire(self, key_id: str, scope: Scope) -> float:
+        if self._spend_lease(key_id):
+            return 0.0
+        if self._redis_down():
+            return self._local.acquire(key_id, scope)
+        try:
+            got = self._take(key_id, scope)
+        except self._errors as exc:
+            self._failed(exc)
+            return self._local.acquire(key_id, scope)
+        return self._granted(key_id, got)
+
+    async def acquire_async(self, key_id: str, scope: Scope) -> float:
+        if self._spend_lease(key_id):
+            return 0.0
+        if self._redis_down():
+            return self._local.acquire(key_id, scope)
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(2, thread_name_prefix="tastebud-ratelimit")
+        call = self._pool.submit(self._take, key_id, scope)
+        try:
+            got = await asyncio.wait_for(asyncio.wrap_future(call), self._timeout_s)
+        except self._errors as exc:  # TimeoutError (the budget) is an OSError
+            self._failed(exc)
+            return self._local.acquire(key_id, scope)
+        return self._granted(key_id, got)
 
     def _failed(self, exc: Exception) -> None:
         now = time.monotonic()
@@ -209,15 +258,20 @@ class RedisRateLimiter:
             )
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
         self._redis.close()
 
 
 def make_rate_limiter(settings: Settings) -> RateLimiter | None:
     """The limiter for a deployment: ``None`` when ``rate_limits.enabled`` is off, Redis-shared
-    when ``redis_url`` is a Redis URL, per process otherwise."""
+    when ``redis_url`` is a Redis URL (a round trip waited for at most
+    ``serving.realtime_budget_ms``), per process otherwise."""
     limits = settings.rate_limits
     if not limits.enabled:
         return None
     if settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisRateLimiter(settings.redis_url, limits)
+        budget_s = settings.serving.realtime_budget_ms / 1000
+        return RedisRateLimiter(settings.redis_url, limits, timeout_s=budget_s)
     return MemoryRateLimiter(limits)

@@ -7,8 +7,8 @@ from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
-from tastebud.catalog import ItemIn, UserIn  # noqa: F401 - part of the API's schemas
 from tastebud.events.schema import Id
+from tastebud.registry import Alias, Checklist, ModelVersion, VersionStatus
 
 __all__ = [
     "AliasIn",
@@ -24,17 +24,19 @@ __all__ = [
     "EventResultOut",
     "HealthOut",
     "ItemBatchOut",
-    "ItemIn",
     "ItemOut",
     "ItemPageOut",
     "ItemPutOut",
     "ItemResultOut",
     "KnownFrom",
+    "ModelSummaryOut",
+    "ModelsOut",
     "StoredEventOut",
     "UserEntryOut",
-    "UserIn",
     "UserOut",
     "UserPageOut",
+    "VersionOut",
+    "VersionSummaryOut",
     "from_ms",
 ]
 
@@ -264,3 +266,40 @@ class HealthOut(BaseModel):
 
     status: Literal["ok", "unavailable"]
     checks: dict[str, str] = {}
+
+
+class VersionSummaryOut(BaseModel):
+    """One version in ``GET /v1/models``."""
+
+    version: int
+    algorithm: str
+    status: VersionStatus
+    created_ms: int
+    aliases: list[Alias]
+
+
+class ModelSummaryOut(BaseModel):
+    """One registered model in ``GET /v1/models``."""
+
+    name: str
+    aliases: dict[Alias, int]
+    """The version each alias points at."""
+    versions: list[VersionSummaryOut]
+    """Oldest first."""
+    serving: int | None
+    """The version this API process serves (``null``: none)."""
+
+
+class ModelsOut(BaseModel):
+    """``GET /v1/models``: every registered model."""
+
+    models: list[ModelSummaryOut]
+
+
+class VersionOut(ModelVersion):
+    """One version as the model routes answer it: the registry's record (docs/registry.md),
+    its governance checklist evaluated now, and whether this API process serves it."""
+
+    checklist: Checklist
+    serving: bool
+    """Whether this process serves this very version."""

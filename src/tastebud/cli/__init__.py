@@ -11,6 +11,7 @@ pays only for what it uses. ``tests/test_cli.py`` checks that the heavy librarie
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import shlex
@@ -33,7 +34,24 @@ if TYPE_CHECKING:
     from tastebud.config import Settings
     from tastebud.services import Services
 
-__all__ = ["app", "main", "print_table", "prog"]
+__all__ = [
+    "DataDirOpt",
+    "activation_note",
+    "app",
+    "db_app",
+    "err",
+    "features_app",
+    "hint",
+    "import_app",
+    "ingest",
+    "keys_app",
+    "main",
+    "out",
+    "print_table",
+    "prog",
+    "serve",
+    "simulate",
+]
 
 app = typer.Typer(
     name="tastebud",
@@ -76,11 +94,18 @@ DataDirOpt = Annotated[
 
 
 def _settings(data_dir: Path | None = None, **overrides: Any) -> Settings:
+    from pydantic import ValidationError
+
     from tastebud.config import Settings
+    from tastebud.errors import ConfigError
 
     if data_dir is not None:
         overrides["data_dir"] = data_dir
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        # One line per bad field, naming it and its TASTEBUD_* variable (no traceback).
+        raise ConfigError.from_validation(exc, env_prefix="TASTEBUD_") from None
 
 
 def _services(settings: Settings, migrate: bool | None = None) -> Services:
@@ -438,21 +463,24 @@ def serve(
     )
 
 
-# Commands that live in their own modules register themselves on ``app`` when imported (in
-# this order, which is the order of ``tastebud --help``). Each keeps its heavy imports inside
+# Commands that live in their own modules register themselves on ``app`` when imported, in
+# this order, which is the order of ``tastebud --help``. Each keeps its heavy imports inside
 # its functions.
-from tastebud.cli import features as _features  # noqa: E402, F401
-from tastebud.cli import imports as _imports  # noqa: E402, F401
-from tastebud.cli import keys as _keys  # noqa: E402, F401
-from tastebud.cli import models as _models  # noqa: E402, F401
-from tastebud.cli import predictors as _predictors  # noqa: E402, F401
-from tastebud.cli import privacy as _privacy  # noqa: E402, F401
-from tastebud.cli import pseudonym as _pseudonym  # noqa: E402, F401
-from tastebud.cli import quickstart as _quickstart  # noqa: E402, F401
-from tastebud.cli import recommend as _recommend  # noqa: E402, F401
-from tastebud.cli import rights as _rights  # noqa: E402, F401
-from tastebud.cli import train as _train  # noqa: E402, F401
-from tastebud.cli import worker as _worker  # noqa: E402, F401
+for _module in (
+    "features",
+    "imports",
+    "keys",
+    "train",
+    "predictors",
+    "privacy",
+    "pseudonym",
+    "quickstart",
+    "recommend",
+    "models",
+    "rights",
+    "worker",
+):
+    importlib.import_module(f"tastebud.cli.{_module}")
 
 
 def main() -> None:

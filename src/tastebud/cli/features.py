@@ -72,6 +72,9 @@ def features_build(
 ) -> None:
     """Materialize a point-in-time snapshot of every feature into the database, with per-feature
     statistics (null rate, range, quantiles, histogram) and the pipeline's stage reports."""
+    import warnings
+
+    from tastebud.errors import DataWarning
     from tastebud.features import FeatureBuildConfig, build_snapshot
 
     services = _services(_settings(data_dir))
@@ -80,7 +83,10 @@ def features_build(
         with _spinner() as spinner:
             spinner.add_task("building the feature snapshot", total=None)
             config = FeatureBuildConfig(memory_budget_events=budget)
-            result = build_snapshot(services.store, as_of_ms=as_of_ms, config=config)
+            with warnings.catch_warnings():
+                # Printed below as ``warning:`` lines, with the counts, once each.
+                warnings.simplefilter("ignore", DataWarning)
+                result = build_snapshot(services.store, as_of_ms=as_of_ms, config=config)
     finally:
         services.close()
     for r in result.reports:

@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tastebud.cli import DataDirOpt, _services, _settings, app, out, print_table, prog
 from tastebud.cli.train import cli_actor
 
-__all__ = ["models_app"]
+if TYPE_CHECKING:
+    from tastebud.registry import ModelVersion
+
+__all__ = [
+    "models_app",
+    "models_approve",
+    "models_archive",
+    "models_compare",
+    "models_list",
+    "models_promote",
+    "models_rollback",
+    "models_show",
+]
 
 models_app = typer.Typer(
     help="The model registry: versions, checklists, approval, promotion and rollback.",
@@ -29,8 +41,8 @@ def _when(ms: int | None) -> str:
     return "-" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
 
 
-def _headline(metrics: dict[str, Any]) -> str:
-    test = metrics.get("test") or {}
+def _headline(mv: ModelVersion) -> str:
+    test = mv.metrics.get("test") or {}
     for key in ("ndcg@10", "roc_auc"):
         if test.get(key) is not None:
             return f"{key} {test[key]:.4f}"
@@ -46,7 +58,7 @@ def models_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
     finally:
         services.close()
     if as_json:
-        out.print(json.dumps([v.to_json() for v in versions], indent=2))
+        out.print(json.dumps([v.model_dump(mode="json") for v in versions], indent=2))
         return
     if not versions:
         out.print(f"no models registered yet: run `{prog()} train --full`")
@@ -72,7 +84,7 @@ def models_list(as_json: JsonOpt = False, data_dir: DataDirOpt = None) -> None:
             v.algorithm,
             v.status,
             ",".join(v.aliases) or "-",
-            _headline(v.metrics),
+            _headline(v),
             _when(v.created_ms),
         )
     print_table(table)
@@ -93,7 +105,8 @@ def models_show(
     finally:
         services.close()
     if as_json:
-        out.print(json.dumps({**mv.to_json(), "checklist": check.to_json()}, indent=2))
+        view = {**mv.model_dump(mode="json"), "checklist": check.model_dump(mode="json")}
+        out.print(json.dumps(view, indent=2))
         return
     data = mv.lineage.get("data", {})
     out.print(
@@ -140,17 +153,19 @@ def models_compare(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Held-out metrics of several versions side by side."""
+    from tastebud.registry import compare
+
     services = _services(_settings(data_dir))
     try:
-        table = services.registry.compare(name, versions or None)
+        table = compare(services.registry, name, versions or None)
     finally:
         services.close()
     if as_json:
-        out.print(json.dumps(table, indent=2))
+        out.print(table.model_dump_json(indent=2))
         return
-    cols = [str(v["version"]) for v in table["versions"]]
+    cols = [str(v.version) for v in table.versions]
     out.print(f"{'metric':<16}" + "".join(f"{'v' + c:>10}" for c in cols))
-    for metric, values in table["metrics"].items():
+    for metric, values in table.metrics.items():
         cells = "".join(
             f"{values[c]:>10.4f}" if isinstance(values.get(c), float) else f"{'-':>10}"
             for c in cols
@@ -172,7 +187,7 @@ def models_approve(
     finally:
         services.close()
     assert mv.approval is not None
-    out.print(f"approved {name} v{version} as {mv.approval['by']}")
+    out.print(f"approved {name} v{version} as {mv.approval.by}")
 
 
 @models_app.command("promote")

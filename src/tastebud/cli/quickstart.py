@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypedDict
 
 import typer
 
@@ -61,15 +61,46 @@ STATE_FILE = "quickstart.json"
 
 
 # -- state kept between runs -------------------------------------------------------------------
-def _load_state(path: Path) -> dict[str, Any]:
+class _Sent(TypedDict):
+    """The simulated traffic already sent: with which settings, on which day, and how many
+    events the store held after it."""
+
+    config: dict[str, int]
+    on: str
+    events: int
+
+
+class _State(TypedDict, total=False):
+    """``quickstart.json``."""
+
+    keys: dict[str, str]
+    """The API key of each scope."""
+    sent: _Sent
+
+
+def _load_state(path: Path) -> _State:
+    """``path``'s state; what is missing or malformed is left out (a hand-edited file)."""
     try:
-        state = json.loads(path.read_text())
+        raw = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return {}
-    return state if isinstance(state, dict) else {}
+    state: _State = {}
+    if not isinstance(raw, dict):
+        return state
+    keys, sent = raw.get("keys"), raw.get("sent")
+    if isinstance(keys, dict):
+        state["keys"] = {k: v for k, v in keys.items() if isinstance(v, str)}
+    if isinstance(sent, dict) and isinstance(sent.get("config"), dict):
+        events = sent.get("events", 0)
+        state["sent"] = {
+            "config": sent["config"],
+            "on": str(sent.get("on", "?")),
+            "events": events if isinstance(events, int) else 0,
+        }
+    return state
 
 
-def _save_state(path: Path, state: dict[str, Any]) -> None:
+def _save_state(path: Path, state: _State) -> None:
     """Replace ``path`` atomically with a file only its owner can read (it holds API keys)."""
     from tastebud.files import open_private, private_dir
 
@@ -80,16 +111,16 @@ def _save_state(path: Path, state: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _keys(services: Services, state: dict[str, Any]) -> tuple[dict[str, str], list[str]]:
+def _keys(services: Services, state: _State) -> tuple[dict[str, str], list[str]]:
     """One valid key per scope: the kept one while it authenticates, else a new one (a revoked
     key is never printed again). Returns (keys, the scopes whose key is new)."""
     from tastebud.errors import Unauthenticated
 
-    kept: dict[str, Any] = state["keys"] if isinstance(state.get("keys"), dict) else {}
+    kept = state.get("keys", {})
     keys: dict[str, str] = {}
     created: list[str] = []
     for scope in KEY_SCOPES:
-        key = kept.get(scope) if isinstance(kept.get(scope), str) else None
+        key = kept.get(scope)
         if key is not None:
             try:
                 if services.keys.authenticate(key).scope == scope:
@@ -350,11 +381,15 @@ def _run(
         f"{settings.resolved_database_url()}"
     )
     sim_config = {"users": users, "days": days, "seed": 0}
-    sent: dict[str, Any] = state["sent"] if isinstance(state.get("sent"), dict) else {}
-    if sent.get("config") == sim_config and services.store.count_events() >= sent.get("events", 0):
+    sent = state.get("sent")
+    if (
+        sent is not None
+        and sent["config"] == sim_config
+        and services.store.count_events() >= sent["events"]
+    ):
         out.print(
-            f"simulated NetworkBuster traffic: already sent on {sent.get('on', '?')} "
-            f"({sent.get('events', 0):,} events, {users:,} users, {days} days); not sent "
+            f"simulated NetworkBuster traffic: already sent on {sent['on']} "
+            f"({sent['events']:,} events, {users:,} users, {days} days); not sent "
             "again"
         )
     else:

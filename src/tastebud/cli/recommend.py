@@ -59,6 +59,7 @@ def recommend_cmd(
     users, compute each user's pseudonym with the deployment's TASTEBUD_PSEUDONYM_KEY.
     Removed users (consent withdrawn or erased: `~removed-N` slots) are skipped.
     Formats and columns: docs/batch.md."""
+    from tastebud.privacy import BatchOutputs
     from tastebud.registry.recommender import load_model
     from tastebud.serving.batch import output_format, recommend_all, select_users
 
@@ -95,7 +96,7 @@ def recommend_cmd(
     # Registered, so that erasing a user also removes them from this file.
     services = _services(_settings(data_dir))
     try:
-        services.store.register_batch_output(
+        BatchOutputs(services.store).register(
             str(out_file.resolve()), fmt, mv.name, mv.version, int(time.time() * 1000)
         )
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -27,12 +26,13 @@ def export_cmd(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Everything held about a user in one JSON document (decrypted), as the API's export."""
+    from tastebud.privacy import PrivacyLog
     from tastebud.rights import export_user
 
     services = _services(_settings(data_dir))
     try:
         key = services.pseudonymizer.user(user_id)
-        services.store.log_privacy("export", 1, {}, int(time.time() * 1000))
+        PrivacyLog(services.store).record("export", 1, {}, int(time.time() * 1000))
         chunks = export_user(services.export_context(), user_id, key)
         if out_file is None:
             for chunk in chunks:
@@ -68,11 +68,10 @@ def erase_cmd(
         receipt = erase(services.erasure_context(), services.pseudonymizer.user(user_id))
     finally:
         services.close()
-    body = receipt.to_json()
-    for store, n in body["stores"].items():
+    for store, n in receipt.stores.items():
         out.print(f"  {store:<14}{n:>10,}")
     out.print(
-        f"erased {body['total']:,} rows in {body['seconds']:.2f} s; receipt {body['request_id']}"
+        f"erased {receipt.total:,} rows in {receipt.seconds:.2f} s; receipt {receipt.request_id}"
     )
 
 
@@ -91,8 +90,8 @@ def report_cmd(
     finally:
         services.close()
     if as_json:
-        out.print(json.dumps(report, indent=2))
+        out.print(report.model_dump_json(indent=2))
         return
-    for key, value in report.items():
+    for key, value in report.model_dump().items():
         if not isinstance(value, dict):
             out.print(f"{key:<28}{value}")

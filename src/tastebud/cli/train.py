@@ -17,7 +17,12 @@ if TYPE_CHECKING:
 
     from tastebud.evaluation.runner import EvalProgress
 
-__all__ = ["eval_progress", "evaluate_cmd", "train_cmd"]
+__all__ = [
+    "cli_actor",
+    "eval_progress",
+    "evaluate_cmd",
+    "train_cmd",
+]
 
 
 def eval_progress(progress: Progress) -> Callable[[EvalProgress], None]:
@@ -94,8 +99,8 @@ def evaluate_cmd(
         raise InvalidInput("no interactions in the database: import or ingest events first")
     s = dataset.summary()
     out.print(
-        f"{s['interactions']:,} interactions, {s['users']:,} users, {s['items']:,} items"
-        f"{'' if s['has_time'] else ' (no timestamps)'}; protocol {protocol}"
+        f"{s.interactions:,} interactions, {s.users:,} users, {s.items:,} items"
+        f"{'' if s.has_time else ' (no timestamps)'}; protocol {protocol}"
     )
     try:
         with _progress() as progress:
@@ -112,20 +117,21 @@ def evaluate_cmd(
         raise InvalidInput(str(exc)) from None
     header = f"{'model':<16}{'ndcg@10':>9}{'mrr@10':>9}{'prec@10':>9}{'rec@20':>9}{'cov@10':>9}"
     out.print(header)
-    for name, m in result["models"].items():
+    for name, scores in result.models.items():
+        m = scores.metrics
         out.print(
             f"{name:<16}{m['ndcg@10']:>9.4f}{m['mrr@10']:>9.4f}{m['precision@10']:>9.4f}"
             f"{m['recall@20']:>9.4f}{m['coverage@10']:>9.4f}"
         )
-    if "best_ndcg10_over_best_peer" in result:
+    if result.best_model is not None and result.best_peer is not None:
         out.print(
-            f"best Tastebud model {result['best_model']} / best peer {result['best_peer']}: "
-            f"{result['best_ndcg10_over_best_peer']}"
+            f"best Tastebud model {result.best_model} / best peer {result.best_peer}: "
+            f"{result.best_ndcg10_over_best_peer}"
         )
     from tastebud.files import write_private  # reports hold per-group results: 0600
 
     if json_out is not None:
-        write_private(json_out, json.dumps(result, indent=2))
+        write_private(json_out, json.dumps(result.to_json(), indent=2))
         out.print(f"wrote {json_out}")
     if report is not None:
         write_private(report, render_html(result))
@@ -176,7 +182,8 @@ def train_cmd(
     """Train and register models as ``candidate`` versions in the registry (evaluated on a
     temporal hold-out, with lineage, monitoring reference and model card). Without --full or
     --incremental only the recommender is trained. Promote with `tastebud models promote`."""
-    from tastebud.training.jobs import train_full, train_incremental, train_recommendations
+    from tastebud.training.jobs import train_full
+    from tastebud.training.recommender_jobs import train_incremental, train_recommendations
 
     if full and incremental:
         raise InvalidInput("choose one of --full and --incremental")

@@ -65,6 +65,10 @@ def _receipt(response: httpx.Response) -> EventReceipt:
     return EventReceipt(event_id=body["event_id"], status=body["status"])
 
 
+def _written(response: httpx.Response) -> None:
+    _object(response)  # the stored user (a JSON object): nothing to keep
+
+
 def _items_written(response: httpx.Response) -> int:
     body = _object(response)
     if body["rejected"]:
@@ -89,11 +93,11 @@ def item_batch(items: list[dict[str, Any]]) -> Call[int]:
     return Call("POST", "/v1/items/batch", _items_written, body={"items": items})
 
 
-def put_user(user: Mapping[str, Any]) -> Call[dict[str, Any]]:
+def put_user(user: Mapping[str, Any]) -> Call[None]:
     """``PUT /v1/users/{user_id}`` with the mapping's other keys as attributes."""
     body = {k: v for k, v in user.items() if k != "user_id"}
     user_id = user.get("user_id")
-    return Call("PUT", _user("" if user_id is None else str(user_id)), _object, body=body)
+    return Call("PUT", _user("" if user_id is None else str(user_id)), _written, body=body)
 
 
 def recommendations(

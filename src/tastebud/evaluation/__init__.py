@@ -4,6 +4,7 @@ validation-only tuning, fairness slices and reports."""
 from __future__ import annotations
 
 from tastebud.evaluation.classification import (
+    PredictorDetails,
     classification_metrics,
     expected_calibration_error,
     reliability,
@@ -18,16 +19,31 @@ from tastebud.evaluation.metrics import (
 )
 from tastebud.evaluation.protocol import PROTOCOLS, Split, make_split, score_model, split_frames
 from tastebud.evaluation.report import render_html, render_predictor_html
+from tastebud.evaluation.result import (
+    DatasetSummary,
+    Evaluation,
+    ModelScores,
+    SliceGroup,
+    SliceScores,
+    TuningSummary,
+)
 from tastebud.evaluation.runner import REPORTED, Dataset, evaluate
 from tastebud.evaluation.tuning import TuneResult, tune
 
 __all__ = [
     "Dataset",
+    "DatasetSummary",
+    "Evaluation",
+    "ModelScores",
     "PROTOCOLS",
+    "PredictorDetails",
     "REPORTED",
+    "SliceGroup",
+    "SliceScores",
     "Split",
     "Truth",
     "TuneResult",
+    "TuningSummary",
     "bootstrap_ci",
     "catalog_metrics",
     "classification_metrics",

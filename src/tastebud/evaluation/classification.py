@@ -3,16 +3,44 @@ calibration error and the reliability diagram's data."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
-__all__ = ["ECE_BINS", "classification_metrics", "expected_calibration_error", "reliability"]
+__all__ = [
+    "ECE_BINS",
+    "PredictorDetails",
+    "classification_metrics",
+    "expected_calibration_error",
+    "reliability",
+]
 
 ECE_BINS = 15
 """Equal-width probability bins of the expected calibration error (DESIGN.md)."""
+
+
+@dataclass(frozen=True)
+class PredictorDetails:
+    """What the predictor protocol found besides the means: the report's material."""
+
+    splits: dict[str, list[dict[str, float]]]
+    """Per model, its :func:`classification_metrics` on each split's held-out 20 %."""
+    chosen: list[str]
+    """Tastebud's chosen candidate, per split."""
+    calibration: list[str]
+    """Tastebud's calibrator, per split."""
+    reliability: dict[str, list[dict[str, float]]]
+    """Per model, the :func:`reliability` bins of its pooled held-out predictions."""
+    importance: dict[str, float]
+    """Tastebud's global feature importance (mean over splits), largest first."""
+    tastebud_ece_floor: float
+    """The ECE perfectly calibrated probabilities like Tastebud's would measure on test sets
+    this size."""
+    rows: int
+    positives: int
 
 
 def reliability(

@@ -3,8 +3,6 @@ user attributes for fairness slices."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 import polars as pl
 from sqlalchemy import text
@@ -23,7 +21,7 @@ def user_attributes(store: Store) -> pl.DataFrame:
     values are left out: slices never decrypt)."""
     with store.engine.connect() as conn:
         rows = conn.execute(text("SELECT user_key, CAST(attributes AS TEXT) FROM users")).fetchall()
-    records: list[dict[str, Any]] = []
+    records: list[dict[str, str]] = []
     for key, raw in rows:
         attrs = orjson.loads(raw) if raw else {}
         rec = {"user_key": key}

@@ -25,7 +25,15 @@ from tastebud.models import FitOptions, Recommender, TrainingData
 from tastebud.pipeline.interactions import index_keys, pair_vocabularies, training_data
 from tastebud.pipeline.split import temporal_user_split
 
-__all__ = ["PROTOCOLS", "Protocol", "Split", "make_split", "score_model", "split_frames"]
+__all__ = [
+    "PROTOCOLS",
+    "Protocol",
+    "Scored",
+    "Split",
+    "make_split",
+    "score_model",
+    "split_frames",
+]
 
 Protocol = Literal["temporal-user", "global-time"]
 PROTOCOLS: tuple[str, ...] = ("temporal-user", "global-time")

@@ -8,6 +8,9 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from tastebud.evaluation.classification import PredictorDetails
+from tastebud.evaluation.result import Evaluation, SliceScores
+
 __all__ = ["render_html", "render_predictor_html"]
 
 _TABLE_METRICS = (
@@ -38,19 +41,20 @@ def _svg(fig: Figure) -> str:
     return text[text.index("<svg") :]  # drop the XML prologue: the SVG is inlined
 
 
-def _metric_plot(result: dict[str, Any], metric: str) -> str:
-    models = result["models"]
+def _metric_plot(result: Evaluation, metric: str) -> str:
+    models = result.models
     names = list(models)
-    values = [models[n][metric] or 0.0 for n in names]
+    values = [models[n].metrics.get(metric) or 0.0 for n in names]
     fig, ax = _figure((7, 0.45 * len(names) + 1.2))
-    ci = [models[n]["ci95"].get(metric) for n in names]
+    ci = [models[n].ci95.get(metric) for n in names]
     err = None
-    if all(c is not None for c in ci):
+    known = [c for c in ci if c is not None]
+    if len(known) == len(ci):
         err = [
-            [v - c[0] for v, c in zip(values, ci, strict=True)],
-            [c[1] - v for v, c in zip(values, ci, strict=True)],
+            [v - c[0] for v, c in zip(values, known, strict=True)],
+            [c[1] - v for v, c in zip(values, known, strict=True)],
         ]
-    colors = ["#2b6cb0" if not models[n]["peer"] else "#a0aec0" for n in names]
+    colors = ["#2b6cb0" if not models[n].peer else "#a0aec0" for n in names]
     ax.barh(names, values, xerr=err, color=colors, capsize=3)
     ax.invert_yaxis()
     ax.set_xlabel(f"{metric} (test, 95% bootstrap CI)")
@@ -58,13 +62,13 @@ def _metric_plot(result: dict[str, Any], metric: str) -> str:
     return _svg(fig)
 
 
-def _slice_plot(attr: str, per_model: dict[str, Any]) -> str:
+def _slice_plot(attr: str, per_model: dict[str, SliceScores]) -> str:
     names = list(per_model)
-    groups = list(next(iter(per_model.values()))["groups"])
+    groups = list(next(iter(per_model.values())).groups)
     fig, ax = _figure((max(6, 0.5 * len(groups) * len(names) / 2 + 2), 3.2))
     width = 0.8 / max(len(names), 1)
     for j, name in enumerate(names):
-        vals = [per_model[name]["groups"][g]["ndcg@10"] for g in groups]
+        vals = [per_model[name].groups[g].metrics["ndcg@10"] for g in groups]
         ax.bar([i + j * width for i in range(len(groups))], vals, width, label=name)
     ax.set_xticks(
         [i + 0.4 - width / 2 for i in range(len(groups))], groups, rotation=45, ha="right"
@@ -83,11 +87,11 @@ def _fmt(v: Any) -> str:
     return html.escape(str(v))
 
 
-def render_html(result: dict[str, Any]) -> str:
+def render_html(result: Evaluation) -> str:
     """A self-contained HTML page for the output of ``evaluate``."""
     e = html.escape
-    models = result["models"]
-    d = result["dataset"]
+    models = result.models
+    d = result.dataset
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>Tastebud evaluation</title><style>",
@@ -96,28 +100,28 @@ def render_html(result: dict[str, Any]) -> str:
         "text-align:right}th:first-child,td:first-child{text-align:left}"
         ".plot svg{max-width:100%;height:auto}",
         "</style></head><body>",
-        f"<h1>Tastebud evaluation: {e(result['protocol'])} protocol</h1>",
-        f"<p>Dataset: {d['interactions']:,} interactions, {d['users']:,} users, "
-        f"{d['items']:,} items, timestamps: {'yes' if d['has_time'] else 'no'}; "
-        f"test users: {result['test_users']:,}; "
-        f"seed {result['seed']}. Hyper-parameters tuned on a validation split of train only.</p>",
+        f"<h1>Tastebud evaluation: {e(result.protocol)} protocol</h1>",
+        f"<p>Dataset: {d.interactions:,} interactions, {d.users:,} users, "
+        f"{d.items:,} items, timestamps: {'yes' if d.has_time else 'no'}; "
+        f"test users: {result.test_users:,}; "
+        f"seed {result.seed}. Hyper-parameters tuned on a validation split of train only.</p>",
     ]
-    if "best_model" in result:
+    if result.best_model is not None:
         parts.append(
-            f"<p>Best Tastebud model (by validation): <b>{e(result['best_model'])}</b>; "
-            f"best peer (by test): <b>{e(result.get('best_peer', '–'))}</b>; NDCG@10 ratio "
-            f"<b>{_fmt(result.get('best_ndcg10_over_best_peer'))}</b>.</p>"
+            f"<p>Best Tastebud model (by validation): <b>{e(result.best_model)}</b>; "
+            f"best peer (by test): <b>{e(result.best_peer or '–')}</b>; NDCG@10 ratio "
+            f"<b>{_fmt(result.best_ndcg10_over_best_peer)}</b>.</p>"
         )
     head = "".join(f"<th>{e(m)}</th>" for m in _TABLE_METRICS)
     rows = []
     for name, m in models.items():
-        ci = m["ci95"].get("ndcg@10")
-        cells = "".join(f"<td>{_fmt(m.get(k))}</td>" for k in _TABLE_METRICS)
+        ci = m.ci95.get("ndcg@10")
+        cells = "".join(f"<td>{_fmt(m.metrics.get(k))}</td>" for k in _TABLE_METRICS)
         ci_text = f"[{ci[0]:.4f}, {ci[1]:.4f}]" if ci else "–"
-        kind = "peer" if m["peer"] else "Tastebud"
+        kind = "peer" if m.peer else "Tastebud"
         rows.append(
             f"<tr><td>{e(name)} <small>({kind})</small></td>{cells}"
-            f"<td>{ci_text}</td><td>{m['fit_seconds']:.2f}</td></tr>"
+            f"<td>{ci_text}</td><td>{m.fit_seconds:.2f}</td></tr>"
         )
     parts.append(
         f"<h2>Test metrics</h2><table id='metrics'><tr><th>model</th>{head}"
@@ -132,28 +136,25 @@ def render_html(result: dict[str, Any]) -> str:
         "<h2>Tuning (validation split)</h2><table><tr><th>model</th>"
         "<th>validation ndcg@10</th><th>trials</th><th>seconds</th><th>params</th></tr>"
     )
-    for name, t in result.get("tuning", {}).items():
+    for name, t in result.tuning.items():
         parts.append(
-            f"<tr><td>{e(name)}</td><td>{_fmt(t['validation_ndcg@10'])}</td>"
-            f"<td>{t['trials']}</td><td>{t['seconds']}</td>"
-            f"<td><code>{e(str(models[name]['params']))}</code></td></tr>"
+            f"<tr><td>{e(name)}</td><td>{_fmt(t.validation_ndcg10)}</td>"
+            f"<td>{t.trials}</td><td>{t.seconds}</td>"
+            f"<td><code>{e(str(models[name].params))}</code></td></tr>"
         )
     parts.append("</table><h2>Fairness slices</h2>")
-    for attr, per_model in result.get("slices", {}).items():
+    for attr, per_model in result.slices.items():
         parts.append(
             f"<h3>{e(attr)}</h3><div class='plot slice'>{_slice_plot(attr, per_model)}</div>"
         )
-        groups = list(next(iter(per_model.values()))["groups"])
+        groups = list(next(iter(per_model.values())).groups)
         head = "".join(f"<th>{e(g)}</th>" for g in groups)
         parts.append(f"<table><tr><th>model</th>{head}<th>max/min</th></tr>")
         for name, s in per_model.items():
-            cells = "".join(f"<td>{_fmt(s['groups'][g]['ndcg@10'])}</td>" for g in groups)
-            parts.append(
-                f"<tr><td>{e(name)}</td>{cells}<td>{_fmt(s['disparity_ndcg@10'])}</td></tr>"
-            )
-        users = "".join(
-            f"<td>{per_model[next(iter(per_model))]['groups'][g]['users']}</td>" for g in groups
-        )
+            cells = "".join(f"<td>{_fmt(s.groups[g].metrics['ndcg@10'])}</td>" for g in groups)
+            parts.append(f"<tr><td>{e(name)}</td>{cells}<td>{_fmt(s.disparity_ndcg10)}</td></tr>")
+        first = next(iter(per_model.values()))
+        users = "".join(f"<td>{first.groups[g].users}</td>" for g in groups)
         parts.append(f"<tr><td><i>test users</i></td>{users}<td></td></tr></table>")
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -185,7 +186,7 @@ def _importance_plot(importance: dict[str, float], top: int = 15) -> str:
 
 
 def render_predictor_html(
-    means: dict[str, dict[str, float]], details: dict[str, Any], title: str
+    means: dict[str, dict[str, float]], details: PredictorDetails, title: str
 ) -> str:
     """A self-contained HTML page for ``tastebud predictors evaluate``."""
     e = html.escape
@@ -196,8 +197,8 @@ def render_predictor_html(
         + "</tr>"
         for n, m in means.items()
     )
-    chosen = ", ".join(e(c) for c in details.get("chosen", []))
-    calibration = "; ".join(e(c) for c in details.get("calibration", []))
+    chosen = ", ".join(e(c) for c in details.chosen)
+    calibration = "; ".join(e(c) for c in details.calibration)
     return "\n".join(
         [
             "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
@@ -206,7 +207,7 @@ def render_predictor_html(
             "padding:4px 8px;text-align:right}td:first-child{text-align:left}"
             ".plot svg{max-width:100%;height:auto}</style></head><body>",
             f"<h1>{e(title)}</h1>",
-            f"<p>{details.get('rows', 0):,} rows, {details.get('positives', 0):,} positive. Five "
+            f"<p>{details.rows:,} rows, {details.positives:,} positive. Five "
             "stratified 80/20 splits (seeds 0-4); every model tuned and calibrated on the 80 % "
             "only; "
             "means of the held-out metrics. ECE: 15 equal-width bins.</p>",
@@ -215,9 +216,9 @@ def render_predictor_html(
             f"Its calibrator per split (isotonic levels by the one-standard-error rule on the "
             f"inner folds' Brier scores): <span id='calibration'>{calibration}</span>. "
             "ECE of perfectly calibrated probabilities like Tastebud's on test sets this size "
-            f"(labels drawn from them): {details.get('tastebud_ece_floor', float('nan')):.4f}.</p>",
-            f"<div class='plot' id='reliability'>{_reliability_plot(details['reliability'])}</div>",
-            f"<div class='plot' id='importance'>{_importance_plot(details['importance'])}</div>",
+            f"(labels drawn from them): {details.tastebud_ece_floor:.4f}.</p>",
+            f"<div class='plot' id='reliability'>{_reliability_plot(details.reliability)}</div>",
+            f"<div class='plot' id='importance'>{_importance_plot(details.importance)}</div>",
             "</body></html>",
         ]
     )

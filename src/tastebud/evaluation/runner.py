@@ -1,5 +1,6 @@
 """Run a protocol for several models: tune on validation, refit on train, score test once,
-slice by user group. Returns the JSON document of ``tastebud evaluate``."""
+slice by user group. Returns an :class:`Evaluation` (``to_json()``: the JSON document of
+``tastebud evaluate``)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ from tastebud.evaluation.protocol import (
     score_model,
     split_frames,
 )
+from tastebud.evaluation.result import (
+    DatasetSummary,
+    Evaluation,
+    ModelScores,
+    SliceGroup,
+    SliceScores,
+    TuningSummary,
+)
 from tastebud.evaluation.tuning import TuneResult, max_trials, tune
 from tastebud.models import MODELS, FitOptions, Recommender, model_class
 from tastebud.monitoring.fairness import estimate_disparity
@@ -28,6 +37,7 @@ from tastebud.monitoring.fairness import estimate_disparity
 __all__ = [
     "Dataset",
     "EvalProgress",
+    "MIN_SLICE_USERS",
     "REPORTED",
     "evaluate",
 ]
@@ -59,15 +69,15 @@ class Dataset:
     pairs: pl.DataFrame
     users: pl.DataFrame | None = None
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> DatasetSummary:
         """Sizes, and whether timestamps vary (a dataset without them has none to learn from)."""
         ts = self.pairs.get_column("ts_ms")
-        return {
-            "interactions": self.pairs.height,
-            "users": self.pairs.get_column("user_key").n_unique(),
-            "items": self.pairs.get_column("item_id").n_unique(),
-            "has_time": bool(self.pairs.height > 1 and ts.max() != ts.min()),
-        }
+        return DatasetSummary(
+            interactions=self.pairs.height,
+            users=self.pairs.get_column("user_key").n_unique(),
+            items=self.pairs.get_column("item_id").n_unique(),
+            has_time=bool(self.pairs.height > 1 and ts.max() != ts.min()),
+        )
 
 
 @dataclass(frozen=True)
@@ -99,9 +109,13 @@ def _clean(x: float) -> float | None:
     return None if math.isnan(x) or math.isinf(x) else round(x, 6)
 
 
+def _round_ci(ci: tuple[float, float]) -> tuple[float, float]:
+    return round(ci[0], 6), round(ci[1], 6)
+
+
 def _slices(
     dataset: Dataset, split_users: list[str], train_counts: np.ndarray, scored: dict[str, Scored]
-) -> dict[str, Any]:
+) -> dict[str, dict[str, SliceScores]]:
     """Per user group (every attribute, plus training-activity terciles): each metric's mean,
     and the max/min disparity ratio of NDCG@10 across groups."""
     frame = pl.DataFrame({"user_key": split_users})
@@ -110,33 +124,28 @@ def _slices(
     frame = frame.with_columns(pl.Series("activity", activity))
     if dataset.users is not None and dataset.users.height:
         frame = frame.join(dataset.users, on="user_key", how="left")
-    out: dict[str, Any] = {}
+    out: dict[str, dict[str, SliceScores]] = {}
     for attr in [c for c in frame.columns if c != "user_key"]:
         values = frame.get_column(attr).cast(pl.String).fill_null("(unknown)").to_numpy()
         groups = [g for g in sorted(set(values)) if (values == g).sum() >= MIN_SLICE_USERS]
         if len(groups) < 2:
             continue
-        per_model: dict[str, Any] = {}
+        per_model: dict[str, SliceScores] = {}
         for name, s in scored.items():
             table = {
-                g: {
-                    "users": int((values == g).sum()),
-                    **{
-                        m: round(float(s.per_user[m][values == g].mean()), 6)
-                        for m in _SLICE_METRICS
-                    },
-                }
+                g: SliceGroup(
+                    int((values == g).sum()),
+                    {m: round(float(s.per_user[m][values == g].mean()), 6) for m in _SLICE_METRICS},
+                )
                 for g in groups
             }
-            nd = [t["ndcg@10"] for t in table.values()]
+            nd = [t.metrics["ndcg@10"] for t in table.values()]
             disparity = max(nd) / min(nd) if min(nd) > 0 else None
             # The governance check judges groups large enough, with their sampling noise.
             noise = estimate_disparity({g: s.per_user["ndcg@10"][values == g] for g in groups})
-            per_model[name] = {
-                "groups": table,
-                "disparity_ndcg@10": None if disparity is None else round(disparity, 4),
-                "judged_ndcg@10": noise.to_json(),
-            }
+            per_model[name] = SliceScores(
+                table, None if disparity is None else round(disparity, 4), noise
+            )
         out[attr] = per_model
     return out
 
@@ -169,7 +178,7 @@ def evaluate(
     tuning: bool = True,
     log: Callable[[str], None] | None = None,
     progress: Callable[[EvalProgress], None] | None = None,
-) -> dict[str, Any]:
+) -> Evaluation:
     """Evaluate ``models`` (default: all registered) on ``dataset`` under ``protocol``.
 
     Each model is tuned on a validation split made the same way from train (never on test),
@@ -195,15 +204,8 @@ def evaluate(
     split = make_split(train_f, test_f)
     val_split = make_split(*split_frames(train_f, protocol, seed=seed)) if tuning else None
     options = FitOptions(seed=seed)
-    result: dict[str, Any] = {
-        "protocol": protocol,
-        "seed": seed,
-        "dataset": dataset.summary(),
-        "test_users": len(split.test_users),
-        "models": {},
-        "tuning": {},
-        "slices": {},
-    }
+    scores: dict[str, ModelScores] = {}
+    tunings: dict[str, TuningSummary] = {}
     scored: dict[str, Scored] = {}
     for position, cls in enumerate(classes, start=1):
         t0 = time.perf_counter()
@@ -217,40 +219,49 @@ def evaluate(
         s = score_model(cls(config), split, ks=(10, 20), options=options)
         tell(EvalProgress(cls.name, position, len(classes), "test", 1, 1))
         scored[cls.name] = s
-        entry: dict[str, Any] = {m: _clean(s.mean(m)) for m in REPORTED}
-        entry["ci95"] = {
-            m: [round(v, 6) for v in bootstrap_ci(s.per_user[m], seed=seed)] for m in _CI
-        }
-        entry["params"] = config.model_dump(mode="json")
-        entry["fit_seconds"] = round(s.fit_seconds, 3)
-        entry["peer"] = cls.peer
-        result["models"][cls.name] = entry
-        result["tuning"][cls.name] = {
-            "validation_ndcg@10": None if val_score is None else round(val_score, 6),
-            "trials": n_trials,
-            "seconds": round(tune_seconds, 2),
-        }
+        entry = ModelScores(
+            metrics={m: _clean(s.mean(m)) for m in REPORTED},
+            ci95={m: _round_ci(bootstrap_ci(s.per_user[m], seed=seed)) for m in _CI},
+            params=config.model_dump(mode="json"),
+            fit_seconds=round(s.fit_seconds, 3),
+            peer=cls.peer,
+        )
+        scores[cls.name] = entry
+        tunings[cls.name] = TuningSummary(
+            None if val_score is None else round(val_score, 6), n_trials, round(tune_seconds, 2)
+        )
         say(
-            f"{cls.name}: ndcg@10 {entry['ndcg@10']:.4f} (validation "
+            f"{cls.name}: ndcg@10 {entry.metrics['ndcg@10']:.4f} (validation "
             f"{val_score if val_score is None else round(val_score, 4)}, {n_trials} trials, "
             f"fit {s.fit_seconds:.2f}s)"
         )
     train_counts = np.diff(split.train.matrix().indptr)[split.test_users]
-    result["slices"] = _slices(dataset, split.test_user_keys, train_counts, scored)
-    ours = [n for n in result["models"] if not result["models"][n]["peer"]]
-    peers = [n for n in result["models"] if result["models"][n]["peer"]]
-    if ours:
-        # Tastebud's best is chosen on validation (never on test); the best peer on test, which
-        # can only flatter the peer.
-        def val(n: str) -> float:
-            v = result["tuning"][n]["validation_ndcg@10"]
-            return -1.0 if v is None else float(v)
+    ours = [n for n in scores if not scores[n].peer]
+    peers = [n for n in scores if scores[n].peer]
 
-        result["best_model"] = max(ours, key=val)
-    if peers:
-        result["best_peer"] = max(peers, key=lambda n: result["models"][n]["ndcg@10"] or 0.0)
-    if ours and peers:
-        best = result["models"][result["best_model"]]["ndcg@10"] or 0.0
-        peer = result["models"][result["best_peer"]]["ndcg@10"] or 0.0
-        result["best_ndcg10_over_best_peer"] = round(best / peer, 4) if peer else None
-    return result
+    def ndcg(n: str) -> float:
+        return scores[n].metrics["ndcg@10"] or 0.0
+
+    def val(n: str) -> float:
+        v = tunings[n].validation_ndcg10
+        return -1.0 if v is None else float(v)
+
+    # Tastebud's best is chosen on validation (never on test); the best peer on test, which can
+    # only flatter the peer.
+    best_model = max(ours, key=val) if ours else None
+    best_peer = max(peers, key=ndcg) if peers else None
+    ratio = None
+    if best_model is not None and best_peer is not None and ndcg(best_peer):
+        ratio = round(ndcg(best_model) / ndcg(best_peer), 4)
+    return Evaluation(
+        protocol=protocol,
+        seed=seed,
+        dataset=dataset.summary(),
+        test_users=len(split.test_users),
+        models=scores,
+        tuning=tunings,
+        slices=_slices(dataset, split.test_user_keys, train_counts, scored),
+        best_model=best_model,
+        best_peer=best_peer,
+        best_ndcg10_over_best_peer=ratio,
+    )

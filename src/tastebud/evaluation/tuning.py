@@ -11,7 +11,7 @@ from typing import Any
 from tastebud.evaluation.protocol import Split, score_model
 from tastebud.models import FitOptions, ModelConfig, Recommender
 
-__all__ = ["TuneResult", "coordinate_search", "max_trials", "tune"]
+__all__ = ["TuneResult", "checked_space", "coordinate_search", "max_trials", "tune"]
 
 TUNE_METRIC = "ndcg@10"
 
@@ -35,8 +35,13 @@ def tune(
 ) -> TuneResult:
     """Coordinate search: from the defaults, each parameter in turn takes its best value on the
     validation split (others fixed); ``passes`` rounds, stopping early when nothing changes.
-    Ties keep the earlier (simpler, default-first) value."""
-    space = model_class.config_class.search_space()
+    Ties keep the earlier (simpler, default-first) value.
+
+    Raises:
+        pydantic.ValidationError: a value of the search space is outside its field's bounds
+            (before any trial runs).
+    """
+    space = checked_space(model_class.config_class)
     cache: dict[str, float] = {}
     trials: list[tuple[dict[str, Any], float]] = []
 
@@ -53,6 +58,25 @@ def tune(
 
     current, best = coordinate_search(space, score, passes=passes)
     return TuneResult(model_class.config_class(**current), best, trials)
+
+
+def checked_space(config_class: type[ModelConfig]) -> dict[str, list[Any]]:
+    """``config_class.search_space()``, each value checked against its field's bounds first, so
+    that a wrong space fails at once instead of after hours of trials.
+
+    >>> from tastebud.models import ItemKNNConfig
+    >>> checked_space(ItemKNNConfig)["neighbors"]
+    [20, 50, 100, 200, 400]
+
+    Raises:
+        pydantic.ValidationError: a value is out of bounds, or names no field (the message
+            names the field).
+    """
+    space = config_class.search_space()
+    for name, values in space.items():
+        for value in values:
+            config_class(**{name: value})
+    return space
 
 
 def max_trials(model_class: type[Recommender[Any]], *, passes: int = 2) -> int:

@@ -8,7 +8,7 @@ one consent lookup and one insert per batch); one bad event never costs the good
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,8 +25,8 @@ from tastebud.events.schema import (
     timestamp_ms,
 )
 from tastebud.monitoring import FRESHNESS_SECONDS, INGESTED_TOTAL, get_logger
-from tastebud.privacy import ConsentPolicy, PrivacyFilter, Pseudonymizer
-from tastebud.realtime import RealtimeState, updates_from
+from tastebud.privacy import ConsentLog, ConsentPolicy, PrivacyFilter, Pseudonymizer, Tombstones
+from tastebud.realtime import RealtimeGuard, updates_from
 from tastebud.store import Store
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "EventResult",
     "Ingestor",
     "MAX_DETAILS",
+    "Status",
     "describe_validation_error",
 ]
 
@@ -136,7 +137,11 @@ class Ingestor:
         earliest_ms: Events stamped before this (ms since the epoch) are rejected, unless a
             call gives its own bound (historical imports).
         clock: Seconds since the epoch (injectable for tests).
-        realtime: Per-user real-time state updated with every accepted event (optional).
+        realtime: Per-user real-time state updated with every accepted event (optional), under
+            the request's time budget: the events are acknowledged without waiting longer.
+        item_categories: The catalogue's primary category of items
+            (:meth:`tastebud.catalog.Items.categories`), for the real-time state's category
+            counts; without it, real-time updates carry no categories.
     """
 
     def __init__(
@@ -149,9 +154,13 @@ class Ingestor:
         max_future_skew_s: float = 300.0,
         earliest_ms: int = EARLIEST_MS,
         clock: Callable[[], float] = time.time,
-        realtime: RealtimeState | None = None,
+        realtime: RealtimeGuard | None = None,
+        item_categories: Callable[[Iterable[str]], Mapping[str, str | None]] | None = None,
     ) -> None:
         self.store = store
+        self.consents = ConsentLog(store)
+        self.tombstones = Tombstones(store)
+        self.item_categories = item_categories
         self.pseudonymizer = pseudonymizer
         self.privacy = privacy
         self.consent = consent
@@ -291,28 +300,40 @@ class Ingestor:
 
     def _update_realtime(self, rows: list[tuple[Any, ...]], received: float) -> None:
         """Real-time state is best effort: the events are stored; a backend that does not
-        answer must not fail the request (serving then blends without session signals).
+        answer must not fail the request, nor hold its acknowledgement beyond the budget
+        (``ServingConfig.realtime_budget_ms``): the update then finishes late or is dropped,
+        counted in ``tastebud_realtime_updates_total`` (serving blends without those signals).
 
         ``received`` is the batch's arrival time in seconds, the value its rows' ``received_ms``
         is stamped from (the stored milliseconds are truncated, which would add up to 1 ms to a
-        freshness measured in fractions of one). Freshness is observed once per batch: every
-        row of a batch arrived at the same time."""
-        assert self.realtime is not None
+        freshness measured in fractions of one). Freshness is observed once per batch, when
+        its update is applied (late ones too): every row of a batch arrived at the same time."""
+        realtime = self.realtime
+        assert realtime is not None
         try:
             # No profile updates for users who withdrew personalization consent.
             users = {r[2] for r in rows}
-            granted = self.store.consent_states(users, "personalization")
+            granted = self.consents.states(users, "personalization")
             allows = self.consent.allows
             if not all(allows(granted.get(u)) for u in users):
                 rows = [r for r in rows if allows(granted.get(r[2]))]
-            categories = self.store.item_categories(r[5] for r in rows if r[5] is not None)
+            categories = (
+                {}
+                if self.item_categories is None
+                else self.item_categories(r[5] for r in rows if r[5] is not None)
+            )
             # Events older than the session window are history, not the live session.
-            since = int((received - self.realtime.config.actions_ttl_s) * 1000)
-            self.realtime.apply(updates_from(rows, categories, session_since_ms=since))
-        except Exception as exc:  # noqa: BLE001 - any backend failure, logged by type only
+            since = int((received - realtime.config.actions_ttl_s) * 1000)
+            updates = updates_from(rows, categories, session_since_ms=since)
+        except Exception as exc:  # noqa: BLE001 - any database failure, logged by type only
             _log.warning("real-time state not updated", error_type=type(exc).__name__)
             return
-        FRESHNESS_SECONDS.observe(max(0.0, self.clock() - received))
+        clock = self.clock
+
+        def applied() -> None:
+            FRESHNESS_SECONDS.observe(max(0.0, clock() - received))
+
+        realtime.update(updates, applied)
 
     def _rows(
         self,
@@ -334,9 +355,9 @@ class Ingestor:
         # Anonymous visitors who were identified (aliases) are attributed to their user.
         aliases = self.store.alias_targets(a for u, a in identities if u is None and a is not None)
         keys = [u if u is not None else aliases.get(a or "", a) for u, a in identities]
-        states = self.store.consent_states((k for k in keys if k), "analytics")
+        states = self.consents.states((k for k in keys if k), "analytics")
         # Erased users: events from before their erasure (a replay) are not taken again.
-        erased = self.store.erased_at(
+        erased = self.tombstones.erased_at(
             (k for k in keys if k), lambda k: pseudo.opaque("tombstone", k)
         )
 

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, and_, delete, false, or_, select
 
 from tastebud.errors import ConfigError
 from tastebud.monitoring import get_logger
+from tastebud.privacy import PrivacyLog
 from tastebud.store import Store
 from tastebud.store import tables as t
 
@@ -111,7 +112,7 @@ def apply_retention(
         after = upper
     deleted = dict(sorted(counts.items()))
     # Counts only, for the transparency report and the log: event types are not personal data.
-    store.log_privacy("retention", sum(deleted.values()), {"deleted": deleted}, now_ms)
+    PrivacyLog(store).record("retention", sum(deleted.values()), {"deleted": deleted}, now_ms)
     _log.info(
         "retention applied",
         deleted=sum(deleted.values()),

@@ -25,6 +25,7 @@ from sqlalchemy import ColumnElement, Connection, String, bindparam, cast, or_, 
 
 from tastebud.errors import ConfigError
 from tastebud.monitoring import get_logger
+from tastebud.privacy import PrivacyLog
 from tastebud.privacy.crypto import ENCRYPTED_MARKER
 from tastebud.store import Store
 from tastebud.store import tables as t
@@ -262,7 +263,7 @@ def rotate(store: Store, keys: Sequence[bytes], *, batch_size: int = 1000) -> Ro
     details = {
         r.table: {"rewritten": r.rewritten, "unreadable": r.unreadable} for r in report.tables
     }
-    store.log_privacy("rotation", report.rewritten, details, int(time.time() * 1000))
+    PrivacyLog(store).record("rotation", report.rewritten, details, int(time.time() * 1000))
     _log.info(
         "fernet keys rotated",
         rows_rewritten=report.rewritten,

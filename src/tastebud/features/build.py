@@ -4,6 +4,11 @@ Point-in-time: a snapshot as of T reads only events with ``ts_ms < T``. Memory-b
 ``memory_budget_events`` the users are processed in 16 (or 256) ranges of pseudonyms, each
 loaded, cleaned and reduced to features on its own; item features need only a light 30-day
 projection of each range.
+
+Data problems found on the way (events the cleaning drops as invalid, events on items missing
+from the catalogue, clicks beyond the impressions shown, an empty window, suspicious feature
+statistics) do not stop a build: each is issued once, with its count over the whole build, as a
+:class:`~tastebud.errors.DataWarning`, logged, and listed in ``BuildResult.warnings``.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from tastebud.features.compute import (
 )
 from tastebud.features.definitions import FEATURES
 from tastebud.features.offline import latest_snapshot, save_snapshot
-from tastebud.features.stats import BrokenInvariant, check, feature_stats
+from tastebud.features.stats import BrokenInvariant, DataProblems, check, feature_stats
 from tastebud.monitoring import get_logger
 from tastebud.pipeline import (
     InteractionConfig,
@@ -42,17 +47,22 @@ __all__ = ["BuildResult", "FeatureBuildConfig", "build_snapshot", "load_items"]
 
 _log = get_logger(__name__)
 _DAY_MS = 86_400_000
+_ROUTINE_STAGES = frozenset({"dedupe"})
+"""Cleaning stages whose dropped rows are routine (a double-fired event), not data problems:
+the rows every other stage drops (invalid, incomplete, impossible) are warned about."""
 
 
 class FeatureBuildConfig(BaseModel):
     """How snapshots are built."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     memory_budget_events: int = Field(default=2_000_000, ge=1)
     """Above this many events, users are processed in ranges (16 or 256) to bound memory."""
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    """Cleaning rules."""
     interactions: InteractionConfig = Field(default_factory=InteractionConfig)
+    """Interaction weights of ``content_category_interests``."""
     segment_min_users: int = Field(default=20, ge=1)
     """k: the smallest segment size (smaller ones are merged into coarser ones)."""
 
@@ -69,6 +79,8 @@ class BuildResult:
     partitions: int
     seconds: float
     warnings: list[str] = field(default_factory=list)
+    """Data problems and suspicious statistics, one line each (also issued as
+    :class:`~tastebud.errors.DataWarning`)."""
     reports: list[StageReport] = field(default_factory=list)
 
 
@@ -116,6 +128,9 @@ def build_snapshot(
 
     Raises:
         BrokenInvariant: a feature broke a hard rule; nothing is stored.
+
+    Warns:
+        DataWarning: once per data problem, with its count (see the module docstring).
     """
     cfg = config or FeatureBuildConfig()
     started = time.perf_counter()
@@ -127,6 +142,7 @@ def build_snapshot(
     user_parts: list[pl.DataFrame] = []
     item_parts: list[pl.DataFrame] = []
     reports: dict[str, StageReport] = {}
+    problems = DataProblems()
     first_ms: int | None = None
     last_ms: int | None = None
     for users in user_ranges(partitions):
@@ -140,7 +156,9 @@ def build_snapshot(
         del raw
         for r in cleaned.reports:
             reports[r.stage] = reports[r.stage].merge(r) if r.stage in reports else r
-        user_parts.append(user_features(cleaned.events, items, as_of, cfg.interactions))
+        user_parts.append(
+            user_features(cleaned.events, items, as_of, cfg.interactions, problems=problems)
+        )
         # Item features need 30 days of (item, type, time); the payload only of impressions
         # (their item lists). Keeping nothing else bounds memory across partitions.
         item_parts.append(
@@ -172,7 +190,14 @@ def build_snapshot(
         ),
         items,
         as_of,
+        problems=problems,
     )
+    if not user_parts:
+        problems.note("no events before the snapshot time: the snapshot has no user features")
+    for report in reports.values():
+        if report.stage not in _ROUTINE_STAGES:
+            for why, n in report.removed.items():
+                problems.add(f"events dropped by cleaning ({report.stage}): {why}", n)
     context = context_features(as_of)
     definitions = {f.name: f for f in FEATURES}
     stats: dict[str, dict[str, Any]] = {}
@@ -184,7 +209,8 @@ def build_snapshot(
         elif d.entity == "context":
             stats[d.name] = feature_stats(pl.DataFrame({d.name: [context[d.name]]}), d)
     previous = latest_snapshot(store, at_ms=as_of)
-    warnings = check(stats, definitions, previous["stats"] if previous else None)
+    for w in check(stats, definitions, previous["stats"] if previous else None):
+        problems.note(w)
     if not users_df.is_empty() and users_df.get_column("user_key").n_unique() != users_df.height:
         raise BrokenInvariant("a user appears twice in the snapshot")
     meta = {
@@ -208,6 +234,7 @@ def build_snapshot(
             "context": [("as_of", context)],
         },
     )
+    warnings = problems.warn(stacklevel=2)
     result = BuildResult(
         snapshot_id,
         as_of,
@@ -220,7 +247,7 @@ def build_snapshot(
         list(reports.values()),
     )
     for w in warnings:
-        _log.warning("suspicious feature values", detail=w)
+        _log.warning("feature data problem", detail=w)
     _log.info(
         "feature snapshot built",
         snapshot=snapshot_id,

@@ -1,4 +1,10 @@
-"""Computing features from cleaned events, vectorised with Polars (no per-event Python)."""
+"""Computing features from cleaned events, vectorised with Polars (no per-event Python).
+
+What the computation has to leave out or clamp (events on items missing from the catalogue,
+more clicks than impressions, unreadable payloads) is counted, and reported as one
+:class:`~tastebud.errors.DataWarning` per problem: by each function called on its own, or,
+summed over a build's partitions, by ``build_snapshot`` (pass ``problems``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Any
 
 import polars as pl
 
+from tastebud.features.stats import DataProblems
 from tastebud.pipeline import InteractionConfig, interaction_weights
 
 __all__ = ["assign_segments", "context_features", "item_features", "user_features"]
@@ -47,6 +54,8 @@ def user_features(
     items: pl.DataFrame,
     as_of_ms: int,
     interaction_config: InteractionConfig | None = None,
+    *,
+    problems: DataProblems | None = None,
 ) -> pl.DataFrame:
     """One row per user with every user feature, from cleaned events before ``as_of_ms``.
 
@@ -54,7 +63,16 @@ def user_features(
         events: Output of ``pipeline.clean_events`` (``session``, ``device_type`` columns).
         items: Catalogue frame with ``item_id`` and ``categories`` (list of strings).
         as_of_ms: Snapshot time; events at or after it must already be excluded.
+        interaction_config: Weights of the category interests (default ``InteractionConfig()``).
+        problems: Where to count data problems; without it they are issued at once as
+            :class:`~tastebud.errors.DataWarning`.
+
+    Warns:
+        DataWarning: ``feature_usage`` events without a feature name, interaction events on
+            items missing from the catalogue, users with more clicks than impressions (their
+            ``click_through_rate`` capped at 1).
     """
+    tally = DataProblems() if problems is None else problems
     t = pl.col("event_type")
     sessions = (
         events.group_by("user_key", "session")
@@ -89,19 +107,29 @@ def user_features(
         (pl.col("ts_ms") // _DAY_MS).n_unique().alias("_days"),
         _mode("device_type", ignore="unknown").alias("_device"),
     )
+    usage = events.filter(t == "feature_usage").with_columns(
+        pl.col("data").str.json_path_match("$.feature").alias("feature")
+    )
+    tally.add(
+        "feature_usage events without a feature name (left out of feature_adoption)",
+        usage.get_column("feature").null_count(),
+    )
     adoption = (
-        events.filter(t == "feature_usage")
-        .with_columns(pl.col("data").str.json_path_match("$.feature").alias("feature"))
-        .drop_nulls("feature")
+        usage.drop_nulls("feature")
         .group_by("user_key", "feature")
         .len()
         .group_by("user_key")
         .agg(pl.struct("feature", "len").alias("_adoption"))
     )
-    interests = _category_interests(events, items, as_of_ms, interaction_config)
+    interests = _category_interests(events, items, as_of_ms, interaction_config, tally)
     weeks = ((as_of_ms - pl.col("_first")) / (7 * _DAY_MS)).clip(lower_bound=1.0)
     denominator_ctr = (
         pl.when(pl.col("_impressions") > 0).then(pl.col("_impressions")).otherwise(pl.col("_views"))
+    )
+    tally.add(
+        "users with more clicks than impressions (or page views, when never shown a list): "
+        "click_through_rate capped at 1",
+        counts.filter((denominator_ctr > 0) & (pl.col("_clicks") > denominator_ctr)).height,
     )
     out = (
         counts.join(per_session, on="user_key", how="left")
@@ -129,6 +157,8 @@ def user_features(
             pl.col("_adoption").alias("feature_adoption"),
         )
     )
+    if problems is None:
+        tally.warn(stacklevel=2)
     return (
         out.rename({"_first": "_first_ms"})
         .select(
@@ -158,8 +188,14 @@ def _category_interests(
     items: pl.DataFrame,
     as_of_ms: int,
     config: InteractionConfig | None,
+    problems: DataProblems,
 ) -> pl.DataFrame:
     weights = interaction_weights(events, config or InteractionConfig(), as_of_ms)
+    problems.add(
+        "interaction events on items missing from the catalogue (no category: left out of "
+        "content_category_interests)",
+        weights.join(items.select("item_id"), on="item_id", how="anti").height,
+    )
     per_category = (
         weights.join(items.select("item_id", "categories"), on="item_id", how="inner")
         .explode("categories")
@@ -173,8 +209,28 @@ def _category_interests(
     )
 
 
-def item_features(events: pl.DataFrame, items: pl.DataFrame, as_of_ms: int) -> pl.DataFrame:
-    """One row per catalogue item (and per item seen in events) with every item feature."""
+def item_features(
+    events: pl.DataFrame,
+    items: pl.DataFrame,
+    as_of_ms: int,
+    *,
+    problems: DataProblems | None = None,
+) -> pl.DataFrame:
+    """One row per catalogue item (and per item seen in events) with every item feature.
+
+    Args:
+        events: Cleaned events (``item_id``, ``event_type``, ``ts_ms``; ``data`` of impressions).
+        items: Catalogue frame with ``item_id``, ``category`` and ``created_ms``.
+        as_of_ms: Snapshot time.
+        problems: Where to count data problems; without it they are issued at once as
+            :class:`~tastebud.errors.DataWarning`.
+
+    Warns:
+        DataWarning: impression events without a readable ``item_ids`` list, items with events
+            but missing from the catalogue, items with more clicks than impressions (their
+            ``item_ctr`` capped at 1).
+    """
+    tally = DataProblems() if problems is None else problems
     t = pl.col("event_type")
     ts = pl.col("ts_ms")
     recent = events.filter(pl.col("item_id").is_not_null() & (ts >= as_of_ms - 30 * _DAY_MS))
@@ -188,15 +244,19 @@ def item_features(events: pl.DataFrame, items: pl.DataFrame, as_of_ms: int) -> p
         (t == "click").sum().alias("_clicks"),
         (t == "page_view").sum().alias("_views"),
     )
+    served = events.filter((t == "impression") & (ts >= as_of_ms - 30 * _DAY_MS)).with_columns(
+        pl.col("data")
+        .str.json_path_match("$.item_ids")
+        .str.json_decode(pl.List(pl.String))
+        .alias("shown")
+    )
+    tally.add(
+        "impression events without a readable item_ids list (left out of item_ctr)",
+        served.get_column("shown").null_count(),
+    )
     impressions = (
-        events.filter((t == "impression") & (ts >= as_of_ms - 30 * _DAY_MS))
-        .with_columns(
-            pl.col("data")
-            .str.json_path_match("$.item_ids")
-            .str.json_decode(pl.List(pl.String))
-            .alias("shown")
-        )
-        .explode("shown")
+        served.explode("shown")
+        .drop_nulls("shown")
         .group_by(pl.col("shown").alias("item_id"))
         .len("_impressions")
     )
@@ -218,6 +278,18 @@ def item_features(events: pl.DataFrame, items: pl.DataFrame, as_of_ms: int) -> p
     shown = (
         pl.when(pl.col("_impressions") > 0).then(pl.col("_impressions")).otherwise(pl.col("_views"))
     )
+    tally.add(
+        "items with events in the last 30 days are missing from the catalogue (item_category "
+        "and item_age_days null)",
+        activity.join(catalogue.select("item_id"), on="item_id", how="anti").height,
+    )
+    tally.add(
+        "items with more clicks than impressions (or page views, when never in a served "
+        "list): item_ctr capped at 1",
+        out.filter((shown > 0) & (pl.col("_clicks") > shown)).height,
+    )
+    if problems is None:
+        tally.warn(stacklevel=2)
     return out.select(
         "item_id",
         "item_popularity_7d",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["DAYPARTS", "daypart"]
+__all__ = [
+    "DAYPARTS",
+    "daypart",
+]
 
 DAYPARTS = ("night", "morning", "afternoon", "evening")
 """Times of day (UTC hours 0-5, 6-11, 12-17, 18-23) the lists are kept for."""

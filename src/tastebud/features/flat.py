@@ -7,7 +7,10 @@ from typing import Any
 
 import polars as pl
 
-__all__ = ["flat_features", "flatten_frame"]
+__all__ = [
+    "flat_features",
+    "flatten_frame",
+]
 
 
 def flatten_frame(frame: pl.DataFrame) -> pl.DataFrame:

@@ -102,7 +102,7 @@ class OnlineFeatures:
             recent = state.actions
             current = recent[0]["s"] if recent else None
             in_session = [a for a in recent if a.get("s") == current]
-            categories = Counter(a["c"] for a in in_session if a.get("c"))
+            categories = Counter(c for a in in_session if (c := a.get("c")))
             session.update(
                 active=bool(recent) and now_ms - int(recent[0]["ts"]) < 30 * 60 * 1000,
                 events=len(in_session),

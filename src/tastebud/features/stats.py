@@ -1,18 +1,64 @@
-"""Per-feature statistics of a snapshot, and the checks that warn or fail a build."""
+"""Per-feature statistics of a snapshot, the checks that warn or fail a build, and the tally
+of recoverable data problems that a build reports as :class:`~tastebud.errors.DataWarning`."""
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from tastebud.errors import InvalidInput
+from tastebud.errors import DataWarning, InvalidInput
 from tastebud.features.definitions import FeatureDef
 
-__all__ = ["BrokenInvariant", "check", "feature_stats"]
+__all__ = ["BrokenInvariant", "DataProblems", "check", "feature_stats"]
+
+
+class DataProblems:
+    """Counts of recoverable data problems, by description, summed over a build's partitions so
+    that each problem is reported once with its total.
+
+    >>> problems = DataProblems()
+    >>> problems.add("impression events without a readable item_ids list", 3)
+    >>> problems.add("impression events without a readable item_ids list", 2)
+    >>> problems.add("feature_usage events without a feature", 0)  # nothing to report
+    >>> problems.messages()
+    ['5 impression events without a readable item_ids list']
+    """
+
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self._notes: list[str] = []
+
+    def add(self, problem: str, count: int) -> None:
+        """Count ``count`` rows or entities with ``problem`` (a count of 0 is ignored)."""
+        if count > 0:
+            self._counts[problem] += int(count)
+
+    def note(self, message: str) -> None:
+        """Record a problem that is not a count (an empty window, a statistics check)."""
+        if message not in self._notes:
+            self._notes.append(message)
+
+    def messages(self) -> list[str]:
+        """One line per problem, counted ones first (count first, in the order first seen),
+        then the notes."""
+        return [f"{n:,} {problem}" for problem, n in self._counts.items()] + self._notes
+
+    def warn(self, *, stacklevel: int = 2) -> list[str]:
+        """Issue one :class:`DataWarning` per problem; returns the messages.
+
+        Args:
+            stacklevel: As for ``warnings.warn``, counted from the caller of this method (2:
+                the warning points at the caller's caller).
+        """
+        out = self.messages()
+        for message in out:
+            warnings.warn(message, DataWarning, stacklevel=stacklevel + 1)
+        return out
 
 
 class BrokenInvariant(InvalidInput):

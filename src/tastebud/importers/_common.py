@@ -9,7 +9,11 @@ from typing import Any
 
 from tastebud.events.ingest import Ingestor
 
-__all__ = ["EventSink", "ImportSummary"]
+__all__ = [
+    "EventSink",
+    "ImportSummary",
+    "Progress",
+]
 
 Progress = Callable[[int], None]
 

@@ -27,7 +27,12 @@ __all__ = [
     "Recommendations",
     "Recommender",
     "TrainingData",
+    "csr_from",
+    "csr_params",
+    "recency_weights",
+    "standardise",
     "top_k",
+    "zero_rows",
 ]
 
 
@@ -39,7 +44,14 @@ class NotFitted(RuntimeError):
 
 
 class ModelConfig(BaseModel):
-    """Base of every model's frozen hyper-parameter object."""
+    """Base of every model's frozen hyper-parameter object.
+
+    Configs refuse nonsense, as LensKit's do: an unknown field, or a value outside its field's
+    bounds (a count below 1, a rate or a half-life not above 0, a negative penalty or weight),
+    raises ``pydantic.ValidationError`` (a ``ValueError``) naming the field. Every numeric field
+    of a subclass carries a bound (a contract test checks it), and every value of its
+    ``search_space`` lies within the bounds.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -58,9 +70,14 @@ class FitOptions:
     """How to fit, as opposed to what to fit (hyper-parameters live in the config)."""
 
     seed: int = 0
-    """Seed for every random choice, so that a fit is reproducible."""
+    """Seed for every random choice, so that a fit is reproducible (at least 0)."""
     n_threads: int = 0
     """Threads for libraries that use them (``0``: all cores)."""
+
+    def __post_init__(self) -> None:
+        for name in ("seed", "n_threads"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"FitOptions.{name} must be at least 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

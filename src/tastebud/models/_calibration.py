@@ -16,6 +16,14 @@ from numpy.typing import NDArray
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 
+__all__ = [
+    "Calibrator",
+    "apply_calibrator",
+    "choose_levels",
+    "fit_isotonic",
+    "fit_platt",
+]
+
 Calibrator = tuple[str, NDArray[np.float64], NDArray[np.float64]]
 
 _EPS = 1e-6

@@ -9,6 +9,7 @@ import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from numpy.typing import NDArray
+from pydantic import Field
 from threadpoolctl import threadpool_limits
 
 from tastebud.models._base import FitOptions, ModelConfig, Recommender, TrainingData
@@ -27,13 +28,14 @@ class ALSConfig(ModelConfig):
     (1, 2)
     """
 
-    factors: int = 64
+    factors: int = Field(default=64, ge=1)
     """Latent dimensions."""
-    regularization: float = 0.05
+    regularization: float = Field(default=0.05, ge=0)
     """L2 penalty on the factors."""
-    alpha: float = 2.0
-    """Confidence scaling: an interaction of weight ``w`` counts ``1 + alpha * w``."""
-    iterations: int = 15
+    alpha: float = Field(default=2.0, gt=0)
+    """Confidence scaling: an interaction of weight ``w`` counts ``1 + alpha * w`` (``implicit``
+    multiplies the matrix by it, so 0 would erase every interaction)."""
+    iterations: int = Field(default=15, ge=1)
     """ALS sweeps."""
     binary: bool = True
     """Use 1 per (user, item) rather than the summed interaction weights."""
@@ -51,13 +53,13 @@ class ALSConfig(ModelConfig):
 class BPRConfig(ModelConfig):
     """Bayesian personalised ranking (Rendle et al. 2009) as implemented by ``implicit``."""
 
-    factors: int = 64
+    factors: int = Field(default=64, ge=1)
     """Latent dimensions."""
-    learning_rate: float = 0.05
+    learning_rate: float = Field(default=0.05, gt=0)
     """SGD step."""
-    regularization: float = 0.01
+    regularization: float = Field(default=0.01, ge=0)
     """L2 penalty."""
-    iterations: int = 100
+    iterations: int = Field(default=100, ge=1)
     """Epochs."""
 
     @classmethod

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from tastebud.models._base import (
     FitOptions,
@@ -37,23 +38,23 @@ class HybridConfig(ModelConfig):
     [[2]]
     """
 
-    l2: float = 1000.0
+    l2: float = Field(default=1000.0, gt=0)
     """Ridge penalty of the sequence model."""
-    history_half_life: float | None = 6.0
+    history_half_life: float | None = Field(default=6.0, gt=0)
     """Recency weighting of the user's history in the sequence model (steps back)."""
-    alpha: float = 1.0
+    alpha: float = Field(default=1.0, ge=0)
     """Weight of the sequence model's "comes next" part."""
-    w_als: float = 0.1
+    w_als: float = Field(default=0.1, ge=0)
     """Weight of the ALS scores (0: off)."""
-    als_factors: int = 128
+    als_factors: int = Field(default=128, ge=1)
     """ALS latent dimensions."""
-    als_regularization: float = 1.0
+    als_regularization: float = Field(default=1.0, ge=0)
     """ALS L2 penalty."""
-    als_alpha: float = 5.0
+    als_alpha: float = Field(default=5.0, gt=0)
     """ALS confidence scaling."""
-    w_knn: float = 0.1
+    w_knn: float = Field(default=0.1, ge=0)
     """Weight of the item-kNN scores (0: off)."""
-    knn_neighbors: int = 200
+    knn_neighbors: int = Field(default=200, ge=1)
     """Item-kNN neighbours per item."""
 
     @classmethod

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 from scipy.sparse import csr_matrix
 
 from tastebud.models._base import (
@@ -31,11 +32,11 @@ class ItemKNNConfig(ModelConfig):
     [[1]]
     """
 
-    neighbors: int = 100
+    neighbors: int = Field(default=100, ge=1)
     """Similar items kept per item (the rest are zero)."""
-    shrink: float = 0.0
+    shrink: float = Field(default=0.0, ge=0)
     """Added to the cosine denominator: damps similarities built on few common users."""
-    half_life: float | None = None
+    half_life: float | None = Field(default=None, gt=0)
     """Weigh the user's history by recency (``0.5 ** (later interactions / half_life)``)."""
 
     @classmethod

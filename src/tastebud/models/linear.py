@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 from scipy.sparse import csr_matrix
 
 from tastebud.models._base import (
@@ -34,7 +35,13 @@ from tastebud.models._base import (
     zero_rows,
 )
 
-__all__ = ["EASE", "EASEConfig", "SeqLinear", "SeqLinearConfig"]
+__all__ = [
+    "EASE",
+    "EASEConfig",
+    "SeqLinear",
+    "SeqLinearConfig",
+    "ease_matrix",
+]
 
 _C = TypeVar("_C", bound=ModelConfig)
 
@@ -47,9 +54,9 @@ class EASEConfig(ModelConfig):
     [[1]]
     """
 
-    l2: float = 300.0
+    l2: float = Field(default=300.0, gt=0)
     """Ridge penalty λ."""
-    max_items: int = 10_000
+    max_items: int = Field(default=10_000, ge=1)
     """The model is a dense ``items x items`` matrix: beyond this many items only the most
     popular ones can be recommended (memory grows with the square, time with the cube)."""
 
@@ -67,23 +74,23 @@ class SeqLinearConfig(ModelConfig):
     [[2]]
     """
 
-    l2: float = 1000.0
+    l2: float = Field(default=1000.0, gt=0)
     """Ridge penalty λ."""
-    alpha: float = 1.0
+    alpha: float = Field(default=1.0, ge=0)
     """Weight of the "comes next" part against the "goes with" part."""
-    window: int = 30
+    window: int = Field(default=30, ge=1)
     """Previous interactions that form the history of each next-item example."""
-    seq_half_life: float = 5.0
+    seq_half_life: float = Field(default=5.0, gt=0)
     """Decay of those previous interactions, in steps back."""
-    future_window: int = 10
+    future_window: int = Field(default=10, ge=1)
     """Each example's target is its item and the ones after it, up to this many: the model
     learns what comes in the next few steps, not only the very next one."""
-    future_half_life: float = 3.0
+    future_half_life: float = Field(default=3.0, gt=0)
     """Decay of those later targets, in steps ahead."""
-    history_half_life: float | None = 6.0
+    history_half_life: float | None = Field(default=6.0, gt=0)
     """Recency weighting of the user's history when recommending, in steps back (``None``:
     all of the history counts the same)."""
-    max_items: int = 10_000
+    max_items: int = Field(default=10_000, ge=1)
     """As for EASE: the most popular items beyond this many are not recommended."""
 
     @classmethod

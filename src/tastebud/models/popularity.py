@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field
 
 from tastebud.models._base import (
     FitOptions,
@@ -34,10 +35,10 @@ class PopularityConfig(ModelConfig):
     count per interaction context (``TrainingData.context``, e.g. device or hour), each user
     getting the list of the context they use most. Users with no group, and groups with too few
     users, get the global list; ``for_groups`` gives any group's list (cold start)."""
-    half_life_days: float | None = None
+    half_life_days: float | None = Field(default=None, gt=0)
     """Weigh each interaction by ``0.5 ** (age / half_life)``, age measured from the latest
     interaction in the data (``None``: all count the same)."""
-    min_group_users: int = 20
+    min_group_users: int = Field(default=20, ge=1)
     """A group or context with fewer distinct users than this uses the global counts (no
     tiny-group lists: they would reveal what a handful of people did)."""
 

@@ -23,12 +23,12 @@ coefficients and the calibrator's breakpoints (``to_state`` / ``from_state``), n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import lightgbm as lgb
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -49,19 +49,24 @@ class PredictorConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    families: tuple[Literal["lightgbm", "logistic"], ...] = ("lightgbm", "logistic")
-    """Model families that compete."""
-    folds: int = 5
+    families: tuple[Literal["lightgbm", "logistic"], ...] = Field(
+        default=("lightgbm", "logistic"), min_length=1
+    )
+    """Model families that compete (at least one)."""
+    folds: int = Field(default=5, ge=2)
     """Stratified folds inside the training data (early stopping, selection, calibration)."""
-    learning_rate: float = 0.02
+    learning_rate: float = Field(default=0.02, gt=0, le=1)
     """LightGBM learning rate (trees are added until the held-out fold stops improving)."""
-    max_trees: int = 3000
+    max_trees: int = Field(default=3000, ge=1)
     """Upper bound on boosting rounds."""
-    early_stopping_rounds: int = 100
+    early_stopping_rounds: int = Field(default=100, ge=1)
     """Rounds without improvement of the held-out log loss before a booster stops."""
-    leaves: tuple[int, ...] = (7, 31)
-    """LightGBM regularisation candidates: leaves per tree (fewer: smoother)."""
-    logistic_c: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+    leaves: tuple[Annotated[int, Field(ge=2)], ...] = Field(default=(7, 31), min_length=1)
+    """LightGBM regularisation candidates: leaves per tree (fewer: smoother; at least 2, as
+    LightGBM requires)."""
+    logistic_c: tuple[Annotated[float, Field(gt=0)], ...] = Field(
+        default=(0.01, 0.1, 1.0, 10.0), min_length=1
+    )
     """Inverse L2 strengths of the logistic-regression candidates."""
     balance_classes: bool = False
     """Weigh the rare class up while training (``scale_pos_weight``); calibration maps the
@@ -75,7 +80,7 @@ class PredictorConfig(BaseModel):
     """Grouped-isotonic candidates of ``auto`` (probability levels at most; unrestricted
     isotonic competes too). The one-standard-error rule picks the fewest levels whose
     cross-validated Brier score is within one standard error of the best candidate's."""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**32)
     """Seed of the folds and of LightGBM's sampling."""
 
     @field_validator("calibration_levels")

@@ -38,7 +38,12 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["Disparity", "MIN_JUDGED_USERS", "estimate_disparity"]
+__all__ = [
+    "Disparity",
+    "MIN_JUDGED_USERS",
+    "Verdict",
+    "estimate_disparity",
+]
 
 MIN_JUDGED_USERS = 50
 """Groups smaller than this are reported but not judged."""

@@ -2,13 +2,17 @@
 
 Every metric of the service lives in this module; other modules import the objects and record::
 
-    from tastebud.monitoring import CACHE_TOTAL, FALLBACK_TOTAL
+    from tastebud.monitoring import CACHE_TOTAL
+    from tastebud.monitoring.metrics import FallbackReason, record_fallback
 
     CACHE_TOTAL.labels(result="hit").inc()
-    FALLBACK_TOTAL.labels(reason="cold_start").inc()
+    record_fallback(FallbackReason.COLD_START)
 
 Labels never carry user ids, item ids or raw URL paths: only bounded sets (route templates,
-methods, status codes, reasons, model names). ``GET /metrics`` serves :func:`render`.
+methods, status codes, reasons, model names). A label whose values the code chooses takes them
+from one ``StrEnum`` declared here (:class:`FallbackReason`, :class:`UpdateOutcome`), recorded
+through a helper, so that the values emitted are the values documented. ``GET /metrics`` serves
+:func:`render`.
 
 Multi-process servers (``tastebud serve --workers N``): when ``PROMETHEUS_MULTIPROC_DIR`` is set
 in the environment *before the process starts*, prometheus_client keeps every value in a
@@ -25,6 +29,7 @@ import fcntl
 import multiprocessing
 import os
 import time
+from enum import StrEnum
 from pathlib import Path
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
@@ -35,15 +40,20 @@ __all__ = [
     "CACHE_TOTAL",
     "FALLBACK_TOTAL",
     "FRESHNESS_SECONDS",
+    "FallbackReason",
     "IMPRESSIONS_TOTAL",
     "INGESTED_TOTAL",
     "MODEL_LOADED",
     "MODEL_VERSION",
+    "REALTIME_UPDATES_TOTAL",
     "REQUEST_SECONDS",
+    "UpdateOutcome",
     "multiprocess_dir",
     "observe_request",
     "prepare_multiprocess",
+    "record_fallback",
     "record_model_served",
+    "record_realtime_update",
     "render",
 ]
 
@@ -74,11 +84,46 @@ CACHE_TOTAL = Counter(
     "Recommendation cache lookups by result (hit or miss).",
     ["result"],
 )
+
+
+class FallbackReason(StrEnum):
+    """The values of :data:`FALLBACK_TOTAL`'s ``reason`` label, the only ones it takes."""
+
+    REALTIME_UNAVAILABLE = "realtime_unavailable"
+    """The real-time store did not answer within the budget: no session signals."""
+    COLD_START = "cold_start"
+    """A user unknown to the model and without a session: a cold-start list."""
+    NO_MODEL = "no_model"
+    """No production model yet (the request is answered 503)."""
+    SESSION_ONLY = "session_only"
+    """A user known only from the live session (``mode: session``)."""
+
+
 FALLBACK_TOTAL = Counter(
     "tastebud_fallback_total",
-    "Recommendations served by a fallback path, by reason "
-    "(realtime_unavailable, cold_start, no_model, session_only).",
+    f"Recommendations served by a fallback path, by reason ({', '.join(FallbackReason)}).",
     ["reason"],
+)
+
+
+class UpdateOutcome(StrEnum):
+    """The values of :data:`REALTIME_UPDATES_TOTAL`'s ``outcome`` label."""
+
+    APPLIED = "applied"
+    """Applied within the budget, before the events were acknowledged."""
+    LATE = "late"
+    """Applied after the budget: the events were acknowledged before the update finished."""
+    DROPPED = "dropped"
+    """Not applied: the real-time store failed, or was resting after a failure or stalled on an
+    earlier call (the events are stored all the same; updates are not retried, as an update
+    that timed out may still have been applied and counters must not count twice)."""
+
+
+REALTIME_UPDATES_TOTAL = Counter(
+    "tastebud_realtime_updates_total",
+    "Real-time state updates of ingested event batches, by outcome "
+    f"({', '.join(UpdateOutcome)}). One per batch.",
+    ["outcome"],
 )
 MODEL_VERSION = Gauge(
     "tastebud_model_version",
@@ -107,6 +152,24 @@ IMPRESSIONS_TOTAL = Counter(
     "tastebud_impressions_total",
     "Recommended items exposed to users (logged as impression events).",
 )
+
+# Labelled children looked up once (``labels()`` takes a lock and builds a key on every call), and
+# every value is exposed from the start, at 0.
+_FALLBACK = {reason: FALLBACK_TOTAL.labels(reason=reason.value) for reason in FallbackReason}
+_UPDATES = {
+    outcome: REALTIME_UPDATES_TOTAL.labels(outcome=outcome.value) for outcome in UpdateOutcome
+}
+
+
+def record_fallback(reason: FallbackReason) -> None:
+    """Count one recommendation served by the fallback path ``reason``."""
+    _FALLBACK[reason].inc()
+
+
+def record_realtime_update(outcome: UpdateOutcome) -> None:
+    """Count one event batch's real-time state update by its ``outcome``."""
+    _UPDATES[outcome].inc()
+
 
 # Methods outside this set are counted as "other": a client must not be able to mint new
 # series by sending made-up methods.

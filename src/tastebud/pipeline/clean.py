@@ -25,7 +25,7 @@ class PipelineConfig(BaseModel):
     """Cleaning rules. Rate rules apply to live traffic (``source == "api"``) only: imported
     datasets carry historical timestamps that would look like bursts."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     near_duplicate_ms: int = Field(default=1000, ge=0)
     """Same user, type and item within this many ms: a double-fired event, dropped."""

@@ -36,7 +36,7 @@ class InteractionConfig(BaseModel):
     With ``half_life_days`` every weight decays by half per that many days before ``as_of``.
     """
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     type_weights: dict[str, float] = Field(
         default_factory=lambda: {
@@ -49,13 +49,13 @@ class InteractionConfig(BaseModel):
         }
     )
     """Base weight per event type; types not listed are ignored."""
-    engagement_per_minute: float = 0.5
+    engagement_per_minute: float = Field(default=0.5, ge=0)
     """Extra weight per minute of engagement time."""
-    engagement_cap_minutes: float = 10.0
+    engagement_cap_minutes: float = Field(default=10.0, ge=0)
     """Engagement beyond this adds nothing."""
-    like_weight: float = 3.0
+    like_weight: float = Field(default=3.0, ge=0)
     """Weight of a ``like`` feedback."""
-    half_life_days: float | None = None
+    half_life_days: float | None = Field(default=None, gt=0)
     """Time decay of weights (``None``: no decay)."""
 
 

@@ -1,22 +1,28 @@
-"""Real-time per-user state, updated by ingest and read by serving: memory or Redis."""
+"""Real-time per-user state, updated by ingest and read by serving: memory or Redis, called on
+the request paths under a time budget (:class:`RealtimeGuard`)."""
 
 from __future__ import annotations
 
 from tastebud.realtime.base import (
     CONSUMING,
+    Action,
     RealtimeConfig,
     RealtimeState,
     Update,
     UserState,
     updates_from,
 )
+from tastebud.realtime.guard import RealtimeGuard, StateRead
 from tastebud.realtime.memory import MemoryState
 
 __all__ = [
+    "Action",
     "CONSUMING",
     "MemoryState",
     "RealtimeConfig",
+    "RealtimeGuard",
     "RealtimeState",
+    "StateRead",
     "Update",
     "UserState",
     "make_realtime",

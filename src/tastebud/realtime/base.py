@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "Action",
     "CONSUMING",
     "PASSIVE",
     "RealtimeConfig",
@@ -50,14 +51,28 @@ class RealtimeConfig(BaseModel):
     """Most recently consumed items kept per user."""
 
 
+class Action(TypedDict):
+    """One session action as it is stored (JSON in Redis, hence the short keys)."""
+
+    t: str
+    """The event type."""
+    i: str | None
+    """The item, if the event has one."""
+    c: str | None
+    """The item's category, if it has one."""
+    ts: int
+    """Event time, ms since the epoch."""
+    s: str | None
+    """The session id."""
+
+
 @dataclass
 class Update:
     """What one batch changes for one user."""
 
-    actions: list[dict[str, Any]] = field(default_factory=list)
-    """New actions in event time order, oldest first: ``{"t": event type, "i": item,
-    "c": category, "ts": ms, "s": session}``. Backends merge them into the stored actions by
-    event time, so a late event never becomes the "current" one."""
+    actions: list[Action] = field(default_factory=list)
+    """New actions in event time order, oldest first. Backends merge them into the stored
+    actions by event time, so a late event never becomes the "current" one."""
     items: dict[str, int] = field(default_factory=dict)
     categories: dict[str, int] = field(default_factory=dict)
     consumed: dict[str, int] = field(default_factory=dict)
@@ -70,13 +85,15 @@ class Update:
 class UserState:
     """One user's real-time state."""
 
-    actions: list[dict[str, Any]]
+    actions: list[Action]
     """Recent actions, newest event time first."""
     items: dict[str, int]
     categories: dict[str, int]
     consumed: list[str]
     """Recently consumed items, newest first."""
     features: dict[str, Any] | None
+    """The latest online feature values by name (a JSON document published by every
+    snapshot build), or ``None``."""
     feedback: dict[str, str] = field(default_factory=dict)
     """Item -> the latest explicit feedback; kept without expiry (a ``not_interested`` item
     never comes back)."""
@@ -151,14 +168,18 @@ def updates_from(
     return out
 
 
-def _ts(action: Mapping[str, Any]) -> int:
-    return int(action["ts"])
+def _ts(action: Action) -> int:
+    return action["ts"]
 
 
 class RealtimeState(Protocol):
     """A real-time state backend (``memory://`` or ``redis://``)."""
 
     config: RealtimeConfig
+    in_process: bool
+    """Whether calls stay in this process (they never wait on a network): such a backend is
+    called directly on the request path, any other one under the request's time budget
+    (:class:`~tastebud.realtime.guard.RealtimeGuard`)."""
 
     def apply(self, updates: Mapping[str, Update]) -> None:
         """Apply a batch of per-user updates (one round trip)."""

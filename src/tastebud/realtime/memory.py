@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from tastebud.realtime.base import RealtimeConfig, Update, UserState
+from tastebud.realtime.base import Action, RealtimeConfig, Update, UserState
 
 __all__ = ["MemoryState"]
 
@@ -24,7 +24,7 @@ class _User:
     )
 
     def __init__(self) -> None:
-        self.actions: list[dict[str, Any]] = []  # newest first
+        self.actions: list[Action] = []  # newest first
         self.actions_until = 0.0
         self.items: dict[str, int] = {}
         self.categories: dict[str, int] = {}
@@ -33,14 +33,24 @@ class _User:
         self.until = 0.0
 
 
-def _newest_first(action: dict[str, Any]) -> int:
-    return -int(action["ts"])
+def _newest_first(action: Action) -> int:
+    return -action["ts"]
 
 
 class MemoryState:
-    """Real-time state in a dict, with the same TTLs and bounds as the Redis backend."""
+    """Real-time state in a dict, with the same TTLs and bounds as the Redis backend.
 
-    def __init__(self, config: RealtimeConfig | None = None, *, clock: Any = time.time) -> None:
+    Args:
+        config: Sizes and lifetimes.
+        clock: Seconds since the epoch (tests pass a fake clock).
+    """
+
+    in_process = True
+    """Calls never wait on a network: serving calls this backend directly."""
+
+    def __init__(
+        self, config: RealtimeConfig | None = None, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.config = config or RealtimeConfig()
         self._users: dict[str, _User] = {}
         # Explicit feedback never expires (a not-interested item must never come back).

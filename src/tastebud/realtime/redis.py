@@ -77,7 +77,15 @@ return 1
 
 
 class RedisState:
-    """Real-time state in Redis."""
+    """Real-time state in Redis.
+
+    Every call is a network round trip bounded by a 2 s socket timeout. The request paths
+    (serving, ingest) never wait that long: they call through a
+    :class:`~tastebud.realtime.guard.RealtimeGuard` with a budget of milliseconds.
+    """
+
+    in_process = False
+    """Calls wait on the network: the request paths call this backend under a time budget."""
 
     def __init__(self, url: str, config: RealtimeConfig | None = None) -> None:
         self.config = config or RealtimeConfig()

@@ -1,4 +1,6 @@
-"""The model registry: versions, aliases, an audit log, and verified artifact paths.
+"""The model registry: registering and revising versions, reading them, moving aliases and
+archiving, with verified artifact paths. The records it returns are in
+:mod:`~tastebud.registry.records`, its audit log in :mod:`~tastebud.registry.audit`.
 
 Metadata lives in the database (``model_versions``, ``model_aliases``, ``registry_log``), the
 artifacts in ``<artifact_dir>/registry/<name>/v<version>/r<revision>/``. Promotion and rollback
@@ -9,11 +11,9 @@ and that the manifest is the one registered.
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,80 +22,24 @@ from sqlalchemy.exc import IntegrityError
 
 from tastebud.errors import ArtifactInvalid, Conflict, InvalidInput, ModelNotFound
 from tastebud.files import private_dir
+from tastebud.registry import audit
 from tastebud.registry.artifacts import artifact_id, verify_artifact
+from tastebud.registry.records import (
+    ALIASES,
+    Approval,
+    LogEntry,
+    ModelKind,
+    ModelVersion,
+    check_name,
+)
 from tastebud.store import Store
 from tastebud.store import tables as t
 
-__all__ = ["ALIASES", "LogEntry", "ModelVersion", "Registry", "check_name"]
-
-ALIASES = ("candidate", "staging", "production")
-"""Aliases a version can carry (any number of versions may exist; each alias names one)."""
-
-_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
-
-
-@dataclass(frozen=True)
-class ModelVersion:
-    """One registered version of a model (its current revision)."""
-
-    name: str
-    version: int
-    revision: int
-    kind: str
-    algorithm: str
-    path: str
-    artifact_id: str
-    status: str
-    created_ms: int
-    metrics: dict[str, Any]
-    lineage: dict[str, Any]
-    approval: dict[str, Any] | None
-    aliases: tuple[str, ...] = field(default=())
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready view (the API's and ``models show``'s)."""
-        return {
-            "name": self.name,
-            "version": self.version,
-            "revision": self.revision,
-            "kind": self.kind,
-            "algorithm": self.algorithm,
-            "artifact_id": self.artifact_id,
-            "status": self.status,
-            "created_ms": self.created_ms,
-            "aliases": list(self.aliases),
-            "metrics": self.metrics,
-            "lineage": self.lineage,
-            "approval": self.approval,
-        }
-
-
-@dataclass(frozen=True)
-class LogEntry:
-    """One audited registry action."""
-
-    name: str
-    version: int | None
-    action: str
-    alias: str | None
-    actor: str
-    reason: str | None
-    details: dict[str, Any]
-    at_ms: int
+__all__ = ["Registry"]
 
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def check_name(name: str) -> str:
-    """Validate a model name (lower-case letters, digits, ``_`` and ``-``)."""
-    if not _NAME.match(name):
-        raise InvalidInput(
-            f"invalid model name {name!r}: use 1-64 lower-case letters, digits, '_' or '-', "
-            "starting with a letter"
-        )
-    return name
 
 
 class Registry:
@@ -127,7 +71,7 @@ class Registry:
         name: str,
         artifact: Path,
         *,
-        kind: str,
+        kind: ModelKind,
         algorithm: str,
         metrics: dict[str, Any],
         lineage: dict[str, Any],
@@ -182,16 +126,14 @@ class Registry:
                     shutil.rmtree(target)
                 artifact.rename(target)
                 try:
-                    self._log(
+                    audit.record(
                         conn,
                         name,
                         version,
                         "register",
-                        None,
-                        actor,
-                        None,
-                        {"artifact_id": aid, "algorithm": algorithm},
-                        now,
+                        actor=actor,
+                        at_ms=now,
+                        details={"artifact_id": aid, "algorithm": algorithm},
                     )
                     if alias is not None:
                         self._set_alias(conn, name, alias, version, now)
@@ -238,7 +180,16 @@ class Registry:
                 .where(t.model_versions.c.name == name, t.model_versions.c.version == version)
                 .values(revision=mv.revision + 1, path=rel, artifact_id=aid, lineage=lineage)
             )
-            self._log(conn, name, version, "revise", None, actor, reason, {"artifact_id": aid}, now)
+            audit.record(
+                conn,
+                name,
+                version,
+                "revise",
+                actor=actor,
+                at_ms=now,
+                reason=reason,
+                details={"artifact_id": aid},
+            )
         shutil.rmtree(old, ignore_errors=True)
         return self.get(name, version)
 
@@ -256,7 +207,7 @@ class Registry:
             created_ms=row.created_ms,
             metrics=row.metrics or {},
             lineage=row.lineage or {},
-            approval=row.approval,
+            approval=None if row.approval is None else Approval.model_validate(row.approval),
             aliases=tuple(sorted(aliases.get((row.name, row.version), []), key=ALIASES.index)),
         )
 
@@ -367,33 +318,11 @@ class Registry:
 
     def history(self, name: str) -> list[LogEntry]:
         """The audit log of ``name``, oldest first."""
-        with self.store.engine.connect() as conn:
-            rows = conn.execute(
-                select(t.registry_log)
-                .where(t.registry_log.c.name == name)
-                .order_by(t.registry_log.c.id)
-            ).all()
-        return [
-            LogEntry(
-                r.name, r.version, r.action, r.alias, r.actor, r.reason, r.details or {}, r.at_ms
-            )
-            for r in rows
-        ]
+        return audit.history(self.store.engine, name)
 
     def production_history(self, name: str) -> list[int]:
         """The stack of production versions: promotions push, rollbacks pop."""
-        stack: list[int] = []
-        for e in self.history(name):
-            if e.alias != "production" or e.version is None:
-                continue
-            if e.action == "promote":
-                stack.append(e.version)
-            elif e.action == "rollback":
-                if stack:
-                    stack.pop()
-                if not stack or stack[-1] != e.version:
-                    stack.append(e.version)
-        return stack
+        return audit.production_stack(self.history(name))
 
     def previous_production(self, name: str) -> int | None:
         """The version a rollback would return to (skipping archived ones), or ``None``."""
@@ -406,31 +335,6 @@ class Registry:
         return None
 
     # -- aliases and lifecycle ---------------------------------------------------------------
-    def _log(
-        self,
-        conn: Connection,
-        name: str,
-        version: int | None,
-        action: str,
-        alias: str | None,
-        actor: str,
-        reason: str | None,
-        details: dict[str, Any],
-        now: int,
-    ) -> None:
-        conn.execute(
-            insert(t.registry_log).values(
-                name=name,
-                version=version,
-                action=action,
-                alias=alias,
-                actor=actor,
-                reason=reason,
-                details=details,
-                at_ms=now,
-            )
-        )
-
     def _set_alias(self, conn: Connection, name: str, alias: str, version: int, now: int) -> None:
         updated = conn.execute(
             update(t.model_aliases)
@@ -464,7 +368,17 @@ class Registry:
         now = _now_ms()
         with self.store.engine.begin() as conn:
             self._set_alias(conn, name, alias, version, now)
-            self._log(conn, name, version, action, alias, actor, reason, details or {}, now)
+            audit.record(
+                conn,
+                name,
+                version,
+                action,
+                actor=actor,
+                at_ms=now,
+                alias=alias,
+                reason=reason,
+                details=details,
+            )
         return self.get(name, version)
 
     def approve(
@@ -473,14 +387,14 @@ class Registry:
         """Record an approval (who, when) on a version."""
         self.get(name, version)
         now = _now_ms()
-        approval = {"by": actor, "at_ms": now, **({"note": note} if note else {})}
+        approval = Approval(by=actor, at_ms=now, note=note or None)
         with self.store.engine.begin() as conn:
             conn.execute(
                 update(t.model_versions)
                 .where(t.model_versions.c.name == name, t.model_versions.c.version == version)
-                .values(approval=approval)
+                .values(approval=approval.model_dump())
             )
-            self._log(conn, name, version, "approve", None, actor, note, {}, now)
+            audit.record(conn, name, version, "approve", actor=actor, at_ms=now, reason=note)
         return self.get(name, version)
 
     def archive(
@@ -510,39 +424,8 @@ class Registry:
                     and_(t.model_aliases.c.name == name, t.model_aliases.c.version == version)
                 )
             )
-            self._log(conn, name, version, "archive", None, actor, reason, {}, now)
+            audit.record(conn, name, version, "archive", actor=actor, at_ms=now, reason=reason)
         return self.get(name, version)
-
-    def compare(self, name: str, versions: list[int] | None = None) -> dict[str, Any]:
-        """Held-out metrics of several versions side by side (default: every active one):
-        ``{"versions": [...], "metrics": {metric: {version: value}}}``."""
-        chosen = (
-            [self.get(name, v) for v in versions]
-            if versions
-            else [v for v in self.versions(name) if v.status == "active"]
-        )
-        if not chosen:
-            raise ModelNotFound(f"no versions of model {name!r} to compare")
-        table: dict[str, dict[str, Any]] = {}
-        for mv in chosen:
-            for metric, value in (mv.metrics.get("test") or {}).items():
-                if isinstance(value, int | float) or value is None:
-                    table.setdefault(metric, {})[str(mv.version)] = value
-        return {
-            "name": name,
-            "versions": [
-                {
-                    "version": mv.version,
-                    "algorithm": mv.algorithm,
-                    "aliases": list(mv.aliases),
-                    "job": mv.lineage.get("job"),
-                    "created_ms": mv.created_ms,
-                    "inherited_from": mv.metrics.get("inherited_from"),
-                }
-                for mv in chosen
-            ],
-            "metrics": table,
-        }
 
     def sweep(self, older_than_s: float = 600.0) -> list[Path]:
         """Remove what a crashed writer left: staging directories and version directories

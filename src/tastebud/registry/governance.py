@@ -1,4 +1,4 @@
-"""The governance checklist (the seed's list, made checkable), promotion and rollback.
+"""The governance checklist: the seed's list, made checkable.
 
 Each item is computed from what the registry holds (metrics, lineage, the artifact's files and
 the registry's state), so a checklist is re-evaluated whenever it is asked for: approving a
@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from tastebud.config import GovernancePolicy
-from tastebud.errors import ArtifactInvalid, ChecklistFailed, Conflict, InvalidInput
+from tastebud.errors import ArtifactInvalid
 from tastebud.monitoring.fairness import Disparity
-from tastebud.registry._registry import ModelVersion, Registry
+from tastebud.registry._registry import Registry
+from tastebud.registry.records import ModelVersion
 
-__all__ = ["CHECKS", "CheckItem", "Checklist", "checklist", "promote", "rollback", "scan_artifact"]
+__all__ = ["CHECKS", "CheckItem", "CheckStatus", "Checklist", "checklist", "scan_artifact"]
 
 CHECKS = (
     "representative_data",
@@ -47,46 +49,50 @@ _PII = {
 _TEXT_SUFFIXES = {".json", ".md", ".txt"}
 
 
-@dataclass(frozen=True)
-class CheckItem:
+CheckStatus = Literal["pass", "fail", "not_checked"]
+"""A checklist item's outcome."""
+
+
+class CheckItem(BaseModel):
     """One checklist item: passed, failed or not checked, and why.
 
     An item that could not be checked (no fairness slices with two groups to compare, no
     held-out metrics) is ``not_checked``, never a pass: promoting such a version to production
-    needs an explicit, recorded waiver.
+    needs an explicit, recorded waiver. Its JSON view is ``name``, ``passed``, ``detail`` and
+    ``status``.
     """
 
+    model_config = ConfigDict(frozen=True)
     name: str
+    """One of :data:`CHECKS`."""
     passed: bool
     detail: str
-    checked: bool = True
+    """Why, in words."""
+    checked: bool = Field(default=True, exclude=True)
     """``False``: the item could not be checked (then ``passed`` is ``False`` too)."""
 
+    def __init__(self, name: str, passed: bool, detail: str, checked: bool = True) -> None:
+        super().__init__(name=name, passed=passed, detail=detail, checked=checked)
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
-    def status(self) -> str:
+    def status(self) -> CheckStatus:
         """``pass``, ``fail`` or ``not_checked``."""
         return "pass" if self.passed else ("fail" if self.checked else "not_checked")
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {
-            "name": self.name,
-            "status": self.status,
-            "passed": self.passed,
-            "detail": self.detail,
-        }
 
 
 def _not_checked(name: str, detail: str) -> CheckItem:
     return CheckItem(name, False, detail, checked=False)
 
 
-@dataclass(frozen=True)
-class Checklist:
-    """A version's checklist."""
+class Checklist(BaseModel):
+    """A version's checklist: its JSON view is ``passed`` and the ``items``, in the order of
+    :data:`CHECKS`."""
 
+    model_config = ConfigDict(frozen=True)
     items: tuple[CheckItem, ...]
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def passed(self) -> bool:
         """Whether every item passes."""
@@ -103,10 +109,6 @@ class Checklist:
     def blocking(self, *, skip: frozenset[str] = frozenset()) -> list[CheckItem]:
         """Every item that does not pass (failing or not checked), but those in ``skip``."""
         return [i for i in self.items if not i.passed and i.name not in skip]
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {"passed": self.passed, "items": [i.to_json() for i in self.items]}
 
 
 def _representative(mv: ModelVersion, policy: GovernancePolicy) -> CheckItem:
@@ -335,8 +337,8 @@ def _approval(mv: ModelVersion) -> CheckItem:
     if not mv.approval:
         how = f"`tastebud models approve {mv.name} {mv.version}` or POST .../approve"
         return CheckItem("approval", False, f"not approved: {how} with an admin key")
-    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(mv.approval["at_ms"] / 1000))
-    return CheckItem("approval", True, f"approved by {mv.approval['by']} at {when}")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(mv.approval.at_ms / 1000))
+    return CheckItem("approval", True, f"approved by {mv.approval.by} at {when}")
 
 
 def checklist(registry: Registry, mv: ModelVersion, policy: GovernancePolicy) -> Checklist:
@@ -346,7 +348,7 @@ def checklist(registry: Registry, mv: ModelVersion, policy: GovernancePolicy) ->
     except ArtifactInvalid:
         path = None
     return Checklist(
-        (
+        items=(
             _representative(mv, policy),
             _validated(mv, policy),
             _bias(mv, policy),
@@ -356,100 +358,4 @@ def checklist(registry: Registry, mv: ModelVersion, policy: GovernancePolicy) ->
             _rollback(registry, mv),
             _approval(mv),
         )
-    )
-
-
-def promote(
-    registry: Registry,
-    policy: GovernancePolicy,
-    name: str,
-    version: int,
-    *,
-    actor: str,
-    alias: str = "production",
-    force: bool = False,
-    reason: str | None = None,
-    waive: tuple[str, ...] = (),
-) -> ModelVersion:
-    """Point ``alias`` at ``version``. Production needs a passing checklist: items that could
-    not be checked may be waived by name (``waive``) with a ``reason``; anything else that
-    fails needs ``force`` with a ``reason``. Waivers, forcing and the items concerned are
-    recorded in the audit log.
-
-    Raises:
-        ChecklistFailed: an item fails or was not checked and is neither waived nor forced
-            (409).
-        InvalidInput: ``force`` or ``waive`` without a reason, or a waiver for an item that
-            was checked.
-    """
-    mv = registry.get(name, version)
-    details: dict[str, Any] = {}
-    if alias == "production":
-        if (force or waive) and not (reason and reason.strip()):
-            what = "--force" if force else "a waiver"
-            raise InvalidInput(f"{what} needs --reason TEXT (it is recorded)")
-        result = checklist(registry, mv, policy)
-        unchecked = {i.name for i in result.not_checked()}
-        unknown = sorted(set(waive) - set(CHECKS))
-        if unknown:
-            raise InvalidInput(
-                f"unknown checklist item(s) {', '.join(unknown)}; the items are "
-                + ", ".join(CHECKS)
-            )
-        wrong = sorted(set(waive) - unchecked)
-        if wrong:
-            raise InvalidInput(
-                "only items that were not checked can be waived; "
-                + ", ".join(wrong)
-                + " "
-                + ("was" if len(wrong) == 1 else "were")
-                + " checked"
-                + (f" (not checked: {', '.join(sorted(unchecked))})" if unchecked else "")
-            )
-        blocking = [i for i in result.blocking() if i.name not in waive]
-        if blocking and not force:
-            hint = "; fix them or promote with --force --reason TEXT"
-            if all(not i.checked for i in blocking):
-                names = " ".join(f"--waive {i.name}" for i in blocking)
-                hint = f"; check them, or waive them with {names} --reason TEXT"
-            raise ChecklistFailed(
-                f"model {name} v{version} does not pass its checklist: "
-                + "; ".join(f"{i.name} {i.status.replace('_', ' ')} ({i.detail})" for i in blocking)
-                + hint,
-                details=[i.to_json() for i in blocking],
-            )
-        details = {
-            "forced": bool(blocking),
-            "failed": [i.name for i in result.failing()],
-            "not_checked": sorted(unchecked),
-            "waived": sorted(waive),
-        }
-        previous = registry.resolve(name, "production")
-        details["previous"] = None if previous is None else previous.version
-        if previous is not None and previous.version == version:
-            raise Conflict(f"model {name} v{version} is already in production")
-    return registry.set_alias(name, alias, version, actor=actor, reason=reason, details=details)
-
-
-def rollback(
-    registry: Registry, name: str, *, actor: str, reason: str | None = None
-) -> ModelVersion:
-    """Point ``production`` back at the previous production version.
-
-    Raises:
-        Conflict: there is no previous production version to return to.
-    """
-    current = registry.resolve(name, "production")
-    target = registry.previous_production(name)
-    if current is None or target is None:
-        raise Conflict(f"model {name} has no previous production version to roll back to")
-    registry.artifact_path(registry.get(name, target))  # refuse a tampered target
-    return registry.set_alias(
-        name,
-        "production",
-        target,
-        actor=actor,
-        reason=reason,
-        action="rollback",
-        details={"from": current.version},
     )

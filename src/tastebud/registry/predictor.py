@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -22,8 +22,9 @@ if TYPE_CHECKING:
     from tastebud.models.predictor import Predictor
 
 __all__ = [
-    "TARGETS",
+    "FeatureSchema",
     "PredictorArtifact",
+    "TARGETS",
     "encode_rows",
     "load_predictor",
     "save_predictor",
@@ -35,6 +36,18 @@ TARGETS = ("churn", "conversion")
 """What the behaviour predictors predict."""
 
 
+class FeatureSchema(TypedDict):
+    """How a predictor's inputs are encoded (``schema.json``): what :func:`encode_rows` needs to
+    encode new rows like the training table."""
+
+    names: list[str]
+    """The feature columns, in matrix order."""
+    kinds: dict[str, str]
+    """Per column: ``numeric``, ``boolean`` or ``categorical``."""
+    categories: dict[str, list[str]]
+    """Per categorical column, its values in code order."""
+
+
 class PredictorArtifact:
     """A saved predictor with the schema that encodes its inputs.
 
@@ -44,7 +57,7 @@ class PredictorArtifact:
 
     def __init__(
         self,
-        schema: dict[str, Any],
+        schema: FeatureSchema,
         metrics: dict[str, Any],
         artifact_id: str,
         state: tuple[dict[str, Any], dict[str, NDArray[Any]], list[str]],
@@ -75,7 +88,7 @@ class PredictorArtifact:
 def save_predictor(
     directory: Path,
     predictor: Predictor,
-    schema: dict[str, Any],
+    schema: FeatureSchema,
     metrics: dict[str, Any],
     *,
     extra: dict[str, str] | None = None,
@@ -120,7 +133,7 @@ def load_predictor(directory: Path) -> PredictorArtifact:
     )
 
 
-def encode_rows(rows: list[dict[str, Any]], schema: dict[str, Any]) -> NDArray[np.float64]:
+def encode_rows(rows: list[dict[str, Any]], schema: FeatureSchema) -> NDArray[np.float64]:
     """Encode feature dicts (e.g. a user's current features) like the training table: unknown
     categories and absent or unparseable values become missing."""
     names, kinds, cats = schema["names"], schema["kinds"], schema["categories"]

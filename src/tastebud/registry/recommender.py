@@ -10,21 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 from scipy.sparse import csr_matrix
 
 from tastebud.errors import ArtifactInvalid
 from tastebud.ids import Vocabulary
 from tastebud.models import Recommender, model_class
 from tastebud.models._base import csr_from, csr_params
-from tastebud.registry.artifacts import artifact_id, verify_artifact, write_artifact
+from tastebud.registry.artifacts import verify_artifact, write_artifact
 
 __all__ = [
     "LoadedModel",
-    "artifact_id",
+    "REMOVED",
     "load_model",
     "save_model",
-    "verify_artifact",
-    "write_artifact",
 ]
 
 FORMAT = 1
@@ -81,7 +80,8 @@ def load_model(directory: Path) -> LoadedModel:
 
     Raises:
         NotFound: no artifact in ``directory``.
-        ArtifactInvalid: a file is missing or was changed since it was written.
+        ArtifactInvalid: a file is missing or was changed since it was written, or its
+            configuration is refused by the model's config class.
     """
     verify_artifact(directory, "model", "tastebud train", _FILES)
     config = json.loads((directory / "config.json").read_text())
@@ -94,7 +94,16 @@ def load_model(directory: Path) -> LoadedModel:
         params = {k: npz[k] for k in npz.files}
     seen = csr_from(_SEEN, params) if f"{_SEEN}_shape" in params else None
     params = {k: v for k, v in params.items() if not k.startswith(_SEEN + "_")}
-    model = cls.from_params(config["config"], params)
+    try:
+        model = cls.from_params(config["config"], params)
+    except ValidationError as exc:
+        # Verified files whose configuration today's model refuses (written by an older
+        # version with looser bounds): say so instead of failing with a validation trace.
+        raise ArtifactInvalid(
+            f"model artifact {directory}: its configuration is no longer valid for "
+            f"{config['model']}: "
+            + "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        ) from None
     users = Vocabulary(json.loads((directory / "users.json").read_text()))
     items = Vocabulary(json.loads((directory / "items.json").read_text()))
     metrics = json.loads((directory / "metrics.json").read_text())

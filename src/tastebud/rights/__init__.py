@@ -11,15 +11,23 @@ from tastebud.rights.erasure import (
     erase,
     erasure_step,
 )
-from tastebud.rights.export import ExportContext, export_user
-from tastebud.rights.transparency import month_bounds, transparency_report
+from tastebud.rights.export import ExportContext, UserExport, export_user
+from tastebud.rights.transparency import (
+    ConsentChanges,
+    TransparencyReport,
+    month_bounds,
+    transparency_report,
+)
 
 __all__ = [
+    "ConsentChanges",
     "ErasureContext",
     "ExportContext",
     "PERSONAL_TABLES",
     "Receipt",
     "STEPS",
+    "TransparencyReport",
+    "UserExport",
     "erase",
     "erasure_step",
     "export_user",

@@ -19,12 +19,14 @@ from typing import Any
 import numpy as np
 import orjson
 import polars as pl
+from pydantic import BaseModel, ConfigDict, computed_field, field_serializer
 from sqlalchemy import delete, func, or_, select, update
 
 from tastebud.files import open_private, write_private
 from tastebud.ids import Vocabulary
 from tastebud.models import zero_rows
 from tastebud.monitoring import get_logger
+from tastebud.privacy import PrivacyLog, Tombstones
 from tastebud.realtime import RealtimeState
 from tastebud.registry import Registry
 from tastebud.registry.recommender import REMOVED, load_model, save_model
@@ -58,24 +60,29 @@ class ErasureContext:
     """Makes this process serve the new model revisions now (others poll within seconds)."""
 
 
-@dataclass
-class Receipt:
-    """What an erasure removed, per store (counts only)."""
+class Receipt(BaseModel):
+    """What an erasure removed, per store (counts only): the answer of
+    ``DELETE /v1/users/{user_id}`` and of ``tastebud privacy erase``."""
 
+    model_config = ConfigDict(frozen=True)
     request_id: str
+    """Identifies the erasure in the privacy log and its tombstone."""
     erased_ms: int
+    """When (ms since the epoch); the user's events from before it are refused from now on."""
     stores: dict[str, int]
+    """Rows or entries removed per store, in the order of :data:`STEPS`."""
     seconds: float
+    """How long the erasure took (rounded to the millisecond in the JSON view)."""
 
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {
-            "request_id": self.request_id,
-            "erased_ms": self.erased_ms,
-            "stores": self.stores,
-            "total": sum(self.stores.values()),
-            "seconds": round(self.seconds, 3),
-        }
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def total(self) -> int:
+        """Rows or entries removed in all."""
+        return sum(self.stores.values())
+
+    @field_serializer("seconds")
+    def _rounded(self, seconds: float) -> float:
+        return round(seconds, 3)
 
 
 Step = Callable[[ErasureContext, str, list[str]], int]
@@ -295,10 +302,10 @@ def erase(ctx: ErasureContext, user_key: str, *, request_id: str | None = None) 
     if stores.get("models"):
         ctx.reload_models()
     now = int(time.time() * 1000)
-    ctx.store.add_tombstone(ctx.tombstone(user_key), now, rid)
-    receipt = Receipt(rid, now, stores, time.perf_counter() - t0)
-    ctx.store.log_privacy("erasure", sum(stores.values()), {"request_id": rid}, now)
-    _log.info(
-        "user erased", request_id=rid, rows=sum(stores.values()), seconds=round(receipt.seconds, 3)
+    Tombstones(ctx.store).add(ctx.tombstone(user_key), now, rid)
+    receipt = Receipt(
+        request_id=rid, erased_ms=now, stores=stores, seconds=time.perf_counter() - t0
     )
+    PrivacyLog(ctx.store).record("erasure", receipt.total, {"request_id": rid}, now)
+    _log.info("user erased", request_id=rid, rows=receipt.total, seconds=round(receipt.seconds, 3))
     return receipt

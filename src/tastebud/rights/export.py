@@ -18,9 +18,137 @@ from tastebud.registry import Registry
 from tastebud.store import Store
 from tastebud.store import tables as t
 
-__all__ = ["ExportContext", "export_user"]
+__all__ = [
+    "ExportContext",
+    "ExportHead",
+    "ExportedAction",
+    "ExportedConsent",
+    "ExportedConsentChange",
+    "ExportedEvent",
+    "ExportedFeatures",
+    "ExportedModel",
+    "ExportedRealtime",
+    "UserExport",
+    "export_user",
+]
 
 _BATCH = 1000
+
+# The document's parts are plain frozen dataclasses: orjson writes them as they are (a long
+# history is streamed without a dict per event), and pydantic reads their schema for OpenAPI.
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedEvent:
+    """One stored event of the user, encrypted fields decrypted."""
+
+    event_id: str
+    event_type: str
+    session_id: str | None
+    item_id: str | None
+    ts_ms: int
+    """Event time, ms since the epoch."""
+    received_ms: int
+    """When Tastebud stored it."""
+    source: str
+    """How it arrived: ``api``, ``import``, ..."""
+    data: dict[str, Any] | None
+    """The event's payload as stored (the event type's fields)."""
+    context: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedConsent:
+    """The user's stored decision for one purpose."""
+
+    granted: bool
+    updated_ms: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedConsentChange:
+    """One entry of the user's consent history."""
+
+    purpose: str
+    granted: bool
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedFeatures:
+    """The user's feature values."""
+
+    snapshot: dict[str, Any] | None
+    """From the latest feature snapshot (``null``: the snapshot does not hold the user)."""
+    online: dict[str, Any] | None
+    """Published to the real-time store by the latest feature build."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedAction:
+    """One recent session action, with the short keys the real-time store keeps it under."""
+
+    t: str
+    """The event type."""
+    i: str | None
+    """The item, if the event has one."""
+    c: str | None
+    """The item's category, if it has one."""
+    ts: int
+    """Event time, ms since the epoch."""
+    s: str | None
+    """The session id."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedRealtime:
+    """The user's real-time state (the live session and the counters serving reads)."""
+
+    recent_actions: list[ExportedAction]
+    item_counts: dict[str, int]
+    category_counts: dict[str, int]
+    consumed: list[str]
+    feedback: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedModel:
+    """A registered model version whose artifact holds the user."""
+
+    name: str
+    version: int
+    status: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportHead:
+    """The export document before its event arrays."""
+
+    user_id: str
+    pseudonym: str
+    exported_ms: int
+    attributes: dict[str, Any] | None
+    """As put with ``PUT /v1/users/{user_id}``, decrypted; ``null`` when none were."""
+    consents: dict[str, ExportedConsent]
+    """Per purpose the user decided on."""
+    consent_history: list[ExportedConsentChange]
+    anonymous_ids_merged: int
+    features: ExportedFeatures
+    realtime: ExportedRealtime
+    predictions: dict[str, Any] | None
+    """What ``GET /v1/users/{user_id}/predictions`` answers now (``null``: no predictor in
+    production, or the user opted out of personalization)."""
+    models: list[ExportedModel]
+
+
+@dataclass(frozen=True, slots=True)
+class UserExport(ExportHead):
+    """Everything held about one user: the document :func:`export_user` streams."""
+
+    events: list[ExportedEvent]
+    """Every event but impressions and feedback, oldest first."""
+    impressions: list[ExportedEvent]
+    feedback: list[ExportedEvent]
 
 
 @dataclass
@@ -35,13 +163,13 @@ class ExportContext:
     """The user's current predictions (raises when there are none)."""
 
 
-def _dump(value: Any) -> bytes:
+def _dump(value: object) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _events(
     ctx: ExportContext, keys: list[str], types: tuple[str, ...], exclude: bool
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[ExportedEvent]:
     e = t.events
     last = 0
     kind = e.c.event_type.not_in(types) if exclude else e.c.event_type.in_(types)
@@ -73,17 +201,17 @@ def _events(
         for r in rows:
             data = orjson.loads(r.data) if isinstance(r.data, str) else r.data
             context = orjson.loads(r.context) if isinstance(r.context, str) else r.context
-            yield {
-                "event_id": r.event_id,
-                "event_type": r.event_type,
-                "session_id": r.session_id,
-                "item_id": r.item_id,
-                "ts_ms": r.ts_ms,
-                "received_ms": r.received_ms,
-                "source": r.source,
-                "data": ctx.privacy.decrypt(data),
-                "context": ctx.privacy.decrypt(context),
-            }
+            yield ExportedEvent(
+                event_id=r.event_id,
+                event_type=r.event_type,
+                session_id=r.session_id,
+                item_id=r.item_id,
+                ts_ms=r.ts_ms,
+                received_ms=r.received_ms,
+                source=r.source,
+                data=ctx.privacy.decrypt(data),
+                context=ctx.privacy.decrypt(context),
+            )
         last = rows[-1].id
 
 
@@ -125,34 +253,36 @@ def export_user(ctx: ExportContext, user_id: str, user_key: str) -> Iterator[byt
                 features = orjson.loads(row.vals) if isinstance(row.vals, str) else row.vals
     state = ctx.realtime.get(user_key)
     try:
-        predictions: Any = ctx.predict(user_key)
+        predictions: dict[str, Any] | None = ctx.predict(user_key)
     except Exception:  # noqa: BLE001 - no predictor in production, or no features yet
         predictions = None
     models = []
     for mv, path in ctx.registry.iter_artifacts():
         users_file = path / "users.json"
         if users_file.is_file() and user_key in orjson.loads(users_file.read_bytes()):
-            models.append({"name": mv.name, "version": mv.version, "status": mv.status})
-    head = {
-        "user_id": user_id,
-        "pseudonym": user_key,
-        "exported_ms": int(time.time() * 1000),
-        "attributes": None if user is None else ctx.privacy.decrypt(user.attributes),
-        "consents": {p: {"granted": bool(g), "updated_ms": u} for p, g, u in consents},
-        "consent_history": [{"purpose": p, "granted": bool(g), "at_ms": a} for p, g, a in history],
-        "anonymous_ids_merged": len(anon),
-        "features": {"snapshot": features, "online": state.features},
-        "realtime": {
-            "recent_actions": state.actions,
-            "item_counts": state.items,
-            "category_counts": state.categories,
-            "consumed": state.consumed,
-            "feedback": state.feedback,
-        },
-        "predictions": predictions,
-        "models": models,
-    }
-    yield _dump(head)[:-1]  # the object stays open: the event arrays follow
+            models.append(ExportedModel(name=mv.name, version=mv.version, status=mv.status))
+    head = ExportHead(
+        user_id=user_id,
+        pseudonym=user_key,
+        exported_ms=int(time.time() * 1000),
+        attributes=None if user is None else ctx.privacy.decrypt(user.attributes),
+        consents={p: ExportedConsent(granted=bool(g), updated_ms=u) for p, g, u in consents},
+        consent_history=[
+            ExportedConsentChange(purpose=p, granted=bool(g), at_ms=a) for p, g, a in history
+        ],
+        anonymous_ids_merged=len(anon),
+        features=ExportedFeatures(snapshot=features, online=state.features),
+        realtime=ExportedRealtime(
+            recent_actions=[ExportedAction(**a) for a in state.actions],
+            item_counts=state.items,
+            category_counts=state.categories,
+            consumed=state.consumed,
+            feedback=state.feedback,
+        ),
+        predictions=predictions,
+        models=models,
+    )
+    yield _dump(head)[:-1]  # the object stays open: the event arrays follow (UserExport)
     for name, types, exclude in (
         ("events", ("impression", "feedback"), True),
         ("impressions", ("impression",), False),

@@ -8,15 +8,28 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import select
 
+from tastebud.catalog import Items
 from tastebud.monitoring import get_logger
 from tastebud.store import Store
-from tastebud.store import tables as t
 
-__all__ = ["CatalogSnapshot", "CatalogView"]
+__all__ = ["Aligned", "CatalogSnapshot", "CatalogView"]
 
 _log = get_logger(__name__)
+
+
+@dataclass(frozen=True, eq=False)
+class Aligned:
+    """The catalogue aligned with one model's items."""
+
+    cats: NDArray[np.int32]
+    """Per item, the index of its category in ``names`` (``-1``: none)."""
+    names: list[str]
+    """Category names, sorted."""
+    index: dict[str, int]
+    """Category name -> its index in ``names``."""
+    hidden: NDArray[np.bool_]
+    """Per item, whether it is hidden (never served)."""
 
 
 @dataclass(frozen=True)
@@ -28,18 +41,14 @@ class CatalogSnapshot:
     hidden: frozenset[str]
     created_ms: dict[str, int]
     titles: dict[str, str]
-    _aligned: dict[str, tuple[NDArray[np.int32], list[str], NDArray[np.bool_]]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    _aligned: dict[str, Aligned] = field(default_factory=dict, repr=False, compare=False)
     _new: dict[tuple[int, float], list[tuple[str, str | None, int]]] = field(
         default_factory=dict, repr=False, compare=False
     )
 
-    def aligned(
-        self, key: str, item_ids: list[str]
-    ) -> tuple[NDArray[np.int32], list[str], NDArray[np.bool_]]:
-        """For a model's items (``key``: its artifact id): a category index per item (``-1``:
-        none), the category names, and a hidden mask. Computed once per model and snapshot."""
+    def aligned(self, key: str, item_ids: list[str]) -> Aligned:
+        """The catalogue aligned with a model's items (``key``: its artifact id). Computed once
+        per model and snapshot."""
         got = self._aligned.get(key)
         if got is None:
             names = sorted({c for c in self.category.values() if c})
@@ -48,7 +57,7 @@ class CatalogSnapshot:
                 [index.get(self.category.get(i) or "", -1) for i in item_ids], dtype=np.int32
             )
             hidden = np.array([i in self.hidden for i in item_ids], dtype=bool)
-            got = (cats, names, hidden)
+            got = Aligned(cats, names, index, hidden)
             self._aligned[key] = got
         return got
 
@@ -93,11 +102,7 @@ class CatalogView:
     def refresh(self) -> CatalogSnapshot:
         """Re-read the catalogue now."""
         with self._lock:
-            i = t.items
-            with self.store.engine.connect() as conn:
-                rows = conn.execute(
-                    select(i.c.item_id, i.c.category, i.c.hidden, i.c.created_ms, i.c.title)
-                ).all()
+            rows = Items(self.store).summaries()
             self._snap = CatalogSnapshot(
                 version=self._snap.version + 1,
                 category={r.item_id: r.category for r in rows},

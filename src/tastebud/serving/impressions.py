@@ -6,14 +6,74 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import NotRequired, TypedDict
 
-from tastebud.monitoring import get_logger
+from tastebud.monitoring import IMPRESSIONS_TOTAL, get_logger
+from tastebud.serving.types import Context, Recommendation
 
-__all__ = ["ImpressionLog"]
+__all__ = [
+    "ImpressionContext",
+    "ImpressionData",
+    "ImpressionEvent",
+    "ImpressionLog",
+    "impression_event",
+]
 
 _log = get_logger(__name__)
+
+
+class ImpressionData(TypedDict):
+    """The ``data`` of an ``impression`` event (docs/events.md)."""
+
+    item_ids: list[str]
+    list_id: str
+    model_version: str
+    """``<model name>/v<version>``."""
+
+
+class ImpressionContext(TypedDict):
+    """The request context recorded with an impression (only what the request gave)."""
+
+    device_type: NotRequired[str]
+    locale: NotRequired[str]
+
+
+class ImpressionEvent(TypedDict):
+    """An ``impression`` event as the ingest path takes it."""
+
+    event_id: str
+    event_type: str
+    user_id: str
+    timestamp: float
+    data: ImpressionData
+    context: ImpressionContext
+
+
+def impression_event(
+    answer: Recommendation, user_id: str, context: Context, *, now: float | None = None
+) -> ImpressionEvent:
+    """The ``impression`` event of one answer, for the user's raw id (pseudonymized by the
+    ingest path, never stored raw); its id derives from the answer's ``list_id``."""
+    ctx: ImpressionContext = {}
+    if context.device:
+        ctx["device_type"] = context.device
+    if context.locale:
+        ctx["locale"] = context.locale
+    model = answer.model
+    return {
+        "event_id": f"imp-{answer.list_id}",
+        "event_type": "impression",
+        "user_id": user_id,
+        "timestamp": time.time() if now is None else now,
+        "data": {
+            "item_ids": [i.item_id for i in answer.items],
+            "list_id": answer.list_id,
+            "model_version": f"{model.name}/v{model.version}",
+        },
+        "context": ctx,
+    }
 
 
 class ImpressionLog:
@@ -28,21 +88,23 @@ class ImpressionLog:
 
     def __init__(
         self,
-        ingest: Callable[[Sequence[Any]], Any],
+        ingest: Callable[[Sequence[ImpressionEvent]], object],
         *,
         interval_s: float = 0.2,
         max_queue: int = 100_000,
     ) -> None:
         self._ingest = ingest
         self.interval_s = interval_s
-        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(max_queue)
+        self._queue: queue.Queue[ImpressionEvent] = queue.Queue(max_queue)
         self.dropped = 0
         self.logged = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def log(self, event: dict[str, Any]) -> None:
-        """Enqueue one impression event (never blocks)."""
+    def log(self, event: ImpressionEvent) -> None:
+        """Enqueue one impression event (never blocks); counted in
+        ``tastebud_impressions_total``."""
+        IMPRESSIONS_TOTAL.inc()
         try:
             self._queue.put_nowait(event)
         except queue.Full:
@@ -64,7 +126,7 @@ class ImpressionLog:
 
     def flush(self) -> int:
         """Store everything queued now; returns how many."""
-        batch: list[dict[str, Any]] = []
+        batch: list[ImpressionEvent] = []
         while len(batch) < 5000:
             try:
                 batch.append(self._queue.get_nowait())

@@ -9,7 +9,9 @@ from tastebud.errors import NotFound, UnknownUser
 from tastebud.features.flat import flat_features
 from tastebud.registry.predictor import TARGETS, PredictorArtifact, encode_rows
 
-__all__ = ["TARGETS", "PredictionService"]
+__all__ = [
+    "PredictionService",
+]
 
 
 class PredictionService:

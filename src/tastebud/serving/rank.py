@@ -6,16 +6,22 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from tastebud.errors import UnknownItem
-from tastebud.serving.engine import (
-    PersonalizationEngine,
-    liked_items,
-    suppressed_items,
-    top_indices,
+from tastebud.serving.bundle import MODEL_NAME
+from tastebud.serving.engine import PersonalizationEngine
+from tastebud.serving.scorer import top_indices
+from tastebud.serving.signals import liked_items, session_items, suppressed_items
+from tastebud.serving.types import (
+    ModelRef,
+    RankedItem,
+    Ranking,
+    Reason,
+    ReasonType,
+    RecommendedItem,
+    SimilarItems,
 )
 
 __all__ = [
@@ -28,6 +34,9 @@ __all__ = [
 SKILL_LEVELS = ("beginner", "intermediate", "expert")
 """Text variants by skill level, simplest first (``advanced`` is read as ``expert``)."""
 RECENCY_HALF_LIFE_DAYS = 7.0
+_BY_MODEL = Reason(ReasonType.MODEL, "Ranked by your recommendations model")
+_RECENT = Reason(ReasonType.RECENT, "Recently published")
+_DEFAULT = Reason(ReasonType.DEFAULT, "Other content")
 
 
 @dataclass(frozen=True)
@@ -41,7 +50,7 @@ class ContentItem:
     variants: dict[str, str] | None = None
 
 
-def similar_items(engine: PersonalizationEngine, item_id: str, k: int) -> dict[str, Any]:
+def similar_items(engine: PersonalizationEngine, item_id: str, k: int) -> SimilarItems:
     """Items the production model relates most to ``item_id`` (hidden ones and the item itself
     left out), with scores in [0, 1].
 
@@ -56,29 +65,26 @@ def similar_items(engine: PersonalizationEngine, item_id: str, k: int) -> dict[s
             "the production model does not know this item yet (it joins at the next full training)"
         )
     snap = engine.catalog.get()
-    _, _, hidden = snap.aligned(served.artifact_id, loaded.items.ids)
+    hidden = snap.aligned(served.artifact_id, loaded.items.ids).hidden
     scores = loaded.model.item_scores(np.array([j])).astype(np.float32)
     scores[hidden] = -np.inf
     scores[j] = -np.inf
     picked = [int(i) for i in top_indices(scores, k) if scores[i] > -np.inf]
     best = float(scores[picked[0]]) if picked else 1.0
     title = snap.titles.get(item_id, item_id)
-    return {
-        "item_id": item_id,
-        "items": [
-            {
-                "item_id": loaded.items.ids[i],
-                "score": round(max(0.0, float(scores[i]) / best) if best > 0 else 0.0, 6),
-                "reason": {"type": "similar_to", "item_id": item_id, "text": f"Similar to {title}"},
-            }
+    why = Reason(ReasonType.SIMILAR_TO, f"Similar to {title}", item_id=item_id)
+    return SimilarItems(
+        item_id,
+        tuple(
+            RecommendedItem(
+                loaded.items.ids[i],
+                round(max(0.0, float(scores[i]) / best) if best > 0 else 0.0, 6),
+                why,
+            )
             for i in picked
-        ],
-        "model": {
-            "name": served.name,
-            "version": served.version,
-            "artifact_id": served.artifact_id,
-        },
-    }
+        ),
+        ModelRef.of(served),
+    )
 
 
 def _variant(variants: dict[str, str] | None, skill: str | None) -> tuple[str | None, str | None]:
@@ -107,7 +113,7 @@ def rank_content(
     *,
     skill: str | None = None,
     now_ms: int | None = None,
-) -> dict[str, Any]:
+) -> Ranking:
     """Re-order ``content`` for the user. An item the production model knows is scored by the
     model blended with the session and the items the user liked (its percentile among all
     items); any other by the user's category affinity (0.6; liked items' categories count) and
@@ -115,21 +121,20 @@ def rank_content(
     text variant for the user's skill level. Items the user marked ``not_interested`` or
     ``dislike`` are left out, as in recommendations, and listed in ``suppressed``."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    state, degraded = engine.state(user_key)
+    read = engine.state(user_key)
+    state = read.state
     never = suppressed_items(state)
-    suppressed = [c.id for c in content if c.id in never]
+    suppressed = tuple(c.id for c in content if c.id in never)
     content = [c for c in content if c.id not in never]
     liked = liked_items(state)
-    served = engine.models.get("recommendations")
+    served = engine.models.get(MODEL_NAME)
     pct: dict[str, float] = {}
     if served is not None:
         _, bundle = engine.served_model()
         loaded = bundle.loaded
         known = [c.id for c in content if loaded.items.index(c.id) >= 0]
         idx = loaded.users.index(user_key)
-        session = [loaded.items.index(a["i"]) for a in state.actions if a.get("i")]
-        session += [loaded.items.index(i) for i in liked]
-        session = [i for i in dict.fromkeys(session) if i >= 0]
+        session = list(dict.fromkeys(session_items(state, loaded.items)))
         if known and (idx >= 0 or session):
             scores = engine.model_scores(loaded, idx, session)
             finite = np.isfinite(scores)
@@ -148,44 +153,33 @@ def rank_content(
             if c is not None:
                 interests[c] = interests.get(c, 0.0) + 1.0
     top = max(interests.values(), default=0.0)
-    out: list[dict[str, Any]] = []
+    out: list[RankedItem] = []
     for c in content:
         affinity = interests.get(c.category or "", 0.0) / top if top > 0 else 0.0
         age_days = None if c.created_ms is None else max(0.0, (now - c.created_ms) / 86_400_000)
         recency = 0.0 if age_days is None else math.pow(0.5, age_days / RECENCY_HALF_LIFE_DAYS)
-        why: dict[str, Any]
+        why: Reason
         if c.id in pct:
-            score, why = (
-                pct[c.id],
-                {"type": "model", "text": "Ranked by your recommendations model"},
-            )
+            score, why = pct[c.id], _BY_MODEL
         else:
             score = 0.6 * affinity + 0.4 * recency
             if affinity >= 0.5:
-                why = {
-                    "type": "interest",
-                    "category": c.category,
-                    "text": f"Matches your interest in {c.category}",
-                }
+                why = Reason(
+                    ReasonType.INTEREST,
+                    f"Matches your interest in {c.category}",
+                    category=c.category,
+                )
             elif recency >= 0.5:
-                why = {"type": "recent", "text": "Recently published"}
+                why = _RECENT
             else:
-                why = {"type": "default", "text": "Other content"}
+                why = _DEFAULT
         level, text = _variant(c.variants, skill)
-        out.append(
-            {
-                "id": c.id,
-                "score": round(min(1.0, max(0.0, score)), 6),
-                "reason": why,
-                "skill_level": level,
-                "text": text,
-            }
-        )
-    out.sort(key=lambda r: -r["score"])
-    return {
-        "items": out,
-        "suppressed": suppressed,
-        "skill_level": skill,
-        "degraded": degraded,
-        "model": None if served is None else {"name": served.name, "version": served.version},
-    }
+        out.append(RankedItem(c.id, round(min(1.0, max(0.0, score)), 6), why, level, text))
+    out.sort(key=lambda r: -r.score)
+    return Ranking(
+        tuple(out),
+        suppressed,
+        skill,
+        read.degraded,
+        None if served is None else ModelRef.of(served),
+    )

@@ -1,4 +1,5 @@
-"""The store's browsing reads: the catalogue, the users and one user's history, a page at a time.
+"""The event log's browsing reads: one user's history a page at a time, and the pseudonyms
+that have events (with their first and last event time), for the catalogue's user listing.
 
 Every listing is keyset-paginated (``WHERE key > last ORDER BY key LIMIT n + 1``, never
 ``OFFSET``): a page costs an index range scan whatever its depth, and rows written while a
@@ -14,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-import orjson
-from sqlalchemy import Connection, Engine, String, and_, exists, func, literal, or_, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from tastebud.store import tables as t
+from tastebud.store.sql import as_json
 
-__all__ = ["BrowseStore", "EventKey", "Page", "StoredEvent", "UserSummary"]
+__all__ = ["EventKey", "EventSpan", "HistoryStore", "Page", "StoredEvent", "page_of"]
 
 T = TypeVar("T")
 
@@ -29,7 +30,7 @@ EventKey = tuple[int, int]
 
 @dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
-    """One page of a listing."""
+    """One page of a keyset-paginated listing (every domain's listings return one)."""
 
     entries: list[T]
     """At most the page size, in the listing's order."""
@@ -37,18 +38,13 @@ class Page(Generic[T]):
     """Whether entries follow the last one (continue after its key)."""
 
 
-@dataclass(frozen=True, slots=True)
-class UserSummary:
-    """What is stored about one pseudonym: its attributes row and its events."""
+def page_of(rows: Sequence[T], limit: int) -> Page[T]:
+    """The page of ``limit`` entries from ``rows``, read with ``LIMIT limit + 1``.
 
-    user_key: str
-    attributes: dict[str, Any] | None
-    """As stored (encrypted fields still encrypted); ``None``: no attributes row."""
-    created_ms: int | None
-    updated_ms: int | None
-    first_event_ms: int | None
-    last_event_ms: int | None
-    event_count: int
+    >>> page_of([1, 2, 3], 2)
+    Page(entries=[1, 2], more=True)
+    """
+    return Page(list(rows[:limit]), len(rows) > limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,142 +69,78 @@ class StoredEvent:
         return (self.ts_ms, self.id)
 
 
-def _json(value: Any) -> Any:
-    # Written as JSON text by the ingest hot path; drivers hand back parsed values, but be
-    # lenient with text (as export is).
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
+@dataclass(frozen=True, slots=True)
+class EventSpan:
+    """How many events are stored under a pseudonym, and the first and last event time."""
+
+    user_key: str
+    count: int
+    first_ms: int | None
+    """``None``: no events."""
+    last_ms: int | None
 
 
-def _page(rows: Sequence[T], limit: int) -> Page[T]:
-    return Page(list(rows[:limit]), len(rows) > limit)
-
-
-class BrowseStore:
-    """Paginated listings of items, users and one user's events (see
-    :class:`tastebud.store.Store`)."""
+class HistoryStore:
+    """A user's history and the pseudonyms with events (see :class:`tastebud.store.Store`)."""
 
     engine: Engine
-    _dialect: str
 
-    # -- items ----------------------------------------------------------------------------------
-    def browse_items(
-        self, *, limit: int, after: str | None = None, category: str | None = None
-    ) -> Page[dict[str, Any]]:
-        """Catalogue items in item-id order (the database's collation), hidden ones included.
-
-        Args:
-            limit: Page size.
-            after: Continue after this item id (the last one of the previous page).
-            category: Only items whose ``categories`` contain it (the primary category is
-                always among them).
-        """
-        i = t.items
-        q = select(i).order_by(i.c.item_id).limit(limit + 1)
-        if after is not None:
-            q = q.where(i.c.item_id > after)
-        if category is not None:
-            q = q.where(self._has_category(category))
-        with self.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(q)]
-        for row in rows:
-            row["categories"] = _json(row["categories"])
-            row["attributes"] = _json(row["attributes"])
-        return _page(rows, limit)
-
-    def _has_category(self, category: str) -> Any:
-        # The walk follows the primary key; the category test is a cheap per-row check (JSON
-        # containment on PostgreSQL, json_each on SQLite). A rare category scans further for a
-        # full page, but never more than the table.
-        categories = t.items.c.categories
-        if self._dialect == "postgresql":
-            wanted = func.jsonb_build_array(literal(category, String))
-            return categories.op("@>", is_comparison=True)(wanted)
-        each = func.json_each(categories).table_valued("value")
-        return exists(select(literal(1)).select_from(each).where(each.c.value == category))
-
-    # -- users ----------------------------------------------------------------------------------
-    def browse_users(self, *, limit: int, after: str | None = None) -> Page[UserSummary]:
-        """Every pseudonym the store knows, from the users table or from events, in order.
-
-        Two ordered index walks, each stopping after ``limit + 1`` keys: the users table by
-        primary key, and the events grouped by ``user_key`` along ``(user_key, ts_ms)`` (which
-        also gives each user's first and last event time; the count reads each page user's
-        index range once). The page is the first ``limit`` keys of their union: any page key
-        with events is among the events walk's keys, and any with attributes among the users
-        walk's, so nothing needs a second look.
-
-        Args:
-            limit: Page size.
-            after: Continue after this pseudonym (the last one of the previous page).
-        """
-        u, e = t.users, t.events
-        users_q = select(u).order_by(u.c.user_key).limit(limit + 1)
-        events_q = (
-            select(
-                e.c.user_key,
-                func.min(e.c.ts_ms).label("first_ms"),
-                func.max(e.c.ts_ms).label("last_ms"),
-                func.count().label("n"),
-            )
-            .group_by(e.c.user_key)
-            .order_by(e.c.user_key)
-            .limit(limit + 1)
-        )
-        if after is not None:
-            users_q = users_q.where(u.c.user_key > after)
-            events_q = events_q.where(e.c.user_key > after)
-        with self.engine.connect() as conn:
-            attrs = {r.user_key: r for r in conn.execute(users_q)}
-            stats = {r.user_key: r for r in conn.execute(events_q)}
-        keys = sorted(attrs.keys() | stats.keys())[: limit + 1]
-        out = []
-        for key in keys:
-            a, s = attrs.get(key), stats.get(key)
-            out.append(
-                UserSummary(
-                    user_key=key,
-                    attributes=None if a is None else _json(a.attributes),
-                    created_ms=None if a is None else int(a.created_ms),
-                    updated_ms=None if a is None else int(a.updated_ms),
-                    first_event_ms=None if s is None else int(s.first_ms),
-                    last_event_ms=None if s is None else int(s.last_ms),
-                    event_count=0 if s is None else int(s.n),
-                )
-            )
-        return _page(out, limit)
-
-    def user_summary(self, user_key: str) -> UserSummary | None:
-        """Attributes and event statistics of one user, over the user's history as
-        :meth:`browse_user_events` walks it; ``None`` when nothing at all is stored."""
-        u, e = t.users, t.events
-        with self.engine.connect() as conn:
-            row = conn.execute(select(u).where(u.c.user_key == user_key)).first()
-            keys = self._history_keys(conn, user_key)
-            stats = conn.execute(
-                select(func.min(e.c.ts_ms), func.max(e.c.ts_ms), func.count()).where(
-                    e.c.user_key.in_(keys)
-                )
-            ).one()
-        count = int(stats[2])
-        if row is None and count == 0:
-            return None
-        return UserSummary(
-            user_key=user_key,
-            attributes=None if row is None else _json(row.attributes),
-            created_ms=None if row is None else int(row.created_ms),
-            updated_ms=None if row is None else int(row.updated_ms),
-            first_event_ms=None if count == 0 else int(stats[0]),
-            last_event_ms=None if count == 0 else int(stats[1]),
-            event_count=count,
-        )
-
-    # -- one user's events ----------------------------------------------------------------------
     @staticmethod
     def _history_keys(conn: Connection, user_key: str) -> list[str]:
         """The user's pseudonym and the anonymous pseudonyms merged into it (identify)."""
         a = t.aliases
         merged = conn.execute(select(a.c.anon_key).where(a.c.user_key == user_key)).scalars()
         return [user_key, *sorted(merged)]
+
+    def history_span(self, user_key: str) -> EventSpan:
+        """The span of a user's history as :meth:`browse_user_events` walks it (the events
+        under the user's pseudonym and under the anonymous pseudonyms merged into it)."""
+        e = t.events
+        with self.engine.connect() as conn:
+            keys = self._history_keys(conn, user_key)
+            first, last, n = conn.execute(
+                select(func.min(e.c.ts_ms), func.max(e.c.ts_ms), func.count()).where(
+                    e.c.user_key.in_(keys)
+                )
+            ).one()
+        count = int(n)
+        return EventSpan(
+            user_key,
+            count,
+            None if count == 0 else int(first),
+            None if count == 0 else int(last),
+        )
+
+    def event_spans(self, *, limit: int, after: str | None = None) -> Page[EventSpan]:
+        """The pseudonyms with stored events, in order, with their spans.
+
+        One ordered walk of the ``(user_key, ts_ms)`` index, grouped by ``user_key`` and stopped
+        after ``limit + 1`` keys (the count reads each page key's index range once).
+
+        Args:
+            limit: Page size.
+            after: Continue after this pseudonym (the last one of the previous page).
+        """
+        e = t.events
+        q = (
+            select(
+                e.c.user_key,
+                func.count().label("n"),
+                func.min(e.c.ts_ms).label("first_ms"),
+                func.max(e.c.ts_ms).label("last_ms"),
+            )
+            .group_by(e.c.user_key)
+            .order_by(e.c.user_key)
+            .limit(limit + 1)
+        )
+        if after is not None:
+            q = q.where(e.c.user_key > after)
+        with self.engine.connect() as conn:
+            rows = [
+                EventSpan(r.user_key, int(r.n), int(r.first_ms), int(r.last_ms))
+                for r in conn.execute(q)
+            ]
+        return page_of(rows, limit)
 
     def browse_user_events(
         self, user_key: str, *, limit: int, after: EventKey | None = None
@@ -266,8 +198,8 @@ class BrowseStore:
                             received_ms=int(r.received_ms),
                             session_id=r.session_id,
                             item_id=r.item_id,
-                            data=_json(r.data),
-                            context=_json(r.context),
+                            data=as_json(r.data),
+                            context=as_json(r.context),
                             source=r.source,
                         )
                         for r in conn.execute(q)
@@ -275,4 +207,4 @@ class BrowseStore:
                 )
         # Each walk is newest first; rows belong to one pseudonym each, so no duplicates.
         merged = heapq.merge(*walks, key=lambda ev: ev.key, reverse=True)
-        return _page(list(itertools.islice(merged, limit + 1)), limit)
+        return page_of(list(itertools.islice(merged, limit + 1)), limit)

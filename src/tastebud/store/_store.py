@@ -1,24 +1,26 @@
-"""The store: every read and write of Tastebud's relational data, on SQLite and PostgreSQL."""
+"""The store: the engine and the event log (``events``, ``aliases``) on SQLite and PostgreSQL.
+
+The other tables belong to their domains, which query them over :mod:`tastebud.store.tables`
+on the :class:`Store` they are given (docs/architecture.md, "One way to reach the database").
+"""
 
 from __future__ import annotations
 
 import fcntl
 import os
-import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine, delete, func, select, text, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from tastebud.errors import Conflict, ServiceUnavailable
 from tastebud.store import tables as t
-from tastebud.store._access import AccessStore
-from tastebud.store._browse import BrowseStore
+from tastebud.store._browse import HistoryStore
 from tastebud.store._group import GroupCommit
-from tastebud.store._sql import IN_CHUNK, chunks, existing_keys
+from tastebud.store.sql import IN_CHUNK, chunks
 
 __all__ = ["EVENT_COLUMNS", "Store"]
 
@@ -45,8 +47,12 @@ EVENT_COLUMNS = (
 )
 
 
-class Store(AccessStore, BrowseStore):
-    """Typed access to the Tastebud schema through SQLAlchemy Core.
+class Store(HistoryStore):
+    """The database of a process: its engine, and the event log's typed reads and writes.
+
+    Every domain runs the queries of its own tables on ``store.engine``; the store itself
+    owns only the event log: idempotent, group-committed inserts, counts, a user's history,
+    and the aliases of identified visitors.
 
     Args:
         engine: From :func:`tastebud.store.make_engine`; the schema must be migrated.
@@ -61,16 +67,6 @@ class Store(AccessStore, BrowseStore):
             if self._dialect == "sqlite" and database and database != ":memory:"
             else None
         )
-        # purpose -> user_key -> stored decision or None, valid for consent_log's max id.
-        self._consent_cache: dict[str, dict[str, bool | None]] = {}
-        self._consent_version: object = None
-        self._tomb_cache: dict[str, int | None] = {}
-        self._tomb_version: object = None
-        self._category_cache: dict[str, str | None] = {}
-        self._category_cache_at = 0.0
-        # The driver's placeholder, for the hot lookups written as plain SQL (no statement
-        # building and compilation per ingest batch): sqlite3 qmark, psycopg format.
-        self._mark = "%s" if self._dialect == "postgresql" else "?"
         self._group: GroupCommit[list[tuple[Any, ...]], set[str]] = GroupCommit(
             self._write_event_groups
         )
@@ -302,127 +298,3 @@ class Store(AccessStore, BrowseStore):
                 .values(user_key=user_key)
             ).rowcount
             return int(moved or 0), created
-
-    # -- users ----------------------------------------------------------------------------------
-    def put_user(self, user_key: str, attributes: Mapping[str, Any], now_ms: int) -> bool:
-        """Create or replace a user's attributes. Returns whether the user is new."""
-        with self.engine.begin() as conn:
-            exists = conn.execute(
-                select(t.users.c.user_key).where(t.users.c.user_key == user_key)
-            ).first()
-            if exists:
-                conn.execute(
-                    update(t.users)
-                    .where(t.users.c.user_key == user_key)
-                    .values(attributes=dict(attributes), updated_ms=now_ms)
-                )
-                return False
-            stmt = self._insert(t.users).values(
-                user_key=user_key, attributes=dict(attributes), created_ms=now_ms, updated_ms=now_ms
-            )
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["user_key"],
-                    set_={"attributes": stmt.excluded.attributes, "updated_ms": now_ms},
-                )
-            )
-            return True
-
-    def put_users(self, attributes: Mapping[str, Mapping[str, Any]], now_ms: int) -> set[str]:
-        """Create or replace many users' attributes in one transaction.
-
-        Returns:
-            The pseudonyms of the users that did not exist before.
-        """
-        if not attributes:
-            return set()
-        keys = list(attributes)
-        with self.engine.begin() as conn:
-            existing = existing_keys(conn, t.users.c.user_key, keys)
-            stmt = self._insert(t.users)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["user_key"],
-                set_={"attributes": stmt.excluded.attributes, "updated_ms": now_ms},
-            )
-            conn.execute(
-                stmt,
-                [
-                    {
-                        "user_key": k,
-                        "attributes": dict(v),
-                        "created_ms": now_ms,
-                        "updated_ms": now_ms,
-                    }
-                    for k, v in attributes.items()
-                ],
-            )
-        return set(keys) - existing
-
-    def count_users(self) -> int:
-        """Number of users with stored attributes."""
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(t.users)).scalar_one())
-
-    def get_user(self, user_key: str) -> dict[str, Any] | None:
-        """A user's stored attributes row, or ``None``."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t.users).where(t.users.c.user_key == user_key)).first()
-            return None if row is None else dict(row._mapping)
-
-    # -- items ----------------------------------------------------------------------------------
-    def put_items(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:
-        """Create or replace catalogue items in one transaction.
-
-        Returns:
-            The ids of the items that did not exist before.
-        """
-        if not rows:
-            return set()
-        ids = [r["item_id"] for r in rows]
-        with self.engine.begin() as conn:
-            existing = existing_keys(conn, t.items.c.item_id, ids)
-            stmt = self._insert(t.items)
-            cols = [c.name for c in t.items.columns if c.name != "item_id"]
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["item_id"], set_={c: stmt.excluded[c] for c in cols}
-            )
-            conn.execute(stmt, [dict(r) for r in rows])
-        return set(ids) - existing
-
-    def item_categories(self, item_ids: Iterable[str]) -> dict[str, str | None]:
-        """Primary category of items (``None``: no category or not in the catalogue), cached per
-        process for a minute: the ingest path asks for every batch."""
-        now = time.monotonic()
-        if now - self._category_cache_at > 60 or len(self._category_cache) > 500_000:
-            self._category_cache.clear()
-            self._category_cache_at = now
-        cache = self._category_cache
-        wanted = set(item_ids)
-        missing = sorted(i for i in wanted if i not in cache)
-        if missing:
-            with self.engine.connect() as conn:
-                for part in chunks(missing, IN_CHUNK):
-                    marks = ", ".join([self._mark] * len(part))
-                    sql = f"SELECT item_id, category FROM items WHERE item_id IN ({marks})"
-                    found: dict[str, str | None] = {
-                        k: v for k, v in conn.exec_driver_sql(sql, tuple(part))
-                    }
-                    for i in part:
-                        cache[i] = found.get(i)
-        return {i: cache[i] for i in wanted}
-
-    def get_item(self, item_id: str) -> dict[str, Any] | None:
-        """One catalogue item, or ``None``."""
-        with self.engine.connect() as conn:
-            row = conn.execute(select(t.items).where(t.items.c.item_id == item_id)).first()
-            return None if row is None else dict(row._mapping)
-
-    def delete_item(self, item_id: str) -> bool:
-        """Remove an item from the catalogue (its events stay). Returns whether it existed."""
-        with self.engine.begin() as conn:
-            return bool(conn.execute(delete(t.items).where(t.items.c.item_id == item_id)).rowcount)
-
-    def count_items(self) -> int:
-        """Number of catalogue items."""
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(t.items)).scalar_one())

@@ -4,7 +4,7 @@ pickle-free artifacts (the registry issue adds versions and promotion)."""
 from __future__ import annotations
 
 from tastebud.features.flat import flat_features
-from tastebud.registry.predictor import PredictorArtifact, load_predictor, save_predictor
+from tastebud.registry.predictor import TARGETS, PredictorArtifact, load_predictor, save_predictor
 from tastebud.registry.recommender import LoadedModel, load_model, save_model
 from tastebud.training.labels import (
     KEY_COLUMNS,
@@ -13,11 +13,9 @@ from tastebud.training.labels import (
     default_as_of_times,
     event_labels,
     event_training_set,
-    simulator_truth_labels,
 )
 from tastebud.training.predictors import (
     PEERS,
-    TARGETS,
     evaluate_predictors,
 )
 from tastebud.training.tabular import (
@@ -49,7 +47,6 @@ __all__ = [
     "read_table",
     "save_model",
     "save_predictor",
-    "simulator_truth_labels",
     "table_from_frame",
     "train_recommender",
 ]

@@ -9,7 +9,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import polars as pl
@@ -21,12 +21,66 @@ from tastebud.store import Store
 from tastebud.store import tables as t
 
 __all__ = [
+    "FeatureLineage",
+    "PredictorReference",
+    "PredictorStats",
+    "RecommenderReference",
+    "RecommenderStats",
     "code_version",
     "feature_lineage",
     "model_card",
     "predictor_reference",
     "recommender_reference",
 ]
+
+
+class FeatureLineage(TypedDict, total=False):
+    """The feature snapshot a model was trained with (``lineage.json``'s ``features``; empty
+    when there was none)."""
+
+    snapshot_id: int
+    as_of_ms: int
+    versions: dict[str, int]
+    """The version of each feature in the snapshot."""
+
+
+class RecommenderStats(TypedDict):
+    """A recommender's reference distributions."""
+
+    user_interactions: dict[str, float]
+    """Quantiles (``p5`` to ``p95``) of the interactions per user."""
+    item_interactions: dict[str, float]
+    top10_coverage: float
+    """Share of the catalogue in the sample's top-10 lists."""
+    top10_share_of_top1pct_items: float
+    """Share of those lists' slots taken by the 1 % most shown items."""
+    sample_users: int
+
+
+class RecommenderReference(TypedDict):
+    """A recommender's ``monitoring.json``."""
+
+    reference: RecommenderStats
+    watch: list[str]
+    """The statistics drift monitoring compares."""
+
+
+class PredictorStats(TypedDict):
+    """A predictor's reference distributions."""
+
+    probability_histogram: list[float]
+    """Share of predictions in each tenth of [0, 1]."""
+    positive_rate: float
+    features: dict[str, dict[str, float]]
+    """Per feature: ``missing`` share and quantiles (``p5`` to ``p95``)."""
+
+
+class PredictorReference(TypedDict):
+    """A predictor's ``monitoring.json``."""
+
+    reference: PredictorStats
+    watch: list[str]
+    """The statistics drift monitoring compares."""
 
 
 def code_version() -> str:
@@ -45,7 +99,7 @@ def code_version() -> str:
     return f"tastebud {__version__}" + (f" ({commit})" if commit else "")
 
 
-def feature_lineage(store: Store) -> dict[str, Any]:
+def feature_lineage(store: Store) -> FeatureLineage:
     """The newest feature snapshot's id, time and feature versions (``{}`` when none)."""
     s = t.feature_snapshots
     with store.engine.connect() as conn:
@@ -66,7 +120,7 @@ def _quantiles(x: NDArray[Any]) -> dict[str, float]:
 
 def recommender_reference(
     pairs: pl.DataFrame, top_items: NDArray[np.int32], n_items: int
-) -> dict[str, Any]:
+) -> RecommenderReference:
     """Reference distributions of a recommender: user activity, item popularity, and its
     top-10 lists for a sample of users (catalogue coverage, how concentrated they are)."""
     per_user = pairs.group_by("user_key").len().get_column("len").to_numpy()
@@ -92,7 +146,7 @@ def predictor_reference(
     x: NDArray[np.float64],
     names: list[str],
     y: NDArray[np.int64],
-) -> dict[str, Any]:
+) -> PredictorReference:
     """Reference distributions of a predictor: its predicted probabilities (10 bins), the
     positive rate, and each feature's quantiles and missing share."""
     hist, _ = np.histogram(probabilities, bins=10, range=(0.0, 1.0))

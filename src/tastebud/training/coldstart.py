@@ -6,7 +6,7 @@ file instead of scanning events."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import NotRequired, TypedDict
 
 import polars as pl
 from sqlalchemy import text
@@ -17,7 +17,27 @@ from tastebud.pipeline.load import load_events
 from tastebud.realtime.base import CONSUMING
 from tastebud.store import Store
 
-__all__ = ["MIN_EVENTS", "cold_start_lists"]
+__all__ = [
+    "ColdStartJSON",
+    "MIN_EVENTS",
+    "cold_start_lists",
+]
+
+ColdStartJSON = TypedDict(
+    "ColdStartJSON",
+    {
+        "global": list[str],
+        "device": dict[str, list[str]],
+        "daypart": dict[str, list[str]],
+        "segment": dict[str, list[str]],
+        "locale": dict[str, list[str]],
+        "trending": dict[str, list[str]],
+        "window_days": NotRequired[float],
+    },
+)
+"""A recommender's ``cold_start.json``: popular item ids overall and per device type, time of
+day, user segment and locale, the trending ones per category, and the window's days (absent
+when the window held no events)."""
 
 MIN_EVENTS = 20
 """A segment or context needs this many events of its own to get its own list."""
@@ -51,7 +71,7 @@ def cold_start_lists(
     trending_days: float = 7,
     top: int = 200,
     now_ms: int | None = None,
-) -> dict[str, Any]:
+) -> ColdStartJSON:
     """Popular items among the events of the last ``days`` (consuming events only, items the
     model knows): overall, per device type, per time of day, per user locale (attribute) and
     per user segment (the newest feature snapshot's ``segment``), and per category over the

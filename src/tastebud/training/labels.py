@@ -17,16 +17,19 @@ whose window ends after the latest stored event raises :class:`~tastebud.errors.
 
 Training sets stack the labels of several as-of times and join each one with the user's
 features from the snapshot valid at its time (:func:`event_training_set`), flattened into
-columns a classifier can use. :func:`simulator_truth_labels` derives the same labels from the
-simulator's planted truth, to score event-trained models against what really drove behaviour.
+columns a classifier can use.
+
+Labels come from events only: this module knows nothing of how the events were made. To score
+event-trained models against what really drove a simulated population, ask the simulator
+(:meth:`tastebud.simulator.Simulator.planted_labels`); an import contract keeps ``training``
+from importing it.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,7 +37,7 @@ from sqlalchemy import text
 
 from tastebud.errors import InvalidInput
 from tastebud.features import build_snapshot, list_snapshots, training_set
-from tastebud.features.flat import flat_features, flatten_frame
+from tastebud.features.flat import flatten_frame
 from tastebud.monitoring import get_logger
 from tastebud.pipeline import load_events
 from tastebud.store import Store
@@ -46,8 +49,6 @@ __all__ = [
     "default_as_of_times",
     "event_labels",
     "event_training_set",
-    "flat_features",
-    "simulator_truth_labels",
 ]
 
 _log = get_logger(__name__)
@@ -59,7 +60,7 @@ Target = Literal["churn", "conversion"]
 KEY_COLUMNS: tuple[str, ...] = ("user_key", "as_of_ms", "label", "snapshot_id")
 """Columns of :func:`event_training_set` that are not features (every other column is one)."""
 
-_LABEL_SCHEMA: dict[str, Any] = {"user_key": pl.String, "as_of_ms": pl.Int64, "label": pl.Int8}
+_LABEL_SCHEMA = pl.Schema({"user_key": pl.String, "as_of_ms": pl.Int64, "label": pl.Int8})
 
 
 class LabelWindows(BaseModel):
@@ -272,132 +273,3 @@ def event_training_set(
         joined = joined.drop("snapshot_as_of_ms")
     flat = flatten_frame(joined)
     return flat.select(*KEY_COLUMNS, *(c for c in flat.columns if c not in KEY_COLUMNS))
-
-
-# -- the simulator's planted truth -------------------------------------------------------------
-
-# The simulator's conversion model (``Simulator._chunk``): one Bernoulli per session with
-# logit -5.2 + 3.0 * best taste match + 0.4 * skill + 0.15 * pages.
-_SKILLS = {"beginner": 0, "intermediate": 1, "expert": 2}
-_EXPLORE = 0.15  # share of page views outside the user's tastes
-
-
-def _date_ms(value: str | None) -> float:
-    if value is None:
-        return math.inf
-    return datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp() * 1000
-
-
-def _session_conversion(planted: dict[str, Any], pages: float) -> float:
-    """Planted probability that one session converts (best match approximated in expectation:
-    1 when some page hits the top category, else the second category's relative taste)."""
-    tastes = sorted(planted["tastes"].values(), reverse=True)
-    top = tastes[0]
-    second = tastes[1] / top if len(tastes) > 1 and top > 0 else 0.0
-    miss = (1.0 - (1.0 - _EXPLORE) * top) ** pages
-    best = 1.0 - miss * (1.0 - second)
-    logit = -5.2 + 3.0 * best + 0.4 * _SKILLS.get(planted["skill_level"], 0) + 0.15 * pages
-    return 1.0 / (1.0 + math.exp(-logit))
-
-
-def simulator_truth_labels(
-    truth: dict[str, Any],
-    pseudonymize: Callable[[str], str],
-    as_of_ms: int,
-    target: Target,
-    windows: LabelWindows | None = None,
-    *,
-    churned_by: Literal["window_end", "as_of"] = "window_end",
-) -> pl.DataFrame:
-    """The planted outcome of each simulated user as of ``as_of_ms``, to score event models.
-
-    The population mirrors the event labels' one in the simulator's terms: users signed up
-    before ``T`` whose churn day (``churned_on``, the first day without sessions) comes after
-    ``T - activity_days``. Join on ``user_key`` with model predictions (users who happened to
-    start no session in the activity window are in this population but have no event label).
-
-    * ``churn``: ``truth_label`` is 1 when the user churned (``churned_on``) before
-      ``T + churn_days``, 0 when later or never; ``truth_score`` is the planted daily churn
-      hazard. With ``churned_by="as_of"`` the label is 1 only when the churn day is at or before
-      ``T``: the planted counterpart of the event label (no event in ``[T, T + churn_days)``),
-      which a user who leaves during the window does not get, having events before leaving.
-    * ``conversion``: the simulator plants no per-user conversion outcome (each session
-      converts at random), so ``truth_label`` is null and ``truth_score`` is the planted
-      propensity: the probability of at least one conversion in ``[T, T + conversion_days)``
-      given the user's session rate, days alive in the window, skill and tastes. Score a model
-      with a rank correlation against it, or compare its ROC-AUC on the event labels with the
-      one ``truth_score`` reaches on them (the ceiling).
-
-    Args:
-        truth: :meth:`tastebud.simulator.Simulator.truth`.
-        pseudonymize: External user id -> ``user_key`` (``services.pseudonymizer.user``).
-        as_of_ms: The as-of time ``T``.
-        target: ``churn`` or ``conversion``.
-        windows: Window lengths (default :class:`LabelWindows`).
-        churned_by: ``window_end`` (default) or ``as_of``: the churn truth's horizon (above).
-
-    Returns:
-        ``user_key`` (String), ``as_of_ms`` (Int64), ``truth_label`` (Int8) and
-        ``truth_score`` (Float64), sorted by ``user_key``.
-
-    Raises:
-        InvalidInput: The future window ends after the simulated period (unknown outcome).
-    """
-    w = windows or LabelWindows()
-    future_ms = w.future_days(target) * _DAY_MS
-    cfg = truth["config"]
-    end_ms = datetime.fromisoformat(cfg["start"]).timestamp() * 1000 + cfg["days"] * _DAY_MS
-    if churned_by not in ("window_end", "as_of"):
-        raise InvalidInput(f"unknown churned_by {churned_by!r}: expected 'window_end' or 'as_of'")
-    if as_of_ms + future_ms > end_ms:
-        raise InvalidInput(
-            f"the simulation ends {_duration(as_of_ms + future_ms - end_ms)} before the {target} "
-            f"window after {_iso(as_of_ms)} does; use an as-of time at or before "
-            f"{_iso(end_ms - future_ms)}"
-        )
-    # The simulator draws pages per session from a geometric law with mean ``pages - 1``.
-    pages = max(float(cfg.get("pages_per_session", 6.0)) - 1.0, 1.0)
-    users = truth["users"]
-    frame = pl.DataFrame(
-        {
-            "user_key": [pseudonymize(u) for u in users],
-            "signup_ms": [_date_ms(p["signup"]) for p in users.values()],
-            "churn_ms": [_date_ms(p["churned_on"]) for p in users.values()],
-            "hazard": [float(p["churn_hazard"]) for p in users.values()],
-            "rate": [float(p["sessions_per_day"]) for p in users.values()],
-            "p_session": [_session_conversion(p, pages) for p in users.values()],
-        },
-        schema={
-            "user_key": pl.String,
-            "signup_ms": pl.Float64,
-            "churn_ms": pl.Float64,
-            "hazard": pl.Float64,
-            "rate": pl.Float64,
-            "p_session": pl.Float64,
-        },
-    )
-    t = float(as_of_ms)
-    frame = frame.filter(
-        (pl.col("signup_ms") < t) & (pl.col("churn_ms") > t - w.activity_days * _DAY_MS)
-    )
-    if target == "churn":
-        churned = (
-            pl.col("churn_ms") < t + future_ms
-            if churned_by == "window_end"
-            else pl.col("churn_ms") <= t
-        )
-        label = churned.cast(pl.Int8)
-        score = pl.col("hazard")
-    else:
-        label = pl.lit(None, pl.Int8)
-        # Days in [T, T + window) on which the user may still start sessions.
-        alive = (pl.min_horizontal(pl.col("churn_ms"), pl.lit(t + future_ms)) - t).clip(
-            lower_bound=0.0
-        ) / _DAY_MS
-        score = 1.0 - (-(pl.col("rate") * alive * pl.col("p_session"))).exp()
-    return frame.select(
-        "user_key",
-        pl.lit(as_of_ms, pl.Int64).alias("as_of_ms"),
-        label.alias("truth_label"),
-        score.cast(pl.Float64).alias("truth_score"),
-    ).sort("user_key")

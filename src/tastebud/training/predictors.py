@@ -26,17 +26,16 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from tastebud.evaluation.classification import (
+    PredictorDetails,
     classification_metrics,
     expected_calibration_error,
     reliability,
 )
 from tastebud.models.predictor import Predictor, PredictorConfig
-from tastebud.registry.predictor import TARGETS
 from tastebud.training.tabular import FeatureTable
 
 __all__ = [
     "PEERS",
-    "TARGETS",
     "evaluate_predictors",
 ]
 
@@ -84,7 +83,7 @@ def evaluate_predictors(
     first_seed: int = 0,
     config: PredictorConfig | None = None,
     log: Callable[[str], None] | None = None,
-) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+) -> tuple[dict[str, dict[str, float]], PredictorDetails]:
     """Run the protocol (split seeds ``first_seed`` to ``first_seed + splits - 1``; the protocol's
     are 0-4). Returns (the flat JSON of means per model, details for the report:
     per-split metrics, the chosen candidates, reliability bins of the pooled test predictions
@@ -159,16 +158,14 @@ def evaluate_predictors(
         }
         for name, ms in per_model.items()
     }
-    details = {
-        "splits": per_model,
-        "chosen": chosen,
-        "calibration": calibration,
-        "reliability": {
-            n: reliability(np.array(ys), np.array(ps)) for n, (ys, ps) in pooled.items()
-        },
-        "importance": dict(sorted(importance.items(), key=lambda kv: -kv[1])),
-        "tastebud_ece_floor": round(float(np.mean(floors)), 6),
-        "rows": len(table.y),
-        "positives": int(table.y.sum()),
-    }
+    details = PredictorDetails(
+        splits=per_model,
+        chosen=chosen,
+        calibration=calibration,
+        reliability={n: reliability(np.array(ys), np.array(ps)) for n, (ys, ps) in pooled.items()},
+        importance=dict(sorted(importance.items(), key=lambda kv: -kv[1])),
+        tastebud_ece_floor=round(float(np.mean(floors)), 6),
+        rows=len(table.y),
+        positives=int(table.y.sum()),
+    )
     return means, details

@@ -18,20 +18,34 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
 from tastebud.errors import InvalidInput
+from tastebud.registry.predictor import FeatureSchema
 
-__all__ = ["FeatureTable", "TableReport", "read_table", "table_from_frame"]
+__all__ = ["FeatureTable", "TableReport", "TableReportJSON", "read_table", "table_from_frame"]
 
 _BLANK = {"", "na", "nan", "null", "none", "?", "n/a"}
 _TRUE = {"true", "yes", "1", "1.0", "y", "t"}
 _FALSE = {"false", "no", "0", "0.0", "n", "f"}
 NUMERIC_SHARE = 0.95
+
+
+class TableReportJSON(TypedDict):
+    """:meth:`TableReport.to_dict`: stored with a model in ``metrics.json``."""
+
+    rows_read: int
+    rows_used: int
+    positives: int
+    kinds: dict[str, str]
+    dropped_rows: dict[str, int]
+    malformed_cells: dict[str, int]
+    missing_cells: dict[str, int]
+    ignored_columns: dict[str, str]
 
 
 @dataclass
@@ -63,7 +77,7 @@ class TableReport:
             out.append(f"  column {col!r} left out: {why}")
         return out
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> TableReportJSON:
         """JSON-able form (stored with the model)."""
         return {
             "rows_read": self.rows_read,
@@ -91,7 +105,7 @@ class FeatureTable:
     ids: list[str] | None = None
     report: TableReport = field(default_factory=TableReport)
 
-    def schema(self) -> dict[str, Any]:
+    def schema(self) -> FeatureSchema:
         """What ``encode_rows`` needs to encode new rows the same way (stored with a model)."""
         return {"names": self.names, "kinds": self.kinds, "categories": self.categories}
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from tastebud.services import Services
-from tastebud.training.jobs import JobContext
+from tastebud.training.context import JobContext
 
-__all__ = ["job_context"]
+__all__ = [
+    "job_context",
+]
 
 
 def job_context(services: Services, actor: str, log: Any = None) -> JobContext:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import select
 
@@ -13,9 +13,31 @@ from tastebud.evaluation import evaluate, render_html
 from tastebud.features import FEATURES
 from tastebud.files import private_dir, write_private
 from tastebud.store import tables as t
-from tastebud.training.jobs import JobContext, training_dataset
+from tastebud.training.context import JobContext, training_dataset
 
-__all__ = ["bakeoff", "feature_review"]
+__all__ = ["FeatureReview", "FeatureReviewEntry", "bakeoff", "feature_review"]
+
+
+class FeatureReviewEntry(TypedDict):
+    """One feature in the feature review."""
+
+    entity: str
+    version: int
+    stats: dict[str, Any]
+    """Its statistics in the newest snapshot, as stored (JSON; ``{}``: none)."""
+    importance: float | None
+    """Summed importance in the production predictors (``None``: none uses it)."""
+    status: str
+    """``in use``, ``unused`` or ``deprecated``."""
+
+
+class FeatureReview(TypedDict):
+    """``feature-review-<time>.json``."""
+
+    snapshot_id: int | None
+    features: dict[str, FeatureReviewEntry]
+    unused: list[str]
+    deprecated: list[str]
 
 
 def _stamp() -> str:
@@ -47,12 +69,13 @@ def feature_review(ctx: JobContext, reports_dir: Path) -> Path:
     stats: dict[str, Any] = {} if row is None else dict(row.stats or {})
     used = _used_features(ctx)
     predictors_live = bool(used)
-    review: dict[str, Any] = {"snapshot_id": None if row is None else row.id, "features": {}}
+    snapshot_id: int | None = None if row is None else row.id
+    features: dict[str, FeatureReviewEntry] = {}
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
         "# Feature review",
         "",
-        f"Snapshot {review['snapshot_id']}; generated {when}.",
+        f"Snapshot {snapshot_id}; generated {when}.",
         "",
         "| feature | entity | version | null rate | mean | used (importance) | status |",
         "|---|---|---|---|---|---|---|",
@@ -72,7 +95,7 @@ def feature_review(ctx: JobContext, reports_dir: Path) -> Path:
             deprecated.append(d.name)
         elif status == "unused":
             unused.append(d.name)
-        review["features"][d.name] = {
+        features[d.name] = {
             "entity": d.entity,
             "version": d.version,
             "stats": st,
@@ -85,7 +108,12 @@ def feature_review(ctx: JobContext, reports_dir: Path) -> Path:
             f"{'-' if mean is None else f'{mean:.4g}'} | "
             f"{'-' if importance is None else f'{importance:.4f}'} | {status} |"
         )
-    review["unused"], review["deprecated"] = unused, deprecated
+    review: FeatureReview = {
+        "snapshot_id": snapshot_id,
+        "features": features,
+        "unused": unused,
+        "deprecated": deprecated,
+    }
     lines += [
         "",
         f"Unused by the production predictors: {', '.join(unused) or 'none'}"
@@ -110,7 +138,7 @@ def bakeoff(ctx: JobContext, reports_dir: Path, models: list[str] | None = None)
     result = evaluate(dataset, models, log=lambda m: ctx.log(f"  {m}"))
     private_dir(reports_dir)
     stamp = _stamp()
-    write_private(reports_dir / f"bakeoff-{stamp}.json", json.dumps(result, indent=2))
+    write_private(reports_dir / f"bakeoff-{stamp}.json", json.dumps(result.to_json(), indent=2))
     path = reports_dir / f"bakeoff-{stamp}.html"
     write_private(path, render_html(result))
     ctx.log(f"bake-off: {path}")

@@ -21,7 +21,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -32,14 +32,66 @@ from tastebud.events.retention import apply_retention
 from tastebud.monitoring import get_logger
 from tastebud.registry import ModelVersion, checklist, promote
 from tastebud.store import tables as t
-from tastebud.training.jobs import JobContext, train_full, train_incremental
+from tastebud.training.context import JobContext
+from tastebud.training.jobs import train_full
+from tastebud.training.recommender_jobs import train_incremental
 
-__all__ = ["JOBS", "JobLock", "JobRun", "Worker", "auto_promote"]
+__all__ = [
+    "FullDetails",
+    "IncrementalDetails",
+    "JOBS",
+    "JobDetails",
+    "JobLock",
+    "JobRun",
+    "ReportDetails",
+    "RetentionDetails",
+    "Worker",
+    "auto_promote",
+]
 
 _log = get_logger(__name__)
 JOBS = ("retention", "full", "incremental", "feature_review", "bakeoff")
 """Scheduled jobs, in the order a worker considers them (retention first: training never sees
 events past their retention period)."""
+
+
+class FullDetails(TypedDict):
+    """What a ``full`` run records in ``job_runs.details``."""
+
+    registered: list[str]
+    """``name vN`` of each registered candidate."""
+    skipped: dict[str, str]
+    """Why each skipped target was skipped."""
+    seconds: float
+    promotion: list[str]
+    """What the auto-promotion policy did, per candidate."""
+
+
+class IncrementalDetails(TypedDict, total=False):
+    """What an ``incremental`` run records: ``skipped`` alone, or the other keys."""
+
+    skipped: str
+    registered: str
+    changed_users: int
+    seconds: float
+    promotion: list[str]
+
+
+class ReportDetails(TypedDict):
+    """What ``feature_review`` and ``bakeoff`` record: the report's path."""
+
+    report: str
+
+
+class RetentionDetails(TypedDict):
+    """What a ``retention`` run records: events deleted per type, and in all."""
+
+    deleted: dict[str, int]
+    total: int
+
+
+JobDetails = FullDetails | IncrementalDetails | ReportDetails | RetentionDetails
+"""What a job returns, recorded as JSON in ``job_runs.details``."""
 
 
 def _now_ms() -> int:
@@ -117,6 +169,8 @@ class JobRun:
     finished_ms: int | None
     error: str | None
     details: dict[str, Any]
+    """The run's :data:`JobDetails` as recorded (JSON, read back as stored: rows written by
+    older versions may hold other keys)."""
 
 
 def auto_promote(ctx: JobContext, mv: ModelVersion) -> str:
@@ -176,7 +230,7 @@ class Worker:
         reports_dir: Path,
         *,
         owner: str | None = None,
-        jobs: dict[str, Callable[[JobContext], dict[str, Any]]] | None = None,
+        jobs: dict[str, Callable[[JobContext], JobDetails]] | None = None,
         full_splits: int = 5,
         retention_days: dict[str, int] | None = None,
     ) -> None:
@@ -188,7 +242,7 @@ class Worker:
             if retention_days is not None
             else Settings.model_fields["retention_days"].get_default(call_default_factory=True)
         )
-        self.jobs: dict[str, Callable[[JobContext], dict[str, Any]]] = {
+        self.jobs: dict[str, Callable[[JobContext], JobDetails]] = {
             "retention": self._retention,
             "full": self._full,
             "incremental": self._incremental,
@@ -303,7 +357,8 @@ class Worker:
                 .returning(t.job_runs.c.id)
             ).scalar_one()
         beat.start()
-        status, error, details = "succeeded", None, {}
+        status, error = "succeeded", None
+        details: JobDetails | None = None
         try:
             details = self.jobs[job](self.ctx)
         except Exception as exc:
@@ -329,7 +384,7 @@ class Worker:
                         status=status,
                         finished_ms=_now_ms(),
                         error=error,
-                        details=json.loads(json.dumps(details, default=str)),
+                        details=json.loads(json.dumps(details or {}, default=str)),
                     )
                 )
             lock.release()
@@ -364,7 +419,7 @@ class Worker:
     def _promote_all(self, versions: list[ModelVersion]) -> list[str]:
         return [auto_promote(self.ctx, mv) for mv in versions]
 
-    def _full(self, ctx: JobContext) -> dict[str, Any]:
+    def _full(self, ctx: JobContext) -> FullDetails:
         result = train_full(ctx, splits=self.full_splits)
         return {
             "registered": [f"{v.name} v{v.version}" for v in result.registered],
@@ -373,7 +428,7 @@ class Worker:
             "promotion": self._promote_all(result.registered),
         }
 
-    def _incremental(self, ctx: JobContext) -> dict[str, Any]:
+    def _incremental(self, ctx: JobContext) -> IncrementalDetails:
         try:
             result = train_incremental(ctx)
         except ModelNotFound as exc:
@@ -387,17 +442,17 @@ class Worker:
             "promotion": self._promote_all([result.version]),
         }
 
-    def _feature_review(self, ctx: JobContext) -> dict[str, Any]:
+    def _feature_review(self, ctx: JobContext) -> ReportDetails:
         from tastebud.worker.reviews import feature_review
 
         path = feature_review(ctx, self.reports_dir)
         return {"report": str(path)}
 
-    def _retention(self, ctx: JobContext) -> dict[str, Any]:
+    def _retention(self, ctx: JobContext) -> RetentionDetails:
         deleted = apply_retention(ctx.store, self.retention_days, _now_ms())
         return {"deleted": deleted, "total": sum(deleted.values())}
 
-    def _bakeoff(self, ctx: JobContext) -> dict[str, Any]:
+    def _bakeoff(self, ctx: JobContext) -> ReportDetails:
         from tastebud.worker.reviews import bakeoff
 
         path = bakeoff(ctx, self.reports_dir)

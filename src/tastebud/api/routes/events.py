@@ -17,7 +17,13 @@ from tastebud.events.ingest import EventResult
 from tastebud.events.schema import EventIn
 from tastebud.services import Services
 
-__all__ = ["EVENT_SCHEMAS", "router"]
+__all__ = [
+    "EVENT_SCHEMAS",
+    "post_batch",
+    "post_event",
+    "post_seed_event",
+    "router",
+]
 
 router = APIRouter(tags=["events"])
 

@@ -13,7 +13,13 @@ from tastebud.errors import ServiceUnavailable
 from tastebud.monitoring import render
 from tastebud.store import current_revision, head_revision
 
-__all__ = ["router"]
+__all__ = [
+    "healthz",
+    "metrics",
+    "readyz",
+    "root",
+    "router",
+]
 
 router = APIRouter(tags=["health"])
 
@@ -51,7 +57,12 @@ def readyz(services: ServicesDep) -> HealthOut | JSONResponse:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus exposition"}},
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus exposition (OpenMetrics when the Accept header asks for it)",
+        }
+    },
 )
 def metrics(accept: Annotated[str | None, Header(include_in_schema=False)] = None) -> Response:
     """Prometheus metrics: request latency per route, recommendation cache hits, fallbacks,

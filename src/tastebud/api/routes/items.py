@@ -12,17 +12,24 @@ from tastebud.api.deps import ServicesDep, read_json, scoped
 from tastebud.api.pagination import CursorQuery, LimitQuery, decode_cursor, encode_cursor
 from tastebud.api.schemas import (
     ItemBatchOut,
-    ItemIn,
     ItemOut,
     ItemPageOut,
     ItemPutOut,
     ItemResultOut,
     from_ms,
 )
+from tastebud.catalog import ItemIn
 from tastebud.errors import InvalidInput, PayloadTooLarge, UnknownItem
 from tastebud.events.schema import Id
 
-__all__ = ["router"]
+__all__ = [
+    "delete_item",
+    "get_item",
+    "list_items",
+    "post_items",
+    "put_item",
+    "router",
+]
 
 router = APIRouter(tags=["items"])
 ItemIdPath = Annotated[Id, Path(description="The item's id in your catalogue")]
@@ -65,7 +72,7 @@ def list_items(
     after = None
     if cursor is not None:
         (after,) = decode_cursor(services.pseudonymizer, "items", scope, cursor, (str,))
-    page = services.store.browse_items(limit=limit, after=after, category=category)
+    page = services.catalog.items.browse(limit=limit, after=after, category=category)
     items = [_item_out(row) for row in page.entries]
     next_cursor = (
         encode_cursor(services.pseudonymizer, "items", scope, [items[-1].item_id])
@@ -75,7 +82,12 @@ def list_items(
     return ItemPageOut(items=items, next_cursor=next_cursor)
 
 
-@router.put("/v1/items/{item_id}", response_model=ItemPutOut, **scoped("admin"))
+@router.put(
+    "/v1/items/{item_id}",
+    response_model=ItemPutOut,
+    responses={201: {"model": ItemPutOut, "description": "Created"}},
+    **scoped("admin"),
+)
 def put_item(
     item_id: ItemIdPath, item: ItemIn, response: Response, services: ServicesDep
 ) -> ItemPutOut:
@@ -88,7 +100,7 @@ def put_item(
 @router.get("/v1/items/{item_id}", response_model=ItemOut, **scoped("serve"))
 def get_item(item_id: ItemIdPath, services: ServicesDep) -> ItemOut:
     """Read a catalogue item."""
-    row = services.store.get_item(item_id)
+    row = services.catalog.items.get(item_id)
     if row is None:
         raise UnknownItem("no item with this id is in the catalogue")
     return _item_out(row)
@@ -97,7 +109,7 @@ def get_item(item_id: ItemIdPath, services: ServicesDep) -> ItemOut:
 @router.delete("/v1/items/{item_id}", status_code=204, **scoped("admin"))
 def delete_item(item_id: ItemIdPath, services: ServicesDep) -> Response:
     """Remove an item from the catalogue; events that mention it are kept."""
-    if not services.store.delete_item(item_id):
+    if not services.catalog.items.delete(item_id):
         raise UnknownItem("no item with this id is in the catalogue")
     return Response(status_code=204)
 

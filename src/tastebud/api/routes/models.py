@@ -3,18 +3,31 @@ promote, rollback and archive."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import PrincipalDep, ServicesDep, scoped
+from tastebud.api.schemas import ModelsOut, ModelSummaryOut, VersionOut, VersionSummaryOut
+from tastebud.apikeys import Principal
 from tastebud.errors import InvalidInput
-from tastebud.registry import ALIASES, CHECKS, checklist, promote, rollback
+from tastebud.registry import ALIASES, CHECKS, Comparison, checklist, compare, promote, rollback
 from tastebud.services import Services
 
-__all__ = ["router"]
+__all__ = [
+    "PromoteIn",
+    "ReasonIn",
+    "approve_version",
+    "archive_version",
+    "compare_versions",
+    "get_version",
+    "list_models",
+    "promote_version",
+    "rollback_model",
+    "router",
+]
 
 router = APIRouter(tags=["models"])
 NamePath = Annotated[str, Path(pattern=r"^[a-z][a-z0-9_-]{0,63}$", description="Model name")]
@@ -45,95 +58,97 @@ class ReasonIn(BaseModel):
     reason: str | None = Field(default=None, max_length=1000)
 
 
-def _actor(principal: Any) -> str:
+def _actor(principal: Principal) -> str:
     return f"key:{principal.key_id}"
 
 
-def _version_json(services: Services, name: str, version: int) -> dict[str, Any]:
+def _version_out(services: Services, name: str, version: int) -> VersionOut:
     reg = services.registry
     mv = reg.get(name, version)
-    body = mv.to_json()
-    body["checklist"] = checklist(reg, mv, services.settings.governance).to_json()
     served = services.models.served().get(name)
-    body["serving"] = served is not None and served.version == version
-    return body
+    return VersionOut(
+        **dict(mv),
+        checklist=checklist(reg, mv, services.settings.governance),
+        serving=served is not None and served.version == version,
+    )
 
 
-@router.get("/v1/models", **scoped("serve"))
-async def list_models(services: ServicesDep) -> dict[str, Any]:
+@router.get("/v1/models", response_model=ModelsOut, **scoped("serve"))
+async def list_models(services: ServicesDep) -> ModelsOut:
     """Every registered model: its aliases, versions and the version each API process serves."""
 
-    def run() -> dict[str, Any]:
-        versions = services.registry.versions()
+    def run() -> ModelsOut:
         served = services.models.served()
-        out: dict[str, Any] = {}
-        for mv in versions:
-            entry = out.setdefault(
-                mv.name, {"name": mv.name, "aliases": {}, "versions": [], "serving": None}
+        models: dict[str, ModelSummaryOut] = {}
+        for mv in services.registry.versions():  # by name, then version
+            entry = models.get(mv.name)
+            if entry is None:
+                serving = served[mv.name].version if mv.name in served else None
+                entry = models[mv.name] = ModelSummaryOut(
+                    name=mv.name, aliases={}, versions=[], serving=serving
+                )
+            entry.versions.append(
+                VersionSummaryOut(
+                    version=mv.version,
+                    algorithm=mv.algorithm,
+                    status=mv.status,
+                    created_ms=mv.created_ms,
+                    aliases=list(mv.aliases),
+                )
             )
-            entry["versions"].append(
-                {
-                    "version": mv.version,
-                    "algorithm": mv.algorithm,
-                    "status": mv.status,
-                    "created_ms": mv.created_ms,
-                    "aliases": list(mv.aliases),
-                }
-            )
-            for alias in mv.aliases:
-                entry["aliases"][alias] = mv.version
-            if mv.name in served:
-                entry["serving"] = served[mv.name].version
-        return {"models": list(out.values())}
+            entry.aliases.update(dict.fromkeys(mv.aliases, mv.version))
+        return ModelsOut(models=list(models.values()))
 
     return await run_in_threadpool(run)
 
 
-@router.get("/v1/models/{name}/versions/{version}", **scoped("serve"))
-async def get_version(
-    name: NamePath, version: VersionPath, services: ServicesDep
-) -> dict[str, Any]:
+@router.get("/v1/models/{name}/versions/{version}", response_model=VersionOut, **scoped("serve"))
+async def get_version(name: NamePath, version: VersionPath, services: ServicesDep) -> VersionOut:
     """One version: metrics, lineage, approval, aliases and its governance checklist."""
-    return await run_in_threadpool(_version_json, services, name, version)
+    return await run_in_threadpool(_version_out, services, name, version)
 
 
-@router.get("/v1/models/{name}/compare", **scoped("serve"))
+@router.get("/v1/models/{name}/compare", response_model=Comparison, **scoped("serve"))
 async def compare_versions(
     name: NamePath,
     services: ServicesDep,
     versions: Annotated[
         str | None, Query(pattern=r"^\d+(,\d+)*$", description="Comma-separated versions")
     ] = None,
-) -> dict[str, Any]:
+) -> Comparison:
     """Held-out metrics of several versions side by side (default: every active version)."""
     chosen = [int(v) for v in versions.split(",")] if versions else None
-    return await run_in_threadpool(services.registry.compare, name, chosen)
+    return await run_in_threadpool(compare, services.registry, name, chosen)
 
 
-@router.post("/v1/models/{name}/versions/{version}/approve", **scoped("admin"))
+@router.post(
+    "/v1/models/{name}/versions/{version}/approve", response_model=VersionOut, **scoped("admin")
+)
 async def approve_version(
     name: NamePath,
     version: VersionPath,
     services: ServicesDep,
     principal: PrincipalDep,
     body: Annotated[ReasonIn | None, Body()] = None,
-) -> dict[str, Any]:
+) -> VersionOut:
     """Record this admin key's approval of a version (the checklist's last item)."""
     note = body.reason if body else None
     await run_in_threadpool(
         services.registry.approve, name, version, actor=_actor(principal), note=note
     )
-    return await run_in_threadpool(_version_json, services, name, version)
+    return await run_in_threadpool(_version_out, services, name, version)
 
 
-@router.post("/v1/models/{name}/versions/{version}/promote", **scoped("admin"))
+@router.post(
+    "/v1/models/{name}/versions/{version}/promote", response_model=VersionOut, **scoped("admin")
+)
 async def promote_version(
     name: NamePath,
     version: VersionPath,
     services: ServicesDep,
     principal: PrincipalDep,
     body: Annotated[PromoteIn | None, Body()] = None,
-) -> dict[str, Any]:
+) -> VersionOut:
     """Point an alias (default ``production``) at a version. Production needs a passing
     checklist (``409 checklist_failed`` lists what fails or was not checked): items that
     could not be checked may be waived (``waive``) with a ``reason``; anything else needs
@@ -143,7 +158,7 @@ async def promote_version(
     if req.alias not in ALIASES:
         raise InvalidInput(f"unknown alias {req.alias!r}; use one of {', '.join(ALIASES)}")
 
-    def run() -> dict[str, Any]:
+    def run() -> VersionOut:
         promote(
             services.registry,
             services.settings.governance,
@@ -156,38 +171,40 @@ async def promote_version(
             waive=tuple(req.waive),
         )
         services.models.refresh()
-        return _version_json(services, name, version)
+        return _version_out(services, name, version)
 
     return await run_in_threadpool(run)
 
 
-@router.post("/v1/models/{name}/rollback", **scoped("admin"))
+@router.post("/v1/models/{name}/rollback", response_model=VersionOut, **scoped("admin"))
 async def rollback_model(
     name: NamePath,
     services: ServicesDep,
     principal: PrincipalDep,
     body: Annotated[ReasonIn | None, Body()] = None,
-) -> dict[str, Any]:
-    """Return ``production`` to the previous production version."""
+) -> VersionOut:
+    """Return ``production`` to the previous production version; answers that version."""
 
-    def run() -> dict[str, Any]:
+    def run() -> VersionOut:
         mv = rollback(
             services.registry, name, actor=_actor(principal), reason=body.reason if body else None
         )
         services.models.refresh()
-        return _version_json(services, name, mv.version)
+        return _version_out(services, name, mv.version)
 
     return await run_in_threadpool(run)
 
 
-@router.post("/v1/models/{name}/versions/{version}/archive", **scoped("admin"))
+@router.post(
+    "/v1/models/{name}/versions/{version}/archive", response_model=VersionOut, **scoped("admin")
+)
 async def archive_version(
     name: NamePath,
     version: VersionPath,
     services: ServicesDep,
     principal: PrincipalDep,
     body: Annotated[ReasonIn | None, Body()] = None,
-) -> dict[str, Any]:
+) -> VersionOut:
     """Archive a version (not in production): it can no longer carry an alias."""
     await run_in_threadpool(
         services.registry.archive,
@@ -196,4 +213,4 @@ async def archive_version(
         actor=_actor(principal),
         reason=body.reason if body else None,
     )
-    return await run_in_threadpool(_version_json, services, name, version)
+    return await run_in_threadpool(_version_out, services, name, version)

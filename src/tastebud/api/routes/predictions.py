@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
@@ -11,9 +11,35 @@ from starlette.concurrency import run_in_threadpool
 from tastebud.api.deps import ServicesDep, scoped
 from tastebud.events.schema import Id
 
-__all__ = ["PredictionsOut", "router"]
+__all__ = [
+    "PredictionReason",
+    "PredictionsOut",
+    "PredictorRef",
+    "get_predictions",
+    "router",
+]
 
 router = APIRouter(tags=["users"])
+
+
+class PredictorRef(BaseModel):
+    """The predictor version behind one probability."""
+
+    artifact_id: str
+    """Content hash of the model artifact."""
+    version: int
+    """The registry version serving it (``production``)."""
+    model: str
+    """The family and regularisation chosen at training."""
+
+
+class PredictionReason(BaseModel):
+    """One feature that moved a prediction."""
+
+    feature: str
+    direction: Literal["increases", "decreases"]
+    contribution: float
+    """Its contribution to the log-odds."""
 
 
 class PredictionsOut(BaseModel):
@@ -25,12 +51,10 @@ class PredictionsOut(BaseModel):
     ``null`` when no churn model has been trained."""
     conversion_probability: float | None
     """Probability of a ``conversion`` event in the conversion window (default 7 days)."""
-    models: dict[str, dict[str, Any]]
-    """Per target: ``artifact_id`` (content hash of the model artifact) and ``model`` (the
-    family and regularisation chosen at training)."""
-    reasons: dict[str, list[dict[str, Any]]]
-    """Per target: the top 3 features by contribution to the log-odds, with ``direction``
-    (``increases`` / ``decreases``) and ``contribution``."""
+    models: dict[str, PredictorRef]
+    """Per trained target (``churn``, ``conversion``)."""
+    reasons: dict[str, list[PredictionReason]]
+    """Per trained target: the top 3 features by contribution to the log-odds."""
 
 
 @router.get(

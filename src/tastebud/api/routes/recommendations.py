@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Body, Path, Query, Response
@@ -15,54 +15,166 @@ from starlette.concurrency import run_in_threadpool
 from tastebud.api.deps import ServicesDep, scoped
 from tastebud.catalog import SkillLevel
 from tastebud.errors import ConsentRequired, InvalidInput
+from tastebud.events.ingest import BatchResult
 from tastebud.events.schema import Id
-from tastebud.serving import ContentItem, Context, rank_content, similar_items
+from tastebud.serving import (
+    ContentItem,
+    Context,
+    ListRequest,
+    Mode,
+    Ranking,
+    ReasonType,
+    Recommendation,
+    rank_content,
+    similar_items,
+)
 
-__all__ = ["router"]
+__all__ = [
+    "ContentIn",
+    "FeedbackIn",
+    "FeedbackOut",
+    "ModelRefOut",
+    "RankIn",
+    "RankModelOut",
+    "RankedItemOut",
+    "RankingOut",
+    "ReasonOut",
+    "RecommendationsOut",
+    "RecommendedItemOut",
+    "SimilarOut",
+    "feedback",
+    "get_recommendations",
+    "get_similar",
+    "rank",
+    "router",
+]
 
 router = APIRouter(tags=["personalization"])
 UserIdPath = Annotated[Id, Path(description="Your user id")]
 Short = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class Reason(BaseModel):
-    """Why an item is in the list."""
+# -- response bodies --------------------------------------------------------------------------
+# The answers are rendered by the serving layer's typed results (``to_json``) and serialised
+# once by orjson; these models are their documented schema (``/openapi.json``), and
+# tests/test_engine_parts.py validates real answers against them.
 
-    model_config = ConfigDict(extra="allow")
-    type: str
+
+class ReasonOut(BaseModel):
+    """Why an item is in the list: ``type`` and ``text``, and at most one detail naming what
+    the reason refers to (absent details are left out, never ``null``)."""
+
+    type: ReasonType
     """``because_you_watched`` (with ``item_id``), ``session_category``,
-    ``trending_in_category``, ``new_in_category`` (with ``category``), ``popular_in_segment``,
-    ``popular_in_context``, ``popular``, ``similar_to``."""
+    ``trending_in_category``, ``new_in_category`` (with ``category``), ``popular_in_segment``
+    (with ``segment``), ``popular_in_context`` (with ``device``, ``locale`` or ``daypart``),
+    ``popular``, ``similar_to`` (with ``item_id``); in ``rank``: ``model``, ``interest`` (with
+    ``category``), ``recent``, ``default``."""
+    item_id: str | None = None
+    category: str | None = None
+    segment: str | None = None
+    device: str | None = None
+    locale: str | None = None
+    daypart: str | None = None
     text: str
 
 
-class RecommendedItem(BaseModel):
+class RecommendedItemOut(BaseModel):
     """One recommended item."""
 
     item_id: str
     score: float
     """Relevance in [0, 1] within this list: 1 for the best item, 0 for the last (the scale of
     batch lists too; docs/serving.md, *Scores*)."""
-    reason: Reason
+    reason: ReasonOut
+
+
+class ModelRefOut(BaseModel):
+    """The production model version that ranked a list."""
+
+    name: str
+    version: int
+    artifact_id: str
+    """Content hash of the model artifact."""
 
 
 class RecommendationsOut(BaseModel):
     """A user's top items, how they were chosen and the model version that ranked them."""
 
     user_id: str
-    items: list[RecommendedItem]
-    mode: Literal["personalized", "session", "cold_start"]
+    items: list[RecommendedItemOut]
+    mode: Mode
     """``personalized`` (the model knows the user), ``session`` (only a live session),
     ``cold_start`` (the best list for the user's segment and context)."""
-    model: dict[str, Any]
-    """``name``, ``version`` and ``artifact_id`` of the production model."""
+    model: ModelRefOut
+    degraded: bool
+    """``true`` when the real-time store did not answer in time (no session blending)."""
+    cached: bool
     list_id: str
     """Identifies this list in the ``impression`` event it was logged as."""
+
+
+class SimilarOut(BaseModel):
+    """The items the production model relates most to one item."""
+
+    item_id: str
+    items: list[RecommendedItemOut]
+    """Best first; ``score`` is the relation to the item over the best one's."""
+    model: ModelRefOut
+
+
+class RankedItemOut(BaseModel):
+    """One re-ordered piece of content."""
+
+    id: str
+    score: float
+    """Relevance in [0, 1]."""
+    reason: ReasonOut
+    skill_level: str | None
+    """The level of the chosen text variant (``null`` without variants)."""
+    text: str | None
+    """The text variant for the user's skill level."""
+
+
+class RankModelOut(BaseModel):
+    """The recommendations model version that scored known items."""
+
+    name: str
+    version: int
+
+
+class RankingOut(BaseModel):
+    """Content re-ordered for the user, best first."""
+
+    user_id: str
+    items: list[RankedItemOut]
+    suppressed: list[str]
+    """Items left out: the user marked them ``not_interested`` or ``dislike``."""
+    skill_level: str | None
+    """The skill level used: the request's, else the user's stored attribute."""
     degraded: bool
-    """``true`` when the real-time store did not answer (no session blending)."""
-    cached: bool
+    """``true`` when the real-time store did not answer in time."""
+    model: RankModelOut | None
+    """``null`` before any recommendations model is in production."""
 
 
+class FeedbackOut(BaseModel):
+    """Feedback recorded."""
+
+    status: Literal["recorded"]
+    item_id: str
+    kind: Literal["like", "dislike", "not_interested"]
+
+
+def _json(user_id: str, result: Recommendation | Ranking, headers: dict[str, str]) -> Response:
+    return Response(
+        orjson.dumps({"user_id": user_id, **result.to_json()}),
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+# -- routes -----------------------------------------------------------------------------------
 @router.get(
     "/v1/users/{user_id}/recommendations", response_model=RecommendationsOut, **scoped("serve")
 )
@@ -85,40 +197,41 @@ async def get_recommendations(
     hour: Annotated[int | None, Query(ge=0, le=23, description="The user's local hour")] = None,
     locale: Annotated[str | None, Query(max_length=35, description="e.g. de-DE")] = None,
     network: Annotated[str | None, Query(max_length=16, description="e.g. 4g, wifi")] = None,
-) -> RecommendationsOut:
+) -> Response:
     """The user's top ``k`` items: the production model blended with the live session, without
     training items, consumed, not-interested or hidden items, with a reason each. Answers
-    ``503 model_not_ready`` until a version is promoted; with the real-time store down it
-    answers from the model alone with ``X-Tastebud-Degraded: realtime``."""
+    ``503 model_not_ready`` until a version is promoted; when the real-time store does not
+    answer within ``realtime_budget_ms`` it answers from the model alone with
+    ``X-Tastebud-Degraded: realtime``."""
     key = services.pseudonymizer.user(user_id)
-    ctx = Context(device=device, hour=hour, locale=locale, network=network)
-    skip = tuple(exclude.split(",")) if exclude else ()
-    # Computed on the event loop: about a millisecond of CPU and one Redis round trip (with a
-    # short timeout), cheaper than two thread hand-offs; each API process serves one core.
-    body = services.engine.recommend(
-        key, k, category=category, exclude=skip, context=ctx, user_id=user_id
+    request = ListRequest(
+        k,
+        category,
+        tuple(exclude.split(",")) if exclude else (),
+        Context(device=device, hour=hour, locale=locale, network=network),
     )
-    m = body["model"]
+    # On the event loop: the real-time state is awaited (never blocking the loop, at most the
+    # budget); the rest is about a millisecond of CPU, cheaper here than two thread hand-offs.
+    answer = await services.engine.recommend_async(key, request, user_id=user_id)
+    m = answer.model
     headers = {
-        "X-Tastebud-Model": f"{m['name']}/v{m['version']}",
-        "X-Tastebud-Cache": "hit" if body["cached"] else "miss",
+        "X-Tastebud-Model": f"{m.name}/v{m.version}",
+        "X-Tastebud-Cache": "hit" if answer.cached else "miss",
     }
-    if body["degraded"]:
+    if answer.degraded:
         headers["X-Tastebud-Degraded"] = "realtime"
-    # The body is built by the engine in the documented shape: serialised once, not validated
-    # again field by field.
-    content = orjson.dumps({"user_id": user_id, **body})
-    return Response(content, media_type="application/json", headers=headers)  # type: ignore[return-value]
+    return _json(user_id, answer, headers)
 
 
-@router.get("/v1/items/{item_id}/similar", **scoped("serve"))
+@router.get("/v1/items/{item_id}/similar", response_model=SimilarOut, **scoped("serve"))
 async def get_similar(
     item_id: Annotated[Id, Path(description="A catalogue item id")],
     services: ServicesDep,
     k: Annotated[int, Query(ge=1, le=100)] = 10,
-) -> dict[str, Any]:
+) -> Response:
     """Items the production model relates most to this one (hidden items left out)."""
-    return await run_in_threadpool(similar_items, services.engine, item_id, k)
+    result = await run_in_threadpool(similar_items, services.engine, item_id, k)
+    return Response(orjson.dumps(result.to_json()), media_type="application/json")
 
 
 class ContentIn(BaseModel):
@@ -159,8 +272,8 @@ def _ms(value: datetime | float | None) -> int | None:
     return int(value * 1000)
 
 
-@router.post("/v1/users/{user_id}/rank", **scoped("serve"))
-async def rank(user_id: UserIdPath, body: RankIn, services: ServicesDep) -> dict[str, Any]:
+@router.post("/v1/users/{user_id}/rank", response_model=RankingOut, **scoped("serve"))
+async def rank(user_id: UserIdPath, body: RankIn, services: ServicesDep) -> Response:
     """Re-order content for the user: relevance in [0, 1] (the model's where it knows the item,
     else category affinity and recency), the reason, and the text variant for the user's skill
     level (``skill_level`` user attribute, or the request's)."""
@@ -169,14 +282,14 @@ async def rank(user_id: UserIdPath, body: RankIn, services: ServicesDep) -> dict
         ContentItem(c.id, c.category, c.type, _ms(c.created_at), c.variants) for c in body.items
     ]
 
-    def run() -> dict[str, Any]:
+    def run() -> Ranking:
         skill = body.skill_level
         if skill is None:
-            row = services.store.get_user(key)
+            row = services.catalog.users.get(key)
             skill = (row or {}).get("attributes", {}).get("skill_level")
         return rank_content(services.engine, key, content, skill=skill)
 
-    return {"user_id": user_id, **await run_in_threadpool(run)}
+    return _json(user_id, await run_in_threadpool(run), {})
 
 
 class FeedbackIn(BaseModel):
@@ -195,12 +308,17 @@ class FeedbackIn(BaseModel):
     )
 
 
-@router.post("/v1/users/{user_id}/feedback", status_code=202, **scoped("serve"))
+@router.post(
+    "/v1/users/{user_id}/feedback",
+    status_code=202,
+    response_model=FeedbackOut,
+    **scoped("serve"),
+)
 async def feedback(
     user_id: UserIdPath,
     services: ServicesDep,
     body: Annotated[FeedbackIn, Body()],
-) -> dict[str, Any]:
+) -> FeedbackOut:
     """Record ``like``, ``dislike`` or ``not_interested``: stored as a ``feedback`` event and
     applied to the user's real-time state at once (a not-interested or disliked item never
     comes back). With an ``event_id``, a retry stores nothing twice."""
@@ -216,14 +334,12 @@ async def feedback(
         },
     }
 
-    def run() -> Any:
+    def run() -> BatchResult:
         result = services.ingestor.ingest([event])
         if result.accepted:
-            key = services.pseudonymizer.user(user_id)
-            try:
-                services.realtime.set_feedback(key, body.item_id, body.kind)
-            except Exception:  # noqa: BLE001 - stored; the ingest path applies it as well
-                pass
+            # Stored; applied by the ingest path as well (this also covers a user who
+            # withdrew personalization consent: what they never want to see is kept).
+            services.engine.feedback(services.pseudonymizer.user(user_id), body.item_id, body.kind)
         return result
 
     result = await run_in_threadpool(run)
@@ -233,4 +349,4 @@ async def feedback(
         if outcome.code == "consent_required":
             raise ConsentRequired(reason)
         raise InvalidInput(reason)
-    return {"status": "recorded", "item_id": body.item_id, "kind": body.kind}
+    return FeedbackOut(status="recorded", item_id=body.item_id, kind=body.kind)

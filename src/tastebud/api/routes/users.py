@@ -19,18 +19,27 @@ from tastebud.api.schemas import (
     KnownFrom,
     StoredEventOut,
     UserEntryOut,
-    UserIn,
     UserOut,
     UserPageOut,
     from_ms,
 )
+from tastebud.catalog import UserIn
 from tastebud.errors import InvalidInput, UnknownUser
 from tastebud.events.schema import Id
 from tastebud.monitoring import get_logger
 from tastebud.privacy import PURPOSES
 from tastebud.services import Services
 
-__all__ = ["router"]
+__all__ = [
+    "get_consent",
+    "get_user",
+    "list_user_events",
+    "list_users",
+    "post_alias",
+    "put_consent",
+    "put_user",
+    "router",
+]
 
 _log = get_logger(__name__)
 
@@ -62,7 +71,7 @@ def _user_out(services: Services, user_id: str) -> UserOut:
     Raises:
         UnknownUser: neither attributes nor events are stored.
     """
-    summary = services.store.user_summary(_key(services, user_id))
+    summary = services.catalog.users.summary(_key(services, user_id))
     if summary is None:
         raise UnknownUser("nothing is stored for this user: no attributes and no events")
     return UserOut(
@@ -98,7 +107,7 @@ def list_users(
     ``next_cursor`` until it is ``null``."""
     signer = services.pseudonymizer
     after = None if cursor is None else decode_cursor(signer, "users", "", cursor, (str,))[0]
-    page = services.store.browse_users(limit=limit, after=after)
+    page = services.catalog.users.browse(limit=limit, after=after)
     users = [
         UserEntryOut(
             pseudonym=u.user_key,
@@ -116,7 +125,12 @@ def list_users(
     return UserPageOut(users=users, next_cursor=next_cursor)
 
 
-@router.put("/v1/users/{user_id}", response_model=UserOut, **scoped("admin"))
+@router.put(
+    "/v1/users/{user_id}",
+    response_model=UserOut,
+    responses={201: {"model": UserOut, "description": "Created"}},
+    **scoped("admin"),
+)
 def put_user(
     user_id: UserIdPath, body: UserIn, response: Response, services: ServicesDep
 ) -> UserOut:
@@ -149,7 +163,7 @@ def list_user_events(
         ts, last = decode_cursor(signer, "events", key, cursor, (int, int))
         after = (ts, last)
     page = services.store.browse_user_events(key, limit=limit, after=after)
-    if not page.entries and after is None and services.store.user_summary(key) is None:
+    if not page.entries and after is None and services.catalog.users.summary(key) is None:
         raise UnknownUser("nothing is stored for this user: no attributes and no events")
     events = [
         StoredEventOut(
@@ -171,7 +185,7 @@ def list_user_events(
 
 
 def _consent_out(services: Services, key: str) -> ConsentOut:
-    stored = services.store.get_consents(key)
+    stored = services.consent_log.decisions(key)
     states = {}
     for purpose in PURPOSES:
         granted, updated = stored.get(purpose, (None, None))
@@ -193,7 +207,7 @@ def put_consent(
     if not changes:
         raise InvalidInput("give at least one of analytics, personalization")
     key = _key(services, user_id, anonymous)
-    services.store.set_consents(key, changes, services.now_ms())
+    services.consent_log.record(key, changes, services.now_ms())
     services.engine.consent_changed(key)  # other processes follow within a second
     return _consent_out(services, key)
 
