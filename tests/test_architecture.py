@@ -208,3 +208,22 @@ if True:
     must, may = public_names(module, source)
     assert must == {"LIMIT", "Alias", "helper", "Thing", "FLAG", "Own", "Relative"}
     assert may == {"Vocabulary"}  # a package may re-export from elsewhere in Tastebud
+
+
+def test_docs_architecture_matches_the_import_contracts() -> None:
+    """docs/architecture.md is a promise: its table of layers is the layers contract, and every
+    other contract is named there (issue 16, point 6)."""
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    contracts = config["contracts"]
+    layers = next(c for c in contracts if c["type"] == "layers")["layers"]
+    declared = [{p.strip().removeprefix("tastebud.") for p in line.split("|")} for line in layers]
+    section = page.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line]
+    documented = [{p.strip(" `\\") for p in row.split(" | ")[1].split("|")} for row in rows[1:]]
+    assert documented == declared
+    for contract in contracts:
+        if contract["type"] == "layers":
+            continue
+        title = contract["name"].split(":")[0]
+        assert f"**{title}.**" in page, f"docs/architecture.md does not describe {title!r}"

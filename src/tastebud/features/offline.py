@@ -15,6 +15,7 @@ __all__ = [
     "Snapshot",
     "latest_snapshot",
     "list_snapshots",
+    "newest_snapshot",
     "save_snapshot",
     "snapshot_values",
     "training_set",
@@ -62,6 +63,15 @@ def latest_snapshot(store: Store, *, at_ms: int | None = None) -> Snapshot | Non
         q = q.where(feature_snapshots.c.as_of_ms <= at_ms)
     with store.engine.connect() as conn:
         row = conn.execute(q.limit(1)).first()
+        return None if row is None else dict(row._mapping)
+
+
+def newest_snapshot(store: Store) -> Snapshot | None:
+    """The snapshot built last (highest id, whatever its as-of time), with stats and reports:
+    what the latest build saw, for model cards and the feature review."""
+    q = select(feature_snapshots).order_by(feature_snapshots.c.id.desc()).limit(1)
+    with store.engine.connect() as conn:
+        row = conn.execute(q).first()
         return None if row is None else dict(row._mapping)
 
 

@@ -14,11 +14,10 @@ from typing import Any, TypedDict
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
-from sqlalchemy import select
 
 from tastebud import __version__
+from tastebud.features.offline import newest_snapshot
 from tastebud.store import Store
-from tastebud.store import tables as t
 
 __all__ = [
     "FeatureLineage",
@@ -101,14 +100,14 @@ def code_version() -> str:
 
 def feature_lineage(store: Store) -> FeatureLineage:
     """The newest feature snapshot's id, time and feature versions (``{}`` when none)."""
-    s = t.feature_snapshots
-    with store.engine.connect() as conn:
-        row = conn.execute(
-            select(s.c.id, s.c.as_of_ms, s.c.feature_versions).order_by(s.c.id.desc()).limit(1)
-        ).first()
+    row = newest_snapshot(store)
     if row is None:
         return {}
-    return {"snapshot_id": row.id, "as_of_ms": row.as_of_ms, "versions": row.feature_versions}
+    return {
+        "snapshot_id": row["id"],
+        "as_of_ms": row["as_of_ms"],
+        "versions": row["feature_versions"],
+    }
 
 
 def _quantiles(x: NDArray[Any]) -> dict[str, float]:

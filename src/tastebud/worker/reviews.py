@@ -7,12 +7,10 @@ import time
 from pathlib import Path
 from typing import Any, TypedDict
 
-from sqlalchemy import select
-
 from tastebud.evaluation import evaluate, render_html
 from tastebud.features import FEATURES
+from tastebud.features.offline import newest_snapshot
 from tastebud.files import private_dir, write_private
-from tastebud.store import tables as t
 from tastebud.training.context import JobContext, training_dataset
 
 __all__ = ["FeatureReview", "FeatureReviewEntry", "bakeoff", "feature_review"]
@@ -61,15 +59,11 @@ def feature_review(ctx: JobContext, reports_dir: Path) -> Path:
     """Write ``feature-review-<time>.md`` and ``.json``: every feature's latest statistics and
     drift warnings, which features no production predictor uses (importance 0 or absent), and
     which are deprecated. Returns the Markdown path."""
-    s = t.feature_snapshots
-    with ctx.store.engine.connect() as conn:
-        row = conn.execute(
-            select(s.c.id, s.c.as_of_ms, s.c.stats, s.c.reports).order_by(s.c.id.desc()).limit(1)
-        ).first()
-    stats: dict[str, Any] = {} if row is None else dict(row.stats or {})
+    row = newest_snapshot(ctx.store)
+    stats: dict[str, Any] = {} if row is None else dict(row["stats"] or {})
     used = _used_features(ctx)
     predictors_live = bool(used)
-    snapshot_id: int | None = None if row is None else row.id
+    snapshot_id: int | None = None if row is None else row["id"]
     features: dict[str, FeatureReviewEntry] = {}
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
