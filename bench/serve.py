@@ -57,6 +57,9 @@ and beside Cornac's own server on the same data.
    Measured idle and again under a background load of 300 requests/s (the generator above);
    ``freshness_p99_ms`` is the one under load.
 
+With ``--profile-dir DIR``, at the end: one more run at 300 requests/s with py-spy (``--gil``)
+on each API process, speedscope files in DIR and the top functions printed.
+
 Targets (2 cores): p99 <= 15 ms at 300 requests/s; ``floor_ratio`` (recommendations' sustained
 rate over ``/healthz``'s) >= 0.7; at least 5 x Cornac's sustained rate; >= 1,000 requests/s
 wherever ``/healthz`` sustains >= 1,400 (on a machine too busy for that, the floor says so).
