@@ -260,19 +260,19 @@ def test_make_run_allows_its_own_demo_page(tmp_path: Path, browser: Any) -> None
 
 
 def test_the_state_file_reads_back_and_skips_what_is_malformed(tmp_path: Path) -> None:
-    from tastebud.cli.quickstart import _load_state, _save_state, _State
+    from tastebud.cli._quickstart_state import State, load_state, save_state
 
     path = tmp_path / "data" / "quickstart.json"
-    assert _load_state(path) == {}  # no file yet
-    state: _State = {
+    assert load_state(path) == {}  # no file yet
+    state: State = {
         "keys": {"ingest": "tb_i_1", "serve": "tb_s_2", "admin": "tb_a_3"},
         "sent": {"config": {"users": 150, "days": 12, "seed": 0}, "on": "2026-12-07", "events": 7},
     }
-    _save_state(path, state)
+    save_state(path, state)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert _load_state(path) == state
+    assert load_state(path) == state
     # A hand-edited file: a key that is not a string and traffic without settings are left out.
     path.write_text(json.dumps({"keys": {"ingest": 5, "serve": "tb_s_2"}, "sent": {"on": "x"}}))
-    assert _load_state(path) == {"keys": {"serve": "tb_s_2"}}
+    assert load_state(path) == {"keys": {"serve": "tb_s_2"}}
     path.write_text("[1, 2]")
-    assert _load_state(path) == {}
+    assert load_state(path) == {}

@@ -8,7 +8,8 @@ shares a process with the server's connections, whose file locks that would sile
 Running it again continues where it stopped: the API keys are kept in
 ``<data dir>/quickstart.json`` (mode 0600) and printed again while they are valid (a revoked
 one is replaced, never printed), traffic already sent is not sent again, and models whose data
-and configuration did not change are not trained again (``training/jobs.py``). Ctrl+C (SIGINT)
+and configuration did not change are not trained again (``training/jobs.py``). The state
+file is read and written by ``cli/_quickstart_state.py``. Ctrl+C (SIGINT)
 or SIGTERM stops it at any stage within seconds (``cli/_stop.py``) and says how to continue.
 """
 
@@ -27,7 +28,7 @@ from datetime import UTC, datetime
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -46,91 +47,15 @@ from tastebud.cli import (
     out,
     prog,
 )
+from tastebud.cli._quickstart_state import STATE_FILE, load_state, save_state, state_keys
 from tastebud.cli._stop import Stopper
-from tastebud.cli.keys import KEY_SCOPES
 from tastebud.errors import ConfigError
 
 if TYPE_CHECKING:
     from tastebud.config import Settings
     from tastebud.services import Services
 
-__all__ = ["STATE_FILE", "quickstart"]
-
-STATE_FILE = "quickstart.json"
-"""In the data directory, mode 0600: the quickstart's API keys and what it has sent."""
-
-
-# -- state kept between runs -------------------------------------------------------------------
-class _Sent(TypedDict):
-    """The simulated traffic already sent: with which settings, on which day, and how many
-    events the store held after it."""
-
-    config: dict[str, int]
-    on: str
-    events: int
-
-
-class _State(TypedDict, total=False):
-    """``quickstart.json``."""
-
-    keys: dict[str, str]
-    """The API key of each scope."""
-    sent: _Sent
-
-
-def _load_state(path: Path) -> _State:
-    """``path``'s state; what is missing or malformed is left out (a hand-edited file)."""
-    try:
-        raw = json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-    state: _State = {}
-    if not isinstance(raw, dict):
-        return state
-    keys, sent = raw.get("keys"), raw.get("sent")
-    if isinstance(keys, dict):
-        state["keys"] = {k: v for k, v in keys.items() if isinstance(v, str)}
-    if isinstance(sent, dict) and isinstance(sent.get("config"), dict):
-        events = sent.get("events", 0)
-        state["sent"] = {
-            "config": sent["config"],
-            "on": str(sent.get("on", "?")),
-            "events": events if isinstance(events, int) else 0,
-        }
-    return state
-
-
-def _save_state(path: Path, state: _State) -> None:
-    """Replace ``path`` atomically with a file only its owner can read (it holds API keys)."""
-    from tastebud.files import open_private, private_dir
-
-    private_dir(path.parent)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open_private(tmp, "w") as fh:
-        json.dump(state, fh, indent=2)
-    os.replace(tmp, path)
-
-
-def _keys(services: Services, state: _State) -> tuple[dict[str, str], list[str]]:
-    """One valid key per scope: the kept one while it authenticates, else a new one (a revoked
-    key is never printed again). Returns (keys, the scopes whose key is new)."""
-    from tastebud.errors import Unauthenticated
-
-    kept = state.get("keys", {})
-    keys: dict[str, str] = {}
-    created: list[str] = []
-    for scope in KEY_SCOPES:
-        key = kept.get(scope)
-        if key is not None:
-            try:
-                if services.keys.authenticate(key).scope == scope:
-                    keys[scope] = key
-                    continue
-            except Unauthenticated:
-                pass
-        keys[scope] = services.keys.create(f"quickstart-{scope}", scope)[1]
-        created.append(scope)
-    return keys, created
+__all__ = ["quickstart"]
 
 
 # -- the API server, a child process ------------------------------------------------------------
@@ -366,11 +291,11 @@ def _run(
     from tastebud.simulator import SimConfig, Simulator
 
     state_path = settings.data_dir / STATE_FILE
-    state = _load_state(state_path)
-    keys, created = _keys(services, state)
+    state = load_state(state_path)
+    keys, created = state_keys(services, state)
     if created or state.get("keys") != keys:
         state["keys"] = keys
-        _save_state(state_path, state)
+        save_state(state_path, state)
     bind_host, bind_port = host or settings.host, port or settings.port
     url = f"http://{bind_host}:{bind_port}"
     demo = None if no_serve else _demo_server(bind_host, bind_port + 1, url, keys["ingest"])
@@ -414,7 +339,7 @@ def _run(
             "on": datetime.now(UTC).date().isoformat(),
             "events": services.store.count_events(),
         }
-        _save_state(state_path, state)
+        save_state(state_path, state)
     _first_models(services)
     _await_models(url, keys["serve"], services)
     _print_keys(keys, created, settings.data_dir / STATE_FILE)
