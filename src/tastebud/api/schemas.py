@@ -7,7 +7,7 @@ from typing import Any, Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
-from tastebud.events.schema import Id
+from tastebud.events.fields import Id
 from tastebud.registry import Alias, Checklist, ModelVersion, VersionStatus
 
 __all__ = [

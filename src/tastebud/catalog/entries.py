@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from tastebud.events.schema import Id
+from tastebud.events.fields import Id
 
 __all__ = [
     "BatchOutcome",

@@ -17,8 +17,8 @@ import orjson
 from pydantic import ValidationError
 
 from tastebud.events._fast import parse_event
+from tastebud.events.data import DATA_MODELS
 from tastebud.events.schema import (
-    DATA_MODELS,
     SCHEMA_VERSION,
     event_timestamp_ms,
     rule_problems,

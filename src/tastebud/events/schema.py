@@ -36,35 +36,16 @@ from pydantic import (
     model_validator,
 )
 
+from tastebud.events.data import DATA_MODELS, CustomData, EventData
+from tastebud.events.fields import CountryCode, EffectiveType, Id, Millis, NonNeg, Url
+
 __all__ = [
-    "AccountData",
-    "ClickData",
-    "ContentEngagementData",
     "Context",
-    "ConversionData",
-    "CustomData",
     "CustomEvent",
-    "DATA_MODELS",
-    "EVENT_CATEGORIES",
-    "ErrorData",
     "EventBase",
     "EventIn",
-    "FeatureUsageData",
-    "FeedbackData",
-    "FormSubmitData",
-    "Id",
-    "ImpressionData",
-    "InteractionData",
     "NetworkInfo",
-    "NetworkQualityData",
-    "PageLoadData",
-    "PageViewData",
-    "RatingData",
-    "ResourceUsageData",
     "SCHEMA_VERSION",
-    "SearchData",
-    "SettingsChangeData",
-    "Text",
     "event_timestamp_ms",
     "identity_and_item_rules",
     "plain_fields",
@@ -75,212 +56,6 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 """Version of the event schema written with every stored event."""
-
-# 1 to 128 printable characters: no C0/C1 control characters, DEL or line/paragraph separators.
-Id = Annotated[
-    str,
-    StringConstraints(
-        min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"
-    ),
-]
-Text = Annotated[str, StringConstraints(max_length=2048)]
-ShortText = Annotated[str, StringConstraints(min_length=1, max_length=128)]
-Url = Annotated[str, StringConstraints(max_length=2048)]
-Millis = Annotated[float, Field(ge=0, le=7 * 24 * 3600 * 1000, allow_inf_nan=False)]
-NonNeg = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Scalar = str | int | float | bool | None
-CountryCode = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$", to_lower=True)]
-
-
-class _Data(BaseModel):
-    """Base of ``data`` models: extra fields allowed (kept, counted by the pipeline)."""
-
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
-
-
-# -- user interaction ---------------------------------------------------------------------------
-class PageViewData(_Data):
-    """A page was viewed."""
-
-    url: Url | None = None
-    title: Annotated[str, StringConstraints(max_length=512)] | None = None
-    duration_ms: Millis | None = None
-    """Time the page stayed in view."""
-
-
-class ClickData(_Data):
-    """An element (optionally showing an item) was clicked."""
-
-    element_id: Id | None = None
-    item_id: Id | None = None
-    section: ShortText | None = None
-
-
-class FormSubmitData(_Data):
-    """A form was submitted; free-text values are scanned for PII before storage."""
-
-    form_id: Id | None = None
-    fields: dict[str, Scalar] | None = None
-    success: bool | None = None
-
-
-class SearchData(_Data):
-    """A search query (scanned for PII before storage)."""
-
-    query: Annotated[str, StringConstraints(max_length=1024)]
-    results_count: Annotated[int, Field(ge=0)] | None = None
-
-
-class ContentEngagementData(_Data):
-    """Time spent on, scrolling through and sharing an item."""
-
-    item_id: Id | None = None
-    time_spent_ms: Millis | None = None
-    scroll_depth: Annotated[float, Field(ge=0, le=1)] | None = None
-    """Fraction of the content scrolled through, 0 to 1."""
-    shared: bool = False
-
-
-class RatingData(_Data):
-    """An explicit rating of an item."""
-
-    item_id: Id | None = None
-    value: Annotated[float, Field(ge=-1e6, le=1e6)]
-
-
-# -- performance --------------------------------------------------------------------------------
-class PageLoadData(_Data):
-    """Page load and API response times."""
-
-    load_time_ms: Millis
-    url: Url | None = None
-    ttfb_ms: Millis | None = None
-    api_response_ms: Millis | None = None
-
-
-class ErrorData(_Data):
-    """A client-side error (JavaScript exception, failed API call...)."""
-
-    kind: ShortText
-    """e.g. ``javascript``, ``api``, ``network``."""
-    message: Text | None = None
-    status_code: Annotated[int, Field(ge=100, le=599)] | None = None
-
-
-class ResourceUsageData(_Data):
-    """Memory, CPU and bandwidth use of the client."""
-
-    memory_mb: NonNeg | None = None
-    cpu_percent: Annotated[float, Field(ge=0, le=100)] | None = None
-    bandwidth_kbps: NonNeg | None = None
-
-
-EffectiveType = Literal["slow-2g", "2g", "3g", "4g", "5g", "wifi", "ethernet", "unknown"]
-
-
-class NetworkQualityData(_Data):
-    """Connection speed and latency (as the Network Information API reports them)."""
-
-    downlink_mbps: NonNeg | None = None
-    rtt_ms: Millis | None = None
-    effective_type: EffectiveType | None = None
-
-
-# -- business -----------------------------------------------------------------------------------
-class ConversionData(_Data):
-    """A goal was achieved: purchase, sign-up, subscription..."""
-
-    goal: ShortText
-    value: Annotated[float, Field(ge=-1e12, le=1e12)] | None = None
-    currency: Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")] | None = None
-    """ISO 4217 code, e.g. ``EUR``."""
-    item_id: Id | None = None
-
-
-class FeatureUsageData(_Data):
-    """A product feature was used."""
-
-    feature: ShortText
-    action: ShortText | None = None
-
-
-class SettingsChangeData(_Data):
-    """A user preference was modified."""
-
-    setting: ShortText
-    old_value: Scalar = None
-    new_value: Scalar = None
-
-
-class AccountData(_Data):
-    """An account action."""
-
-    action: Literal["login", "logout", "signup", "profile_update"]
-    method: ShortText | None = None
-
-
-# -- recommendation feedback and generic interactions -------------------------------------------
-class ImpressionData(_Data):
-    """Items shown to the user (a served recommendation list)."""
-
-    item_ids: Annotated[list[Id], Field(max_length=1000)]
-    list_id: Id | None = None
-    model_version: ShortText | None = None
-
-
-class FeedbackData(_Data):
-    """Explicit feedback on a recommended item."""
-
-    item_id: Id | None = None
-    kind: Literal["like", "dislike", "not_interested"]
-
-
-class InteractionData(_Data):
-    """A generic implicit-feedback interaction with a weight (used by importers)."""
-
-    item_id: Id | None = None
-    weight: Annotated[float, Field(ge=-1e9, le=1e9)] = 1.0
-
-
-class CustomData(_Data):
-    """Data of a client-defined ``custom.*`` event: any JSON object."""
-
-
-DATA_MODELS: dict[str, type[_Data]] = {
-    "page_view": PageViewData,
-    "click": ClickData,
-    "form_submit": FormSubmitData,
-    "search": SearchData,
-    "content_engagement": ContentEngagementData,
-    "rating": RatingData,
-    "page_load": PageLoadData,
-    "error": ErrorData,
-    "resource_usage": ResourceUsageData,
-    "network_quality": NetworkQualityData,
-    "conversion": ConversionData,
-    "feature_usage": FeatureUsageData,
-    "settings_change": SettingsChangeData,
-    "account": AccountData,
-    "impression": ImpressionData,
-    "feedback": FeedbackData,
-    "interaction": InteractionData,
-}
-"""Every built-in event type and the model of its ``data``."""
-
-EVENT_CATEGORIES: dict[str, tuple[str, ...]] = {
-    "interaction": (
-        "page_view",
-        "click",
-        "form_submit",
-        "search",
-        "content_engagement",
-        "rating",
-        "interaction",
-    ),
-    "performance": ("page_load", "error", "resource_usage", "network_quality"),
-    "business": ("conversion", "feature_usage", "settings_change", "account"),
-    "feedback": ("impression", "feedback"),
-}
 
 # Types whose event is about one item: the item id is required (envelope or data).
 _ITEM_REQUIRED = frozenset({"content_engagement", "rating", "feedback", "interaction"})
@@ -428,7 +203,7 @@ class EventBase(BaseModel):
         return self
 
 
-def _event_model(event_type: str, data_model: type[_Data]) -> type[EventBase]:
+def _event_model(event_type: str, data_model: type[EventData]) -> type[EventBase]:
     """Build ``<Type>Event``: the envelope with ``event_type`` fixed and ``data`` typed."""
     name = "".join(p.capitalize() for p in event_type.split("_")) + "Event"
     namespace: dict[str, Any] = {

@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from tastebud.errors import InvalidInput
+from tastebud.events.data import DATA_MODELS
 from tastebud.events.ingest import Ingestor
-from tastebud.events.schema import DATA_MODELS
 from tastebud.importers._common import EventSink, ImportSummary, Progress
 from tastebud.privacy import Pseudonymizer
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from tastebud.events.schema import DATA_MODELS, SCHEMA_VERSION
+from tastebud.events.data import DATA_MODELS
+from tastebud.events.schema import SCHEMA_VERSION
 
 __all__ = ["CleanResult", "PipelineConfig", "StageReport", "clean_events"]
 

@@ -20,7 +20,7 @@ from tastebud.api.schemas import (
 )
 from tastebud.catalog import ItemIn
 from tastebud.errors import InvalidInput, PayloadTooLarge, UnknownItem
-from tastebud.events.schema import Id
+from tastebud.events.fields import Id
 
 __all__ = [
     "delete_item",

@@ -9,7 +9,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import ServicesDep, scoped
-from tastebud.events.schema import Id
+from tastebud.events.fields import Id
 
 __all__ = [
     "PredictionReason",

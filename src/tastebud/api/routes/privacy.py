@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool, run_in_threadpool
 
 from tastebud.api.deps import ServicesDep, scoped
-from tastebud.events.schema import Id
+from tastebud.events.fields import Id
 from tastebud.privacy import PrivacyLog
 from tastebud.rights import (
     Receipt,

@@ -15,8 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from tastebud.api.deps import ServicesDep, scoped
 from tastebud.catalog import SkillLevel
 from tastebud.errors import ConsentRequired, InvalidInput
+from tastebud.events.fields import Id
 from tastebud.events.ingest import BatchResult
-from tastebud.events.schema import Id
 from tastebud.serving import (
     ContentItem,
     Context,

@@ -25,7 +25,7 @@ from tastebud.api.schemas import (
 )
 from tastebud.catalog import UserIn
 from tastebud.errors import InvalidInput, UnknownUser
-from tastebud.events.schema import Id
+from tastebud.events.fields import Id
 from tastebud.monitoring import get_logger
 from tastebud.privacy import PURPOSES
 from tastebud.services import Services
