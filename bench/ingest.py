@@ -43,22 +43,11 @@ from _server import clean_env, cpu_by_process, start_server
 from cryptography.fernet import Fernet
 
 from tastebud.simulator import SimConfig, Simulator
+from tastebud.store import EVENT_COLUMNS
 
 PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
-COLUMNS = (
-    "event_id",
-    "event_type",
-    "user_key",
-    "anon_key",
-    "session_id",
-    "item_id",
-    "ts_ms",
-    "received_ms",
-    "source",
-    "schema_version",
-    "data",
-    "context",
-)
+COLUMNS = EVENT_COLUMNS
+"""The stored columns of an event, as the store writes them (the floor inserts the same rows)."""
 
 
 def tastebud(args: list[str], env: dict[str, str]) -> str:

@@ -164,6 +164,7 @@ def build_services(
         earliest_ms=int(settings.earliest_event_time.timestamp() * 1000),
         realtime=guarded,
         item_categories=catalog.items.categories,
+        consent_log=consent_log,
     )
     keys = KeyManager(store, cache_seconds=settings.key_cache_seconds)
     _log.info("services ready", database=engine.dialect.name, consent_mode=settings.consent_mode)

@@ -142,6 +142,8 @@ class Ingestor:
         item_categories: The catalogue's primary category of items
             (:meth:`tastebud.catalog.Items.categories`), for the real-time state's category
             counts; without it, real-time updates carry no categories.
+        consent_log: The process's consent log (one cache of consent states per process);
+            a new one on ``store`` if omitted.
     """
 
     def __init__(
@@ -156,9 +158,10 @@ class Ingestor:
         clock: Callable[[], float] = time.time,
         realtime: RealtimeGuard | None = None,
         item_categories: Callable[[Iterable[str]], Mapping[str, str | None]] | None = None,
+        consent_log: ConsentLog | None = None,
     ) -> None:
         self.store = store
-        self.consents = ConsentLog(store)
+        self.consents = consent_log or ConsentLog(store)
         self.tombstones = Tombstones(store)
         self.item_categories = item_categories
         self.pseudonymizer = pseudonymizer
