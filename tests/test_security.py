@@ -11,12 +11,14 @@ server's, by moving the bucket's state; the limiter's cost per call is measured 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import socket
 import threading
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -586,3 +588,25 @@ def test_every_route_with_parameters_is_probed(sqlite_api: Api) -> None:
         if op.get("parameters") or "{" in route.path or route.method in {"POST", "PUT"}:
             probed += 1
     assert probed >= 20
+
+
+@pytest.mark.redis
+def test_concurrent_requests_share_one_lease_renewal(redis_url: str) -> None:
+    """Many requests of one process arriving together while the key's lease is spent wait for
+    one renewal instead of each taking a lease: 300 at once from a bucket of 400 are all
+    admitted, and the shared bucket lost about 300 tokens, not 300 leases of 20."""
+    limits = RateLimits(serve_per_s=200.0, burst_s=2.0)
+    limiter = RedisRateLimiter(redis_url, limits, lease_s=0.1)
+    key = f"lease-{uuid.uuid4().hex[:8]}"
+
+    async def burst() -> list[float]:
+        return await asyncio.gather(*(limiter.acquire_async(key, "serve") for _ in range(300)))
+
+    assert asyncio.run(burst()) == [0.0] * 300
+    # What is left of the bucket: a fresh limiter takes one token at a time until refused.
+    probe = RedisRateLimiter(redis_url, limits, lease_s=0.0)
+    left = sum(probe.acquire(key, "serve") == 0.0 for _ in range(200))
+    # 400 - 300 spent - at most one unspent lease of 20 (plus the refill while this ran).
+    assert left >= 400 - 300 - 20
+    limiter.close()
+    probe.close()

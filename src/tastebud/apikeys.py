@@ -16,7 +16,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 from sqlalchemy import select, update
 
@@ -66,6 +66,17 @@ class KeyInfo:
     revoked_ms: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class _KeyRow:
+    """What authentication reads of a key's row."""
+
+    key_id: str
+    name: str
+    scope: str
+    secret_hash: str
+    revoked_ms: int | None
+
+
 def _hash(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
@@ -83,7 +94,7 @@ class KeyManager:
     def __init__(self, store: Store, *, cache_seconds: float = 2.0) -> None:
         self.store = store
         self.cache_seconds = cache_seconds
-        self._cache: dict[str, tuple[float, dict[str, object] | None]] = {}
+        self._cache: dict[str, tuple[float, _KeyRow | None]] = {}
         self._lock = threading.Lock()
 
     def create(self, name: str, scope: str) -> tuple[KeyInfo, str]:
@@ -129,13 +140,17 @@ class KeyManager:
         with self._lock:
             self._cache.pop(key_id, None)
 
-    def _read(self, key_id: str) -> dict[str, Any] | None:
+    def _read(self, key_id: str) -> _KeyRow | None:
         """One key's row (hash included), or ``None``."""
+        k = t.api_keys
+        q = select(k.c.key_id, k.c.name, k.c.scope, k.c.secret_hash, k.c.revoked_ms)
         with self.store.engine.connect() as conn:
-            row = conn.execute(select(t.api_keys).where(t.api_keys.c.key_id == key_id)).first()
-            return None if row is None else dict(row._mapping)
+            row = conn.execute(q.where(k.c.key_id == key_id)).first()
+        if row is None:
+            return None
+        return _KeyRow(row.key_id, row.name, row.scope, row.secret_hash, row.revoked_ms)
 
-    def _row(self, key_id: str) -> dict[str, object] | None:
+    def _row(self, key_id: str) -> _KeyRow | None:
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key_id)
@@ -174,8 +189,8 @@ class KeyManager:
         if len(parts) != 4 or parts[0] != "tb" or parts[1] not in SCOPES or len(parts[2]) != 12:
             raise failure
         row = self._row(parts[2])
-        expected = str(row["secret_hash"]) if row is not None else _hash("x" * 43)
+        expected = row.secret_hash if row is not None else _hash("x" * 43)
         ok = hmac.compare_digest(_hash(parts[3]), expected)
-        if row is None or not ok or row["revoked_ms"] is not None or row["scope"] != parts[1]:
+        if row is None or not ok or row.revoked_ms is not None or row.scope != parts[1]:
             raise failure
-        return Principal(str(row["key_id"]), str(row["name"]), parts[1])
+        return Principal(row.key_id, row.name, parts[1])

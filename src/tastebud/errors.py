@@ -39,10 +39,11 @@ returned to clients and written to logs.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Self
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Self
 
 if TYPE_CHECKING:
-    from pydantic import ValidationError
+    from pydantic import JsonValue, ValidationError
 
 __all__ = [
     "ArtifactInvalid",
@@ -76,15 +77,18 @@ class TastebudError(Exception):
 
     Args:
         message: Human-readable explanation, safe to show to clients.
-        details: Optional structured details (e.g. one entry per invalid field).
+        details: Optional structured details, JSON objects (e.g. one ``{"field", "message"}``
+            per invalid field, or a failing checklist item); kept as copies.
     """
 
     code = "error"
 
-    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: Sequence[Mapping[str, JsonValue]] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
-        self.details = details or []
+        self.details: list[dict[str, JsonValue]] = [dict(d) for d in details or ()]
 
     @classmethod
     def from_validation(cls, exc: ValidationError, *, env_prefix: str | None = None) -> Self:
@@ -108,7 +112,7 @@ class TastebudError(Exception):
         invalid Knobs: factors: Input should be greater than or equal to 1 (got 0)
         """
         problems: list[str] = []
-        details: list[dict[str, Any]] = []
+        details: list[dict[str, JsonValue]] = []
         for e in exc.errors(include_url=False):
             field = ".".join(str(part) for part in e["loc"]) or "(value)"
             text = f"{field}: {e['msg']}"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
 
 from tastebud.apikeys import KeyManager
 from tastebud.catalog import Catalog
@@ -37,7 +36,7 @@ from tastebud.serving import (
     PersonalizationEngine,
     load_recommender,
 )
-from tastebud.serving.predictions import PredictionService
+from tastebud.serving.predictions import Predictions, PredictionService
 from tastebud.store import Store, make_engine, upgrade
 
 __all__ = ["Services", "build_services"]
@@ -96,7 +95,7 @@ class Services:
         self.store.dispose()
         self.engine.realtime.close()  # the guard's threads, then the backend
 
-    def predict(self, user_key: str) -> dict[str, Any]:
+    def predict(self, user_key: str) -> Predictions:
         """The user's churn and conversion predictions (``PredictionService.predict``).
 
         Raises:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from starlette.routing import compile_path
 from tastebud import __version__
 from tastebud.api.deps import SCOPE_KEY
 from tastebud.api.errors import install_error_handlers
+from tastebud.api.fastpath import RecommendationsFastPath
 from tastebud.api.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
@@ -42,11 +44,13 @@ from tastebud.services import Services, build_services
 
 __all__ = [
     "RouteInfo",
+    "SWITCH_INTERVAL_S",
     "create_app",
     "create_app_from_env",
     "limit_blas_threads",
     "route_table",
     "tune_gc",
+    "tune_threads",
 ]
 
 _BATCH_PATHS = frozenset({"/v1/events/batch", "/v1/items/batch"})
@@ -60,12 +64,20 @@ everything). Errors look like `{"error": {"code", "message", "details"}}`.
 """
 
 
-def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    services: Services | None = None,
+    fast_path: bool = True,
+) -> FastAPI:
     """Build the API for ``settings`` (default: from the environment).
 
     Args:
         settings: Deployment settings.
         services: Pre-built services (tests); built from ``settings`` when omitted.
+        fast_path: Answer well-formed recommendation requests without FastAPI's per-request
+            work (:mod:`tastebud.api.fastpath`; the same answers, which tests compare with
+            ``fast_path=False``).
     """
     settings = settings or (services.settings if services else Settings())
     configure_logging(settings.log_level, json=settings.log_json)
@@ -110,6 +122,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     def limit_for(path: str) -> int:
         return settings.max_batch_bytes if path in _BATCH_PATHS else settings.max_body_bytes
 
+    if fast_path:  # the innermost of ours: logged, measured and limited like the route
+        hot = next(
+            r
+            for r in recommendations.router.routes
+            if getattr(r, "path", None) == recommendations.RECOMMENDATIONS_PATH
+        )
+        app.add_middleware(RecommendationsFastPath, state=app.state, route=hot)
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
     if settings.cors_origins:
         ingest = [compile_path(r.path)[0] for r in route_table(app) if r.scope == "ingest"]
@@ -191,6 +210,24 @@ def tune_gc() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
+SWITCH_INTERVAL_S = 0.0005
+"""How long a thread may hold the GIL while another waits for it, in a server process."""
+
+
+def tune_threads() -> None:
+    """A short GIL switch interval for a server process (:data:`SWITCH_INTERVAL_S`).
+
+    The event loop shares its process with threads that wait on the network (the real-time
+    store's readers, the rate limiter, the impression writer). When one of them has its answer
+    while the loop computes, CPython makes it wait up to the switch interval (5 ms by default)
+    for the GIL, and the request waiting on that answer with it: at 1,000 recommendations/s
+    the waits queued up into a p99 of 200 ms on 2 cores with the processes half idle, and the
+    hand-offs cost CPU. At 0.5 ms the same server sustained twice the rate (bench/serve.py,
+    docs/benchmarks.md).
+    """
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+
+
 def limit_blas_threads() -> None:
     """One BLAS/OpenMP thread per server process. A request scores one user against every
     item: BLAS's own thread pool only fights the server's threads for the cores (measured:
@@ -207,4 +244,5 @@ def create_app_from_env() -> FastAPI:
     limit_blas_threads()
     app = create_app(Settings())
     tune_gc()
+    tune_threads()
     return app

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict
 
 import orjson
-from fastapi import Depends, Request
+from fastapi import Depends, Request, params
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import JsonValue
 from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.ratelimit import RateLimiter
@@ -19,6 +21,7 @@ from tastebud.services import Services
 __all__ = [
     "PrincipalDep",
     "SCOPE_KEY",
+    "ScopedRoute",
     "ServicesDep",
     "read_json",
     "scoped",
@@ -87,7 +90,14 @@ def _require(scope: Scope) -> Any:
     return require_scope
 
 
-def scoped(scope: Scope, *, openapi_extra: dict[str, Any] | None = None) -> dict[str, Any]:
+class ScopedRoute(TypedDict):
+    """The route keyword arguments of :func:`scoped`."""
+
+    dependencies: Sequence[params.Depends]
+    openapi_extra: dict[str, JsonValue]
+
+
+def scoped(scope: Scope, *, openapi_extra: dict[str, JsonValue] | None = None) -> ScopedRoute:
     """Route keyword arguments that enforce ``scope`` and document it in OpenAPI.
 
     Usage: ``@router.post("/v1/events", **scoped("ingest"))``.

@@ -13,7 +13,7 @@ from tastebud import errors as e
 from tastebud.events.ingest import MAX_DETAILS
 from tastebud.monitoring import get_logger
 
-__all__ = ["STATUS", "install_error_handlers"]
+__all__ = ["STATUS", "error_response", "install_error_handlers"]
 
 _log = get_logger(__name__)
 
@@ -59,19 +59,24 @@ def status_for(exc: e.TastebudError) -> int:
     return 500
 
 
+def error_response(exc: e.TastebudError) -> JSONResponse:
+    """The answer to a domain error: its status, ``{"error": {...}}``, and ``WWW-Authenticate``
+    (401) or ``Retry-After`` (429)."""
+    status = status_for(exc)
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if isinstance(exc, e.RateLimited):
+        headers = {"Retry-After": str(exc.retry_after_s)}
+    return JSONResponse(
+        _body(exc.code, exc.message, exc.details), status_code=status, headers=headers
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
     @app.exception_handler(e.TastebudError)
     async def _domain(request: Request, exc: e.TastebudError) -> JSONResponse:
-        status = status_for(exc)
-        code = exc.code
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-        if isinstance(exc, e.RateLimited):
-            headers = {"Retry-After": str(exc.retry_after_s)}
-        return JSONResponse(
-            _body(code, exc.message, exc.details), status_code=status, headers=headers
-        )
+        return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

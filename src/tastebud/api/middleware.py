@@ -3,6 +3,7 @@ log."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -15,6 +16,9 @@ from tastebud.monitoring import get_logger, observe_request
 __all__ = ["AccessLogMiddleware", "BodyLimitMiddleware", "IngestCorsMiddleware"]
 
 _log = get_logger("tastebud.access")
+_level = logging.getLogger("tastebud.access")
+"""Asked before each line: below INFO a disabled line costs nothing (structlog's lazy proxy
+binds a logger on every call otherwise)."""
 # Scraped every few seconds: one log line per scrape would drown the requests that matter.
 _QUIET = frozenset({"/metrics"})
 
@@ -172,7 +176,7 @@ class AccessLogMiddleware:
             template = getattr(route, "path", None) or "<unmatched>"
             method = scope.get("method", "GET")
             observe_request(template, method, status, seconds)
-            if template not in _QUIET:
+            if template not in _QUIET and _level.isEnabledFor(logging.INFO):
                 _log.info(
                     "request",
                     method=method,

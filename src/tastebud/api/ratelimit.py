@@ -178,6 +178,7 @@ class RedisRateLimiter:
             for scope, rate in _rates(limits).items()
         }
         self._leases: dict[str, tuple[int, float]] = {}  # key id: (unspent tokens, usable until)
+        self._renewals: dict[str, asyncio.Future[float]] = {}  # key id: its renewal in flight
         self._lease_ttl_s = lease_ttl_s
         self._local = MemoryRateLimiter(limits)
         self._timeout_s = timeout_s
@@ -213,10 +214,17 @@ class RedisRateLimiter:
         except self._no_script:  # a restarted or flushed Redis: load it again
             return int(self._script(keys=[key], args=args))
 
+    def _add_lease(self, key_id: str, tokens: int) -> None:
+        """Add ``tokens`` to the key's lease (unspent tokens still usable are kept)."""
+        now = time.monotonic()
+        lease = self._leases.get(key_id)
+        unspent = lease[0] if lease is not None and now < lease[1] else 0
+        self._leases[key_id] = (unspent + tokens, now + self._lease_ttl_s)
+
     def _granted(self, key_id: str, got: int) -> float:
         if got <= 0:
             return -got / 1000.0
-        self._leases[key_id] = (got - 1, time.monotonic() + self._lease_ttl_s)
+        self._add_lease(key_id, got - 1)
         return 0.0
 
     def acquire(self, key_id: str, scope: Scope) -> float:
@@ -232,19 +240,39 @@ class RedisRateLimiter:
         return self._granted(key_id, got)
 
     async def acquire_async(self, key_id: str, scope: Scope) -> float:
-        if self._spend_lease(key_id):
-            return 0.0
-        if self._redis_down():
-            return self._local.acquire(key_id, scope)
+        # Single flight: while one request renews a key's lease, the others of this process
+        # wait for that renewal instead of each taking a lease of their own (at 2,000
+        # requests/s, dozens at once emptied the shared bucket and refused far below the rate).
+        while not self._spend_lease(key_id):
+            if self._redis_down():
+                return self._local.acquire(key_id, scope)
+            renewal = self._renewals.get(key_id)
+            if renewal is None or renewal.get_loop() is not asyncio.get_running_loop():
+                renewal = asyncio.ensure_future(self._renew(key_id, scope))
+                self._renewals[key_id] = renewal
+            try:
+                wait = await asyncio.wait_for(asyncio.shield(renewal), self._timeout_s)
+            except self._errors as exc:  # TimeoutError (the budget) is an OSError
+                self._failed(exc)
+                return self._local.acquire(key_id, scope)
+            if wait > 0.0:
+                return wait
+            # Tokens were added to the lease: spend one (if others took them all, renew again).
+        return 0.0
+
+    async def _renew(self, key_id: str, scope: Scope) -> float:
+        """One round trip on the limiter's thread: tokens added to the key's lease (returns
+        0.0) or the wait in seconds."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(2, thread_name_prefix="tastebud-ratelimit")
-        call = self._pool.submit(self._take, key_id, scope)
         try:
-            got = await asyncio.wait_for(asyncio.wrap_future(call), self._timeout_s)
-        except self._errors as exc:  # TimeoutError (the budget) is an OSError
-            self._failed(exc)
-            return self._local.acquire(key_id, scope)
-        return self._granted(key_id, got)
+            got = await asyncio.wrap_future(self._pool.submit(self._take, key_id, scope))
+        finally:
+            self._renewals.pop(key_id, None)
+        if got <= 0:
+            return -got / 1000.0
+        self._add_lease(key_id, got)
+        return 0.0
 
     def _failed(self, exc: Exception) -> None:
         now = time.monotonic()

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue
 
 from tastebud.events.fields import Id
 from tastebud.registry import Alias, Checklist, ModelVersion, VersionStatus
@@ -58,7 +58,8 @@ class ErrorBody(BaseModel):
     code: str
     """Stable machine-readable code, e.g. ``invalid_event``, ``unauthenticated``."""
     message: str
-    details: list[dict[str, Any]] = []
+    details: list[dict[str, JsonValue]] = []
+    """Structured details, e.g. one ``{"field", "message"}`` per invalid field."""
 
 
 class ErrorOut(BaseModel):
@@ -106,7 +107,7 @@ class ItemOut(BaseModel):
     categories: list[str]
     type: str | None
     created_at: datetime | None
-    attributes: dict[str, Any]
+    attributes: dict[str, JsonValue]
     hidden: bool
     updated_at: datetime
 
@@ -150,7 +151,7 @@ class UserOut(BaseModel):
     """What is stored about a user: attributes (``PUT /v1/users/{user_id}``) and events."""
 
     user_id: str
-    attributes: dict[str, Any]
+    attributes: dict[str, JsonValue]
     """As stored (an encrypted field stays encrypted); ``{}`` when none were ever put."""
     created_at: datetime | None
     """When the attributes were first put; ``null`` when none were."""
@@ -172,7 +173,7 @@ class UserEntryOut(BaseModel):
 
     pseudonym: str
     known_from: list[KnownFrom]
-    attributes: dict[str, Any] | None
+    attributes: dict[str, JsonValue] | None
     """Decrypted, as export shows them; ``null`` when none were ever put."""
     created_at: datetime | None
     updated_at: datetime | None
@@ -202,8 +203,8 @@ class StoredEventOut(BaseModel):
     """When Tastebud stored it."""
     session_id: str | None
     item_id: str | None
-    data: dict[str, Any] | None
-    context: dict[str, Any] | None
+    data: dict[str, JsonValue] | None
+    context: dict[str, JsonValue] | None
     source: str
     """How it arrived: ``api``, ``import``, ..."""
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import JsonValue, TypeAdapter, ValidationError
 
 from tastebud.catalog.entries import (
     BatchOutcome,
     EntryResult,
     ItemBatchEntry,
     ItemIn,
+    ItemRow,
     UserBatchEntry,
     UserIn,
     item_row,
@@ -59,7 +60,7 @@ class Catalog:
     def put_items(self, entries: Sequence[Any], now_ms: int) -> BatchOutcome:
         """Validate and upsert decoded JSON items; bad entries are rejected one by one."""
         out = BatchOutcome()
-        rows: dict[str, dict[str, Any]] = {}
+        rows: dict[str, ItemRow] = {}
         for raw in entries:
             claimed = raw.get("item_id") if isinstance(raw, dict) else None
             try:
@@ -74,7 +75,7 @@ class Catalog:
         out.results = _mark_created(out.results, created)
         return out
 
-    def _user_attributes(self, user: UserIn) -> dict[str, Any]:
+    def _user_attributes(self, user: UserIn) -> dict[str, JsonValue]:
         return self.privacy.clean(user.model_dump(exclude_none=True), scan_text=False)
 
     def put_user(self, user_id: str, user: UserIn, now_ms: int) -> bool:
@@ -85,7 +86,7 @@ class Catalog:
     def put_users(self, entries: Sequence[Any], now_ms: int) -> BatchOutcome:
         """Validate and upsert decoded JSON users (with ``user_id``) in one transaction."""
         out = BatchOutcome()
-        rows: dict[str, dict[str, Any]] = {}
+        rows: dict[str, dict[str, JsonValue]] = {}
         for raw in entries:
             try:
                 entry = _USER_ENTRY.validate_python(raw)

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Literal, Self, TypedDict
 
 from pydantic import (
     AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
+    JsonValue,
     StringConstraints,
     model_validator,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "EntryResult",
     "ItemBatchEntry",
     "ItemIn",
+    "ItemRow",
     "SkillLevel",
     "UserBatchEntry",
     "UserIn",
@@ -133,7 +135,23 @@ def _ms(dt: datetime | None) -> int | None:
     return None if dt is None else int(dt.timestamp() * 1000)
 
 
-def item_row(item_id: str, item: ItemIn, now_ms: int) -> dict[str, Any]:
+class ItemRow(TypedDict):
+    """A row of the ``items`` table, its JSON columns decoded."""
+
+    item_id: str
+    title: str | None
+    category: str | None
+    """The primary category, always among ``categories``."""
+    categories: list[str]
+    item_type: str | None
+    created_ms: int | None
+    """When the item was published, ms since the epoch."""
+    attributes: dict[str, JsonValue]
+    hidden: bool
+    updated_ms: int
+
+
+def item_row(item_id: str, item: ItemIn, now_ms: int) -> ItemRow:
     """The ``items`` table row for an item; ``category`` defaults to the first category and is
     always among ``categories``."""
     categories = list(dict.fromkeys(item.categories))
@@ -147,7 +165,9 @@ def item_row(item_id: str, item: ItemIn, now_ms: int) -> dict[str, Any]:
         "categories": categories,
         "item_type": item.type,
         "created_ms": _ms(item.created_at),
-        "attributes": dict(item.attributes),
+        # A copy, each list too (a list of scalars is a JSON list, which mypy's invariant list
+        # would not take as one): the same JSON as before.
+        "attributes": {k: [*v] if isinstance(v, list) else v for k, v in item.attributes.items()},
         "hidden": item.hidden,
         "updated_ms": now_ms,
     }

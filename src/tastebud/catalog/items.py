@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import String, delete, exists, func, literal, select
+from sqlalchemy import Row, String, delete, exists, func, literal, select
 
+from tastebud.catalog.entries import ItemRow
 from tastebud.store import Page, Store, page_of
 from tastebud.store import tables as t
 from tastebud.store.sql import IN_CHUNK, as_json, chunks, existing_keys, placeholder, upsert
@@ -32,6 +33,21 @@ class ItemSummary:
     title: str | None
 
 
+def _item_row(row: Row[Any]) -> ItemRow:
+    """An ``items`` row as read (every column, the JSON ones decoded)."""
+    return {
+        "item_id": row.item_id,
+        "title": row.title,
+        "category": row.category,
+        "categories": as_json(row.categories),
+        "item_type": row.item_type,
+        "created_ms": row.created_ms,
+        "attributes": as_json(row.attributes),
+        "hidden": row.hidden,
+        "updated_ms": row.updated_ms,
+    }
+
+
 class Items:
     """Reads and writes of the catalogue's items.
 
@@ -50,7 +66,7 @@ class Items:
     def __repr__(self) -> str:
         return f"Items({self.store!r})"
 
-    def put(self, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    def put(self, rows: Sequence[ItemRow]) -> set[str]:
         """Create or replace items (``items`` rows, see :func:`~tastebud.catalog.item_row`) in
         one transaction.
 
@@ -70,11 +86,11 @@ class Items:
             conn.execute(stmt, [dict(r) for r in rows])
         return set(ids) - existing
 
-    def get(self, item_id: str) -> dict[str, Any] | None:
+    def get(self, item_id: str) -> ItemRow | None:
         """One item's row, or ``None``."""
         with self.store.engine.connect() as conn:
             row = conn.execute(select(t.items).where(t.items.c.item_id == item_id)).first()
-            return None if row is None else dict(row._mapping)
+        return None if row is None else _item_row(row)
 
     def delete(self, item_id: str) -> bool:
         """Remove an item from the catalogue (its events stay). Returns whether it existed."""
@@ -112,7 +128,7 @@ class Items:
 
     def browse(
         self, *, limit: int, after: str | None = None, category: str | None = None
-    ) -> Page[dict[str, Any]]:
+    ) -> Page[ItemRow]:
         """Items in item-id order (the database's collation), hidden ones included.
 
         Keyset-paginated (``WHERE item_id > after ORDER BY item_id LIMIT limit + 1``): a page
@@ -131,10 +147,7 @@ class Items:
         if category is not None:
             q = q.where(self._has_category(category))
         with self.store.engine.connect() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(q)]
-        for row in rows:
-            row["categories"] = as_json(row["categories"])
-            row["attributes"] = as_json(row["attributes"])
+            rows = [_item_row(r) for r in conn.execute(q)]
         return page_of(rows, limit)
 
     def _has_category(self, category: str) -> Any:

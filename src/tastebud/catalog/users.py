@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import JsonValue
 from sqlalchemy import func, select, update
 
 from tastebud.store import EventSpan, Page, Store, page_of
@@ -21,7 +22,7 @@ class UserSummary:
     """What is stored about one pseudonym: its attributes row and its events."""
 
     user_key: str
-    attributes: dict[str, Any] | None
+    attributes: dict[str, JsonValue] | None
     """As stored (encrypted fields still encrypted); ``None``: no attributes row."""
     created_ms: int | None
     updated_ms: int | None

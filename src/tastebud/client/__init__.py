@@ -26,9 +26,11 @@ from __future__ import annotations
 
 from tastebud.client._async import AsyncClient
 from tastebud.client._core import ClientError, SendSummary
+from tastebud.client._export import ExportDocument
 from tastebud.client._sync import Client
 from tastebud.client._types import (
     ErasureReceipt,
+    EventOutcome,
     EventReceipt,
     FeedbackReceipt,
     ModelRef,
@@ -39,8 +41,10 @@ from tastebud.client._types import (
     RankedItem,
     Ranking,
     Reason,
+    RecentAction,
     Recommendations,
     RecommendedItem,
+    Session,
     SimilarItems,
 )
 
@@ -49,7 +53,9 @@ __all__ = [
     "Client",
     "ClientError",
     "ErasureReceipt",
+    "EventOutcome",
     "EventReceipt",
+    "ExportDocument",
     "FeedbackReceipt",
     "ModelRef",
     "PredictionReason",
@@ -59,8 +65,10 @@ __all__ = [
     "RankedItem",
     "Ranking",
     "Reason",
+    "RecentAction",
     "Recommendations",
     "RecommendedItem",
     "SendSummary",
+    "Session",
     "SimilarItems",
 ]

@@ -11,6 +11,7 @@ import httpx
 
 from tastebud.client import _calls as calls
 from tastebud.client._core import Call, ClientBase, SendSummary, batches
+from tastebud.client._export import ExportDocument
 from tastebud.client._types import (
     ErasureReceipt,
     EventReceipt,
@@ -191,7 +192,7 @@ class AsyncClient(ClientBase):
         return await self._call(calls.predictions(user_id))
 
     # -- data-subject rights (an ``admin`` key) ----------------------------------------------
-    async def export(self, user_id: str) -> dict[str, Any]:
+    async def export(self, user_id: str) -> ExportDocument:
         """Everything held about the user (see :meth:`Client.export`)."""
         return await self._call(calls.export(user_id))
 

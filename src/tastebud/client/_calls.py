@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import httpx
+from pydantic import JsonValue, TypeAdapter
 
-from tastebud.client._core import Call, ClientError, parse_json, parse_model, segment
+from tastebud.client._core import Call, ClientError, parse_model, parse_typed, segment
+from tastebud.client._export import ExportDocument
 from tastebud.client._types import (
     ErasureReceipt,
+    EventBatchAnswer,
     EventReceipt,
     FeedbackReceipt,
+    ItemBatchAnswer,
     Predictions,
     Profile,
     Ranking,
@@ -51,18 +55,32 @@ def _user(user_id: str) -> str:
     return f"/v1/users/{segment(user_id, 'user_id')}"
 
 
-def _object(response: httpx.Response) -> dict[str, Any]:
-    body = parse_json(response)
-    if not isinstance(body, dict):
-        raise ClientError("the server's answer is not a JSON object", response.status_code)
-    return body
+_OBJECT: TypeAdapter[dict[str, JsonValue]] = TypeAdapter(dict[str, JsonValue])
+_object = parse_typed(_OBJECT, "a JSON object")
+_event_batch = parse_typed(TypeAdapter(EventBatchAnswer), "EventBatchAnswer")
+_item_batch = parse_typed(TypeAdapter(ItemBatchAnswer), "ItemBatchAnswer")
+_export = parse_typed(TypeAdapter(ExportDocument), "ExportDocument")
+
+
+class _RankBody(TypedDict):
+    items: list[dict[str, Any]]
+    """The caller's content mappings, as given (or ``{"id": ...}`` for a plain id)."""
+    skill_level: NotRequired[str]
+
+
+class _FeedbackBody(TypedDict):
+    item_id: str
+    kind: str
+    event_id: str
+    list_id: NotRequired[str]
 
 
 def _receipt(response: httpx.Response) -> EventReceipt:
     body = _object(response)
-    if not isinstance(body.get("event_id"), str) or not isinstance(body.get("status"), str):
+    event_id, status = body.get("event_id"), body.get("status")
+    if not isinstance(event_id, str) or not isinstance(status, str):
         raise ClientError("the server's answer has no event_id and status", response.status_code)
-    return EventReceipt(event_id=body["event_id"], status=body["status"])
+    return EventReceipt(event_id=event_id, status=status)
 
 
 def _written(response: httpx.Response) -> None:
@@ -70,11 +88,11 @@ def _written(response: httpx.Response) -> None:
 
 
 def _items_written(response: httpx.Response) -> int:
-    body = _object(response)
+    body = _item_batch(response)
     if body["rejected"]:
         bad = next(r for r in body["results"] if r["status"] == "rejected")
-        raise ClientError(f"{body['rejected']} items rejected, e.g. {bad['reason']}", body=body)
-    return int(body["created"]) + int(body["updated"])
+        raise ClientError(f"{body['rejected']} items rejected, e.g. {bad.get('reason')}", body=body)
+    return body["created"] + body["updated"]
 
 
 def event(payload: Mapping[str, Any]) -> Call[EventReceipt]:
@@ -83,9 +101,9 @@ def event(payload: Mapping[str, Any]) -> Call[EventReceipt]:
     return Call("POST", "/v1/events", _receipt, body=dict(payload))
 
 
-def event_batch(events: list[dict[str, Any]]) -> Call[dict[str, Any]]:
-    """``POST /v1/events/batch``."""
-    return Call("POST", "/v1/events/batch", _object, body={"events": events})
+def event_batch(events: list[dict[str, Any]]) -> Call[EventBatchAnswer]:
+    """``POST /v1/events/batch`` with the caller's events, as given."""
+    return Call("POST", "/v1/events/batch", _event_batch, body={"events": events})
 
 
 def item_batch(items: list[dict[str, Any]]) -> Call[int]:
@@ -147,7 +165,7 @@ def rank(
     if isinstance(items, str | Mapping):
         raise TypeError("items takes a collection of content (ids or mappings)")
     content = [{"id": c} if isinstance(c, str) else dict(c) for c in items]
-    body: dict[str, Any] = {"items": content}
+    body: _RankBody = {"items": content}
     if skill_level is not None:
         body["skill_level"] = skill_level
     return Call("POST", f"{_user(user_id)}/rank", parse_model(Ranking), body=body)
@@ -156,7 +174,7 @@ def rank(
 def feedback(user_id: str, item_id: str, kind: str, list_id: str | None) -> Call[FeedbackReceipt]:
     """``POST /v1/users/{user_id}/feedback``."""
     # One idempotency key per call, the same on every retry: stored once.
-    body: dict[str, Any] = {"item_id": item_id, "kind": kind, "event_id": uuid.uuid4().hex}
+    body: _FeedbackBody = {"item_id": item_id, "kind": kind, "event_id": uuid.uuid4().hex}
     if list_id is not None:
         body["list_id"] = list_id
     return Call("POST", f"{_user(user_id)}/feedback", parse_model(FeedbackReceipt), body=body)
@@ -172,9 +190,9 @@ def predictions(user_id: str) -> Call[Predictions]:
     return Call("GET", f"{_user(user_id)}/predictions", parse_model(Predictions))
 
 
-def export(user_id: str) -> Call[dict[str, Any]]:
+def export(user_id: str) -> Call[ExportDocument]:
     """``GET /v1/users/{user_id}/export`` (the whole document)."""
-    return Call("GET", f"{_user(user_id)}/export", _object)
+    return Call("GET", f"{_user(user_id)}/export", _export)
 
 
 def erase(user_id: str) -> Call[ErasureReceipt]:

@@ -10,11 +10,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from tastebud.client._types import EventBatchAnswer, EventOutcome
 
 __all__ = [
     "Attempts",
@@ -30,11 +32,13 @@ __all__ = [
     "parse_json",
     "parse_model",
     "parse_retry_after",
+    "parse_typed",
     "segment",
 ]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
+V = TypeVar("V")
 
 FINAL_CODES = frozenset({"model_not_ready", "artifact_invalid"})
 """Server error codes that waiting cannot change, raised at once although their status is 5xx:
@@ -203,6 +207,15 @@ def parse_json(response: httpx.Response) -> Any:
         ) from exc
 
 
+def _mismatch(name: str, exc: ValidationError, status: int) -> ClientError:
+    return ClientError(
+        f"the server's answer does not match {name} "
+        f"({exc.error_count()} problems, first: {exc.errors()[0]['msg']}); is the "
+        "client older than the server?",
+        status,
+    )
+
+
 def parse_model(model: type[M]) -> Callable[[httpx.Response], M]:
     """A parser that reads a success answer as ``model``."""
 
@@ -210,12 +223,27 @@ def parse_model(model: type[M]) -> Callable[[httpx.Response], M]:
         try:
             return model.model_validate_json(response.content)
         except ValidationError as exc:
-            raise ClientError(
-                f"the server's answer does not match {model.__name__} "
-                f"({exc.error_count()} problems, first: {exc.errors()[0]['msg']}); is the "
-                "client older than the server?",
-                response.status_code,
-            ) from exc
+            raise _mismatch(model.__name__, exc, response.status_code) from exc
+
+    return parse
+
+
+def parse_typed(adapter: TypeAdapter[T], name: str) -> Callable[[httpx.Response], T]:
+    """A parser that reads a success answer as a TypedDict (``adapter`` validates it, ``name``
+    is its name in errors): the answer stays a plain dict, its keys checked and typed.
+
+    Raises (from the parser):
+        ClientError: the body is not JSON, or not shaped as ``name``.
+    """
+
+    def parse(response: httpx.Response) -> T:
+        body = parse_json(response)
+        if not isinstance(body, dict):
+            raise ClientError("the server's answer is not a JSON object", response.status_code)
+        try:
+            return adapter.validate_python(body)
+        except ValidationError as exc:
+            raise _mismatch(name, exc, response.status_code) from exc
 
     return parse
 
@@ -253,10 +281,10 @@ class SendSummary:
     duplicates: int = 0
     """Events the server already held: resent, retried, or identical to a stored one."""
     rejected: int = 0
-    rejections: list[dict[str, Any]] = field(default_factory=list)
+    rejections: list[EventOutcome] = field(default_factory=list)
     """The rejected events' results (``event_id``, ``reason``), in order."""
 
-    def add(self, body: Mapping[str, Any]) -> None:
+    def add(self, body: EventBatchAnswer) -> None:
         """Count one batch's answer (``POST /v1/events/batch``)."""
         self.accepted += int(body["accepted"])
         self.duplicates += int(body["duplicates"])
@@ -264,10 +292,10 @@ class SendSummary:
         self.rejections.extend(r for r in body["results"] if r["status"] == "rejected")
 
 
-def batches(items: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+def batches(items: Iterable[Mapping[str, V]], size: int) -> Iterator[list[dict[str, V]]]:
     """``items`` as lists of at most ``size`` shallow copies (the caller's dicts are never
     modified)."""
-    batch: list[dict[str, Any]] = []
+    batch: list[dict[str, V]] = []
     for item in items:
         batch.append(dict(item))
         if len(batch) >= size:
@@ -275,6 +303,14 @@ def batches(items: Iterable[Mapping[str, Any]], size: int) -> Iterator[list[dict
             batch = []
     if batch:
         yield batch
+
+
+class _HttpOptions(TypedDict):
+    """The ``httpx`` client's settings."""
+
+    base_url: str
+    headers: dict[str, str]
+    timeout: float
 
 
 class ClientBase:
@@ -307,7 +343,7 @@ class ClientBase:
         self.batch_size = batch_size
         self.max_retries = max_retries
         self.backoff = backoff
-        self._options: dict[str, Any] = {
+        self._options: _HttpOptions = {
             "base_url": url.rstrip("/"),
             "headers": {"Authorization": f"Bearer {key}", "Accept": "application/json"},
             "timeout": timeout,

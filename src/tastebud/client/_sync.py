@@ -10,6 +10,7 @@ import httpx
 
 from tastebud.client import _calls as calls
 from tastebud.client._core import Call, ClientBase, SendSummary, batches
+from tastebud.client._export import ExportDocument
 from tastebud.client._types import (
     ErasureReceipt,
     EventReceipt,
@@ -265,7 +266,7 @@ class Client(ClientBase):
         return self._call(calls.predictions(user_id))
 
     # -- data-subject rights (an ``admin`` key) ----------------------------------------------
-    def export(self, user_id: str) -> dict[str, Any]:
+    def export(self, user_id: str) -> ExportDocument:
         """Everything held about the user: the export document of docs/privacy.md."""
         return self._call(calls.export(user_id))
 

@@ -4,14 +4,21 @@ client; a reason keeps every field it was sent (``model_extra``)."""
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import NotRequired
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, JsonValue, with_config
+
+# pydantic validates these: on Python 3.11 it needs typing_extensions' TypedDict.
+from typing_extensions import TypedDict
 
 __all__ = [
     "ErasureReceipt",
+    "EventBatchAnswer",
+    "EventOutcome",
     "EventReceipt",
     "FeedbackReceipt",
+    "ItemBatchAnswer",
+    "ItemOutcome",
     "ModelRef",
     "PredictionReason",
     "Predictions",
@@ -20,8 +27,10 @@ __all__ = [
     "RankedItem",
     "Ranking",
     "Reason",
+    "RecentAction",
     "Recommendations",
     "RecommendedItem",
+    "Session",
     "SimilarItems",
 ]
 
@@ -130,20 +139,100 @@ class FeedbackReceipt(_Answer):
     kind: str
 
 
+# Plain dicts rather than models where the answer has always been read as a dict: a TypedDict
+# types the keys and keeps ``session["active"]`` working. Unknown keys are kept (extra="allow").
+
+
+@with_config(ConfigDict(extra="allow"))
+class EventOutcome(TypedDict):
+    """One event's result in ``POST /v1/events/batch``."""
+
+    event_id: str | None
+    status: str
+    """``accepted``, ``duplicate`` or ``rejected``."""
+    reason: NotRequired[str | None]
+    """Every problem of a rejected event, in one line."""
+    code: NotRequired[str | None]
+    """Why a rejected event was refused: ``invalid_event``, ``consent_required``..."""
+    details: NotRequired[list[dict[str, str]] | None]
+    """For a rejected event: one ``{"field", "message"}`` per problem."""
+
+
+@with_config(ConfigDict(extra="allow"))
+class EventBatchAnswer(TypedDict):
+    """``POST /v1/events/batch``: counts and one result per event, in order."""
+
+    accepted: int
+    duplicates: int
+    rejected: int
+    results: list[EventOutcome]
+
+
+@with_config(ConfigDict(extra="allow"))
+class ItemOutcome(TypedDict):
+    """One item's result in ``POST /v1/items/batch``."""
+
+    item_id: NotRequired[str | None]
+    status: str
+    """``created``, ``updated`` or ``rejected``."""
+    reason: NotRequired[str | None]
+
+
+@with_config(ConfigDict(extra="allow"))
+class ItemBatchAnswer(TypedDict):
+    """``POST /v1/items/batch``: counts and one result per entry."""
+
+    created: int
+    updated: int
+    rejected: int
+    results: list[ItemOutcome]
+
+
+@with_config(ConfigDict(extra="allow"))
+class RecentAction(TypedDict):
+    """One action of the live session."""
+
+    type: str
+    """The event type."""
+    item_id: str | None
+    category: str | None
+    at_ms: int
+    """Event time, ms since the epoch."""
+
+
+@with_config(ConfigDict(extra="allow"))
+class Session(TypedDict, total=False):
+    """The live session of a :class:`Profile` (every key optional: an older or newer server may
+    send fewer)."""
+
+    available: bool
+    """``False`` when the real-time store did not answer (then nothing else is known)."""
+    active: bool
+    """An action within the last 30 minutes."""
+    events: int
+    """Actions in the current session."""
+    categories: dict[str, int]
+    recent_actions: list[RecentAction]
+    """The ten most recent actions, newest first."""
+    consumed: list[str]
+    """Recently consumed items, newest first (absent when the store did not answer)."""
+    feedback: dict[str, str]
+    """Item -> ``like``, ``dislike`` or ``not_interested``."""
+
+
 class Profile(_Answer):
     """``GET /v1/users/{user_id}/profile``: what Tastebud knows about a user right now."""
 
     user_id: str
-    features: dict[str, Any]
+    features: dict[str, JsonValue]
     """Latest feature values (``tastebud features list`` documents each)."""
     feature_source: str
     """``realtime``, ``snapshot`` or ``none``."""
     top_interests: tuple[str, ...]
     segment: str | None = None
     lifecycle_cohort: str | None = None
-    session: dict[str, Any]
-    """``active``, ``events``, ``categories``, ``recent_actions``, ``consumed`` (``available``
-    is false when the real-time store does not answer)."""
+    session: Session
+    """The live session (``available`` is false when the real-time store does not answer)."""
 
 
 class PredictionReason(_Answer):

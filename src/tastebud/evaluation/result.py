@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NotRequired, TypedDict
+
+from pydantic import JsonValue
 
 from tastebud.monitoring.fairness import Disparity
 
 __all__ = [
     "DatasetSummary",
     "Evaluation",
+    "EvaluationJson",
     "ModelScores",
     "SliceGroup",
     "SliceScores",
@@ -63,17 +66,18 @@ class ModelScores:
     """Mean per metric (``ndcg@10``...; ``None``: not a finite number)."""
     ci95: dict[str, tuple[float, float]]
     """95% bootstrap interval (over test users) of the metrics that have one."""
-    params: dict[str, Any]
+    params: dict[str, JsonValue]
     """The hyper-parameters the model was refitted with (its config, as JSON)."""
     fit_seconds: float
     peer: bool
     """A peer library's model (a yardstick), not Tastebud's own."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         """JSON-ready."""
+        ci95: dict[str, JsonValue] = {m: [lo, hi] for m, (lo, hi) in self.ci95.items()}
         return {
             **self.metrics,
-            "ci95": {m: list(ci) for m, ci in self.ci95.items()},
+            "ci95": ci95,
             "params": self.params,
             "fit_seconds": self.fit_seconds,
             "peer": self.peer,
@@ -163,6 +167,23 @@ class SliceScores:
         )
 
 
+class EvaluationJson(TypedDict):
+    """The JSON document of an :class:`Evaluation` (``tastebud evaluate --json``)."""
+
+    protocol: str
+    seed: int
+    dataset: dict[str, int | bool]
+    test_users: int
+    models: dict[str, dict[str, JsonValue]]
+    """Per model: :meth:`ModelScores.to_json`."""
+    tuning: dict[str, dict[str, float | int | None]]
+    slices: dict[str, dict[str, dict[str, object]]]
+    """Per user attribute, per model: :meth:`SliceScores.to_json`."""
+    best_model: NotRequired[str]
+    best_peer: NotRequired[str]
+    best_ndcg10_over_best_peer: NotRequired[float | None]
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """What :func:`~tastebud.evaluation.evaluate` returns.
@@ -187,9 +208,9 @@ class Evaluation:
     """Test NDCG@10 of ``best_model`` over that of ``best_peer`` (``None``: the peer scores
     0, or either is missing)."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> EvaluationJson:
         """The JSON document of ``tastebud evaluate --json`` (keys in this order)."""
-        out = {
+        out: EvaluationJson = {
             "protocol": self.protocol,
             "seed": self.seed,
             "dataset": self.dataset.to_json(),

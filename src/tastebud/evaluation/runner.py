@@ -30,7 +30,7 @@ from tastebud.evaluation.result import (
     SliceScores,
     TuningSummary,
 )
-from tastebud.evaluation.tuning import TuneResult, max_trials, tune
+from tastebud.evaluation.tuning import Params, TuneResult, max_trials, tune
 from tastebud.models import MODELS, FitOptions, Recommender, model_class
 from tastebud.monitoring.fairness import estimate_disparity
 
@@ -160,7 +160,7 @@ def _tune(
     """:func:`tune`, reporting each trial to ``tell``; ``where``: (position, models)."""
     bound, done = max_trials(cls), 0
 
-    def trial(_params: dict[str, Any], _score: float) -> None:
+    def trial(_params: Params, _score: float) -> None:
         nonlocal done
         done += 1
         tell(EvalProgress(cls.name, *where, "validation", done, max(bound, done)))

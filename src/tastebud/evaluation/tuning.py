@@ -4,16 +4,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tastebud.evaluation.protocol import Split, score_model
 from tastebud.models import FitOptions, ModelConfig, Recommender
 
-__all__ = ["TuneResult", "checked_space", "coordinate_search", "max_trials", "tune"]
+__all__ = [
+    "ParamValue",
+    "Params",
+    "TuneResult",
+    "checked_space",
+    "coordinate_search",
+    "max_trials",
+    "tune",
+]
 
 TUNE_METRIC = "ndcg@10"
+
+ParamValue = int | float | str | bool | None
+"""One hyper-parameter value a search space offers."""
+
+Params = dict[str, ParamValue]
+"""Hyper-parameter overrides of a model config (``{}``: the defaults), as a trial sets them."""
 
 
 @dataclass
@@ -22,7 +36,7 @@ class TuneResult:
 
     config: ModelConfig
     score: float
-    trials: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    trials: list[tuple[Params, float]] = field(default_factory=list)
 
 
 def tune(
@@ -31,7 +45,7 @@ def tune(
     *,
     options: FitOptions | None = None,
     passes: int = 2,
-    on_trial: Callable[[dict[str, Any], float], None] | None = None,
+    on_trial: Callable[[Params, float], None] | None = None,
 ) -> TuneResult:
     """Coordinate search: from the defaults, each parameter in turn takes its best value on the
     validation split (others fixed); ``passes`` rounds, stopping early when nothing changes.
@@ -43,9 +57,9 @@ def tune(
     """
     space = checked_space(model_class.config_class)
     cache: dict[str, float] = {}
-    trials: list[tuple[dict[str, Any], float]] = []
+    trials: list[tuple[Params, float]] = []
 
-    def score(params: dict[str, Any]) -> float:
+    def score(params: Params) -> float:
         cfg = model_class.config_class(**params)
         key = json.dumps(cfg.model_dump(mode="json"), sort_keys=True)
         if key not in cache:
@@ -93,11 +107,11 @@ def max_trials(model_class: type[Recommender[Any]], *, passes: int = 2) -> int:
 
 
 def coordinate_search(
-    space: dict[str, list[Any]],
-    score: Callable[[dict[str, Any]], float],
+    space: Mapping[str, Sequence[ParamValue]],
+    score: Callable[[Params], float],
     *,
     passes: int = 2,
-) -> tuple[dict[str, Any], float]:
+) -> tuple[Params, float]:
     """The search ``tune`` runs, for any scoring function: from ``{}`` (the defaults), each
     parameter in turn takes its best value (others fixed); ``passes`` rounds, stopping early
     when nothing changes. Returns (best overrides, best score). ``score`` should cache.
@@ -105,13 +119,13 @@ def coordinate_search(
     >>> coordinate_search({"a": [1, 2, 3], "b": [0, 5]}, lambda p: p.get("a", 0) - p.get("b", 0))
     ({'a': 3}, 3)
     """
-    current: dict[str, Any] = {}
+    current: Params = {}
     best = score(current)
     for _ in range(passes if space else 0):
         changed = False
         for name, values in space.items():
             for value in values:
-                candidate = {**current, name: value}
+                candidate: Params = {**current, name: value}
                 s = score(candidate)
                 if s > best + 1e-12:
                     best, current, changed = s, candidate, True

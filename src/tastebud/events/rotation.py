@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from pydantic import JsonValue
 from sqlalchemy import ColumnElement, Connection, String, bindparam, cast, or_, select, update
 
 from tastebud.errors import ConfigError
@@ -123,7 +124,7 @@ class _Rotator:
         return fresh.decode("ascii")
 
 
-def _rotate_json(value: Any, fix: Callable[[str], str | None]) -> Any:
+def _rotate_json(value: JsonValue, fix: Callable[[str], str | None]) -> JsonValue:
     """``value`` with every ``{"$enc": token}`` replaced as ``fix`` says; the same object if
     nothing changed (so callers can tell with ``is``)."""
     if isinstance(value, dict):
@@ -131,7 +132,7 @@ def _rotate_json(value: Any, fix: Callable[[str], str | None]) -> Any:
             token = value[ENCRYPTED_MARKER]
             fresh = fix(token) if isinstance(token, str) else None
             return value if fresh is None else {ENCRYPTED_MARKER: fresh}
-        out: dict[str, Any] | None = None
+        out: dict[str, JsonValue] | None = None
         for k, v in value.items():
             new = _rotate_json(v, fix)
             if new is not v:
@@ -140,7 +141,7 @@ def _rotate_json(value: Any, fix: Callable[[str], str | None]) -> Any:
                 out[k] = new
         return value if out is None else out
     if isinstance(value, list):
-        items: list[Any] | None = None
+        items: list[JsonValue] | None = None
         for i, v in enumerate(value):
             new = _rotate_json(v, fix)
             if new is not v:
@@ -203,9 +204,9 @@ def _rotate_table(
             before_rotated, before_unreadable = rotator.rotated, rotator.unreadable
             # Rows grouped by which columns changed: an executemany needs the same columns in
             # every row, and an unchanged NULL must not be written back as JSON null.
-            changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            changes: dict[tuple[str, ...], list[dict[str, JsonValue]]] = {}
             for row in rows:
-                new = {}
+                new: dict[str, JsonValue] = {}
                 for name, value in zip(names, row[1:], strict=True):
                     fresh = _rotate_json(value, rotator.token)
                     if fresh is not value:

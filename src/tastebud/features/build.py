@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 import polars as pl
@@ -29,8 +28,14 @@ from tastebud.features.compute import (
     user_features,
 )
 from tastebud.features.definitions import FEATURES
-from tastebud.features.offline import latest_snapshot, save_snapshot
-from tastebud.features.stats import BrokenInvariant, DataProblems, check, feature_stats
+from tastebud.features.offline import FeatureValues, SnapshotMeta, latest_snapshot, save_snapshot
+from tastebud.features.stats import (
+    BrokenInvariant,
+    DataProblems,
+    FeatureStats,
+    check,
+    feature_stats,
+)
 from tastebud.monitoring import get_logger
 from tastebud.pipeline import (
     InteractionConfig,
@@ -102,7 +107,7 @@ def load_items(store: Store) -> pl.DataFrame:
     )
 
 
-def _rows(frame: pl.DataFrame, key: str) -> list[tuple[str, dict[str, Any]]]:
+def _rows(frame: pl.DataFrame, key: str) -> list[tuple[str, FeatureValues]]:
     # Floats are stored rounded to 6 decimals: parallel aggregation sums in varying order, and
     # the same data must give the same snapshot, to the last stored digit.
     floats = [c for c, dt in frame.schema.items() if dt.is_float()]
@@ -199,21 +204,28 @@ def build_snapshot(
             for why, n in report.removed.items():
                 problems.add(f"events dropped by cleaning ({report.stage}): {why}", n)
     context = context_features(as_of)
+    # Stored like the other entities' values: a JSON document by feature name.
+    context_values: FeatureValues = {
+        "hour_of_day": context["hour_of_day"],
+        "day_of_week": context["day_of_week"],
+        "is_weekend": context["is_weekend"],
+        "season": context["season"],
+    }
     definitions = {f.name: f for f in FEATURES}
-    stats: dict[str, dict[str, Any]] = {}
+    stats: dict[str, FeatureStats] = {}
     for d in FEATURES:
         if d.entity == "user" and d.name in users_df.columns:
             stats[d.name] = feature_stats(users_df, d)
         elif d.entity == "item":
             stats[d.name] = feature_stats(items_df, d)
         elif d.entity == "context":
-            stats[d.name] = feature_stats(pl.DataFrame({d.name: [context[d.name]]}), d)
+            stats[d.name] = feature_stats(pl.DataFrame({d.name: [context_values[d.name]]}), d)
     previous = latest_snapshot(store, at_ms=as_of)
     for w in check(stats, definitions, previous["stats"] if previous else None):
         problems.note(w)
     if not users_df.is_empty() and users_df.get_column("user_key").n_unique() != users_df.height:
         raise BrokenInvariant("a user appears twice in the snapshot")
-    meta = {
+    meta: SnapshotMeta = {
         "as_of_ms": as_of,
         "created_ms": int(time.time() * 1000),
         "window_start_ms": first_ms,
@@ -223,7 +235,7 @@ def build_snapshot(
         "n_items": items_df.height,
         "feature_versions": {f.name: f.version for f in FEATURES if not f.deprecated},
         "stats": stats,
-        "reports": [vars(r) for r in reports.values()],
+        "reports": [r.to_json() for r in reports.values()],
     }
     snapshot_id = save_snapshot(
         store,
@@ -231,7 +243,7 @@ def build_snapshot(
         {
             "user": _rows(users_df, "user_key") if not users_df.is_empty() else [],
             "item": _rows(items_df, "item_id"),
-            "context": [("as_of", context)],
+            "context": [("as_of", context_values)],
         },
     )
     warnings = problems.warn(stacklevel=2)

@@ -9,14 +9,20 @@ summed over a build's partitions, by ``build_snapshot`` (pass ``problems``).
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
 
 import polars as pl
+from typing_extensions import TypedDict
 
 from tastebud.features.stats import DataProblems
 from tastebud.pipeline import InteractionConfig, interaction_weights
 
-__all__ = ["assign_segments", "context_features", "item_features", "user_features"]
+__all__ = [
+    "ContextFeatures",
+    "assign_segments",
+    "context_features",
+    "item_features",
+    "user_features",
+]
 
 _DAY_MS = 86_400_000
 _HOUR_MS = 3_600_000
@@ -26,7 +32,18 @@ _SEASONS |= dict.fromkeys((6, 7, 8), "summer") | dict.fromkeys((9, 10, 11), "aut
 _ITEM_EVENTS = ("page_view", "click", "content_engagement", "rating", "interaction", "conversion")
 
 
-def context_features(as_of_ms: int) -> dict[str, Any]:
+class ContextFeatures(TypedDict):
+    """The context features of a moment (the ``context`` entity of a snapshot)."""
+
+    hour_of_day: int
+    day_of_week: str
+    """The English day name, e.g. ``Friday``."""
+    is_weekend: bool
+    season: str
+    """``winter``, ``spring``, ``summer`` or ``autumn`` (northern hemisphere)."""
+
+
+def context_features(as_of_ms: int) -> ContextFeatures:
     """Temporal context of a moment (UTC).
 
     >>> context_features(1767312000000)  # 2026-01-02 00:00 UTC, a Friday

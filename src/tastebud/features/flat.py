@@ -3,9 +3,10 @@ categorical columns, the same way for training sets and for one user's values at
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 import polars as pl
+from pydantic import JsonValue
 
 __all__ = [
     "flat_features",
@@ -49,7 +50,7 @@ def flatten_frame(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.select(exprs)
 
 
-def flat_features(values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def flat_features(values: Sequence[Mapping[str, JsonValue]]) -> list[dict[str, JsonValue]]:
     """Feature dicts (a snapshot's user values) flattened exactly like
     ``tastebud.training.event_training_set`` flattens its columns, for predicting with a model
     trained on it."""

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import cast
 
 import orjson
 import polars as pl
+from pydantic import JsonValue
 from sqlalchemy import insert, select
+from typing_extensions import TypedDict
 
+from tastebud.features.stats import FeatureStats
+from tastebud.pipeline import StageReportJSON
 from tastebud.store import Store
 from tastebud.store.tables import feature_snapshots, feature_values
 
 __all__ = [
+    "FeatureValues",
     "Snapshot",
+    "SnapshotInfo",
+    "SnapshotMeta",
     "latest_snapshot",
     "list_snapshots",
     "newest_snapshot",
@@ -21,13 +29,52 @@ __all__ = [
     "training_set",
 ]
 
-Snapshot = dict[str, Any]
+FeatureValues = dict[str, JsonValue]
+"""One entity's feature values by feature name, as stored (``feature_values.vals``): a JSON
+document whose keys are the features of its entity type that the build computed."""
+
+
+class _SnapshotCounts(TypedDict):
+    as_of_ms: int
+    """Only events before this time were used."""
+    created_ms: int
+    window_start_ms: int | None
+    """The first event used (``None``: no event)."""
+    window_end_ms: int | None
+    """The last event used."""
+    n_events: int
+    n_users: int
+    n_items: int
+    feature_versions: dict[str, int]
+    """The version of every feature that is not deprecated."""
+
+
+class SnapshotMeta(_SnapshotCounts):
+    """What a build stores about a snapshot (a ``feature_snapshots`` row, without its id)."""
+
+    stats: dict[str, FeatureStats]
+    """Statistics of every feature, by name."""
+    reports: list[StageReportJSON]
+    """What each cleaning stage did."""
+
+
+class SnapshotInfo(_SnapshotCounts):
+    """A stored snapshot without its statistics and reports (:func:`list_snapshots`)."""
+
+    id: int
+
+
+class Snapshot(SnapshotInfo):
+    """A stored snapshot: its id, metadata, statistics and reports."""
+
+    stats: dict[str, FeatureStats]
+    reports: list[StageReportJSON]
 
 
 def save_snapshot(
     store: Store,
-    meta: dict[str, Any],
-    entities: dict[str, list[tuple[str, dict[str, Any]]]],
+    meta: SnapshotMeta,
+    entities: Mapping[str, Sequence[tuple[str, Mapping[str, JsonValue]]]],
 ) -> int:
     """Store a snapshot's metadata and values in one transaction; returns its id."""
     with store.engine.begin() as conn:
@@ -46,12 +93,13 @@ def save_snapshot(
     return snapshot_id
 
 
-def list_snapshots(store: Store) -> list[Snapshot]:
+def list_snapshots(store: Store) -> list[SnapshotInfo]:
     """Every snapshot's metadata, oldest first (without stats and reports)."""
     cols = [c for c in feature_snapshots.c if c.name not in ("stats", "reports")]
     with store.engine.connect() as conn:
         rows = conn.execute(select(*cols).order_by(feature_snapshots.c.as_of_ms))
-        return [dict(r._mapping) for r in rows]
+        # The columns are those of SnapshotInfo (the JSON column decoded by its type).
+        return [cast(SnapshotInfo, dict(r._mapping)) for r in rows]
 
 
 def latest_snapshot(store: Store, *, at_ms: int | None = None) -> Snapshot | None:
@@ -63,7 +111,7 @@ def latest_snapshot(store: Store, *, at_ms: int | None = None) -> Snapshot | Non
         q = q.where(feature_snapshots.c.as_of_ms <= at_ms)
     with store.engine.connect() as conn:
         row = conn.execute(q.limit(1)).first()
-        return None if row is None else dict(row._mapping)
+        return None if row is None else cast(Snapshot, dict(row._mapping))
 
 
 def newest_snapshot(store: Store) -> Snapshot | None:
@@ -72,10 +120,10 @@ def newest_snapshot(store: Store) -> Snapshot | None:
     q = select(feature_snapshots).order_by(feature_snapshots.c.id.desc()).limit(1)
     with store.engine.connect() as conn:
         row = conn.execute(q).first()
-        return None if row is None else dict(row._mapping)
+        return None if row is None else cast(Snapshot, dict(row._mapping))
 
 
-def snapshot_values(store: Store, snapshot_id: int, entity: str) -> dict[str, dict[str, Any]]:
+def snapshot_values(store: Store, snapshot_id: int, entity: str) -> dict[str, FeatureValues]:
     """All values of one entity type in a snapshot: key -> feature values."""
     q = select(feature_values.c.entity_key, feature_values.c.vals).where(
         feature_values.c.snapshot_id == snapshot_id, feature_values.c.entity == entity
@@ -107,8 +155,8 @@ def training_set(store: Store, labels: pl.DataFrame) -> pl.DataFrame:
         .sort("_row")
         .drop("_row")
     )
-    values: list[dict[str, Any]] = []
-    cache: dict[int, dict[str, dict[str, Any]]] = {}
+    values: list[FeatureValues] = []
+    cache: dict[int, dict[str, FeatureValues]] = {}
     for user_key, snapshot_id in joined.select("user_key", "snapshot_id").iter_rows():
         if snapshot_id is None:
             values.append({})

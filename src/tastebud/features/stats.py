@@ -6,15 +6,60 @@ from __future__ import annotations
 import math
 import warnings
 from collections import Counter
-from typing import Any
+from collections.abc import Mapping
+from typing import NotRequired
 
 import numpy as np
 import polars as pl
+from typing_extensions import TypedDict
 
 from tastebud.errors import DataWarning, InvalidInput
 from tastebud.features.definitions import FeatureDef
 
-__all__ = ["BrokenInvariant", "DataProblems", "check", "feature_stats"]
+__all__ = [
+    "BrokenInvariant",
+    "DataProblems",
+    "FeatureStats",
+    "Histogram",
+    "Quantiles",
+    "check",
+    "feature_stats",
+]
+
+
+class Quantiles(TypedDict):
+    """Quantiles of a numeric feature."""
+
+    p5: float
+    p25: float
+    p50: float
+    p75: float
+    p95: float
+
+
+class Histogram(TypedDict):
+    """Ten equal-width bins between the minimum and the maximum."""
+
+    edges: list[float]
+    counts: list[int]
+
+
+class FeatureStats(TypedDict):
+    """Statistics of one feature in a snapshot (stored as JSON in ``feature_snapshots.stats``,
+    read back for drift checks and the feature review). The distribution keys are present for
+    numbers with at least one value (``min`` ... ``histogram``) and for categories and lists
+    (``top``)."""
+
+    version: int
+    count: int
+    null_rate: float
+    min: NotRequired[float]
+    max: NotRequired[float]
+    mean: NotRequired[float]
+    quantiles: NotRequired[Quantiles]
+    histogram: NotRequired[Histogram]
+    top: NotRequired[dict[str, int]]
+    """The ten most frequent values (or list elements) and their counts."""
 
 
 class DataProblems:
@@ -67,39 +112,38 @@ class BrokenInvariant(InvalidInput):
     code = "broken_invariant"
 
 
-def _numeric(series: pl.Series) -> dict[str, Any]:
+def _numeric(series: pl.Series, out: FeatureStats) -> None:
+    """Add the distribution of a numeric column to ``out`` (nothing when all null)."""
     values = series.drop_nulls().cast(pl.Float64).to_numpy()
     if values.size == 0:
-        return {}
+        return
     qs = np.quantile(values, [0.05, 0.25, 0.5, 0.75, 0.95])
     lo, hi = float(values.min()), float(values.max())
     counts, edges = np.histogram(values, bins=10, range=(lo, hi if hi > lo else lo + 1))
-    return {
-        "min": lo,
-        "max": hi,
-        "mean": float(values.mean()),
-        "quantiles": {
-            "p5": float(qs[0]),
-            "p25": float(qs[1]),
-            "p50": float(qs[2]),
-            "p75": float(qs[3]),
-            "p95": float(qs[4]),
-        },
-        "histogram": {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]},
+    out["min"] = lo
+    out["max"] = hi
+    out["mean"] = float(values.mean())
+    out["quantiles"] = {
+        "p5": float(qs[0]),
+        "p25": float(qs[1]),
+        "p50": float(qs[2]),
+        "p75": float(qs[3]),
+        "p95": float(qs[4]),
     }
+    out["histogram"] = {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
 
 
-def feature_stats(frame: pl.DataFrame, definition: FeatureDef) -> dict[str, Any]:
+def feature_stats(frame: pl.DataFrame, definition: FeatureDef) -> FeatureStats:
     """Null rate and distribution of one feature column (kept for drift detection)."""
     series = frame.get_column(definition.name)
     n = series.len()
-    out: dict[str, Any] = {
+    out: FeatureStats = {
         "version": definition.version,
         "count": n,
         "null_rate": (series.null_count() / n) if n else 1.0,
     }
     if definition.kind in ("int", "float", "rate", "bool"):
-        out.update(_numeric(series))
+        _numeric(series, out)
     elif definition.kind == "category":
         top = series.drop_nulls().value_counts(sort=True).head(10)
         out["top"] = {str(k): int(v) for k, v in top.iter_rows()}
@@ -112,9 +156,9 @@ def feature_stats(frame: pl.DataFrame, definition: FeatureDef) -> dict[str, Any]
 
 
 def check(
-    stats: dict[str, dict[str, Any]],
-    definitions: dict[str, FeatureDef],
-    previous: dict[str, dict[str, Any]] | None,
+    stats: Mapping[str, FeatureStats],
+    definitions: Mapping[str, FeatureDef],
+    previous: Mapping[str, FeatureStats] | None,
 ) -> list[str]:
     """Warnings for suspicious values; raises for broken invariants.
 

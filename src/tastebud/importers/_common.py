@@ -5,17 +5,34 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NotRequired
+
+from typing_extensions import TypedDict
 
 from tastebud.events.ingest import Ingestor
 
 __all__ = [
     "EventSink",
     "ImportSummary",
+    "ImportedEvent",
     "Progress",
 ]
 
 Progress = Callable[[int], None]
+
+
+class ImportedEvent(TypedDict):
+    """An event an importer makes from one row, in the JSON shape ``POST /v1/events`` takes."""
+
+    event_id: str
+    """A keyed digest of the row, so that re-imports store nothing twice."""
+    event_type: str
+    user_id: str
+    item_id: str
+    timestamp: str | float
+    """ISO-8601, or seconds since the epoch."""
+    data: NotRequired[dict[str, float | str | None]]
+    """The payload of the event type (a weight, a rating value, a feedback kind)."""
 
 
 @dataclass
@@ -89,11 +106,11 @@ class EventSink:
         self.batch_size = batch_size
         self.progress = progress
         self.source = source
-        self._events: list[dict[str, Any]] = []
+        self._events: list[ImportedEvent] = []
         self._lines: list[int] = []
         self._skipped = 0
 
-    def add(self, line: int, event: dict[str, Any]) -> None:
+    def add(self, line: int, event: ImportedEvent) -> None:
         """Queue one event (flushed when the batch is full)."""
         self._events.append(event)
         self._lines.append(line)

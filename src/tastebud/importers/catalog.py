@@ -6,11 +6,11 @@ import csv
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import orjson
+from pydantic import JsonValue
 
-from tastebud.catalog import Catalog, UserIn
+from tastebud.catalog import BatchOutcome, Catalog, UserIn
 from tastebud.errors import InvalidInput
 from tastebud.importers._common import Progress
 
@@ -43,7 +43,7 @@ class TableSummary:
         )
 
 
-def _scalar(value: str) -> Any:
+def _scalar(value: str) -> bool | int | float | str:
     """CSV cells: numbers become numbers, true/false booleans, the rest stays text."""
     low = value.strip().lower()
     if low in ("true", "false"):
@@ -58,8 +58,11 @@ def _scalar(value: str) -> Any:
         return value
 
 
-def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_table(path: Path) -> Iterator[tuple[int, dict[str, JsonValue]]]:
     """Rows of a CSV/TSV file with a header, or of an NDJSON file, with line numbers.
+
+    A row is the user's own data, keyed by their column names: text cells from CSV, any JSON
+    from NDJSON (a line that is not a JSON object comes as ``{"__invalid__": True}``).
 
     Raises:
         InvalidInput: the file is empty, or an NDJSON line is not a JSON object (reported with
@@ -86,13 +89,15 @@ def read_table(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             yield reader.line_num, {k.strip(): v for k, v in row.items() if k is not None}
 
 
-def _from_csv(row: dict[str, Any], known: frozenset[str], id_field: str) -> dict[str, Any]:
+def _from_csv(
+    row: dict[str, JsonValue], known: frozenset[str], id_field: str
+) -> dict[str, JsonValue]:
     """Typed entry from a CSV row: known columns as they are, lists split on '|', everything
     else into ``attributes`` (items) or extra fields (users)."""
     if "id" in row and id_field not in row:
         row[id_field] = row.pop("id")
-    out: dict[str, Any] = {}
-    attributes: dict[str, Any] = {}
+    out: dict[str, JsonValue] = {}
+    attributes: dict[str, JsonValue] = {}
     for key, value in row.items():
         if not isinstance(value, str):
             out[key] = value  # NDJSON: already typed
@@ -110,7 +115,9 @@ def _from_csv(row: dict[str, Any], known: frozenset[str], id_field: str) -> dict
             attributes[key] = _scalar(value)
     if attributes:
         if id_field == "item_id":
-            out.setdefault("attributes", {}).update(attributes)
+            given = out.setdefault("attributes", {})  # NDJSON may give some attributes
+            if isinstance(given, dict):
+                given.update(attributes)
         else:
             out.update(attributes)
     return out
@@ -121,12 +128,12 @@ def _import(
     noun: str,
     known: frozenset[str],
     id_field: str,
-    put: Callable[[list[Any], int], Any],
+    put: Callable[[list[dict[str, JsonValue]], int], BatchOutcome],
     progress: Progress | None,
     batch_size: int = 2000,
 ) -> TableSummary:
     summary = TableSummary(noun)
-    batch: list[Any] = []
+    batch: list[dict[str, JsonValue]] = []
     lines: list[int] = []
 
     def flush() -> None:

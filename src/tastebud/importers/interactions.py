@@ -13,12 +13,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from tastebud.errors import InvalidInput
 from tastebud.events.data import DATA_MODELS
 from tastebud.events.ingest import Ingestor
-from tastebud.importers._common import EventSink, ImportSummary, Progress
+from tastebud.importers._common import EventSink, ImportedEvent, ImportSummary, Progress
 from tastebud.privacy import Pseudonymizer
 
 __all__ = ["InteractionSpec", "count_rows", "import_interactions", "sniff_delimiter"]
@@ -191,15 +191,15 @@ def import_interactions(
             sink.skip(n, f"expected at least {width} fields, got {len(f)}")
             return
         user, item = f[cols["user"]].strip(), f[cols["item"]].strip()
-        event: dict[str, Any] = {"event_type": spec.event_type, "user_id": user, "item_id": item}
+        timestamp: str | float
         if "time" in cols:
             try:
-                event["timestamp"] = _timestamp(f[cols["time"]], spec.time_format)
+                timestamp = _timestamp(f[cols["time"]], spec.time_format)
             except ValueError:
                 sink.skip(n, f"time {f[cols['time']]!r} is not a {spec.time_format} time")
                 return
         else:
-            event["timestamp"] = _SYNTHETIC_EPOCH + n
+            timestamp = _SYNTHETIC_EPOCH + n
         weight: float | None = None
         if "weight" in cols:
             try:
@@ -207,14 +207,20 @@ def import_interactions(
             except ValueError:
                 sink.skip(n, f"weight {f[cols['weight']]!r} is not a number")
                 return
+        key = f"{user}\t{item}\t{timestamp}\t{weight}"
+        event: ImportedEvent = {
+            "event_id": "ix-" + pseudonymizer.opaque(namespace, key),
+            "event_type": spec.event_type,
+            "user_id": user,
+            "item_id": item,
+            "timestamp": timestamp,
+        }
         if spec.event_type == "interaction":
             event["data"] = {"weight": 1.0 if weight is None else weight}
         elif spec.event_type == "rating":
             event["data"] = {"value": weight}
         elif spec.event_type == "feedback":
             event["data"] = {"kind": "like"}
-        key = f"{user}\t{item}\t{event['timestamp']}\t{weight}"
-        event["event_id"] = "ix-" + pseudonymizer.opaque(namespace, key)
         sink.add(n, event)
 
     if header is None:

@@ -411,12 +411,14 @@ def standardise(x: NDArray[np.float32]) -> NDArray[np.float32]:
     [-1.0, 1.0, -inf]
     """
     x = np.asarray(x, dtype=np.float32)
+    if x.shape[-1] == 0:
+        return x.copy()
     finite = np.isfinite(x)
-    if finite.all():  # the usual case: no masking
-        std = x.std(axis=-1, keepdims=True)
-        scaled: NDArray[np.float32] = (
-            (x - x.mean(axis=-1, keepdims=True)) / np.where(std > 0, std, 1.0)
-        ).astype(np.float32)
+    if finite.all():  # the usual case: no masking, and a third fewer passes than x.std()
+        scaled: NDArray[np.float32] = x - x.mean(axis=-1, keepdims=True)
+        var = np.einsum("...i,...i->...", scaled, scaled)[..., None] / max(x.shape[-1], 1)
+        std = np.sqrt(var)
+        scaled /= np.where(std > 0, std, 1.0).astype(np.float32)
         return scaled
     n = np.maximum(finite.sum(axis=-1, keepdims=True), 1)
     mean = np.where(finite, x, 0.0).sum(axis=-1, keepdims=True) / n

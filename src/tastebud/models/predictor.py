@@ -23,12 +23,12 @@ coefficients and the calibrator's breakpoints (``to_state`` / ``from_state``), n
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
 
 import lightgbm as lgb
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
@@ -41,7 +41,7 @@ from tastebud.models._calibration import (
     fit_platt,
 )
 
-__all__ = ["Explanation", "Predictor", "PredictorConfig"]
+__all__ = ["Explanation", "Predictor", "PredictorConfig", "PredictorMeta"]
 
 
 class PredictorConfig(BaseModel):
@@ -89,6 +89,34 @@ class PredictorConfig(BaseModel):
         if any(g < 2 for g in v):
             raise ValueError(f"calibration levels must be at least 2 levels each, got {v}")
         return v
+
+
+_LgbParams = dict[str, int | float | str | bool]
+"""LightGBM training parameters (its own names: ``num_leaves``, ``lambda_l2``...)."""
+
+
+class PredictorMeta(TypedDict):
+    """The JSON-able metadata of a fitted predictor (``config.json`` of its artifact):
+    :meth:`Predictor.to_state` writes it, :meth:`Predictor.from_state` reads it back."""
+
+    config: dict[str, JsonValue]
+    """:class:`PredictorConfig`, as JSON."""
+    names: list[str]
+    categorical: list[int]
+    chosen: str
+    selection: dict[str, float]
+    """Out-of-fold ROC-AUC of each candidate."""
+    booster_kinds: list[str]
+    blend: float
+    calibrator: str
+    calibration_levels: NotRequired[int]
+    """Absent in artifacts written before calibration levels were chosen (read as 0)."""
+    calibration_selection: NotRequired[dict[str, float]]
+    cat_width: dict[str, int]
+    has_missing: dict[str, bool]
+    signed_log: bool | None
+    """``None``: no linear model."""
+    intercept: float | None
 
 
 @dataclass
@@ -246,8 +274,8 @@ class Predictor:
         self._importance = contrib.mean(axis=0)
         return self
 
-    def _lgb_params(self, leaves: int, y: NDArray[np.int64]) -> dict[str, Any]:
-        params: dict[str, Any] = {
+    def _lgb_params(self, leaves: int, y: NDArray[np.int64]) -> _LgbParams:
+        params: _LgbParams = {
             "objective": "binary",
             "learning_rate": self.config.learning_rate,
             "num_leaves": leaves,
@@ -446,9 +474,9 @@ class Predictor:
         return {n: round(float(v), 6) for n, v in pairs}
 
     # -- persistence ------------------------------------------------------------------------------
-    def to_state(self) -> tuple[dict[str, Any], dict[str, NDArray[Any]], list[str]]:
+    def to_state(self) -> tuple[PredictorMeta, dict[str, NDArray[Any]], list[str]]:
         """(JSON-able metadata, named arrays, LightGBM text models): everything to rebuild."""
-        meta = {
+        meta: PredictorMeta = {
             "config": self.config.model_dump(mode="json"),
             "names": self.names,
             "categorical": self.categorical,
@@ -475,7 +503,7 @@ class Predictor:
 
     @classmethod
     def from_state(
-        cls, meta: dict[str, Any], arrays: dict[str, NDArray[Any]], models: list[str]
+        cls, meta: PredictorMeta, arrays: dict[str, NDArray[Any]], models: list[str]
     ) -> Predictor:
         """Inverse of ``to_state``."""
         p = cls(PredictorConfig(**meta["config"]))
@@ -493,10 +521,11 @@ class Predictor:
         p._cat_width = {int(k): int(v) for k, v in meta["cat_width"].items()}
         p._has_missing = {int(k): bool(v) for k, v in meta["has_missing"].items()}
         p._boosters = [lgb.Booster(model_str=s) for s in models]
-        if meta["signed_log"] is not None:
+        intercept = meta["intercept"]
+        if meta["signed_log"] is not None and intercept is not None:  # both set, or neither
             p._linear = _Linear(
                 np.asarray(arrays["coef"], np.float64),
-                float(meta["intercept"]),
+                float(intercept),
                 np.asarray(arrays["mean"], np.float64),
                 np.asarray(arrays["scale"], np.float64),
                 bool(meta["signed_log"]),

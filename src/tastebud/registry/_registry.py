@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pydantic import JsonValue
 from sqlalchemy import Connection, and_, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -29,6 +30,8 @@ from tastebud.registry.records import (
     Approval,
     LogEntry,
     ModelKind,
+    ModelLineage,
+    ModelMetrics,
     ModelVersion,
     check_name,
 )
@@ -73,8 +76,8 @@ class Registry:
         *,
         kind: ModelKind,
         algorithm: str,
-        metrics: dict[str, Any],
-        lineage: dict[str, Any],
+        metrics: ModelMetrics,
+        lineage: ModelLineage,
         actor: str,
         alias: str | None = "candidate",
     ) -> ModelVersion:
@@ -151,7 +154,7 @@ class Registry:
         *,
         reason: str,
         actor: str,
-        details: dict[str, Any] | None = None,
+        details: Mapping[str, JsonValue] | None = None,
     ) -> ModelVersion:
         """Make a new revision of a version by rewriting its artifact (e.g. removing an erased
         user's factors): ``write(old_dir, new_dir)`` writes the new artifact, which gets new
@@ -165,7 +168,7 @@ class Registry:
         verify_artifact(new, mv.kind, "tastebud train --full")
         aid = artifact_id(new)
         now = _now_ms()
-        entry = {
+        entry: dict[str, JsonValue] = {
             "revision": mv.revision + 1,
             "at_ms": now,
             "reason": reason,
@@ -173,7 +176,10 @@ class Registry:
             "previous_artifact_id": mv.artifact_id,
             **(details or {}),
         }
-        lineage = {**mv.lineage, "revisions": [*mv.lineage.get("revisions", []), entry]}
+        lineage: ModelLineage = {
+            **mv.lineage,
+            "revisions": [*mv.lineage.get("revisions", []), entry],
+        }
         with self.store.engine.begin() as conn:
             conn.execute(
                 update(t.model_versions)
@@ -357,7 +363,7 @@ class Registry:
         actor: str,
         reason: str | None = None,
         action: str = "promote",
-        details: dict[str, Any] | None = None,
+        details: Mapping[str, JsonValue] | None = None,
     ) -> ModelVersion:
         """Point ``alias`` at ``version`` (no checks: :func:`promote` applies the policy)."""
         if alias not in ALIASES:

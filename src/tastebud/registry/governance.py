@@ -278,10 +278,10 @@ def _privacy(mv: ModelVersion, path: Path | None) -> CheckItem:
     if path is None:
         return CheckItem("privacy", False, "artifact missing or invalid")
     problems = scan_artifact(path)
-    consent = mv.lineage.get("consent") or {}
-    if "excluded_users" not in consent:
+    consent = mv.lineage.get("consent")
+    if consent is None or "excluded_users" not in consent:
         problems.append("the lineage does not record the personalization-consent filter")
-    excluded = consent.get("excluded_users", 0)
+    excluded = 0 if consent is None else consent.get("excluded_users", 0)
     return CheckItem(
         "privacy",
         not problems,

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import JsonValue
 
 from tastebud.registry.artifacts import artifact_id, verify_artifact, write_artifact
 
 if TYPE_CHECKING:
-    from tastebud.models.predictor import Predictor
+    from tastebud.models.predictor import Predictor, PredictorMeta
 
 __all__ = [
     "FeatureSchema",
@@ -58,15 +60,16 @@ class PredictorArtifact:
     def __init__(
         self,
         schema: FeatureSchema,
-        metrics: dict[str, Any],
+        metrics: dict[str, JsonValue],
         artifact_id: str,
-        state: tuple[dict[str, Any], dict[str, NDArray[Any]], list[str]],
+        state: tuple[PredictorMeta, dict[str, NDArray[Any]], list[str]],
     ) -> None:
         self.schema = schema
         self.metrics = metrics
+        """The artifact's ``metrics.json``, as written."""
         self.artifact_id = artifact_id
         """Content hash of the artifact (first 16 hex digits of the manifest's sha256)."""
-        self._state: tuple[dict[str, Any], dict[str, NDArray[Any]], list[str]] | None = state
+        self._state: tuple[PredictorMeta, dict[str, NDArray[Any]], list[str]] | None = state
         self._predictor: Predictor | None = None
         self._lock = threading.Lock()
 
@@ -89,14 +92,15 @@ def save_predictor(
     directory: Path,
     predictor: Predictor,
     schema: FeatureSchema,
-    metrics: dict[str, Any],
+    metrics: Mapping[str, object],
     *,
     extra: dict[str, str] | None = None,
 ) -> str:
     """Write a predictor pickle-free and atomically (``write_artifact``): ``config.json``
     (metadata), ``params.npz``, one LightGBM text model per booster, ``schema.json``,
-    ``metrics.json``, ``extra`` text files (model card, monitoring reference, lineage) and
-    ``manifest.json``. Returns the artifact id."""
+    ``metrics.json`` (``metrics``: any JSON-serializable document; the training job writes
+    a :class:`~tastebud.registry.ModelMetrics`), ``extra`` text files (model card, monitoring
+    reference, lineage) and ``manifest.json``. Returns the artifact id."""
     meta, arrays, models = predictor.to_state()
     texts = {
         "config.json": json.dumps(meta, indent=2, sort_keys=True),
@@ -133,7 +137,9 @@ def load_predictor(directory: Path) -> PredictorArtifact:
     )
 
 
-def encode_rows(rows: list[dict[str, Any]], schema: FeatureSchema) -> NDArray[np.float64]:
+def encode_rows(
+    rows: Sequence[Mapping[str, JsonValue]], schema: FeatureSchema
+) -> NDArray[np.float64]:
     """Encode feature dicts (e.g. a user's current features) like the training table: unknown
     categories and absent or unparseable values become missing."""
     names, kinds, cats = schema["names"], schema["kinds"], schema["categories"]
@@ -148,9 +154,9 @@ def encode_rows(rows: list[dict[str, Any]], schema: FeatureSchema) -> NDArray[np
                 x[r, j] = codes[name].get(str(v), np.nan)
             elif isinstance(v, bool) or kinds[name] == "boolean":
                 x[r, j] = 1.0 if str(v).strip().lower() in _TRUE else 0.0
-            else:
+            elif isinstance(v, int | float | str):  # a list or an object is no number either
                 try:
                     x[r, j] = float(v)
-                except (TypeError, ValueError):
+                except ValueError:
                     continue
     return x

@@ -5,12 +5,13 @@ file's sha256, verified on every load (the registry issue versions these directo
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
+from pydantic import JsonValue, ValidationError
 from scipy.sparse import csr_matrix
 
 from tastebud.errors import ArtifactInvalid
@@ -40,7 +41,8 @@ class LoadedModel:
     model: Recommender[Any]
     users: Vocabulary
     items: Vocabulary
-    metrics: dict[str, Any]
+    metrics: dict[str, JsonValue]
+    """The artifact's ``metrics.json``, as written."""
     seen: csr_matrix | None = None
     """Each user's training items (rows aligned with ``users``), excluded when serving."""
 
@@ -50,14 +52,16 @@ def save_model(
     model: Recommender[Any],
     users: Vocabulary,
     items: Vocabulary,
-    metrics: dict[str, Any] | None = None,
+    metrics: Mapping[str, object] | None = None,
     *,
     seen: csr_matrix | None = None,
     extra: dict[str, str] | None = None,
 ) -> str:
     """Write ``model`` to ``directory`` atomically (``write_artifact``) with the users'
-    training items ``seen`` (for serving's exclusions) and ``extra`` text files (the model
-    card, monitoring reference, lineage). Returns the artifact id."""
+    training items ``seen`` (for serving's exclusions), ``metrics`` (any JSON-serializable
+    document: the registry's :class:`~tastebud.registry.ModelMetrics` for a training job)
+    and ``extra`` text files (the model card, monitoring reference, lineage). Returns the
+    artifact id."""
     config = {"format": FORMAT, "model": model.name, "config": model.config.model_dump(mode="json")}
     arrays = model.get_params()
     if seen is not None:

@@ -6,9 +6,19 @@ answers with them (``model_dump(mode="json")`` is the JSON view; ``path`` stays 
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    JsonValue,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 
 from tastebud.errors import InvalidInput
 
@@ -16,9 +26,17 @@ __all__ = [
     "ALIASES",
     "Alias",
     "Approval",
+    "ConsentLineage",
+    "DataLineage",
+    "FeatureLineage",
+    "GroupMetrics",
     "LogEntry",
     "ModelKind",
+    "ModelLineage",
+    "ModelMetrics",
     "ModelVersion",
+    "ParentVersion",
+    "SliceMetrics",
     "VersionStatus",
     "check_name",
 ]
@@ -50,6 +68,147 @@ def check_name(name: str) -> str:
             "starting with a letter"
         )
     return name
+
+
+GroupMetrics = TypedDict(
+    "GroupMetrics",
+    {
+        "users": int,
+        "ndcg@10": float,
+        "rows": int,
+        "positive_rate": float,
+        "roc_auc": float,
+    },
+    total=False,
+)
+"""One user group in a model's fairness slices: a recommender's test ``users`` and their mean
+``ndcg@10``; a predictor's ``rows``, ``positive_rate`` and out-of-fold ``roc_auc``."""
+
+
+class SliceMetrics(TypedDict, total=False):
+    """One user attribute in a model's fairness slices (``metrics.json``'s ``slices``)."""
+
+    disparity: float | None
+    """Best group over worst (recommenders: NDCG@10, ``None`` when a group scores 0;
+    predictors: ROC-AUC)."""
+    judged: dict[str, object]
+    """Recommenders: :meth:`tastebud.monitoring.fairness.Disparity.to_json` of NDCG@10."""
+    groups: dict[str, GroupMetrics]
+
+
+class ModelMetrics(TypedDict, total=False):
+    """A version's ``metrics.json``, as the training jobs write it: which keys are present
+    depends on the kind (recommenders: ``test_users``, ``ci95``, ``validation``, ``baseline``;
+    predictors: ``peers``, ``ece_floor``, ``chosen``, ``calibration_levels``, ``importance``).
+    The registry stores any JSON object as given and returns it as stored."""
+
+    protocol: str
+    test_users: int
+    test: dict[str, float | None]
+    """Held-out mean per metric (``ndcg@10``, ``roc_auc``, ``ece``...)."""
+    ci95: dict[str, list[float]]
+    """95% bootstrap interval ``[low, high]`` of the metrics that have one."""
+    validation: dict[str, float | int | None]
+    """How the model was tuned (:meth:`tastebud.evaluation.TuningSummary.to_json`)."""
+    baseline: dict[str, dict[str, float | None]]
+    """Per baseline model (``popularity``), its metrics on the same split."""
+    peers: dict[str, dict[str, float]]
+    """Per peer library's model, its held-out metrics on the same splits."""
+    ece_floor: float
+    chosen: str
+    calibration_levels: int
+    importance: dict[str, float]
+    slices: dict[str, SliceMetrics]
+    """Per user attribute."""
+    inherited_from: int
+    """An incremental version: the version whose held-out metrics these are."""
+
+
+class DataLineage(TypedDict, total=False):
+    """What a model was trained on (``lineage.json``'s ``data``)."""
+
+    window_start_ms: int | None
+    """The oldest interaction's time (``None``: no interactions)."""
+    window_end_ms: int | None
+    events: int
+    """Events stored when training ran."""
+    interactions: int
+    """Recommenders: (user, item) pairs trained on."""
+    users: int
+    items: int
+    """Recommenders: items trained on."""
+    item_coverage: float | None
+    """Recommenders: share of the catalogue with interactions (``None``: empty catalogue)."""
+    rows: int
+    """Predictors: labelled rows trained on."""
+    positives: int
+
+
+class ConsentLineage(TypedDict):
+    """The consent filter applied to the training data (``lineage.json``'s ``consent``)."""
+
+    purpose: str
+    excluded_users: int
+
+
+class FeatureLineage(TypedDict, total=False):
+    """The feature snapshot a model was trained with (``lineage.json``'s ``features``; empty
+    when there was none)."""
+
+    snapshot_id: int
+    as_of_ms: int
+    versions: dict[str, int]
+    """The version of each feature in the snapshot."""
+
+
+class ParentVersion(TypedDict):
+    """The version an incremental run updated."""
+
+    version: int
+    artifact_id: str
+
+
+class ModelLineage(TypedDict, total=False):
+    """A version's ``lineage.json``, as the training jobs write it (docs/registry.md); the
+    registry stores any JSON object as given and returns it as stored."""
+
+    job: str
+    """``full`` or ``incremental``."""
+    seed: int | None
+    target: str
+    """Predictors: ``churn`` or ``conversion``."""
+    data: DataLineage
+    consent: ConsentLineage
+    features: FeatureLineage
+    code_version: str
+    params: dict[str, JsonValue]
+    """The model's config, as JSON."""
+    fingerprint: str
+    """Hash of the data and configuration (an unchanged one skips training)."""
+    parent: ParentVersion
+    update: dict[str, int]
+    """An incremental run's counts (changed, new and forgotten users...)."""
+    revisions: list[dict[str, JsonValue]]
+    """One entry per rewrite of the artifact (revision, time, reason, artifact ids and what
+    the rewrite recorded)."""
+
+
+class _StoredJson:
+    """Pydantic marker of a JSON document kept exactly as stored: validated as a JSON object
+    (``dict[str, JsonValue]``: keys and values unchanged, unknown keys kept) and serialized as
+    is, whatever ``TypedDict`` describes it to the type checker."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: object, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return handler.generate_schema(dict[str, JsonValue])
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {"type": "object", "additionalProperties": True}
 
 
 class _Record(BaseModel):
@@ -84,10 +243,10 @@ class ModelVersion(_Record):
     created_ms: int
     aliases: tuple[Alias, ...] = ()
     """In the order of :data:`ALIASES`."""
-    metrics: dict[str, Any]
+    metrics: Annotated[ModelMetrics, _StoredJson]
     """The training job's ``metrics.json``: held-out ``test`` metrics, the ``baseline`` on the
     same split, fairness ``slices``; a document whose keys vary by kind and algorithm."""
-    lineage: dict[str, Any]
+    lineage: Annotated[ModelLineage, _StoredJson]
     """The training job's ``lineage.json``: data window and counts, consent filter, features,
     code version, parameters, seed, parent and revisions (docs/registry.md)."""
     approval: Approval | None
@@ -103,6 +262,6 @@ class LogEntry(_Record):
     alias: Alias | None
     actor: str
     reason: str | None
-    details: dict[str, Any]
+    details: Annotated[dict[str, JsonValue], _StoredJson]
     """What the action recorded beside its reason (e.g. a promotion's waivers), as stored."""
     at_ms: int

@@ -6,15 +6,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
+from pydantic import JsonValue
 from sqlalchemy import select
 
 from tastebud.features import latest_snapshot
 from tastebud.privacy import PrivacyFilter
 from tastebud.realtime import RealtimeState
 from tastebud.registry import Registry
+from tastebud.serving.predictions import Predictions
 from tastebud.store import Store
 from tastebud.store import tables as t
 
@@ -52,9 +53,9 @@ class ExportedEvent:
     """When Tastebud stored it."""
     source: str
     """How it arrived: ``api``, ``import``, ..."""
-    data: dict[str, Any] | None
+    data: dict[str, JsonValue] | None
     """The event's payload as stored (the event type's fields)."""
-    context: dict[str, Any] | None
+    context: dict[str, JsonValue] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +79,9 @@ class ExportedConsentChange:
 class ExportedFeatures:
     """The user's feature values."""
 
-    snapshot: dict[str, Any] | None
+    snapshot: dict[str, JsonValue] | None
     """From the latest feature snapshot (``null``: the snapshot does not hold the user)."""
-    online: dict[str, Any] | None
+    online: dict[str, JsonValue] | None
     """Published to the real-time store by the latest feature build."""
 
 
@@ -127,7 +128,7 @@ class ExportHead:
     user_id: str
     pseudonym: str
     exported_ms: int
-    attributes: dict[str, Any] | None
+    attributes: dict[str, JsonValue] | None
     """As put with ``PUT /v1/users/{user_id}``, decrypted; ``null`` when none were."""
     consents: dict[str, ExportedConsent]
     """Per purpose the user decided on."""
@@ -135,7 +136,7 @@ class ExportHead:
     anonymous_ids_merged: int
     features: ExportedFeatures
     realtime: ExportedRealtime
-    predictions: dict[str, Any] | None
+    predictions: Predictions | None
     """What ``GET /v1/users/{user_id}/predictions`` answers now (``null``: no predictor in
     production, or the user opted out of personalization)."""
     models: list[ExportedModel]
@@ -159,7 +160,7 @@ class ExportContext:
     realtime: RealtimeState
     registry: Registry
     privacy: PrivacyFilter
-    predict: Callable[[str], dict[str, Any]]
+    predict: Callable[[str], Predictions]
     """The user's current predictions (raises when there are none)."""
 
 
@@ -253,7 +254,7 @@ def export_user(ctx: ExportContext, user_id: str, user_key: str) -> Iterator[byt
                 features = orjson.loads(row.vals) if isinstance(row.vals, str) else row.vals
     state = ctx.realtime.get(user_key)
     try:
-        predictions: dict[str, Any] | None = ctx.predict(user_key)
+        predictions: Predictions | None = ctx.predict(user_key)
     except Exception:  # noqa: BLE001 - no predictor in production, or no features yet
         predictions = None
     models = []

@@ -26,7 +26,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +131,7 @@ def recommend_all(
     k: int,
     out: Path,
     *,
-    version_info: dict[str, Any],
+    version_info: Mapping[str, object],
     chunk: int = 8192,
     progress: Callable[[int], None] | None = None,
     users: list[str] | None = None,
@@ -237,7 +237,7 @@ def _chunks(
 class _NdjsonWriter:
     """One JSON object per user, serialised by orjson."""
 
-    def __init__(self, loaded: LoadedModel, version_info: dict[str, Any]) -> None:
+    def __init__(self, loaded: LoadedModel, version_info: Mapping[str, object]) -> None:
         # Once per run: ids as object arrays, so a chunk's lookups are one fancy-index each.
         self.user_ids = np.array(loaded.users.ids, dtype=object)
         self.item_ids = np.array(loaded.items.ids, dtype=object)
@@ -313,7 +313,7 @@ class _ParquetWriter:
     ``take`` on arrays made once per run: no Python object per row.
     """
 
-    def __init__(self, loaded: LoadedModel, k: int, version_info: dict[str, Any]) -> None:
+    def __init__(self, loaded: LoadedModel, k: int, version_info: Mapping[str, object]) -> None:
         import pyarrow as pa  # here, so that importing serving (the API) does not load Arrow
 
         self.pa = pa

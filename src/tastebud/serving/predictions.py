@@ -3,15 +3,53 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Literal
+
+from pydantic import JsonValue
+
+# pydantic validates these: on Python 3.11 it needs typing_extensions' TypedDict.
+from typing_extensions import TypedDict
 
 from tastebud.errors import NotFound, UnknownUser
 from tastebud.features.flat import flat_features
 from tastebud.registry.predictor import TARGETS, PredictorArtifact, encode_rows
 
 __all__ = [
+    "PredictionReasonJSON",
     "PredictionService",
+    "Predictions",
+    "PredictorRefJSON",
 ]
+
+
+class PredictorRefJSON(TypedDict):
+    """The predictor version behind one probability."""
+
+    artifact_id: str
+    version: int
+    model: str
+
+
+class PredictionReasonJSON(TypedDict):
+    """One feature that moved a prediction."""
+
+    feature: str
+    direction: Literal["increases", "decreases"]
+    contribution: float
+
+
+class Predictions(TypedDict):
+    """What :meth:`PredictionService.predict` returns (the body of
+    ``GET /v1/users/{user_id}/predictions`` without ``user_id``, and the export's
+    ``predictions``)."""
+
+    churn_probability: float | None
+    """``None`` when no churn predictor is in production."""
+    conversion_probability: float | None
+    models: dict[str, PredictorRefJSON]
+    """Per trained target."""
+    reasons: dict[str, list[PredictionReasonJSON]]
+    """Per trained target: the top features by contribution to the log-odds."""
 
 
 class PredictionService:
@@ -26,7 +64,7 @@ class PredictionService:
     def __init__(
         self,
         resolve: Callable[[str], tuple[PredictorArtifact, int] | None],
-        features: Callable[[str], dict[str, Any]],
+        features: Callable[[str], dict[str, JsonValue]],
     ) -> None:
         self._resolve = resolve
         self._features = features
@@ -35,7 +73,7 @@ class PredictionService:
         """The production artifact for ``target`` and its version, or ``None``."""
         return self._resolve(target)
 
-    def predict(self, user_key: str) -> dict[str, Any]:
+    def predict(self, user_key: str) -> Predictions:
         """``{target}_probability``, ``models`` and ``reasons`` per trained target.
 
         Raises:
@@ -55,22 +93,30 @@ class PredictionService:
                 "`tastebud features build`)"
             )
         row = flat_features([values])[0]
-        out: dict[str, Any] = {"models": {}, "reasons": {}}
+        probabilities: dict[str, float | None] = {}
+        models: dict[str, PredictorRefJSON] = {}
+        reasons: dict[str, list[PredictionReasonJSON]] = {}
         for target in TARGETS:
             found = artifacts.get(target)
             if found is None:
-                out[f"{target}_probability"] = None
+                probabilities[target] = None
                 continue
             art, version = found
             x = encode_rows([row], art.schema)
-            out[f"{target}_probability"] = round(float(art.predictor.predict_proba(x)[0]), 6)
-            out["models"][target] = {
+            probabilities[target] = round(float(art.predictor.predict_proba(x)[0]), 6)
+            models[target] = {
                 "artifact_id": art.artifact_id,
                 "version": version,
                 "model": art.predictor.chosen,
             }
-            out["reasons"][target] = [
+            reasons[target] = [
                 {"feature": e.feature, "direction": e.direction, "contribution": e.contribution}
                 for e in art.predictor.explain(x)[0]
             ]
-        return out
+        # This key order is the export document's (orjson keeps it).
+        return {
+            "models": models,
+            "reasons": reasons,
+            "churn_probability": probabilities["churn"],
+            "conversion_probability": probabilities["conversion"],
+        }

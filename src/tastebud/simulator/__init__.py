@@ -41,8 +41,9 @@ Example::
 
 from __future__ import annotations
 
-from tastebud.simulator._simulator import Simulator, write_ndjson
-from tastebud.simulator._truth import ChurnedBy, PlantedLabels, PlantedTarget
+from tastebud.simulator._simulator import SimItem, Simulator, SimUser, write_ndjson
+from tastebud.simulator._traffic import SimEvent
+from tastebud.simulator._truth import ChurnedBy, PlantedLabels, PlantedTarget, PlantedTruth
 from tastebud.simulator._world import AGE_BUCKETS, CATEGORIES, SimConfig
 
 __all__ = [
@@ -51,7 +52,11 @@ __all__ = [
     "ChurnedBy",
     "PlantedLabels",
     "PlantedTarget",
+    "PlantedTruth",
     "SimConfig",
+    "SimEvent",
+    "SimItem",
+    "SimUser",
     "Simulator",
     "write_ndjson",
 ]

@@ -6,16 +6,18 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator
 from datetime import timedelta
-from typing import IO, Any
+from typing import IO
 
 import orjson
+from typing_extensions import TypedDict
 
 from tastebud.simulator import _world
-from tastebud.simulator._traffic import chunk_events
+from tastebud.simulator._traffic import SimEvent, chunk_events
 from tastebud.simulator._truth import (
     ChurnedBy,
     PlantedLabels,
     PlantedTarget,
+    PlantedTruth,
     planted_labels,
     planted_parameters,
 )
@@ -33,9 +35,44 @@ from tastebud.simulator._world import (
 )
 
 __all__ = [
+    "SimItem",
+    "SimItemAttributes",
+    "SimUser",
     "Simulator",
     "write_ndjson",
 ]
+
+
+class SimItemAttributes(TypedDict):
+    """The free-form attributes of a simulated item."""
+
+    level: str
+    """The skill level it is written for."""
+
+
+class SimItem(TypedDict):
+    """A simulated catalogue item, as a ``POST /v1/items/batch`` entry."""
+
+    item_id: str
+    title: str
+    categories: list[str]
+    type: str
+    created_at: str
+    """ISO-8601 with zone."""
+    attributes: SimItemAttributes
+
+
+class SimUser(TypedDict):
+    """A simulated user's sign-up attributes, as a ``tastebud import users`` row."""
+
+    user_id: str
+    skill_level: str
+    country: str
+    locale: str
+    segment: str
+    """``pro`` (very active) or ``standard``."""
+    age_bucket: str
+    interests: list[str]
 
 
 class Simulator:
@@ -59,7 +96,7 @@ class Simulator:
         return _world.item_id(i)
 
     # -- catalogue, attributes, truth ------------------------------------------------------------
-    def items(self) -> Iterator[dict[str, Any]]:
+    def items(self) -> Iterator[SimItem]:
         """The catalogue as ``POST /v1/items/batch`` entries."""
         w = self.world
         for i in range(self.config.items):
@@ -74,7 +111,7 @@ class Simulator:
                 "attributes": {"level": SKILLS[i % 3]},
             }
 
-    def users(self) -> Iterator[dict[str, Any]]:
+    def users(self) -> Iterator[SimUser]:
         """User attributes (what an app would know from sign-up), as ``tastebud import users``
         rows and ``PUT /v1/users/{user_id}`` bodies: segment, skill level, country, locale, an
         age band and declared interests (drawn as the package docstring says)."""
@@ -91,7 +128,7 @@ class Simulator:
                 "interests": interests[u],
             }
 
-    def truth(self) -> dict[str, Any]:
+    def truth(self) -> PlantedTruth:
         """The planted parameters per user, to measure how well they are recovered, and what
         each declared at sign-up (age band, interests): the JSON of ``simulate --truth``."""
         return planted_parameters(self.config, self.world)
@@ -152,14 +189,14 @@ class Simulator:
         )
 
     # -- events ---------------------------------------------------------------------------------
-    def events(self) -> Iterator[dict[str, Any]]:
+    def events(self) -> Iterator[SimEvent]:
         """Every event, user chunk by user chunk, each chunk in time order."""
         cfg = self.config
         for chunk, lo in enumerate(range(0, cfg.users, cfg.chunk_users)):
             hi = min(cfg.users, lo + cfg.chunk_users)
             yield from self._chunk(chunk, lo, hi)
 
-    def _chunk(self, chunk: int, lo: int, hi: int) -> Iterator[dict[str, Any]]:
+    def _chunk(self, chunk: int, lo: int, hi: int) -> Iterator[SimEvent]:
         return chunk_events(self.config, self.world, chunk, lo, hi)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import NotRequired
 
 import numpy as np
+from pydantic import JsonValue
+from typing_extensions import TypedDict
 
 from tastebud.simulator._behaviour import (
     EXPLORE,
@@ -32,13 +34,48 @@ from tastebud.simulator._world import (
 )
 
 __all__ = [
+    "SimContext",
+    "SimEvent",
+    "SimNetwork",
     "chunk_events",
 ]
 
 
-def chunk_events(
-    cfg: SimConfig, w: World, chunk: int, lo: int, hi: int
-) -> Iterator[dict[str, Any]]:
+class SimNetwork(TypedDict):
+    """The network part of an event's context."""
+
+    effective_type: str
+
+
+class SimContext(TypedDict):
+    """The context every simulated event carries."""
+
+    device_type: str
+    locale: str
+    network: SimNetwork
+
+
+class _Draft(TypedDict):
+    """An event before it is numbered (keys in the order they are written)."""
+
+    event_type: str
+    timestamp: str
+    """ISO-8601, UTC, in milliseconds."""
+    user_id: str
+    session_id: str
+    context: SimContext
+    data: NotRequired[dict[str, JsonValue]]
+    """The payload of the event type (see ``tastebud.events.data``)."""
+    item_id: NotRequired[str]
+
+
+class SimEvent(_Draft):
+    """One simulated event, as sent to ``POST /v1/events`` (a JSON payload for ingest)."""
+
+    event_id: str
+
+
+def chunk_events(cfg: SimConfig, w: World, chunk: int, lo: int, hi: int) -> Iterator[SimEvent]:
     """Every event of users ``lo`` to ``hi - 1`` (chunk number ``chunk``), in time order.
 
     Per-event Python work is limited to building the final dicts: every draw is vectorised.
@@ -93,7 +130,7 @@ def chunk_events(
     u = rng.random((p_sess.size, 6))
     session_best = np.maximum.reduceat(p_match, first)
 
-    ev_rows: list[tuple[float, int, dict[str, Any]]] = []
+    ev_rows: list[tuple[float, int, _Draft]] = []
     device_names = [DEVICES[d] for d in s_device]
     user_names = [user_id(x) for x in s_user.tolist()]
     locales = [LOCALES[c] for c in w.country[s_user].tolist()]
@@ -111,7 +148,7 @@ def chunk_events(
     )
     quality_l = np.tanh(w.item_quality / 2).tolist()
 
-    def base(sess: int, ts: float, event_type: str) -> dict[str, Any]:
+    def base(sess: int, ts: float, event_type: str) -> _Draft:
         return {
             "event_type": event_type,
             "timestamp": datetime.fromtimestamp(round(ts, 3), tz=UTC).isoformat(

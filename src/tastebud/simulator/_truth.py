@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 from numpy.typing import NDArray
+from typing_extensions import TypedDict
 
 from tastebud.errors import InvalidInput
 from tastebud.simulator._behaviour import (
@@ -41,6 +42,9 @@ __all__ = [
     "ChurnedBy",
     "PlantedLabels",
     "PlantedTarget",
+    "PlantedTruth",
+    "PlantedUser",
+    "TruthConfig",
     "planted_labels",
     "planted_parameters",
 ]
@@ -54,6 +58,45 @@ PlantedTarget = Literal["churn", "conversion"]
 """What a planted label says: the user stops (``churn``) or converts (``conversion``)."""
 ChurnedBy = Literal["window_end", "as_of"]
 """Horizon of the planted churn outcome (see :meth:`Simulator.planted_labels`)."""
+
+
+class PlantedUser(TypedDict):
+    """One user's planted parameters and sign-up declarations."""
+
+    tastes: dict[str, float]
+    """Category -> taste weight, strongest first."""
+    top_categories: list[str]
+    device_mix: dict[str, float]
+    preferred_hour: float
+    skill_level: str
+    sessions_per_day: float
+    churn_hazard: float
+    signup: str
+    """ISO date."""
+    churned_on: str | None
+    """The first day on which the user starts no session (``None``: still active)."""
+    age_bucket: str
+    declared_interests: list[str]
+
+
+class TruthConfig(TypedDict):
+    """The simulation's arguments, as recorded in the truth file."""
+
+    users: int
+    items: int
+    days: int
+    seed: int
+    start: str
+    """ISO-8601."""
+
+
+class PlantedTruth(TypedDict):
+    """The ``tastebud simulate --truth`` document."""
+
+    config: TruthConfig
+    categories: list[str]
+    users: dict[str, PlantedUser]
+    """User id -> planted parameters."""
 
 
 @dataclass(frozen=True)
@@ -111,10 +154,10 @@ class PlantedLabels:
         ).sort("user_key")
 
 
-def planted_parameters(cfg: SimConfig, world: World) -> dict[str, Any]:
+def planted_parameters(cfg: SimConfig, world: World) -> PlantedTruth:
     """The planted parameters per user and what each declared at sign-up, as JSON-ready data
     (the ``tastebud simulate --truth`` file)."""
-    users: dict[str, Any] = {}
+    users: dict[str, PlantedUser] = {}
     ages, interests = sign_up(cfg, world)
     for u in range(cfg.users):
         order = np.argsort(-world.taste[u])

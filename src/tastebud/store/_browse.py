@@ -13,8 +13,9 @@ import heapq
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
+from pydantic import JsonValue
 from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from tastebud.store import tables as t
@@ -59,8 +60,8 @@ class StoredEvent:
     received_ms: int
     session_id: str | None
     item_id: str | None
-    data: dict[str, Any] | None
-    context: dict[str, Any] | None
+    data: dict[str, JsonValue] | None
+    context: dict[str, JsonValue] | None
     source: str
 
     @property

@@ -10,10 +10,11 @@ import fcntl
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
-from sqlalchemy import Engine, func, select, text, update
+from pydantic import JsonValue
+from sqlalchemy import Engine, Row, func, select, text, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from tastebud.errors import Conflict, ServiceUnavailable
@@ -22,7 +23,47 @@ from tastebud.store._browse import HistoryStore
 from tastebud.store._group import GroupCommit
 from tastebud.store.sql import IN_CHUNK, chunks
 
-__all__ = ["EVENT_COLUMNS", "Store"]
+__all__ = ["EVENT_COLUMNS", "EventRow", "Store"]
+
+
+class EventRow(TypedDict):
+    """A row of the ``events`` table, as stored (pseudonymized and cleaned; encrypted fields
+    still encrypted)."""
+
+    id: int
+    """Arrival order."""
+    event_id: str
+    event_type: str
+    user_key: str
+    anon_key: str | None
+    session_id: str | None
+    item_id: str | None
+    ts_ms: int
+    received_ms: int
+    source: str
+    schema_version: int
+    data: JsonValue
+    """The event's payload (a JSON object, or ``None``)."""
+    context: JsonValue
+
+
+def _event_row(r: Row[Any]) -> EventRow:
+    return {
+        "id": r.id,
+        "event_id": r.event_id,
+        "event_type": r.event_type,
+        "user_key": r.user_key,
+        "anon_key": r.anon_key,
+        "session_id": r.session_id,
+        "item_id": r.item_id,
+        "ts_ms": r.ts_ms,
+        "received_ms": r.received_ms,
+        "source": r.source,
+        "schema_version": r.schema_version,
+        "data": r.data,
+        "context": r.context,
+    }
+
 
 _PG_STAGE = """
 CREATE TEMP TABLE IF NOT EXISTS tb_stage_events (
@@ -236,7 +277,7 @@ class Store(HistoryStore):
         with self.engine.connect() as conn:
             return int(conn.execute(q).scalar_one())
 
-    def events_for_user(self, user_key: str) -> list[dict[str, Any]]:
+    def events_for_user(self, user_key: str) -> list[EventRow]:
         """Every event of a user in time order (as stored: pseudonymized and cleaned)."""
         q = (
             select(t.events)
@@ -244,13 +285,13 @@ class Store(HistoryStore):
             .order_by(t.events.c.ts_ms, t.events.c.id)
         )
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            return [_event_row(r) for r in conn.execute(q)]
 
-    def get_event(self, event_id: str) -> dict[str, Any] | None:
+    def get_event(self, event_id: str) -> EventRow | None:
         """One stored event by its id."""
         with self.engine.connect() as conn:
             row = conn.execute(select(t.events).where(t.events.c.event_id == event_id)).first()
-            return None if row is None else dict(row._mapping)
+        return None if row is None else _event_row(row)
 
     # -- aliases --------------------------------------------------------------------------------
     def alias_targets(self, anon_keys: Iterable[str]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -53,12 +54,13 @@ def make_engine(
     *,
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL",
     pool_size: int = 10,
-    connect_args: dict[str, Any] | None = None,
+    connect_args: Mapping[str, object] | None = None,
 ) -> Engine:
     """Create an engine for ``sqlite:///path`` or ``postgresql://...``.
 
     SQLite runs in WAL mode (readers never block the writer) with a 30 s busy timeout, foreign
     keys on, and ``synchronous`` as configured; its parent directory is created if missing.
+    ``connect_args`` are passed to the database driver's ``connect()`` as they are.
     """
     url = normalize_url(url)
     parsed = make_url(url)
@@ -94,5 +96,5 @@ def make_engine(
         # No pre-ping: it costs a round trip per checkout on the ingest path. Connections that
         # died are invalidated on their first error, and clients retry (the API is idempotent).
         pool_recycle=1800,
-        connect_args=connect_args or {},
+        connect_args=dict(connect_args or {}),
     )

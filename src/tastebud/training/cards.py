@@ -8,19 +8,21 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
+from pydantic import JsonValue
 
 from tastebud import __version__
 from tastebud.features.offline import newest_snapshot
+from tastebud.registry.records import FeatureLineage, ModelLineage, ModelMetrics
 from tastebud.store import Store
 
 __all__ = [
-    "FeatureLineage",
     "PredictorReference",
     "PredictorStats",
     "RecommenderReference",
@@ -31,16 +33,6 @@ __all__ = [
     "predictor_reference",
     "recommender_reference",
 ]
-
-
-class FeatureLineage(TypedDict, total=False):
-    """The feature snapshot a model was trained with (``lineage.json``'s ``features``; empty
-    when there was none)."""
-
-    snapshot_id: int
-    as_of_ms: int
-    versions: dict[str, int]
-    """The version of each feature in the snapshot."""
 
 
 class RecommenderStats(TypedDict):
@@ -177,9 +169,9 @@ def model_card(
     name: str,
     kind: str,
     algorithm: str,
-    params: dict[str, Any],
-    metrics: dict[str, Any],
-    lineage: dict[str, Any],
+    params: Mapping[str, JsonValue],
+    metrics: ModelMetrics,
+    lineage: ModelLineage,
 ) -> str:
     """A Markdown model card (Mitchell et al., 2019, condensed): what the model is for, how it
     was trained and evaluated, its slices, limits and how to roll it back."""

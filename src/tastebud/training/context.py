@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, TypedDict
+from typing import Literal
 
 import polars as pl
 
@@ -17,10 +17,10 @@ from tastebud.features import load_items
 from tastebud.pipeline.load import count_events
 from tastebud.privacy import ConsentLog, ConsentPolicy
 from tastebud.registry import ModelVersion, Registry
+from tastebud.registry.records import DataLineage
 from tastebud.store import Store
 
 __all__ = [
-    "DataLineage",
     "JobContext",
     "RECOMMENDATIONS",
     "consented",
@@ -70,22 +70,6 @@ def training_dataset(ctx: JobContext) -> tuple[Dataset, int]:
         )
         dataset = Dataset(pairs, users)
     return dataset, excluded
-
-
-class DataLineage(TypedDict):
-    """What a model was trained on (``lineage.json``'s ``data``)."""
-
-    window_start_ms: int | None
-    """The oldest interaction's time (``None``: no interactions)."""
-    window_end_ms: int | None
-    events: int
-    """Events stored when training ran."""
-    interactions: int
-    """(user, item) pairs trained on."""
-    users: int
-    items: int
-    item_coverage: float | None
-    """Share of the catalogue with interactions (``None``: empty catalogue)."""
 
 
 def data_lineage(ctx: JobContext, pairs: pl.DataFrame) -> DataLineage:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from typing import TypedDict
 
 import numpy as np
 import polars as pl
@@ -13,7 +12,8 @@ from numpy.typing import NDArray
 
 from tastebud.errors import InvalidInput
 from tastebud.pipeline.load import count_events
-from tastebud.registry import ModelVersion
+from tastebud.registry import ModelLineage, ModelMetrics, ModelVersion
+from tastebud.registry.records import GroupMetrics, SliceMetrics
 from tastebud.store import Store
 from tastebud.training.cards import (
     code_version,
@@ -24,30 +24,13 @@ from tastebud.training.cards import (
 from tastebud.training.context import JobContext, consented, unchanged
 from tastebud.training.fingerprint import fingerprint
 
-__all__ = ["PredictorGroup", "PredictorSlice", "train_predictor"]
-
-
-class PredictorGroup(TypedDict):
-    """One user group's rows in a predictor's slices (``metrics.json``)."""
-
-    rows: int
-    positive_rate: float
-    roc_auc: float
-    """Out-of-fold ROC-AUC of the group's rows."""
-
-
-class PredictorSlice(TypedDict):
-    """One user attribute's groups in a predictor's slices (``metrics.json``)."""
-
-    disparity: float
-    """The best group's ROC-AUC over the worst's."""
-    groups: dict[str, PredictorGroup]
+__all__ = ["train_predictor"]
 
 
 # -- predictors ---------------------------------------------------------------------------------
 def _predictor_slices(
     store: Store, keys: list[str], y: NDArray[np.int64], score: NDArray[np.float64]
-) -> dict[str, PredictorSlice]:
+) -> dict[str, SliceMetrics]:
     """Per user-attribute group: rows, positive rate and out-of-fold ROC-AUC; disparity is the
     best group's AUC over the worst's (groups of at least 50 rows with both classes)."""
     from sklearn.metrics import roc_auc_score
@@ -58,10 +41,10 @@ def _predictor_slices(
     frame = pl.DataFrame({"user_key": keys}).join(
         attrs, on="user_key", how="left", maintain_order="left"
     )
-    out: dict[str, PredictorSlice] = {}
+    out: dict[str, SliceMetrics] = {}
     for attr in [c for c in frame.columns if c != "user_key"]:
         values = frame.get_column(attr).fill_null("(unknown)").to_numpy()
-        groups: dict[str, PredictorGroup] = {}
+        groups: dict[str, GroupMetrics] = {}
         for g in sorted(set(values)):
             m = values == g
             if m.sum() >= 50 and 5 <= y[m].sum() <= m.sum() - 5:
@@ -100,7 +83,8 @@ def train_predictor(
     allowed = consented(ctx.store, keys, ctx.consent_mode)
     excluded = len(keys) - len(allowed)
     frame = frame.filter(pl.col("user_key").is_in(pl.Series(sorted(allowed)).implode()))
-    window = (frame.get_column("as_of_ms").min(), frame.get_column("as_of_ms").max())
+    as_of = frame.get_column("as_of_ms")  # an integer column: its bounds are ints (or None)
+    window = tuple(v if isinstance(v, int) else None for v in (as_of.min(), as_of.max()))
     table = table_from_frame(frame.drop("as_of_ms", "snapshot_id"), "label", "user_key")
     positives = int(table.y.sum())
     if positives < 20 or len(table.y) - positives < 20:
@@ -134,9 +118,9 @@ def train_predictor(
     )
     oof = predictor.oof_logit_
     ids = list(table.ids) if table.ids is not None else []
-    metrics = {
+    metrics: ModelMetrics = {
         "protocol": f"{splits} stratified (group) 80/20 splits, means",
-        "test": means["tastebud"],
+        "test": dict(means["tastebud"]),
         "peers": {k: v for k, v in means.items() if k != "tastebud"},
         "ece_floor": details.tastebud_ece_floor,
         "chosen": predictor.chosen,
@@ -145,7 +129,7 @@ def train_predictor(
         "slices": _predictor_slices(ctx.store, ids, table.y, oof) if ids else {},
     }
     params = predictor.config.model_dump(mode="json")
-    lineage = {
+    lineage: ModelLineage = {
         "job": "full",
         "seed": seed,
         "target": target,

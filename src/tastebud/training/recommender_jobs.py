@@ -7,11 +7,12 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict
 
 import numpy as np
 import polars as pl
+from pydantic import JsonValue
 
 from tastebud.errors import InvalidInput, ModelNotFound
 from tastebud.evaluation import Evaluation, evaluate
@@ -20,8 +21,9 @@ from tastebud.ids import Vocabulary
 from tastebud.models import FitOptions, model_class
 from tastebud.pipeline.interactions import index_keys, pair_vocabularies, training_data
 from tastebud.pipeline.load import count_events
-from tastebud.registry import ModelVersion
+from tastebud.registry import ModelLineage, ModelMetrics, ModelVersion
 from tastebud.registry.recommender import REMOVED, LoadedModel, load_model, save_model
+from tastebud.registry.records import SliceMetrics
 from tastebud.training.cards import (
     code_version,
     feature_lineage,
@@ -41,8 +43,6 @@ from tastebud.training.fingerprint import fingerprint
 
 __all__ = [
     "IncrementalResult",
-    "RecommenderGroup",
-    "RecommenderSlice",
     "fit_recommender",
     "train_incremental",
     "train_recommendations",
@@ -64,10 +64,14 @@ class IncrementalResult:
 
 # -- recommenders -------------------------------------------------------------------------------
 def fit_recommender(
-    pairs: pl.DataFrame, model: str, params: dict[str, Any] | None = None, *, seed: int = 0
+    pairs: pl.DataFrame,
+    model: str,
+    params: Mapping[str, JsonValue] | None = None,
+    *,
+    seed: int = 0,
 ) -> LoadedModel:
-    """Fit ``model`` (with ``params``) on every pair; returns it with its vocabularies and
-    the users' training items."""
+    """Fit ``model`` (with ``params``: config overrides, as JSON) on every pair; returns it
+    with its vocabularies and the users' training items."""
     cls = model_class(model)
     users, items = pair_vocabularies(pairs)
     data = training_data(pairs, users, items)
@@ -111,24 +115,9 @@ def update_recommender(
     return LoadedModel(base.model, users, base.items, dict(base.metrics), data.matrix()), stats
 
 
-RecommenderGroup = TypedDict("RecommenderGroup", {"users": int, "ndcg@10": float})
-"""One user group in a recommender's slices (``metrics.json``): its test users, their mean
-NDCG@10."""
-
-
-class RecommenderSlice(TypedDict):
-    """One user attribute in a recommender's slices (``metrics.json``)."""
-
-    disparity: float | None
-    """Max/min ratio of the groups' NDCG@10 (``None``: a group scores 0)."""
-    judged: dict[str, object]
-    """:meth:`tastebud.monitoring.fairness.Disparity.to_json` of NDCG@10."""
-    groups: dict[str, RecommenderGroup]
-
-
-def _recommender_slices(result: Evaluation, model: str) -> dict[str, RecommenderSlice]:
+def _recommender_slices(result: Evaluation, model: str) -> dict[str, SliceMetrics]:
     """The slices of ``model`` as the registry's ``metrics.json`` stores them."""
-    out: dict[str, RecommenderSlice] = {}
+    out: dict[str, SliceMetrics] = {}
     for attr, per_model in result.slices.items():
         entry = per_model.get(model)
         if entry is None:
@@ -148,8 +137,8 @@ def _register_recommender(
     ctx: JobContext,
     loaded: LoadedModel,
     pairs: pl.DataFrame,
-    metrics: dict[str, Any],
-    lineage: dict[str, Any],
+    metrics: ModelMetrics,
+    lineage: ModelLineage,
     name: str,
 ) -> ModelVersion:
     model = loaded.model
@@ -253,17 +242,17 @@ def train_recommendations(
     entry = result.models[model]
     test = dict(entry.metrics)
     baseline = result.models["popularity"].metrics["ndcg@10"]
-    metrics = {  # the registry's metrics.json
+    metrics: ModelMetrics = {  # the registry's metrics.json
         "protocol": result.protocol,
         "test_users": result.test_users,
         "test": test,
-        "ci95": entry.to_json()["ci95"],
+        "ci95": {m: list(ci) for m, ci in entry.ci95.items()},
         "validation": result.tuning[model].to_json(),
         "baseline": {"popularity": {"ndcg@10": baseline}},
         "slices": _recommender_slices(result, model),
     }
     loaded = fit_recommender(dataset.pairs, model, entry.params, seed=seed)
-    lineage = {
+    lineage: ModelLineage = {
         "job": "full",
         "seed": seed,
         "data": data_lineage(ctx, dataset.pairs),
@@ -301,8 +290,8 @@ def train_incremental(ctx: JobContext, *, name: str = RECOMMENDATIONS) -> Increm
     if stats["changed_users"] == 0 and stats["forgotten_users"] == 0:
         ctx.log(f"{name}: no new interactions since v{base_mv.version}; nothing to update")
         return IncrementalResult(None, base_mv.version, 0, 0, 0, time.perf_counter() - t0)
-    metrics = {**base_mv.metrics, "inherited_from": base_mv.version}
-    lineage = {
+    metrics: ModelMetrics = {**base_mv.metrics, "inherited_from": base_mv.version}
+    lineage: ModelLineage = {
         "job": "incremental",
         "seed": base_mv.lineage.get("seed"),
         "parent": {"version": base_mv.version, "artifact_id": base_mv.artifact_id},

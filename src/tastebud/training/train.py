@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+
+from pydantic import JsonValue
 
 from tastebud.errors import InvalidInput
 from tastebud.evaluation import Dataset, make_split, split_frames, tune
+from tastebud.evaluation.tuning import Params
 from tastebud.models import FitOptions, model_class
 from tastebud.registry.recommender import save_model
 
@@ -21,13 +23,14 @@ class TrainResult:
 
     model: str
     path: Path
-    params: dict[str, Any]
+    params: dict[str, JsonValue]
+    """The config the model was fitted with, as JSON."""
     users: int
     items: int
     interactions: int
     validation_ndcg10: float | None
     seconds: float
-    trials: list[tuple[dict[str, Any], float]] = field(default_factory=list)
+    trials: list[tuple[Params, float]] = field(default_factory=list)
 
 
 def train_recommender(

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
 from tastebud.evaluation import evaluate, render_html
 from tastebud.features import FEATURES
 from tastebud.features.offline import newest_snapshot
+from tastebud.features.stats import FeatureStats
 from tastebud.files import private_dir, write_private
 from tastebud.training.context import JobContext, training_dataset
 
-__all__ = ["FeatureReview", "FeatureReviewEntry", "bakeoff", "feature_review"]
+__all__ = ["FeatureReview", "FeatureReviewEntry", "NoStats", "bakeoff", "feature_review"]
+
+
+class NoStats(TypedDict):
+    """``{}``: a feature without statistics in the snapshot."""
 
 
 class FeatureReviewEntry(TypedDict):
@@ -21,8 +26,8 @@ class FeatureReviewEntry(TypedDict):
 
     entity: str
     version: int
-    stats: dict[str, Any]
-    """Its statistics in the newest snapshot, as stored (JSON; ``{}``: none)."""
+    stats: FeatureStats | NoStats
+    """Its statistics in the newest snapshot, as stored (``{}``: none)."""
     importance: float | None
     """Summed importance in the production predictors (``None``: none uses it)."""
     status: str
@@ -60,7 +65,7 @@ def feature_review(ctx: JobContext, reports_dir: Path) -> Path:
     drift warnings, which features no production predictor uses (importance 0 or absent), and
     which are deprecated. Returns the Markdown path."""
     row = newest_snapshot(ctx.store)
-    stats: dict[str, Any] = {} if row is None else dict(row["stats"] or {})
+    stats: dict[str, FeatureStats] = {} if row is None else dict(row["stats"] or {})
     used = _used_features(ctx)
     predictors_live = bool(used)
     snapshot_id: int | None = None if row is None else row["id"]
@@ -76,7 +81,7 @@ def feature_review(ctx: JobContext, reports_dir: Path) -> Path:
     ]
     unused, deprecated = [], []
     for d in FEATURES:
-        st = stats.get(d.name, {})
+        st: FeatureStats | NoStats = stats.get(d.name) or {}
         importance = used.get(d.name)
         status = (
             "deprecated"

@@ -21,8 +21,9 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 
+from pydantic import JsonValue
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -168,7 +169,7 @@ class JobRun:
     started_ms: int
     finished_ms: int | None
     error: str | None
-    details: dict[str, Any]
+    details: dict[str, JsonValue]
     """The run's :data:`JobDetails` as recorded (JSON, read back as stored: rows written by
     older versions may hold other keys)."""
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, Request, Response
-from pydantic import TypeAdapter
+from pydantic import JsonValue, TypeAdapter
 from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import ServicesDep, read_json, scoped
@@ -30,7 +30,7 @@ router = APIRouter(tags=["events"])
 _EVENT_JSON_SCHEMA = TypeAdapter(EventIn).json_schema(
     ref_template="#/components/schemas/{model}", mode="validation"
 )
-EVENT_SCHEMAS: dict[str, Any] = dict(_EVENT_JSON_SCHEMA.pop("$defs", {}))
+EVENT_SCHEMAS: dict[str, JsonValue] = dict(_EVENT_JSON_SCHEMA.pop("$defs", {}))
 """Component schemas of every event model (merged into the OpenAPI document by the app)."""
 EVENT_SCHEMAS["Event"] = _EVENT_JSON_SCHEMA
 EVENT_SCHEMAS["EventBatch"] = {
@@ -46,7 +46,7 @@ EVENT_SCHEMAS["EventBatch"] = {
 }
 
 
-def _body_doc(ref: str, example: Any) -> dict[str, Any]:
+def _body_doc(ref: str, example: JsonValue) -> dict[str, JsonValue]:
     return {
         "requestBody": {
             "required": True,
@@ -60,7 +60,7 @@ def _body_doc(ref: str, example: Any) -> dict[str, Any]:
     }
 
 
-_EXAMPLE = {
+_EXAMPLE: dict[str, JsonValue] = {
     "event_id": "3f1c0d5e-2b7a-4c1e-9f1a-0d2b6c9e8a71",
     "event_type": "content_engagement",
     "timestamp": "2026-11-26T10:15:00+01:00",

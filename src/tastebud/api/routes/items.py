@@ -3,7 +3,7 @@ paginated listing ``GET /v1/items``."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -18,7 +18,7 @@ from tastebud.api.schemas import (
     ItemResultOut,
     from_ms,
 )
-from tastebud.catalog import ItemIn
+from tastebud.catalog import ItemIn, ItemRow
 from tastebud.errors import InvalidInput, PayloadTooLarge, UnknownItem
 from tastebud.events.fields import Id
 
@@ -44,7 +44,7 @@ CategoryQuery = Annotated[
 ]
 
 
-def _item_out(row: dict[str, Any]) -> ItemOut:
+def _item_out(row: ItemRow) -> ItemOut:
     return ItemOut(
         item_id=row["item_id"],
         title=row["title"],

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import ServicesDep, scoped
@@ -58,7 +58,7 @@ class ProfileOut(BaseModel):
     """What Tastebud knows about a user right now."""
 
     user_id: str
-    features: dict[str, Any]
+    features: dict[str, JsonValue]
     """Latest feature values by name (see ``tastebud features list``): a JSON document whose
     fields are the feature definitions."""
     feature_source: str

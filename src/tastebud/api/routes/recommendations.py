@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -17,6 +18,7 @@ from tastebud.catalog import SkillLevel
 from tastebud.errors import ConsentRequired, InvalidInput
 from tastebud.events.fields import Id
 from tastebud.events.ingest import BatchResult
+from tastebud.services import Services
 from tastebud.serving import (
     ContentItem,
     Context,
@@ -34,18 +36,22 @@ __all__ = [
     "FeedbackIn",
     "FeedbackOut",
     "ModelRefOut",
+    "RECOMMENDATIONS_PATH",
     "RankIn",
     "RankModelOut",
     "RankedItemOut",
     "RankingOut",
     "ReasonOut",
+    "RecommendationsAnswer",
     "RecommendationsOut",
+    "RecommendationsQuery",
     "RecommendedItemOut",
     "SimilarOut",
     "feedback",
     "get_recommendations",
     "get_similar",
     "rank",
+    "recommendations_answer",
     "router",
 ]
 
@@ -174,45 +180,61 @@ def _json(user_id: str, result: Recommendation | Ranking, headers: dict[str, str
     )
 
 
-# -- routes -----------------------------------------------------------------------------------
-@router.get(
-    "/v1/users/{user_id}/recommendations", response_model=RecommendationsOut, **scoped("serve")
-)
-async def get_recommendations(
-    user_id: UserIdPath,
-    services: ServicesDep,
-    k: Annotated[int, Query(ge=1, le=100, description="How many items")] = 10,
-    category: Annotated[
-        str | None, Query(min_length=1, max_length=128, description="Only items of this category")
-    ] = None,
-    exclude: Annotated[
-        str | None,
-        Query(
-            max_length=8192,
-            pattern=r"^[^,]+(,[^,]+)*$",
-            description="Comma-separated item ids to leave out",
-        ),
-    ] = None,
-    device: Annotated[str | None, Query(max_length=32, description="mobile, desktop...")] = None,
-    hour: Annotated[int | None, Query(ge=0, le=23, description="The user's local hour")] = None,
-    locale: Annotated[str | None, Query(max_length=35, description="e.g. de-DE")] = None,
-    network: Annotated[str | None, Query(max_length=16, description="e.g. 4g, wifi")] = None,
-) -> Response:
-    """The user's top ``k`` items: the production model blended with the live session, without
-    training items, consumed, not-interested or hidden items, with a reason each. Answers
-    ``503 model_not_ready`` until a version is promoted; when the real-time store does not
-    answer within ``realtime_budget_ms`` it answers from the model alone with
-    ``X-Tastebud-Degraded: realtime``."""
-    key = services.pseudonymizer.user(user_id)
-    request = ListRequest(
-        k,
-        category,
-        tuple(exclude.split(",")) if exclude else (),
-        Context(device=device, hour=hour, locale=locale, network=network),
+class RecommendationsQuery(BaseModel):
+    """The query of ``GET /v1/users/{user_id}/recommendations`` (validated the same way by the
+    route and by its fast path, :mod:`tastebud.api.fastpath`)."""
+
+    k: int = Field(default=10, ge=1, le=100, description="How many items")
+    category: str | None = Field(
+        default=None, min_length=1, max_length=128, description="Only items of this category"
     )
+    exclude: str | None = Field(
+        default=None,
+        max_length=8192,
+        pattern=r"^[^,]+(,[^,]+)*$",
+        description="Comma-separated item ids to leave out",
+    )
+    device: str | None = Field(default=None, max_length=32, description="mobile, desktop...")
+    hour: int | None = Field(default=None, ge=0, le=23, description="The user's local hour")
+    locale: str | None = Field(default=None, max_length=35, description="e.g. de-DE")
+    network: str | None = Field(default=None, max_length=16, description="e.g. 4g, wifi")
+
+    def list_request(self) -> ListRequest:
+        """What the engine is asked for."""
+        return ListRequest(
+            self.k,
+            self.category,
+            tuple(self.exclude.split(",")) if self.exclude else (),
+            Context(device=self.device, hour=self.hour, locale=self.locale, network=self.network),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendationsAnswer:
+    """The body and headers of a recommendations answer (status 200, JSON)."""
+
+    body: bytes
+    headers: dict[str, str]
+
+    def response(self) -> Response:
+        """As a Starlette response (the route's; the fast path sends the same bytes itself)."""
+        return Response(self.body, media_type="application/json", headers=self.headers)
+
+
+async def recommendations_answer(
+    services: Services, user_id: str, query: RecommendationsQuery
+) -> RecommendationsAnswer:
+    """The answer of ``GET /v1/users/{user_id}/recommendations`` once the caller is
+    authenticated and the request valid (the route and its fast path both end here).
+
+    Raises:
+        ModelNotReady: no version has been promoted yet.
+    """
+    key = services.pseudonymizer.user(user_id)
     # On the event loop: the real-time state is awaited (never blocking the loop, at most the
-    # budget); the rest is about a millisecond of CPU, cheaper here than two thread hand-offs.
-    answer = await services.engine.recommend_async(key, request, user_id=user_id)
+    # budget); the rest is well under a millisecond of CPU, cheaper here than two thread
+    # hand-offs.
+    answer = await services.engine.recommend_async(key, query.list_request(), user_id=user_id)
     m = answer.model
     headers = {
         "X-Tastebud-Model": f"{m.name}/v{m.version}",
@@ -220,7 +242,25 @@ async def get_recommendations(
     }
     if answer.degraded:
         headers["X-Tastebud-Degraded"] = "realtime"
-    return _json(user_id, answer, headers)
+    return RecommendationsAnswer(orjson.dumps({"user_id": user_id, **answer.to_json()}), headers)
+
+
+# -- routes -----------------------------------------------------------------------------------
+RECOMMENDATIONS_PATH = "/v1/users/{user_id}/recommendations"
+
+
+@router.get(RECOMMENDATIONS_PATH, response_model=RecommendationsOut, **scoped("serve"))
+async def get_recommendations(
+    user_id: UserIdPath,
+    services: ServicesDep,
+    query: Annotated[RecommendationsQuery, Query()],
+) -> Response:
+    """The user's top ``k`` items: the production model blended with the live session, without
+    training items, consumed, not-interested or hidden items, with a reason each. Answers
+    ``503 model_not_ready`` until a version is promoted; when the real-time store does not
+    answer within ``realtime_budget_ms`` it answers from the model alone with
+    ``X-Tastebud-Degraded: realtime``."""
+    return (await recommendations_answer(services, user_id, query)).response()
 
 
 @router.get("/v1/items/{item_id}/similar", response_model=SimilarOut, **scoped("serve"))
