@@ -255,6 +255,14 @@ def test_cache_serves_a_list_until_the_fingerprint_or_the_clock_moves() -> None:
     off = ListCache(0, 10)
     off.put("u", (1,), "fp", ranked)
     assert len(off) == 0
+    # Expired lists go when the next one is stored, long before the size bound: a cache of
+    # dead lists would only give the garbage collector more to walk.
+    roomy = ListCache(30, 100_000, clock=lambda: now[0])
+    for n in range(50):
+        now[0] = 100.0 + n
+        roomy.put(f"user-{n}", (10,), "fp", ranked)
+    assert len(roomy) == 30  # those stored in the last 30 s (the one of second 119 expired)
+    assert roomy.get("user-49", (10,), "fp") is ranked and roomy.get("user-19", (10,), "fp") is None
 
 
 def test_consent_view_keeps_only_what_the_user_never_wants_to_see() -> None:

@@ -88,6 +88,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Load the production models, then poll the registry for promotions and rollbacks.
         await run_in_threadpool(app.state.services.start)
+        if getattr(app.state, "freeze_after_start", False):
+            # A server process: the models just loaded join the long-lived heap that the
+            # collector no longer walks (tune_gc froze what existed before them).
+            gc.collect()
+            gc.freeze()
         yield
         app.state.services.stop()
         if app.state.rate_limiter is not None:
@@ -245,4 +250,5 @@ def create_app_from_env() -> FastAPI:
     app = create_app(Settings())
     tune_gc()
     tune_threads()
+    app.state.freeze_after_start = True
     return app

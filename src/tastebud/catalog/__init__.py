@@ -17,7 +17,7 @@ from tastebud.catalog.entries import (
     item_row,
 )
 from tastebud.catalog.items import Items, ItemSummary
-from tastebud.catalog.users import Users, UserSummary
+from tastebud.catalog.users import UserRow, Users, UserSummary
 
 __all__ = [
     "BatchOutcome",
@@ -31,6 +31,7 @@ __all__ = [
     "SkillLevel",
     "UserBatchEntry",
     "UserIn",
+    "UserRow",
     "UserSummary",
     "Users",
     "item_row",

@@ -9,12 +9,23 @@ from typing import Any
 
 from pydantic import JsonValue
 from sqlalchemy import func, select, update
+from typing_extensions import TypedDict  # pydantic needs it before Python 3.12
 
 from tastebud.store import EventSpan, Page, Store, page_of
 from tastebud.store import tables as t
 from tastebud.store.sql import as_json, existing_keys, upsert
 
-__all__ = ["UserSummary", "Users"]
+__all__ = ["UserRow", "UserSummary", "Users"]
+
+
+class UserRow(TypedDict):
+    """A row of the ``users`` table, its JSON column decoded."""
+
+    user_key: str
+    attributes: dict[str, JsonValue]
+    """As stored (encrypted fields still encrypted)."""
+    created_ms: int
+    updated_ms: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,11 +121,18 @@ class Users:
             )
         return set(keys) - existing
 
-    def get(self, user_key: str) -> dict[str, Any] | None:
+    def get(self, user_key: str) -> UserRow | None:
         """A user's attributes row, or ``None``."""
         with self.store.engine.connect() as conn:
             row = conn.execute(select(t.users).where(t.users.c.user_key == user_key)).first()
-            return None if row is None else dict(row._mapping)
+        if row is None:
+            return None
+        return UserRow(
+            user_key=row.user_key,
+            attributes=as_json(row.attributes) or {},
+            created_ms=int(row.created_ms),
+            updated_ms=int(row.updated_ms),
+        )
 
     def count(self) -> int:
         """Number of users with stored attributes."""

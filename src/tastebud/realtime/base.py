@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypedDict
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 __all__ = [
     "Action",
@@ -91,7 +91,7 @@ class UserState:
     categories: dict[str, int]
     consumed: list[str]
     """Recently consumed items, newest first."""
-    features: dict[str, Any] | None
+    features: dict[str, JsonValue] | None
     """The latest online feature values by name (a JSON document published by every
     snapshot build), or ``None``."""
     feedback: dict[str, str] = field(default_factory=dict)

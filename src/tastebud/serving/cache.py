@@ -79,11 +79,20 @@ class ListCache:
         if not self.enabled:
             return
         key = (user, request)
+        now = self.clock()
         with self._lock:
-            self._entries[key] = _Entry(fingerprint, ranked, self.clock() + self.ttl_s)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
+            entries = self._entries
+            entries[key] = _Entry(fingerprint, ranked, now + self.ttl_s)
+            entries.move_to_end(key)
+            # Entries are in the order they expire (each was stored last): drop the expired
+            # ones now rather than when the size bound is reached. Otherwise the cache fills
+            # to ``size`` with dead lists (hundreds of thousands of objects) that every full
+            # garbage collection walks: stalls of a few hundred ms under load.
+            while entries:
+                oldest = next(iter(entries.values()))
+                if oldest.expires > now and len(entries) <= self.size:
+                    break
+                entries.popitem(last=False)
 
     def forget(self, user: str) -> int:
         """Drop the user's lists (erasure); returns how many."""

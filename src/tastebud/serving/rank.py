@@ -144,14 +144,16 @@ def rank_content(
                 if np.isfinite(s):
                     pct[item] = float(np.searchsorted(order, s, side="right") / len(order))
     interests: dict[str, float] = dict(state.categories)
-    for c in (state.features or {}).get("content_category_interests") or []:
-        interests[c] = interests.get(c, 0.0) + 1.0
+    stored = (state.features or {}).get("content_category_interests")
+    for name in stored if isinstance(stored, list) else ():
+        if isinstance(name, str):
+            interests[name] = interests.get(name, 0.0) + 1.0
     if liked:
         category = engine.catalog.get().category
         for item in liked:
-            c = category.get(item)
-            if c is not None:
-                interests[c] = interests.get(c, 0.0) + 1.0
+            cat = category.get(item)
+            if cat is not None:
+                interests[cat] = interests.get(cat, 0.0) + 1.0
     top = max(interests.values(), default=0.0)
     out: list[RankedItem] = []
     for c in content:

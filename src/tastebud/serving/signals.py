@@ -94,5 +94,11 @@ def fingerprint(state: UserState) -> StateFingerprint:
         sum(state.items.values()),
         len(state.consumed),
         tuple(sorted(state.feedback.items())),
-        None if state.features is None else state.features.get("segment"),
+        _segment(state),
     )
+
+
+def _segment(state: UserState) -> str | None:
+    """The user's segment from the online features (a string, or nothing)."""
+    segment = None if state.features is None else state.features.get("segment")
+    return segment if isinstance(segment, str) else None

@@ -323,10 +323,11 @@ async def rank(user_id: UserIdPath, body: RankIn, services: ServicesDep) -> Resp
     ]
 
     def run() -> Ranking:
-        skill = body.skill_level
+        skill: str | None = body.skill_level
         if skill is None:
             row = services.catalog.users.get(key)
-            skill = (row or {}).get("attributes", {}).get("skill_level")
+            stored = None if row is None else row["attributes"].get("skill_level")
+            skill = stored if isinstance(stored, str) else None
         return rank_content(services.engine, key, content, skill=skill)
 
     return _json(user_id, await run_in_threadpool(run), {})
