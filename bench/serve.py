@@ -681,17 +681,20 @@ def _fresh_one(serve: httpx.Client, ingest: httpx.Client, u: int) -> tuple[float
         time.sleep(0.002)
 
 
+def server_settings(redis_url: str, tmp: Path, deploy: dict[str, Any]) -> dict[str, str]:
+    """The deployment's settings as the server's environment (``TASTEBUD_*``)."""
+    return {
+        "TASTEBUD_DATA_DIR": str(tmp / "data"),
+        "TASTEBUD_REDIS_URL": redis_url,
+        "TASTEBUD_PSEUDONYM_KEY": deploy["settings"]["pseudonym_key"],
+        "TASTEBUD_FERNET_KEYS": deploy["settings"]["fernet_keys"],
+        "TASTEBUD_LOG_LEVEL": "WARNING",
+        "TASTEBUD_SERVING": '{"log_impressions": true}',
+    }
+
+
 def start_server(args: argparse.Namespace, tmp: Path, deploy: dict[str, Any]) -> tuple[Any, str]:
-    env = clean_env(
-        **{
-            "TASTEBUD_DATA_DIR": str(tmp / "data"),
-            "TASTEBUD_REDIS_URL": args.redis_url,
-            "TASTEBUD_PSEUDONYM_KEY": deploy["settings"]["pseudonym_key"],
-            "TASTEBUD_FERNET_KEYS": deploy["settings"]["fernet_keys"],
-            "TASTEBUD_LOG_LEVEL": "WARNING",
-            "TASTEBUD_SERVING": '{"log_impressions": true}',
-        }
-    )
+    env = clean_env(**server_settings(args.redis_url, tmp, deploy))
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         if args.no_blas_limit:
             env.pop(var, None)

@@ -179,7 +179,7 @@ class RateLimits(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     enabled: bool = True
-    ingest_per_s: float = Field(default=2000.0, gt=0)
+    ingest_per_s: float = Field(default=5000.0, gt=0)
     serve_per_s: float = Field(default=5000.0, gt=0)
     admin_per_s: float = Field(default=5000.0, gt=0)
     burst_s: float = Field(default=2.0, gt=0)

@@ -127,7 +127,7 @@ class RedisRateLimiter:
 
     A process takes tokens from the shared bucket a *lease* at a time: ``lease_s`` seconds of
     the key's rate (at least 1 token), which it then spends locally. At the default rates that
-    is one round trip per 20 (ingest) or 50 (serve, admin) requests instead of one per request
+    is one round trip per 50 requests instead of one per request
     (measured on 2 busy cores: a round trip per request added 0.3 ms to every answer); keys
     limited below 200 requests/s go to Redis on every request. Leasing never lets more through
     than the shared bucket holds (tokens are taken before they are spent); it can only refuse a
