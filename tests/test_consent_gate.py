@@ -7,6 +7,7 @@ configured, PostgreSQL."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
 
@@ -358,3 +359,32 @@ def test_postgres_consent_writes_commit_in_id_order(db_url_pg: str) -> None:
     finally:
         holder.close()
         store.dispose()
+
+
+def test_a_started_gate_checks_in_its_own_thread_and_calls_never_read(store: Store) -> None:
+    """A serving process starts the gate: the checks run in the gate's thread, so a request on
+    the event loop never waits for the database, and changes still arrive within about
+    ``every_s``."""
+    decide(store, key(1), {"personalization": False}, 1_000)
+    readers: list[str] = []
+
+    class Threads(Counting):
+        def since(self, purpose: str, mark: Any) -> Any:
+            readers.append(threading.current_thread().name)
+            return super().since(purpose, mark)
+
+    reader = Threads(store)
+    gate = PersonalizationGate(reader, ConsentPolicy("opt-out"), every_s=0.05)
+    gate.start()
+    try:
+        assert reader.reads == [("snapshot", 1)]  # read at start, not by the first call
+        assert gate(key(1)) is False and gate(key(2)) is True
+        decide(store, key(2), {"personalization": False}, 2_000)
+        deadline = time.monotonic() + 20
+        while gate(key(2)) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert gate(key(2)) is False
+        assert readers and set(readers) == {"tastebud-consent"}  # never the caller's thread
+    finally:
+        gate.stop()
+    assert not any(t.name == "tastebud-consent" for t in threading.enumerate())

@@ -67,11 +67,11 @@ class Services:
 
     def start(self) -> None:
         """Start the background work of a serving process: load the production models and
-        poll for new ones, refresh the catalogue view, flush impressions, and read the consent
-        decisions once (so the first request does not)."""
-        refresh = getattr(self.engine.personalization_allowed, "refresh", None)
-        if refresh is not None:
-            refresh()
+        poll for new ones, refresh the catalogue view, flush impressions, read the consent
+        decisions and check them for changes in the background (requests never read them)."""
+        gate = self.engine.personalization_allowed
+        if isinstance(gate, PersonalizationGate):
+            gate.start()  # reads every decision now, then checks in its own thread
         self.models.start()
         self.engine.catalog.start()
         if self.engine.impressions is not None:
@@ -88,6 +88,9 @@ class Services:
             self.engine.impressions.stop()
         self.engine.catalog.stop()
         self.models.stop()
+        gate = self.engine.personalization_allowed
+        if isinstance(gate, PersonalizationGate):
+            gate.stop()
 
     def close(self) -> None:
         """Stop the background work; release database and Redis connections."""

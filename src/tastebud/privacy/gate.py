@@ -4,9 +4,12 @@ serving hot path and kept current by reading only the consent log's new rows.
 The gate reads through a :class:`ConsentReader`: :class:`~tastebud.privacy.ConsentLog`, or a
 double in tests. Every stored decision is read once, on first use; after that, at most once every
 ``every_s`` seconds, only the log rows appended since the last read (a change made in any process
-applies in every process within a second). An erasure deletes log rows, which a reader of new
-rows cannot see: the reader notices it and the gate reads every decision again, in the
-background, answering from memory meanwhile (see docs/privacy.md, "Consent in serving").
+applies in every process within a second). A serving process runs those checks in a thread of
+the gate's own (:meth:`PersonalizationGate.start`), so a request never reads the database;
+without it, a call that finds the last check too old makes it. An erasure deletes log rows,
+which a reader of new rows cannot see: the reader notices it and the gate reads every decision
+again, in the background, answering from memory meanwhile (see docs/privacy.md, "Consent in
+serving").
 
 >>> from tastebud.privacy.consent_log import ConsentMark, ConsentRead
 >>> def read(decisions, last_id):
@@ -95,10 +98,42 @@ class PersonalizationGate:
         self._lock = threading.Lock()  # one check at a time (full re-reads run outside it)
         self._generation = 0  # one per full re-read: only the newest one started is kept
         self._reloading = False
+        self._poller: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        """Check for changes every ``every_s`` in a daemon thread, so that calls never read
+        the database (a serving process: the calls come from the event loop). Reads every
+        decision first if nothing was read yet."""
+        if self._poller is not None:
+            return
+        if self._mark is None:
+            self.refresh()
+        self._stop.clear()
+        self._poller = threading.Thread(target=self._poll, name="tastebud-consent", daemon=True)
+        self._poller.start()
+
+    def stop(self) -> None:
+        """Stop the background checks (calls check inline again)."""
+        poller, self._poller = self._poller, None
+        if poller is not None:
+            self._stop.set()
+            poller.join(timeout=5)
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                with self._lock:
+                    reload = self._check()
+                if reload is not None:
+                    self._reload_logged(reload)
+            except Exception:  # keep answering from memory; the next check tries again
+                _log.warning("consent check failed", exc_info=True)
 
     def __call__(self, user_key: str) -> bool:
-        """Whether ``user_key`` allows personalization now."""
-        if self._clock() - self._checked > self.every_s:
+        """Whether ``user_key`` allows personalization now (from memory alone once
+        :meth:`start` runs the checks in the background)."""
+        if self._poller is None and self._clock() - self._checked > self.every_s:
             with self._lock:
                 reload = self._check() if self._clock() - self._checked > self.every_s else None
             if reload is not None:
