@@ -43,7 +43,8 @@ from tastebud.client import (
 from tastebud.client._core import MAX_BACKOFF_S, Attempts, parse_retry_after
 from tastebud.config import Settings
 from tastebud.features import build_snapshot
-from tastebud.models.predictor import Predictor, PredictorConfig
+from tastebud.models.predictor import Predictor
+from tastebud.models.predictor_config import PredictorConfig
 from tastebud.registry import promote
 from tastebud.registry.predictor import save_predictor
 from tastebud.services import build_services

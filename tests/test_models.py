@@ -41,7 +41,7 @@ from tastebud.models import (
     model_class,
     top_k,
 )
-from tastebud.models.predictor import PredictorConfig
+from tastebud.models.predictor_config import PredictorConfig
 
 
 def checkerboard(n_users: int = 40, n_items: int = 20, seed: int = 0) -> tuple[TrainingData, Any]:

@@ -24,7 +24,8 @@ from cryptography.fernet import Fernet
 from jsonschema import Draft202012Validator
 
 from tastebud.config import Settings
-from tastebud.models.predictor import Predictor, PredictorConfig
+from tastebud.models.predictor import Predictor
+from tastebud.models.predictor_config import PredictorConfig
 from tastebud.registry import promote
 from tastebud.services import build_services
 from tastebud.simulator import SimConfig, Simulator

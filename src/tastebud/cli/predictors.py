@@ -102,7 +102,8 @@ def predictors_train(
     endpoint serves the ``churn`` and ``conversion`` ones."""
     import numpy as np
 
-    from tastebud.models.predictor import Predictor, PredictorConfig
+    from tastebud.models.predictor import Predictor
+    from tastebud.models.predictor_config import PredictorConfig
     from tastebud.training import save_predictor
 
     data, default_name = _table(target, table, label, id_col, data_dir)
@@ -163,7 +164,7 @@ def predictors_evaluate(
     regression (``sk_logreg``) and the seed's gradient boosting (``sk_gbm_seed``); means of the
     held-out ROC-AUC, PR-AUC, Brier score and ECE."""
     from tastebud.evaluation import render_predictor_html
-    from tastebud.models.predictor import PredictorConfig
+    from tastebud.models.predictor_config import PredictorConfig
     from tastebud.training import evaluate_predictors
 
     data, name = _table(target, table, label, id_col, data_dir)

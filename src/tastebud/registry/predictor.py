@@ -21,7 +21,8 @@ from pydantic import JsonValue
 from tastebud.registry.artifacts import artifact_id, verify_artifact, write_artifact
 
 if TYPE_CHECKING:
-    from tastebud.models.predictor import Predictor, PredictorMeta
+    from tastebud.models.predictor import Predictor
+    from tastebud.models.predictor_config import PredictorMeta
 
 __all__ = [
     "FeatureSchema",

@@ -71,7 +71,8 @@ def train_predictor(
         InvalidInput: too few positive or negative labels to learn from.
     """
     from tastebud.evaluation.data import user_attributes
-    from tastebud.models.predictor import Predictor, PredictorConfig
+    from tastebud.models.predictor import Predictor
+    from tastebud.models.predictor_config import PredictorConfig
     from tastebud.registry.predictor import save_predictor
     from tastebud.training.labels import event_training_set
     from tastebud.training.predictors import evaluate_predictors

@@ -31,7 +31,8 @@ from tastebud.evaluation.classification import (
     expected_calibration_error,
     reliability,
 )
-from tastebud.models.predictor import Predictor, PredictorConfig
+from tastebud.models.predictor import Predictor
+from tastebud.models.predictor_config import PredictorConfig
 from tastebud.training.tabular import FeatureTable
 
 __all__ = [
