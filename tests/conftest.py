@@ -45,6 +45,49 @@ SHARED_DATA = Path(
 )
 
 
+def register_predictor(
+    services: Services,
+    label: str,
+    config: Any,
+    *,
+    as_of: Any = None,
+    reason: str | None = None,
+) -> tuple[Any, str]:
+    """Fit a ``label`` predictor (``churn``, ``conversion``) on the stored events with
+    ``config`` (a ``PredictorConfig``), save and register it, and promote it (forced, with
+    ``reason``) unless ``reason`` is ``None``. Returns (the version, its artifact id)."""
+    from tastebud.models.predictor import Predictor
+    from tastebud.registry import promote
+    from tastebud.registry.predictor import save_predictor
+    from tastebud.training import event_training_set, table_from_frame
+
+    frame = event_training_set(services.store, label, as_of)
+    table = table_from_frame(frame.drop("as_of_ms", "snapshot_id"), "label", "user_key")
+    model = Predictor(config).fit(table.x, table.y, table.names, table.categorical)
+    staging = services.registry.staging_dir(label)
+    artifact_id = save_predictor(staging, model, table.schema(), {})
+    mv = services.registry.register(
+        label,
+        staging,
+        kind="predictor",
+        algorithm=model.chosen,
+        metrics={},
+        lineage={},
+        actor="test",
+    )
+    if reason is not None:
+        promote(
+            services.registry,
+            services.settings.governance,
+            label,
+            mv.version,
+            actor="test",
+            force=True,
+            reason=reason,
+        )
+    return mv, artifact_id
+
+
 def unavailable(what: str) -> NoReturn:
     """Skip the test because ``what`` is missing; in CI (:data:`REQUIRE_SERVICES`) fail it.
 

@@ -43,16 +43,12 @@ from tastebud.client import (
 from tastebud.client._core import MAX_BACKOFF_S, Attempts, parse_retry_after
 from tastebud.config import Settings
 from tastebud.features import build_snapshot
-from tastebud.models.predictor import Predictor
 from tastebud.models.predictor_config import PredictorConfig
-from tastebud.registry import promote
-from tastebud.registry.predictor import save_predictor
 from tastebud.services import build_services
-from tastebud.training.labels import default_as_of_times, event_training_set
-from tastebud.training.tabular import table_from_frame
+from tastebud.training.labels import default_as_of_times
 from test_serving import prepare
 
-from conftest import Server, free_port
+from conftest import Server, free_port, register_predictor
 
 pytestmark = pytest.mark.slow
 
@@ -77,30 +73,8 @@ def _train_conversion(settings: Settings) -> None:
     try:
         build_snapshot(services.store)
         times = default_as_of_times(services.store, "conversion", count=3, step_days=3)
-        frame = event_training_set(services.store, "conversion", times)
-        table = table_from_frame(frame.drop("as_of_ms", "snapshot_id"), "label", "user_key")
         config = PredictorConfig(leaves=(7,), logistic_c=(1.0,), folds=3)
-        model = Predictor(config).fit(table.x, table.y, table.names, table.categorical)
-        staging = services.registry.staging_dir("conversion")
-        save_predictor(staging, model, table.schema(), {})
-        mv = services.registry.register(
-            "conversion",
-            staging,
-            kind="predictor",
-            algorithm=model.chosen,
-            metrics={},
-            lineage={},
-            actor="test",
-        )
-        promote(
-            services.registry,
-            settings.governance,
-            "conversion",
-            mv.version,
-            actor="test",
-            force=True,
-            reason="client tests",
-        )
+        register_predictor(services, "conversion", config, as_of=times, reason="client tests")
     finally:
         services.close()
 

@@ -19,13 +19,11 @@ from typing import Any
 
 import pytest
 
-from tastebud.models.predictor import Predictor
-from tastebud.registry import promote
-from tastebud.registry.predictor import save_predictor
 from tastebud.services import build_services
 from tastebud.simulator import SimConfig, Simulator
-from tastebud.training import event_training_set, table_from_frame
 from test_predictors import FAST
+
+from conftest import register_predictor
 
 HEAVY = ("lightgbm", "sklearn", "matplotlib", "tastebud.training", "tastebud.evaluation")
 
@@ -70,29 +68,7 @@ def test_the_api_loads_no_training_stack_until_a_prediction(
         )
         services.catalog.put_items(list(sim.items()), services.now_ms())
         services.ingestor.ingest(list(sim.events()))
-        frame = event_training_set(services.store, "churn").drop("as_of_ms", "snapshot_id")
-        table = table_from_frame(frame, "label", "user_key")
-        model = Predictor(FAST).fit(table.x, table.y, table.names, table.categorical)
-        staging = services.registry.staging_dir("churn")
-        save_predictor(staging, model, table.schema(), {})
-        mv = services.registry.register(
-            "churn",
-            staging,
-            kind="predictor",
-            algorithm=model.chosen,
-            metrics={},
-            lineage={},
-            actor="test",
-        )
-        promote(
-            services.registry,
-            services.settings.governance,
-            "churn",
-            mv.version,
-            actor="test",
-            force=True,
-            reason="lean serving test",
-        )
+        register_predictor(services, "churn", FAST, reason="lean serving test")
         key = services.keys.create("lean", "serve")[1]
         user = str(next(iter(sim.truth()["users"])))
     finally:

@@ -24,17 +24,15 @@ from cryptography.fernet import Fernet
 from jsonschema import Draft202012Validator
 
 from tastebud.config import Settings
-from tastebud.models.predictor import Predictor
 from tastebud.models.predictor_config import PredictorConfig
 from tastebud.registry import promote
 from tastebud.services import build_services
 from tastebud.simulator import SimConfig, Simulator
-from tastebud.training import event_training_set, save_predictor, table_from_frame
 from tastebud.training.recommender_jobs import train_recommendations
 from tastebud.worker import job_context
 from test_jobs import ingest
 
-from conftest import Api, event
+from conftest import Api, event, register_predictor
 
 METHODS = ("get", "put", "post", "delete", "patch")
 FAST = PredictorConfig(leaves=(7,), logistic_c=(1.0,), folds=3)
@@ -258,21 +256,7 @@ def prepare(data_dir: Path, keys: dict[str, str]) -> World:
         lineage=mv.lineage,
         actor="test",
     )
-    frame = event_training_set(services.store, "churn").drop("as_of_ms", "snapshot_id")
-    table = table_from_frame(frame, "label", "user_key")
-    model = Predictor(FAST).fit(table.x, table.y, table.names, table.categorical)
-    staging = reg.staging_dir("churn")
-    save_predictor(staging, model, table.schema(), {})
-    churn = reg.register(
-        "churn",
-        staging,
-        kind="predictor",
-        algorithm=model.chosen,
-        metrics={},
-        lineage={},
-        actor="t",
-    )
-    promote(reg, policy, "churn", churn.version, actor="test", force=True, reason="openapi test")
+    register_predictor(services, "churn", FAST, reason="openapi test")
     users = sorted(sim.truth()["users"])
     items = [i["item_id"] for i in sim.items()]
     services.close()

@@ -23,6 +23,7 @@ __all__ = [
     "SCOPE_KEY",
     "ScopedRoute",
     "ServicesDep",
+    "admit",
     "read_json",
     "scoped",
 ]
@@ -70,24 +71,33 @@ def _require(scope: Scope) -> Any:
             principal = services.keys.authenticate_cached(token)
             if principal is None:
                 principal = await run_in_threadpool(services.keys.authenticate, token)
-        # Per key, counted before the scope check: a key probing routes it may not use is
-        # limited too. Unauthenticated requests never reach here (they fail above).
-        limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
-        if limiter is not None:
-            wait = await limiter.acquire_async(principal.key_id, principal.scope)
-            if wait > 0.0:
-                seconds = max(1, math.ceil(wait))
-                raise RateLimited(
-                    f"this API key exceeded its rate limit; retry after {seconds} s",
-                    retry_after_s=seconds,
-                )
-        if not scope_allows(principal.scope, scope):
-            also = "" if scope == "admin" else " (or 'admin')"
-            raise Forbidden(f"this route needs a key with scope '{scope}'{also}")
+        await admit(getattr(request.app.state, "rate_limiter", None), principal, scope)
         request.state.principal = principal
         return principal
 
     return require_scope
+
+
+async def admit(limiter: RateLimiter | None, principal: Principal, scope: Scope) -> None:
+    """What every authenticated request passes (the route dependency and the recommendations
+    fast path): the key's rate limit, counted before the scope check (a key probing routes it
+    may not use is limited too), then the route's scope.
+
+    Raises:
+        RateLimited: the key is over its limit (``Retry-After`` in whole seconds).
+        Forbidden: the key's scope does not allow the route.
+    """
+    if limiter is not None:
+        wait = await limiter.acquire_async(principal.key_id, principal.scope)
+        if wait > 0.0:
+            seconds = max(1, math.ceil(wait))
+            raise RateLimited(
+                f"this API key exceeded its rate limit; retry after {seconds} s",
+                retry_after_s=seconds,
+            )
+    if not scope_allows(principal.scope, scope):
+        also = "" if scope == "admin" else " (or 'admin')"
+        raise Forbidden(f"this route needs a key with scope '{scope}'{also}")
 
 
 class ScopedRoute(TypedDict):

@@ -18,7 +18,6 @@ without it and compares the answers.
 
 from __future__ import annotations
 
-import math
 import re
 from typing import Any
 from urllib.parse import parse_qsl
@@ -29,15 +28,14 @@ from starlette.datastructures import State
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tastebud.api.deps import admit
 from tastebud.api.errors import error_response
-from tastebud.api.ratelimit import RateLimiter
 from tastebud.api.routes.recommendations import (
     RecommendationsAnswer,
     RecommendationsQuery,
     recommendations_answer,
 )
-from tastebud.apikeys import scope_allows
-from tastebud.errors import Forbidden, RateLimited, TastebudError, Unauthenticated
+from tastebud.errors import TastebudError, Unauthenticated
 from tastebud.events.fields import Id
 from tastebud.services import Services
 
@@ -105,17 +103,7 @@ class RecommendationsFastPath:
             return None
         scope.setdefault("state", {})["principal"] = principal
         try:
-            limiter: RateLimiter | None = getattr(self.state, "rate_limiter", None)
-            if limiter is not None:
-                wait = await limiter.acquire_async(principal.key_id, principal.scope)
-                if wait > 0.0:
-                    seconds = max(1, math.ceil(wait))
-                    raise RateLimited(
-                        f"this API key exceeded its rate limit; retry after {seconds} s",
-                        retry_after_s=seconds,
-                    )
-            if not scope_allows(principal.scope, "serve"):
-                raise Forbidden("this route needs a key with scope 'serve' (or 'admin')")
+            await admit(getattr(self.state, "rate_limiter", None), principal, "serve")
             return await recommendations_answer(services, user_id, params)
         except TastebudError as exc:
             return error_response(exc)
