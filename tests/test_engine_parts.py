@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import pytest
 from prometheus_client import REGISTRY
 
@@ -33,6 +34,7 @@ from tastebud.serving import (
 from tastebud.serving.cache import ListCache
 from tastebud.serving.coldstart import ChosenList, ColdStartLists, ColdStartScores, ListKind
 from tastebud.serving.explain import popular_reason
+from tastebud.serving.scorer import top_indices
 from tastebud.serving.signals import consent_view, fingerprint
 from tastebud.serving.types import Context, ModelRef, RecommendationList
 
@@ -286,3 +288,29 @@ def test_memory_backend_is_called_directly_without_threads() -> None:
     guard.apply({"u": Update(items={"a": 1})})
     assert guard.read("u").state.items == {"a": 1} and not guard.read("u").degraded
     assert guard._pool is None and guard._reads is None  # noqa: SLF001 - no thread started
+
+
+def test_top_indices_keeps_only_finite_scores_whatever_k() -> None:
+    inf, nan = np.inf, np.nan
+    scores = np.array([0.5, -inf, 2.0, nan, 0.5, 1.0], np.float32)
+    assert top_indices(scores, 2).tolist() == [2, 5]
+    assert top_indices(scores, 4).tolist() == [2, 5, 0, 4]  # the NaN sorts above all: skipped
+    assert top_indices(scores, 99).tolist() == [2, 5, 0, 4]
+    assert top_indices(np.array([-inf, -inf], np.float32), 3).tolist() == []
+    assert top_indices(scores, 0).tolist() == []
+
+
+def test_an_unchanged_catalogue_keeps_its_snapshot(services: Any) -> None:
+    """A re-read that finds nothing changed keeps the snapshot (its version keys the cached
+    lists); a change gives a new one, already aligned with the models in use."""
+    services.catalog.put_items(
+        [{"item_id": f"i{n}", "category": "c", "created_at": 1_000.0 + n} for n in range(3)], 0
+    )
+    view = CatalogView(services.store, refresh_s=3600)
+    first = view.get()
+    aligned = first.aligned("model-a", ["i0", "i1", "i2"])
+    assert view.refresh() is first and first.new_items(2_000_000, 1.0)[0][0] == "i2"
+    services.catalog.put_items([{"item_id": "i1", "category": "d"}], 0)
+    second = view.refresh()
+    assert second is not first and second.version == first.version + 1
+    assert second._aligned["model-a"].cats.tolist() != aligned.cats.tolist()  # done ahead

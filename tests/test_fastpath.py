@@ -208,3 +208,22 @@ def test_server_processes_shorten_the_gil_switch_interval_and_parse_redis_in_c()
     finally:
         sys.setswitchinterval(default)
     assert redis.utils.HIREDIS_AVAILABLE
+
+
+def test_a_server_process_freezes_its_heap_once_the_models_are_loaded(
+    deployment: tuple[Path, dict[str, str], dict], tmp_path: Path
+) -> None:
+    """``create_app_from_env`` asks for it: the lifespan freezes the heap after the models
+    load, so full collections no longer walk them (an app built for tests does not)."""
+    import gc
+
+    data_dir, keys, _ = deployment
+    copy = tmp_path / "data"
+    shutil.copytree(data_dir, copy)
+    for freeze in (False, True):
+        gc.unfreeze()
+        app = create_app(Settings(data_dir=copy, **keys))
+        app.state.freeze_after_start = freeze
+        with TestClient(app):
+            assert (gc.get_freeze_count() > 0) is freeze
+        gc.unfreeze()
