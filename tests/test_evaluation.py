@@ -92,7 +92,9 @@ def pairs_frame(n_users: int = 80, n_items: int = 40, seed: int = 3) -> pl.DataF
     for u in range(n_users):
         start = int(rng.integers(n_items))
         for step in range(int(rng.integers(8, 16))):
-            rows.append((f"u{u}", f"i{(start + step) % n_items}", 1_000_000 * u + 1000 * step, 1.0))
+            # Irregular gaps, as observed times have (clockwork steps would read as synthetic).
+            ts = 1_000_000 * u + 1000 * step + int(rng.integers(0, 500))
+            rows.append((f"u{u}", f"i{(start + step) % n_items}", ts, 1.0))
     return pl.DataFrame(rows, schema=["user_key", "item_id", "ts_ms", "weight"], orient="row")
 
 

@@ -71,7 +71,7 @@ def sequences(n_users: int = 60, n_items: int = 30, seed: int = 1) -> TrainingDa
         for step in range(int(rng.integers(6, 12))):
             users.append(u)
             items.append((start + step) % n_items)
-            ts.append(1000.0 * u + step)
+            ts.append(1000.0 * u + step + 0.5 * rng.random())  # irregular, as observed
     return TrainingData.from_arrays(n_users, n_items, users, items, ts=ts)
 
 

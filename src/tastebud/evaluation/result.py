@@ -35,7 +35,8 @@ class DatasetSummary:
     users: int
     items: int
     has_time: bool
-    """Whether timestamps vary (a dataset without them has none to learn from)."""
+    """Whether timestamps order what users did: they vary and are not synthesised (from a
+    file's order, for example); models ignore time otherwise."""
 
     def to_json(self) -> dict[str, int | bool]:
         """JSON-ready."""

@@ -31,7 +31,8 @@ from tastebud.evaluation.result import (
     TuningSummary,
 )
 from tastebud.evaluation.tuning import Params, TuneResult, max_trials, tune
-from tastebud.models import MODELS, FitOptions, Recommender, model_class
+from tastebud.models import MODELS, FitOptions, HybridConfig, Recommender, model_class
+from tastebud.models.signals import is_synthetic_time
 from tastebud.monitoring.fairness import estimate_disparity
 
 __all__ = [
@@ -70,13 +71,16 @@ class Dataset:
     users: pl.DataFrame | None = None
 
     def summary(self) -> DatasetSummary:
-        """Sizes, and whether timestamps vary (a dataset without them has none to learn from)."""
-        ts = self.pairs.get_column("ts_ms")
+        """Sizes, and whether timestamps order what users did (not all equal, not synthesised:
+        :func:`~tastebud.models.signals.is_synthetic_time`)."""
+        ts = self.pairs.get_column("ts_ms").to_numpy().astype(np.float64)
+        users = self.pairs.get_column("user_key").cast(pl.Categorical).to_physical().to_numpy()
+        varies = bool(len(ts) > 1 and ts.max() != ts.min())
         return DatasetSummary(
             interactions=self.pairs.height,
             users=self.pairs.get_column("user_key").n_unique(),
             items=self.pairs.get_column("item_id").n_unique(),
-            has_time=bool(self.pairs.height > 1 and ts.max() != ts.min()),
+            has_time=varies and not is_synthetic_time(users, ts),
         )
 
 
@@ -156,9 +160,11 @@ def _tune(
     options: FitOptions,
     where: tuple[int, int],
     tell: Callable[[EvalProgress], None],
+    parts: dict[str, TuneResult],
 ) -> TuneResult:
-    """:func:`tune`, reporting each trial to ``tell``; ``where``: (position, models)."""
-    bound, done = max_trials(cls), 0
+    """:func:`tune`, reporting each trial to ``tell``; ``where``: (position, models); ``parts``:
+    the tunings done so far in this run (a blend reuses its parts')."""
+    bound, done = max_trials(cls, reused=frozenset(parts)), 0
 
     def trial(_params: Params, _score: float) -> None:
         nonlocal done
@@ -166,7 +172,7 @@ def _tune(
         tell(EvalProgress(cls.name, *where, "validation", done, max(bound, done)))
 
     tell(EvalProgress(cls.name, *where, "validation", 0, bound))
-    return tune(cls, validation, options=options, on_trial=trial)
+    return tune(cls, validation, options=options, on_trial=trial, parts=parts)
 
 
 def evaluate(
@@ -182,7 +188,9 @@ def evaluate(
     """Evaluate ``models`` (default: all registered) on ``dataset`` under ``protocol``.
 
     Each model is tuned on a validation split made the same way from train (never on test),
-    refitted on all of train with the chosen parameters, and scored on test once.
+    refitted on all of train with the chosen parameters, and scored on test once. Blends run
+    after the models they blend, whose tunings they reuse. The best model is the one with the
+    best validation score, peers included.
 
     Args:
         log: Called with one line per model when it is done (its test and validation scores).
@@ -207,10 +215,15 @@ def evaluate(
     scores: dict[str, ModelScores] = {}
     tunings: dict[str, TuningSummary] = {}
     scored: dict[str, Scored] = {}
-    for position, cls in enumerate(classes, start=1):
+    done: dict[str, TuneResult] = {}
+    # Blends after everything else: they reuse the tunings of their parts.
+    order = sorted(classes, key=lambda c: issubclass(c.config_class, HybridConfig))
+    for cls in order:
+        position = classes.index(cls) + 1
         t0 = time.perf_counter()
         if val_split is not None and val_split.test_users.size:
-            tuned = _tune(cls, val_split, options, (position, len(classes)), tell)
+            tuned = _tune(cls, val_split, options, (position, len(classes)), tell, done)
+            done[cls.name] = tuned
             config, val_score, n_trials = tuned.config, tuned.score, len(tuned.trials)
         else:
             config, val_score, n_trials = cls.config_class(), None, 0
@@ -235,8 +248,10 @@ def evaluate(
             f"{val_score if val_score is None else round(val_score, 4)}, {n_trials} trials, "
             f"fit {s.fit_seconds:.2f}s)"
         )
+    scores = {c.name: scores[c.name] for c in classes}
+    tunings = {c.name: tunings[c.name] for c in classes}
+    scored = {c.name: scored[c.name] for c in classes}
     train_counts = np.diff(split.train.matrix().indptr)[split.test_users]
-    ours = [n for n in scores if not scores[n].peer]
     peers = [n for n in scores if scores[n].peer]
 
     def ndcg(n: str) -> float:
@@ -246,9 +261,14 @@ def evaluate(
         v = tunings[n].validation_ndcg10
         return -1.0 if v is None else float(v)
 
-    # Tastebud's best is chosen on validation (never on test); the best peer on test, which can
-    # only flatter the peer.
-    best_model = max(ours, key=val) if ours else None
+    # The best model is chosen on validation (never on test), among all, peers included (with
+    # tuning off: Tastebud's own first); the best peer on test, which can only flatter the peer.
+    candidates = (
+        list(scores)
+        if any(val(n) >= 0 for n in scores)
+        else [n for n in scores if not scores[n].peer]
+    )
+    best_model = max(candidates, key=val) if candidates else None
     best_peer = max(peers, key=ndcg) if peers else None
     ratio = None
     if best_model is not None and best_peer is not None and ndcg(best_peer):

@@ -1,5 +1,13 @@
 """Hyper-parameter tuning on the validation split only (coordinate search over each model's
-``search_space``)."""
+``search_space``).
+
+What the data cannot reward is not searched: on data without real time a model's time settings
+are held at their time-blind values (``ModelConfig.time_blind``), and when every interaction
+weighs the same the weightings that only rescale it (``log``, ``raw``) are left out. A blend
+(``tastebud_hybrid``) is tuned part by part, each exactly as it would be alone (or taken from a
+tuning already done in the same run), then its weights on the parts' validation scores, from
+the best part alone: it never scores below that part on validation.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from tastebud.evaluation.blend import BlendPool, weights_of
 from tastebud.evaluation.protocol import Split, score_model
-from tastebud.models import FitOptions, ModelConfig, Recommender
+from tastebud.models import FitOptions, HybridConfig, ModelConfig, Recommender, TrainingData
 
 __all__ = [
     "ParamValue",
@@ -18,6 +29,7 @@ __all__ = [
     "checked_space",
     "coordinate_search",
     "max_trials",
+    "search_for",
     "tune",
 ]
 
@@ -46,16 +58,22 @@ def tune(
     options: FitOptions | None = None,
     passes: int = 2,
     on_trial: Callable[[Params, float], None] | None = None,
+    parts: Mapping[str, TuneResult] | None = None,
 ) -> TuneResult:
     """Coordinate search: from the defaults, each parameter in turn takes its best value on the
     validation split (others fixed); ``passes`` rounds, stopping early when nothing changes.
-    Ties keep the earlier (simpler, default-first) value.
+    Ties keep the earlier (simpler, default-first) value. A blend is tuned by
+    :func:`_tune_blend`; ``parts`` (by model name) are tunings of its parts already done on
+    the same split, reused instead of repeated.
 
     Raises:
         pydantic.ValidationError: a value of the search space is outside its field's bounds
             (before any trial runs).
     """
-    space = checked_space(model_class.config_class)
+    if issubclass(model_class.config_class, HybridConfig):
+        return _tune_blend(model_class, validation, options, passes, on_trial, parts or {})
+    checked_space(model_class.config_class)  # a wrong space fails before the data is read
+    start, space = search_for(model_class.config_class, validation.train)
     cache: dict[str, float] = {}
     trials: list[tuple[Params, float]] = []
 
@@ -70,8 +88,89 @@ def tune(
                 on_trial(dict(params), cache[key])
         return cache[key]
 
-    current, best = coordinate_search(space, score, passes=passes)
+    current, best = coordinate_search(space, score, passes=passes, start=start)
     return TuneResult(model_class.config_class(**current), best, trials)
+
+
+def search_for(
+    config_class: type[ModelConfig], data: TrainingData
+) -> tuple[Params, dict[str, list[Any]]]:
+    """(where the search starts, what it searches) for ``config_class`` on ``data``: the
+    checked search space without what the data cannot reward (module docstring).
+
+    >>> from tastebud.models import ItemKNNConfig
+    >>> flat = TrainingData.from_arrays(2, 2, [0, 1], [0, 1])
+    >>> start, space = search_for(ItemKNNConfig, flat)
+    >>> start, space["weighting"]
+    ({'half_life': None}, ['binary', 'bm25'])
+    """
+    space = checked_space(config_class)
+    start: Params = {}
+    if not data.has_time():
+        start = dict(config_class.time_blind())
+        space = {k: v for k, v in space.items() if k not in start}
+    if len(data) and float(np.ptp(data.weight)) == 0.0 and "weighting" in space:
+        space["weighting"] = [v for v in space["weighting"] if v not in ("log", "raw")]
+    return start, space
+
+
+def _tune_blend(
+    model_class: type[Recommender[Any]],
+    validation: Split,
+    options: FitOptions | None,
+    passes: int,
+    on_trial: Callable[[Params, float], None] | None,
+    done: Mapping[str, TuneResult],
+) -> TuneResult:
+    """Tune each part alone (or reuse ``done``), then the weights on a :class:`BlendPool` of the
+    tuned parts fitted on the validation split's train, starting from the best part alone."""
+    config_class = model_class.config_class
+    assert issubclass(config_class, HybridConfig)
+    keys = list(config_class.PARTS)
+    trials: list[tuple[Params, float]] = []
+    tuned: dict[str, TuneResult] = {}
+    for key, cls in config_class.PARTS.items():
+        if cls.name in done:
+            tuned[key] = done[cls.name]
+            continue
+
+        def part_trial(params: Params, value: float, key: str = key) -> None:
+            named: Params = {f"{key}.{k}": v for k, v in params.items()}
+            trials.append((named, value))
+            if on_trial is not None:
+                on_trial(named, value)
+
+        tuned[key] = tune(cls, validation, options=options, passes=passes, on_trial=part_trial)
+    alone = {key: tuned[key].score for key in keys}
+    first = max(keys, key=lambda k: alone[k])
+    fitted = [config_class.PARTS[k](tuned[k].config).fit(validation.train, options) for k in keys]
+    pool = BlendPool.build(fitted, validation)
+    cache: dict[str, float] = {}
+
+    def score(params: Params) -> float:
+        weights = weights_of(keys, params)
+        key = json.dumps([round(w, 6) for w in weights])
+        if key not in cache:
+            on = [k for k, w in zip(keys, weights, strict=True) if w > 0]
+            # One part on: exactly that part (the blend then uses its raw scores).
+            value = alone[on[0]] if len(on) == 1 else pool.score(weights) if on else -1.0
+            cache[key] = value
+            trials.append((dict(params), value))
+            if on_trial is not None:
+                on_trial(dict(params), value)
+        return cache[key]
+
+    space = {f"w_{k}": list(config_class.WEIGHTS) for k in keys}
+    start: Params = {f"w_{k}": 1.0 if k == first else 0.0 for k in keys}
+    chosen, best = coordinate_search(space, score, passes=passes, start=start)
+    weights = weights_of(keys, chosen)
+    if sum(w > 0 for w in weights) > 1:
+        best = pool.exact(weights)  # over the whole catalogue, as the fitted blend ranks
+        if best < alone[first]:
+            chosen, best = start, alone[first]
+    parts = {k: tuned[k].config for k in keys}
+    config = config_class.blend(parts, dict(zip(keys, weights_of(keys, chosen), strict=True)))
+    return TuneResult(config, best, trials)
 
 
 def checked_space(config_class: type[ModelConfig]) -> dict[str, list[Any]]:
@@ -93,16 +192,27 @@ def checked_space(config_class: type[ModelConfig]) -> dict[str, list[Any]]:
     return space
 
 
-def max_trials(model_class: type[Recommender[Any]], *, passes: int = 2) -> int:
+def max_trials(
+    model_class: type[Recommender[Any]], *, passes: int = 2, reused: frozenset[str] = frozenset()
+) -> int:
     """An upper bound on the trials :func:`tune` runs for ``model_class`` (the defaults, then
     every value of every parameter in each pass; repeats are cached and the search may stop
-    early, so the real count is usually lower): the denominator of a progress display.
+    early, so the real count is usually lower): the denominator of a progress display. For a
+    blend: its parts' (except those named in ``reused``) and its weights'.
 
     >>> from tastebud.models import model_class
     >>> max_trials(model_class("popularity"))
     1
     """
-    space = model_class.config_class.search_space()
+    config_class = model_class.config_class
+    if issubclass(config_class, HybridConfig):
+        parts = sum(
+            max_trials(cls, passes=passes)
+            for cls in config_class.PARTS.values()
+            if cls.name not in reused
+        )
+        return parts + 1 + passes * len(config_class.PARTS) * len(config_class.WEIGHTS)
+    space = config_class.search_space()
     return 1 + (passes * sum(len(values) for values in space.values()) if space else 0)
 
 
@@ -111,15 +221,17 @@ def coordinate_search(
     score: Callable[[Params], float],
     *,
     passes: int = 2,
+    start: Params | None = None,
 ) -> tuple[Params, float]:
-    """The search ``tune`` runs, for any scoring function: from ``{}`` (the defaults), each
-    parameter in turn takes its best value (others fixed); ``passes`` rounds, stopping early
-    when nothing changes. Returns (best overrides, best score). ``score`` should cache.
+    """The search ``tune`` runs, for any scoring function: from ``start`` (default ``{}``, the
+    defaults), each parameter in turn takes its best value (others fixed); ``passes`` rounds,
+    stopping early when nothing changes. Returns (best overrides, best score). ``score``
+    should cache.
 
     >>> coordinate_search({"a": [1, 2, 3], "b": [0, 5]}, lambda p: p.get("a", 0) - p.get("b", 0))
     ({'a': 3}, 3)
     """
-    current: Params = {}
+    current: Params = dict(start or {})
     best = score(current)
     for _ in range(passes if space else 0):
         changed = False

@@ -10,11 +10,8 @@ from tastebud.models._base import (
     FitOptions,
     ModelConfig,
     NotFitted,
-    Recommendations,
     Recommender,
     TrainingData,
-    standardise,
-    top_k,
     zero_rows,
 )
 from tastebud.models.factor import ALS, BPR, ALSConfig, BPRConfig
@@ -22,6 +19,7 @@ from tastebud.models.hybrid import Hybrid, HybridConfig
 from tastebud.models.knn import ItemKNN, ItemKNNConfig
 from tastebud.models.linear import EASE, EASEConfig, SeqLinear, SeqLinearConfig
 from tastebud.models.popularity import Popularity, PopularityConfig
+from tastebud.models.ranking import Recommendations, standardise, top_k
 
 __all__ = [
     "ALS",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Self, TypeVar
@@ -20,18 +20,18 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict
 from scipy.sparse import csr_matrix
 
+from tastebud.models.ranking import Recommendations, top_k
+from tastebud.models.signals import Weighting, is_synthetic_time, transform_weights
+
 __all__ = [
     "FitOptions",
     "ModelConfig",
     "NotFitted",
-    "Recommendations",
     "Recommender",
     "TrainingData",
     "csr_from",
     "csr_params",
     "recency_weights",
-    "standardise",
-    "top_k",
     "zero_rows",
 ]
 
@@ -64,6 +64,13 @@ class ModelConfig(BaseModel):
         """
         return {}
 
+    @classmethod
+    def time_blind(cls) -> dict[str, Any]:
+        """The settings that only matter when timestamps order what users did, each with the
+        value that ignores time. On data without real time, tuning holds these values and
+        does not search them (``{}``: the model has no such settings)."""
+        return {}
+
 
 @dataclass(frozen=True)
 class FitOptions:
@@ -84,8 +91,9 @@ class FitOptions:
 class TrainingData:
     """Interactions as parallel arrays of dense indices.
 
-    ``ts`` is in seconds (any origin); data without real timestamps gives every interaction the
-    same time, and time-aware models then fall back to their time-blind behaviour.
+    ``ts`` is in seconds (any origin); data without real timestamps (all equal, or synthesised
+    from a file's order: see :func:`~tastebud.models.signals.is_synthetic_time`) makes
+    time-aware models fall back to their time-blind behaviour.
     ``user_groups`` (optional) assigns each user a group index, e.g. a segment, for models that
     use it; ``-1`` means none. ``context`` (optional) does the same per interaction.
     """
@@ -146,6 +154,16 @@ class TrainingData:
             self._cache[key] = m
         return self._cache[key]  # type: ignore[no-any-return]
 
+    def weighted(self, weighting: Weighting) -> csr_matrix:
+        """The user x item matrix of summed weights under ``weighting``
+        (:func:`~tastebud.models.signals.transform_weights`; ``binary`` is :meth:`matrix`)."""
+        if weighting == "binary":
+            return self.matrix(binary=True)
+        key = f"weighted-{weighting}"
+        if key not in self._cache:
+            self._cache[key] = transform_weights(self.matrix(binary=False), weighting)
+        return self._cache[key]  # type: ignore[no-any-return]
+
     def sequence_order(self) -> NDArray[np.int64]:
         """Row order by (user, time, seeded random tie-break): each user's history in time."""
         if "order" not in self._cache:
@@ -154,73 +172,15 @@ class TrainingData:
         return self._cache["order"]  # type: ignore[no-any-return]
 
     def has_time(self) -> bool:
-        """Whether the timestamps carry any information (not all equal)."""
-        return len(self) > 1 and bool(np.ptp(self.ts) > 0)
-
-
-@dataclass(frozen=True)
-class Recommendations:
-    """Top-k items per requested user: ``item_idx[r]`` and ``scores[r]`` for the ``r``-th user,
-    best first, ``-1`` / ``-inf`` padding where fewer than ``k`` items qualify."""
-
-    item_idx: NDArray[np.int32]
-    scores: NDArray[np.float32]
-
-    def __iter__(self) -> Iterator[NDArray[Any]]:
-        yield self.item_idx
-        yield self.scores
-
-
-def top_k(
-    scores: NDArray[np.floating[Any]],
-    k: int,
-    exclude: csr_matrix | None = None,
-    rows: NDArray[np.integer[Any]] | None = None,
-) -> Recommendations:
-    """Best ``k`` columns per row of a dense score block, excluding ``exclude[rows]`` entries.
-
-    Ties are broken by the lower item index, so results are deterministic.
-    """
-    s = np.array(scores, dtype=np.float32, copy=True)
-    n_rows, n_items = s.shape
-    if exclude is not None and exclude.nnz:
-        ex = exclude if rows is None else exclude[np.asarray(rows)]
-        r, c = ex.nonzero()
-        s[r, c] = -np.inf
-    k_eff = min(k, n_items)
-    items = np.full((n_rows, k), -1, dtype=np.int32)
-    out = np.full((n_rows, k), -np.inf, dtype=np.float32)
-    if k_eff <= 0 or n_rows == 0:
-        return Recommendations(items, out)
-    # A lower bound for each row's k-th best score, cheaply: the k-th best of the maxima of
-    # blocks of 64 columns (k block maxima are k distinct scores at least that high). Only
-    # scores above it are sorted, exactly, by (score desc, item asc): 5-10x faster than an
-    # argpartition over the whole row, and ties break deterministically.
-    block = 64
-    n_blocks = -(-n_items // block)
-    padded = s
-    if n_blocks * block != n_items:
-        fill = np.full((n_rows, n_blocks * block - n_items), -np.inf, np.float32)
-        padded = np.concatenate([s, fill], axis=1)
-    maxima = padded.reshape(n_rows, n_blocks, block).max(axis=2)
-    if n_blocks > k_eff:
-        threshold = -np.partition(-maxima, k_eff - 1, axis=1)[:, k_eff - 1]
-    else:
-        threshold = np.full(n_rows, -np.inf, np.float32)
-    # Only blocks whose maximum reaches the threshold can hold a top-k score.
-    br, bc = np.nonzero((maxima >= threshold[:, None]) & np.isfinite(maxima))
-    vals = padded.reshape(n_rows, n_blocks, block)[br, bc].ravel()
-    r = np.repeat(br, block)
-    c = (bc[:, None] * block + np.arange(block)).ravel()
-    sel = (vals >= threshold[r]) & np.isfinite(vals)
-    r, c, v = r[sel], c[sel], vals[sel]
-    order = np.lexsort((c, -v, r))
-    r, c, v = r[order], c[order], v[order]
-    rank = np.arange(len(r)) - np.searchsorted(r, r)
-    keep = rank < k_eff
-    items[r[keep], rank[keep]] = c[keep]
-    out[r[keep], rank[keep]] = v[keep]
-    return Recommendations(items, out)
+        """Whether the timestamps order what users did: not all equal, and not synthesised
+        (:func:`~tastebud.models.signals.is_synthetic_time`)."""
+        if "has_time" not in self._cache:
+            self._cache["has_time"] = (
+                len(self) > 1
+                and bool(np.ptp(self.ts) > 0)
+                and not is_synthetic_time(self.user, self.ts)
+            )
+        return bool(self._cache["has_time"])
 
 
 class Recommender(ABC, Generic[C]):
@@ -402,32 +362,6 @@ class Recommender(ABC, Generic[C]):
     def _load(self, params: Mapping[str, NDArray[Any]]) -> None: ...
 
 
-def standardise(x: NDArray[np.float32]) -> NDArray[np.float32]:
-    """Each row (last axis) standardised over its finite entries, so that scores of different
-    sources become comparable; non-finite entries become ``-inf``, a row without a finite entry
-    all zeros.
-
-    >>> standardise(np.array([1.0, 3.0, -np.inf], np.float32)).tolist()
-    [-1.0, 1.0, -inf]
-    """
-    x = np.asarray(x, dtype=np.float32)
-    if x.shape[-1] == 0:
-        return x.copy()
-    finite = np.isfinite(x)
-    if finite.all():  # the usual case: no masking, and a third fewer passes than x.std()
-        scaled: NDArray[np.float32] = x - x.mean(axis=-1, keepdims=True)
-        var = np.einsum("...i,...i->...", scaled, scaled)[..., None] / max(x.shape[-1], 1)
-        std = np.sqrt(var)
-        scaled /= np.where(std > 0, std, 1.0).astype(np.float32)
-        return scaled
-    n = np.maximum(finite.sum(axis=-1, keepdims=True), 1)
-    mean = np.where(finite, x, 0.0).sum(axis=-1, keepdims=True) / n
-    centred = np.where(finite, x - mean, 0.0)
-    std = np.sqrt((centred**2).sum(axis=-1, keepdims=True) / n)
-    out = np.where(finite, centred / np.where(std > 0, std, 1.0), -np.inf)
-    return np.where(finite.any(axis=-1, keepdims=True), out, 0.0).astype(np.float32)
-
-
 def zero_rows(m: csr_matrix, rows: NDArray[np.int64]) -> csr_matrix:
     """``m`` with the given rows emptied (stored zeros removed)."""
     keep = np.ones(m.shape[0], dtype=np.float32)
@@ -459,15 +393,19 @@ def csr_from(prefix: str, params: Mapping[str, NDArray[Any]]) -> csr_matrix:
     )
 
 
-def recency_weights(data: TrainingData, half_life: float | None) -> csr_matrix:
+def recency_weights(
+    data: TrainingData, half_life: float | None, weighting: Weighting = "binary"
+) -> csr_matrix:
     """User x item matrix where each user's interactions weigh ``0.5 ** (back / half_life)``,
-    ``back`` = how many of the user's interactions came after this one (0 for the latest).
+    ``back`` = how many of the user's interactions came after this one (0 for the latest),
+    times the pair's weight under ``weighting`` (1 with ``binary``).
 
     Position rather than clock time: a user's last session is what predicts their next items,
-    however long ago it was. With ``half_life=None`` (or no timestamps) every weight is 1.
+    however long ago it was. With ``half_life=None`` (or no real time) only the weighting counts.
     """
+    base = data.weighted(weighting)
     if half_life is None or not data.has_time():
-        return data.matrix(binary=True)
+        return base
     order = data.sequence_order()
     users = data.user[order]
     n = len(users)
@@ -476,7 +414,10 @@ def recency_weights(data: TrainingData, half_life: float | None) -> csr_matrix:
     back = np.repeat(starts + counts, counts) - 1 - np.arange(n)
     w = (0.5 ** (back / half_life)).astype(np.float32)
     # A repeated pair keeps its most recent weight (the maximum), not the sum.
-    return _max_duplicates(users, data.item[order], w, (data.n_users, data.n_items))
+    recency = _max_duplicates(users, data.item[order], w, (data.n_users, data.n_items))
+    if weighting == "binary":
+        return recency
+    return csr_matrix(recency.multiply(base), dtype=np.float32)
 
 
 def _max_duplicates(

@@ -9,10 +9,11 @@ import numpy as np
 from implicit.cpu.als import AlternatingLeastSquares
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from numpy.typing import NDArray
-from pydantic import Field
+from pydantic import Field, model_validator
 from threadpoolctl import threadpool_limits
 
 from tastebud.models._base import FitOptions, ModelConfig, Recommender, TrainingData
+from tastebud.models.signals import Weighting
 
 __all__ = ["ALS", "ALSConfig", "BPR", "BPRConfig"]
 
@@ -33,12 +34,25 @@ class ALSConfig(ModelConfig):
     regularization: float = Field(default=0.05, ge=0)
     """L2 penalty on the factors."""
     alpha: float = Field(default=2.0, gt=0)
-    """Confidence scaling: an interaction of weight ``w`` counts ``1 + alpha * w`` (``implicit``
-    multiplies the matrix by it, so 0 would erase every interaction)."""
+    """Confidence scaling: an interaction of (transformed) weight ``w`` counts
+    ``1 + alpha * w`` (``implicit`` multiplies the matrix by it, so 0 would erase every
+    interaction)."""
     iterations: int = Field(default=15, ge=1)
     """ALS sweeps."""
-    binary: bool = True
-    """Use 1 per (user, item) rather than the summed interaction weights."""
+    weighting: Weighting = "binary"
+    """What ``w`` is (:mod:`tastebud.models.signals`): 1 per (user, item) with ``binary``, the
+    summed interaction weights with ``raw`` (Hu et al.'s confidence), or their ``log`` or
+    ``bm25`` transform; each rescaled to average 1."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _binary_flag(cls, data: Any) -> Any:
+        # Configs saved before ``weighting`` existed carry ``binary: bool``.
+        if isinstance(data, dict) and "binary" in data:
+            data = dict(data)
+            binary = data.pop("binary")
+            data.setdefault("weighting", "binary" if binary else "raw")
+        return data
 
     @classmethod
     def search_space(cls) -> dict[str, list[Any]]:
@@ -47,6 +61,7 @@ class ALSConfig(ModelConfig):
             "regularization": [0.01, 0.1, 1.0, 10.0],
             "alpha": [0.5, 1.0, 2.0, 5.0, 20.0],
             "iterations": [15, 30],
+            "weighting": ["binary", "log", "bm25", "raw"],
         }
 
 
@@ -132,7 +147,7 @@ class ALS(_Factorised[ALSConfig]):
         # implicit warns (and slows down) when BLAS runs its own threads inside its threads.
         with threadpool_limits(1, "blas"):
             model = self._model(options)
-            model.fit(data.matrix(binary=self.config.binary), show_progress=False)
+            model.fit(data.weighted(self.config.weighting), show_progress=False)
         self._user = np.asarray(model.user_factors, np.float32)
         self._item = np.asarray(model.item_factors, np.float32)
         self._options = options
@@ -140,7 +155,7 @@ class ALS(_Factorised[ALSConfig]):
     def update(self, data: TrainingData, users: NDArray[np.integer[Any]]) -> None:
         """Fold in the given users' current histories (new users are appended)."""
         users = np.asarray(users, dtype=np.int32)
-        rows = data.matrix(binary=self.config.binary)[users]
+        rows = data.weighted(self.config.weighting)[users]
         with threadpool_limits(1, "blas"):
             model = self._model(getattr(self, "_options", FitOptions()))
             model.user_factors, model.item_factors = self._user.copy(), self._item

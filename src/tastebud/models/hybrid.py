@@ -1,85 +1,122 @@
 """``tastebud_hybrid``: the sequence-aware linear model blended with ALS and item-kNN.
 
 Each component's scores are standardised per user (mean 0, standard deviation 1 over the
-catalogue) and summed with weights tuned on validation; a weight of 0 switches a component off,
-so on data where order carries nothing (no timestamps) the blend can lean on factorisation
-instead, and where it carries a lot it stays close to ``tastebud_seq``.
+catalogue) and summed with weights; a weight of 0 switches a component off (it is not even
+fitted), so the blend can become any one of its parts: ``tastebud_seq`` where order carries a
+lot, ALS or item-kNN where it carries nothing. Tuning (``tastebud.evaluation.tune``) tunes each
+part on its own first, exactly as when it runs alone, then the blend weights on the parts'
+validation scores, starting from the best part alone: the blend never scores below its best
+part on validation.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from tastebud.models._base import (
     FitOptions,
     ModelConfig,
     Recommender,
     TrainingData,
-    standardise,
 )
 from tastebud.models.factor import ALS, ALSConfig
 from tastebud.models.knn import ItemKNN, ItemKNNConfig
 from tastebud.models.linear import SeqLinear, SeqLinearConfig
+from tastebud.models.ranking import standardise
 
 __all__ = ["Hybrid", "HybridConfig"]
 
+_LEGACY = {
+    "l2": ("seq", "l2"),
+    "history_half_life": ("seq", "history_half_life"),
+    "alpha": ("seq", "alpha"),
+    "als_factors": ("als", "factors"),
+    "als_regularization": ("als", "regularization"),
+    "als_alpha": ("als", "alpha"),
+    "knn_neighbors": ("knn", "neighbors"),
+}
+"""Flat settings of configs saved before the parts were nested: (part, field)."""
+
 
 class HybridConfig(ModelConfig):
-    """``tastebud_hybrid`` settings (the components' main parameters, flattened for tuning).
+    """``tastebud_hybrid`` settings: a weight and a full config per part.
 
     >>> d = TrainingData.from_arrays(2, 4, [0, 0, 0, 1, 1], [0, 1, 2, 0, 1], ts=[1, 2, 3, 1, 2])
-    >>> m = Hybrid(HybridConfig(l2=1.0, als_factors=2, w_knn=0.0)).fit(d)
-    >>> m.recommend([1], 1, exclude=d.matrix()).item_idx.tolist()
+    >>> config = HybridConfig(seq=SeqLinearConfig(l2=1.0), als=ALSConfig(factors=2), w_knn=0.0)
+    >>> Hybrid(config).fit(d).recommend([1], 1, exclude=d.matrix()).item_idx.tolist()
     [[2]]
     """
 
-    l2: float = Field(default=1000.0, gt=0)
-    """Ridge penalty of the sequence model."""
-    history_half_life: float | None = Field(default=6.0, gt=0)
-    """Recency weighting of the user's history in the sequence model (steps back)."""
-    alpha: float = Field(default=1.0, ge=0)
-    """Weight of the sequence model's "comes next" part."""
+    PARTS: ClassVar[Mapping[str, type[Recommender[Any]]]] = {
+        "seq": SeqLinear,
+        "als": ALS,
+        "knn": ItemKNN,
+    }
+    """The components by key (each has a ``w_<key>`` weight and a ``<key>`` config)."""
+    WEIGHTS: ClassVar[tuple[float, ...]] = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+    """The values each weight may take when the blend is tuned."""
+
+    w_seq: float = Field(default=1.0, ge=0)
+    """Weight of the ``tastebud_seq`` scores (0: off)."""
     w_als: float = Field(default=0.1, ge=0)
     """Weight of the ALS scores (0: off)."""
-    als_factors: int = Field(default=128, ge=1)
-    """ALS latent dimensions."""
-    als_regularization: float = Field(default=1.0, ge=0)
-    """ALS L2 penalty."""
-    als_alpha: float = Field(default=5.0, gt=0)
-    """ALS confidence scaling."""
     w_knn: float = Field(default=0.1, ge=0)
     """Weight of the item-kNN scores (0: off)."""
-    knn_neighbors: int = Field(default=200, ge=1)
-    """Item-kNN neighbours per item."""
+    seq: SeqLinearConfig = Field(default_factory=SeqLinearConfig)
+    """The sequence model's settings."""
+    als: ALSConfig = Field(
+        default_factory=lambda: ALSConfig(factors=128, regularization=1.0, alpha=5.0)
+    )
+    """ALS's settings."""
+    knn: ItemKNNConfig = Field(default_factory=lambda: ItemKNNConfig(neighbors=200))
+    """Item-kNN's settings."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_settings(cls, data: Any) -> Any:
+        # Configs saved before the parts were nested name the parts' settings flat.
+        if not isinstance(data, dict) or not any(k in data for k in _LEGACY):
+            return data
+        data = dict(data)
+        defaults = {"als": {"factors": 128, "regularization": 1.0, "alpha": 5.0}}
+        nested: dict[str, dict[str, Any]] = {
+            "seq": {},
+            "als": dict(defaults["als"]),
+            "knn": {"neighbors": 200},
+        }
+        for flat, (part, name) in _LEGACY.items():
+            if flat in data:
+                nested[part][name] = data.pop(flat)
+        for part, values in nested.items():
+            data.setdefault(part, values)
+        return data
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> HybridConfig:
+        if not any(self.weight(key) > 0 for key in self.PARTS):
+            raise ValueError("at least one of w_seq, w_als, w_knn must be above 0")
+        return self
+
+    def weight(self, key: str) -> float:
+        """The weight of part ``key``."""
+        return float(getattr(self, f"w_{key}"))
+
+    def part(self, key: str) -> ModelConfig:
+        """The config of part ``key``."""
+        config: ModelConfig = getattr(self, key)
+        return config
 
     @classmethod
-    def search_space(cls) -> dict[str, list[Any]]:
-        return {
-            "w_als": [0.0, 0.1, 0.2, 0.4, 1.0],
-            "w_knn": [0.0, 0.1, 0.2, 0.4],
-            "l2": [300.0, 1000.0, 3000.0],
-            "history_half_life": [3.0, 6.0, 12.0, None],
-            "alpha": [0.0, 0.3, 1.0],
-            "als_factors": [64, 128],
-            "als_regularization": [0.1, 1.0, 10.0],
-        }
-
-    def parts(self) -> tuple[SeqLinearConfig, ALSConfig, ItemKNNConfig]:
-        """The components' configs."""
-        return (
-            SeqLinearConfig(l2=self.l2, history_half_life=self.history_half_life, alpha=self.alpha),
-            ALSConfig(
-                factors=self.als_factors,
-                regularization=self.als_regularization,
-                alpha=self.als_alpha,
-            ),
-            ItemKNNConfig(neighbors=self.knn_neighbors),
-        )
+    def blend(cls, parts: Mapping[str, ModelConfig], weights: Mapping[str, float]) -> HybridConfig:
+        """A config from the parts' configs and weights (by part key; missing: defaults)."""
+        values: dict[str, Any] = {f"w_{k}": float(w) for k, w in weights.items()}
+        values.update(parts)
+        return cls(**values)
 
 
 class Hybrid(Recommender[HybridConfig]):
@@ -90,13 +127,12 @@ class Hybrid(Recommender[HybridConfig]):
     supports_update = True
 
     def _components(self) -> list[tuple[str, float, Recommender[Any]]]:
-        seq, als, knn = self.config.parts()
-        out: list[tuple[str, float, Recommender[Any]]] = [("seq", 1.0, SeqLinear(seq))]
-        if self.config.w_als > 0:
-            out.append(("als", self.config.w_als, ALS(als)))
-        if self.config.w_knn > 0:
-            out.append(("knn", self.config.w_knn, ItemKNN(knn)))
-        return out
+        c = self.config
+        return [
+            (key, c.weight(key), cls(c.part(key)))
+            for key, cls in c.PARTS.items()
+            if c.weight(key) > 0
+        ]
 
     def _fit(self, data: TrainingData, options: FitOptions) -> None:
         self._parts = self._components()
@@ -111,12 +147,16 @@ class Hybrid(Recommender[HybridConfig]):
         self._popular = np.bincount(data.item, minlength=self.n_items).astype(np.float32)
 
     def _scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
+        if len(self._parts) == 1:  # exactly the part: its own scores, not standardised
+            return self._parts[0][2]._scores(users)
         total = np.zeros((len(users), self.n_items), np.float32)
         for _, weight, model in self._parts:
             total += weight * standardise(model._scores(users))
         return total
 
     def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
+        if len(self._parts) == 1:
+            return self._parts[0][2]._item_scores(items, w)
         total = np.zeros(self.n_items, np.float32)
         for _, weight, model in self._parts:
             total += weight * standardise(model._item_scores(items, w)[None, :])[0]
@@ -144,7 +184,7 @@ class Hybrid(Recommender[HybridConfig]):
 
     def _load(self, params: Mapping[str, NDArray[Any]]) -> None:
         self._parts = []
-        configs = dict(zip(("seq", "als", "knn"), self.config.parts(), strict=True))
         for prefix, weight, model in self._components():
             own = {k.split(".", 1)[1]: v for k, v in params.items() if k.startswith(prefix + ".")}
-            self._parts.append((prefix, weight, type(model).from_params(configs[prefix], own)))
+            part = type(model).from_params(self.config.part(prefix), own)
+            self._parts.append((prefix, weight, part))

@@ -20,6 +20,7 @@ from tastebud.models._base import (
     recency_weights,
     zero_rows,
 )
+from tastebud.models.signals import Weighting
 
 __all__ = ["ItemKNN", "ItemKNNConfig"]
 
@@ -38,10 +39,21 @@ class ItemKNNConfig(ModelConfig):
     """Added to the cosine denominator: damps similarities built on few common users."""
     half_life: float | None = Field(default=None, gt=0)
     """Weigh the user's history by recency (``0.5 ** (later interactions / half_life)``)."""
+    weighting: Weighting = "binary"
+    """How interaction weights enter the item vectors and the history
+    (:mod:`tastebud.models.signals`)."""
 
     @classmethod
     def search_space(cls) -> dict[str, list[Any]]:
-        return {"neighbors": [20, 50, 100, 200, 400], "shrink": [0.0, 10.0, 50.0]}
+        return {
+            "neighbors": [20, 50, 100, 200, 400],
+            "shrink": [0.0, 10.0, 50.0],
+            "weighting": ["binary", "log", "bm25"],
+        }
+
+    @classmethod
+    def time_blind(cls) -> dict[str, Any]:
+        return {"half_life": None}
 
 
 class ItemKNN(Recommender[ItemKNNConfig]):
@@ -53,7 +65,7 @@ class ItemKNN(Recommender[ItemKNNConfig]):
     supports_update = True
 
     def _fit(self, data: TrainingData, options: FitOptions) -> None:
-        x = data.matrix(binary=True).tocsc()
+        x = data.weighted(self.config.weighting).tocsc()
         norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
         sim = (x.T @ x).tocsr().astype(np.float32)
         sim.setdiag(0)
@@ -61,12 +73,16 @@ class ItemKNN(Recommender[ItemKNNConfig]):
         denom = np.outer(norms, norms)[sim.nonzero()] + self.config.shrink
         sim.data = (sim.data / np.maximum(denom, 1e-9)).astype(np.float32)
         self._sim = _keep_top(sim, self.config.neighbors)
-        self._history = recency_weights(data, self.config.half_life).astype(np.float32)
+        self._history = self._history_of(data)
+
+    def _history_of(self, data: TrainingData) -> csr_matrix:
+        c = self.config
+        return recency_weights(data, c.half_life, c.weighting).astype(np.float32)
 
     def update(self, data: TrainingData, users: NDArray[np.integer[Any]]) -> None:
         """New histories for every user (similarities stay until the next full fit)."""
         self.n_users = data.n_users
-        self._history = recency_weights(data, self.config.half_life).astype(np.float32)
+        self._history = self._history_of(data)
 
     def _scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
         return np.asarray((self._history[users] @ self._sim).todense(), dtype=np.float32)

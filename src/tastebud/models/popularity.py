@@ -13,11 +13,10 @@ from tastebud.models._base import (
     FitOptions,
     ModelConfig,
     NotFitted,
-    Recommendations,
     Recommender,
     TrainingData,
-    top_k,
 )
+from tastebud.models.ranking import Recommendations, top_k
 
 __all__ = ["Popularity", "PopularityConfig"]
 

@@ -1,0 +1,266 @@
+"""Issue 23: what the data carries (weights, real or synthetic time), EASE's exact dual form,
+and blends that never lose to their parts."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+from pydantic import ValidationError
+from scipy.sparse import csr_matrix
+
+from tastebud.evaluation import Dataset, evaluate, make_split, split_frames
+from tastebud.evaluation.blend import BlendPool
+from tastebud.evaluation.tuning import max_trials, search_for, tune
+from tastebud.models import (
+    ALS,
+    EASE,
+    ALSConfig,
+    EASEConfig,
+    FitOptions,
+    Hybrid,
+    HybridConfig,
+    ItemKNN,
+    ItemKNNConfig,
+    SeqLinear,
+    SeqLinearConfig,
+    TrainingData,
+)
+from tastebud.models.linear import ease_matrix
+from tastebud.models.signals import is_synthetic_time, transform_weights
+
+
+def tastes(n_users: int = 120, n_items: int = 300, seed: int = 0, *, real_time: bool = True):
+    """Users with one of six tastes pick items of their taste (by a skewed appeal) and a few at
+    random, with play counts that grow with the match; times are irregular and interleaved
+    (``real_time``) or one second per line of a file grouped by user."""
+    rng = np.random.default_rng(seed)
+    taste_of_item = rng.integers(0, 6, n_items)
+    appeal = rng.lognormal(0, 1.2, n_items)
+    users, items, counts = [], [], []
+    for u in range(n_users):
+        taste = u % 6
+        p = appeal * np.where(taste_of_item == taste, 8.0, 0.3)
+        chosen = rng.choice(n_items, size=int(rng.integers(8, 25)), replace=False, p=p / p.sum())
+        for i in chosen:
+            users.append(u)
+            items.append(int(i))
+            match = 3.0 if taste_of_item[i] == taste else 0.0
+            counts.append(float(np.ceil(rng.lognormal(1.0 + match, 1.0))))
+    n = len(users)
+    ts = rng.uniform(0, 1e7, n) if real_time else np.arange(n, dtype=float)
+    return pl.DataFrame(
+        {
+            "user_key": [f"u{u}" for u in users],
+            "item_id": [f"i{i}" for i in items],
+            "ts_ms": (ts * 1000).astype(np.int64),
+            "weight": counts,
+        }
+    )
+
+
+def validation_of(pairs: pl.DataFrame):
+    train, _test = split_frames(pairs, "temporal-user")
+    return make_split(*split_frames(train, "temporal-user"))
+
+
+# -- what the data carries --------------------------------------------------------------------
+
+
+def test_synthetic_time_is_recognised_and_real_time_is_not() -> None:
+    rng = np.random.default_rng(3)
+    users = rng.integers(0, 50, 2000)
+    assert not is_synthetic_time(users, rng.uniform(0, 1e9, 2000))
+    assert not is_synthetic_time(users, np.round(rng.uniform(0, 1e5, 2000)))  # seconds, ties
+    grouped = np.sort(users)
+    assert is_synthetic_time(grouped, np.arange(2000.0))  # line numbers of a grouped file
+    assert is_synthetic_time(users, np.arange(2000.0) * 60)  # any fixed step
+    positions = np.concatenate([np.arange(c) for c in np.bincount(grouped)])
+    assert is_synthetic_time(grouped, positions.astype(float))  # each user's rank
+    steps = np.ones(2000)
+    steps[::10] = 2.0  # one line in ten dropped on import: still clockwork
+    assert is_synthetic_time(grouped, np.cumsum(steps))
+    assert not is_synthetic_time(users[:5], np.arange(5.0))  # too few steps to judge
+
+
+def test_models_ignore_synthetic_time() -> None:
+    pairs = tastes(real_time=False)
+    data = validation_of(pairs).train
+    assert not data.has_time()
+    assert Dataset(pairs).summary().has_time is False
+    assert Dataset(tastes(real_time=True)).summary().has_time is True
+    seq = SeqLinear(SeqLinearConfig(l2=10.0, alpha=1.0, history_half_life=2.0)).fit(data)
+    ease = EASE(EASEConfig(l2=10.0)).fit(data)
+    users = np.arange(data.n_users)
+    np.testing.assert_allclose(seq.scores(users), ease.scores(users), rtol=1e-4, atol=1e-5)
+
+
+def test_weightings_rescale_to_a_mean_of_one_and_keep_the_pattern() -> None:
+    m = csr_matrix(np.array([[1.0, 40.0, 0.0, 2.0], [0.0, 3.0, 7.0, 0.0]], np.float32))
+    for weighting in ("binary", "log", "bm25", "raw"):
+        out = transform_weights(m, weighting)
+        assert (out.indptr == m.indptr).all() and (out.indices == m.indices).all()
+        assert out.data.min() > 0
+        assert out.data.mean() == pytest.approx(1.0, rel=1e-5)
+    raw, log = transform_weights(m, "raw"), transform_weights(m, "log")
+    assert np.argmax(raw.data) == np.argmax(log.data) == 1  # order of counts kept
+    assert log.data.max() / log.data.min() < raw.data.max() / raw.data.min()  # tail tamed
+    with pytest.raises(ValueError, match="unknown weighting"):
+        transform_weights(m, "square")  # type: ignore[arg-type]
+
+
+def test_weights_reach_every_model_that_can_use_them() -> None:
+    data = validation_of(tastes()).train
+    users = np.arange(data.n_users)
+    for cls, config in (
+        (EASE, EASEConfig(l2=5.0)),
+        (SeqLinear, SeqLinearConfig(l2=5.0)),
+        (ItemKNN, ItemKNNConfig(neighbors=20)),
+        (ALS, ALSConfig(factors=8, iterations=5)),
+    ):
+        plain = cls(config).fit(data, FitOptions(seed=1, n_threads=1)).scores(users)
+        weighted = cls(config.model_copy(update={"weighting": "log"}))
+        got = weighted.fit(data, FitOptions(seed=1, n_threads=1)).scores(users)
+        assert not np.allclose(plain, got), cls.name
+
+
+def test_als_configs_saved_with_the_binary_flag_still_load() -> None:
+    assert ALSConfig(binary=True).weighting == "binary"  # type: ignore[call-arg]
+    assert ALSConfig(binary=False).weighting == "raw"  # type: ignore[call-arg]
+    assert ALSConfig.model_validate({"binary": False, "factors": 8}).factors == 8
+
+
+def test_the_search_leaves_out_what_the_data_cannot_reward() -> None:
+    timed = validation_of(tastes()).train
+    untimed = validation_of(tastes(real_time=False)).train
+    start, space = search_for(SeqLinearConfig, timed)
+    assert start == {} and "alpha" in space and "log" in space["weighting"]
+    start, space = search_for(SeqLinearConfig, untimed)
+    assert start["alpha"] == 0.0 and start["history_half_life"] is None
+    assert not {"alpha", "history_half_life", "seq_half_life", "future_window"} & set(space)
+    flat = TrainingData.from_arrays(3, 3, [0, 1, 2], [0, 1, 2], ts=[5.0, 1.0, 9.5])
+    assert search_for(ALSConfig, flat)[1]["weighting"] == ["binary", "bm25"]
+    tuned = tune(SeqLinear, validation_of(tastes(real_time=False)))
+    assert tuned.config.alpha == 0.0  # type: ignore[attr-defined]
+
+
+# -- EASE's dual form ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("weighting", ["binary", "log", "bm25", "raw"])
+def test_the_dual_form_is_exactly_ease(weighting: str) -> None:
+    data = validation_of(tastes(n_users=60, n_items=300)).train
+    assert data.n_users < data.n_items
+    model = EASE(EASEConfig(l2=20.0, weighting=weighting)).fit(data)  # type: ignore[arg-type]
+    assert model._dual is not None and model._b is None
+    b = ease_matrix(data.weighted(weighting), 20.0)  # type: ignore[arg-type]
+    users = np.arange(data.n_users)
+    want = np.asarray(model._history[users] @ b)
+    np.testing.assert_allclose(model.scores(users), want, atol=2e-5 * np.abs(want).max())
+    a, c = np.array([0, 4, 9]), np.array([4, 1, 9, 30])
+    np.testing.assert_allclose(model.item_similarity(a, c), b[np.ix_(a, c)], atol=1e-6)
+    w = np.array([1.0, 2.5], np.float32)
+    np.testing.assert_allclose(model.item_scores(np.array([3, 7]), w), w @ b[[3, 7]], atol=1e-5)
+    again = EASE.from_params(model.config, model.get_params())
+    np.testing.assert_array_equal(again.scores(users), model.scores(users))
+
+
+def test_the_dual_form_holds_every_item_and_forgets_users() -> None:
+    data = validation_of(tastes(n_users=60, n_items=300)).train
+    model = EASE(EASEConfig(l2=20.0, max_items=50)).fit(data)
+    assert len(model._cols) == data.n_items  # no cap: memory grows with the users
+    forgotten = np.array([0, 1])
+    model.forget_users(forgotten)
+    assert model._dual is not None
+    assert model._dual.x[forgotten].nnz == 0 and model._history[forgotten].nnz == 0
+
+
+def test_one_decomposition_serves_every_ridge_penalty() -> None:
+    data = validation_of(tastes(n_users=60, n_items=300)).train
+    EASE(EASEConfig(l2=10.0)).fit(data)
+    cached = data._cache["dual-eigh-binary"]
+    model = EASE(EASEConfig(l2=300.0)).fit(data)
+    assert data._cache["dual-eigh-binary"] is cached
+    b = ease_matrix(data.weighted("binary"), 300.0)
+    users = np.arange(data.n_users)
+    want = np.asarray(model._history[users] @ b)
+    np.testing.assert_allclose(model.scores(users), want, atol=2e-5 * np.abs(want).max())
+
+
+# -- blends -------------------------------------------------------------------------------------
+
+
+def test_a_blend_reduces_exactly_to_each_of_its_parts() -> None:
+    data = validation_of(tastes()).train
+    users = np.arange(data.n_users)
+    parts = {
+        "seq": SeqLinearConfig(l2=30.0),
+        "als": ALSConfig(factors=8, iterations=5),
+        "knn": ItemKNNConfig(neighbors=30),
+    }
+    for key, cls in HybridConfig.PARTS.items():
+        weights = {k: 1.0 if k == key else 0.0 for k in parts}
+        blend = Hybrid(HybridConfig.blend(parts, weights)).fit(data, FitOptions(seed=2))
+        alone = cls(parts[key]).fit(data, FitOptions(seed=2))
+        np.testing.assert_array_equal(
+            blend.recommend(users, 10, exclude=data.matrix()).item_idx,
+            alone.recommend(users, 10, exclude=data.matrix()).item_idx,
+        )
+
+
+def test_hybrid_configs_need_a_weight_and_old_flat_ones_load() -> None:
+    with pytest.raises(ValidationError, match="at least one of w_seq"):
+        HybridConfig(w_seq=0.0, w_als=0.0, w_knn=0.0)
+    old = HybridConfig.model_validate({"l2": 300.0, "als_factors": 64, "w_knn": 0.2})
+    assert old.seq.l2 == 300.0 and old.als.factors == 64 and old.als.alpha == 5.0
+    assert old.knn.neighbors == 200 and old.w_knn == 0.2
+    assert HybridConfig.model_validate(old.model_dump(mode="json")) == old
+
+
+@pytest.mark.parametrize("real_time", [True, False])
+def test_the_tuned_blend_never_scores_below_its_best_part(real_time: bool) -> None:
+    validation = validation_of(tastes(real_time=real_time, seed=5))
+    parts = {cls.name: tune(cls, validation) for cls in HybridConfig.PARTS.values()}
+    trials: list[tuple[dict[str, object], float]] = []
+    blend = tune(Hybrid, validation, parts=parts, on_trial=lambda p, s: trials.append((p, s)))
+    assert blend.score >= max(r.score for r in parts.values())
+    assert trials and all(k.startswith("w_") for p, _ in trials for k in p)  # parts reused
+    assert len(trials) <= max_trials(Hybrid, reused=frozenset(parts))
+    config = blend.config
+    assert isinstance(config, HybridConfig)
+    for key, cls in HybridConfig.PARTS.items():  # each part as tuned alone
+        assert config.part(key) == parts[cls.name].config
+    again = tune(Hybrid, validation)  # tuning its parts itself gives the same blend
+    assert again.config == config and again.score == pytest.approx(blend.score)
+    assert {k.split(".")[0] for p, _ in again.trials for k in p} >= {"seq", "als", "knn"}
+
+
+def test_the_blend_pool_matches_the_fitted_blend() -> None:
+    validation = validation_of(tastes(seed=9))
+    parts = [
+        SeqLinear(SeqLinearConfig(l2=30.0)).fit(validation.train),
+        ALS(ALSConfig(factors=8, iterations=5)).fit(validation.train, FitOptions(seed=0)),
+        ItemKNN(ItemKNNConfig(neighbors=30)).fit(validation.train),
+    ]
+    pool = BlendPool.build(parts, validation)
+    for weights in ([1.0, 0.0, 0.0], [1.0, 0.5, 0.2], [0.2, 1.0, 0.0]):
+        assert pool.score(weights) == pytest.approx(pool.exact(weights), abs=1e-9)
+
+
+def test_the_chosen_model_is_the_best_on_validation_peers_included() -> None:
+    # Everyone picks by popularity alone: nothing personal to learn, and popularity (a peer)
+    # is best on validation.
+    rng = np.random.default_rng(11)
+    appeal = rng.lognormal(0, 1.5, 1000)
+    rows = []
+    for u in range(150):
+        for i in rng.choice(1000, size=10, replace=False, p=appeal / appeal.sum()):
+            rows.append((f"u{u}", f"i{i}", int(rng.integers(0, 10**9)), 1.0))
+    pairs = pl.DataFrame(rows, schema=["user_key", "item_id", "ts_ms", "weight"], orient="row")
+    result = evaluate(Dataset(pairs), ["tastebud_seq", "popularity", "ease"])
+    val = {n: t.validation_ndcg10 or 0.0 for n, t in result.tuning.items()}
+    best_peer = max(("popularity", "ease"), key=val.__getitem__)
+    assert val[best_peer] > val["tastebud_seq"], val  # the premise: a peer is best
+    assert result.best_model is not None
+    assert val[result.best_model] >= val[best_peer]
+    assert result.models[result.best_model].peer
