@@ -121,7 +121,6 @@ UNEXPORTED_PUBLIC: dict[str, set[str]] = {
     "tastebud.evaluation.protocol": {"MIN_INTERACTIONS", "TEST_FRACTION"},
     "tastebud.evaluation.tuning": {"TUNE_METRIC"},
     "tastebud.events.schema": {"Timestamp"},
-    "tastebud.models.linear": {"next_item_examples"},
     "tastebud.registry.recommender": {"FORMAT"},
     "tastebud.rights.erasure": {"Step"},
     "tastebud.serving.batch": {"Format"},
