@@ -251,6 +251,7 @@ def test_help_lists_every_command_in_order(tmp_path: Path) -> None:
     commands = [
         "ingest",
         "simulate",
+        "simulate-counts",
         "serve",
         "evaluate",
         "train",

@@ -125,7 +125,8 @@ def evaluate_cmd(
         )
     if result.best_model is not None and result.best_peer is not None:
         out.print(
-            f"best Tastebud model {result.best_model} / best peer {result.best_peer}: "
+            f"best model {result.best_model} (on validation) / best peer {result.best_peer} "
+            "(on test): "
             f"{result.best_ndcg10_over_best_peer}"
         )
     from tastebud.files import write_private  # reports hold per-group results: 0600

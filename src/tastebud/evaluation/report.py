@@ -108,7 +108,7 @@ def render_html(result: Evaluation) -> str:
     ]
     if result.best_model is not None:
         parts.append(
-            f"<p>Best Tastebud model (by validation): <b>{e(result.best_model)}</b>; "
+            f"<p>Best model (by validation, peers included): <b>{e(result.best_model)}</b>; "
             f"best peer (by test): <b>{e(result.best_peer or '–')}</b>; NDCG@10 ratio "
             f"<b>{_fmt(result.best_ndcg10_over_best_peer)}</b>.</p>"
         )

@@ -25,6 +25,10 @@ Modules, by job: ``_world`` (configuration, vocabularies, the drawn catalogue an
 (planted parameters and labels), ``_simulator`` (the :class:`Simulator` front and
 :func:`write_ndjson`).
 
+A second, separate generator, ``counts``, draws a benchmark dataset of implicit play counts
+without time, shaped like Last.fm's hetrec-2011 artists (:func:`generate_counts` with a
+:class:`CountsConfig`, written by :func:`write_counts_tsv`; ``tastebud simulate-counts``).
+
 Example::
 
     >>> sim = Simulator(SimConfig(users=20, items=50, days=3, seed=7))
@@ -45,18 +49,32 @@ from tastebud.simulator._simulator import SimItem, Simulator, SimUser, write_ndj
 from tastebud.simulator._traffic import SimEvent
 from tastebud.simulator._truth import ChurnedBy, PlantedLabels, PlantedTarget, PlantedTruth
 from tastebud.simulator._world import AGE_BUCKETS, CATEGORIES, SimConfig
+from tastebud.simulator.counts import (
+    CountsConfig,
+    CountsData,
+    CountsStats,
+    RowOrder,
+    generate_counts,
+    write_counts_tsv,
+)
 
 __all__ = [
     "AGE_BUCKETS",
     "CATEGORIES",
     "ChurnedBy",
+    "CountsConfig",
+    "CountsData",
+    "CountsStats",
     "PlantedLabels",
     "PlantedTarget",
     "PlantedTruth",
+    "RowOrder",
     "SimConfig",
     "SimEvent",
     "SimItem",
     "SimUser",
     "Simulator",
+    "generate_counts",
+    "write_counts_tsv",
     "write_ndjson",
 ]
