@@ -3,6 +3,14 @@ and blends that never lose to their parts."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 import pytest
@@ -22,12 +30,16 @@ from tastebud.models import (
     HybridConfig,
     ItemKNN,
     ItemKNNConfig,
+    RP3Beta,
+    RP3BetaConfig,
     SeqLinear,
     SeqLinearConfig,
     TrainingData,
 )
-from tastebud.models.linear import ease_matrix
+from tastebud.models.linear import DUAL_MAX_USERS, ease_matrix
 from tastebud.models.signals import is_synthetic_time, transform_weights
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tastes(n_users: int = 120, n_items: int = 300, seed: int = 0, *, real_time: bool = True):
@@ -113,6 +125,7 @@ def test_weights_reach_every_model_that_can_use_them() -> None:
     data = validation_of(tastes()).train
     users = np.arange(data.n_users)
     for cls, config in (
+        (RP3Beta, RP3BetaConfig(neighbors=20)),
         (EASE, EASEConfig(l2=5.0)),
         (SeqLinear, SeqLinearConfig(l2=5.0)),
         (ItemKNN, ItemKNNConfig(neighbors=20)),
@@ -150,7 +163,7 @@ def test_the_search_leaves_out_what_the_data_cannot_reward() -> None:
 @pytest.mark.parametrize("weighting", ["binary", "log", "bm25", "raw"])
 def test_the_dual_form_is_exactly_ease(weighting: str) -> None:
     data = validation_of(tastes(n_users=60, n_items=300)).train
-    assert data.n_users < data.n_items
+    assert 2 * data.n_users <= data.n_items
     model = EASE(EASEConfig(l2=20.0, weighting=weighting)).fit(data)  # type: ignore[arg-type]
     assert model._dual is not None and model._b is None
     b = ease_matrix(data.weighted(weighting), 20.0)  # type: ignore[arg-type]
@@ -175,6 +188,19 @@ def test_the_dual_form_holds_every_item_and_forgets_users() -> None:
     assert model._dual.x[forgotten].nnz == 0 and model._history[forgotten].nnz == 0
 
 
+def test_the_primal_form_is_kept_where_the_dual_would_cost_more() -> None:
+    near = validation_of(tastes(n_users=120, n_items=200)).train  # users more than half items
+    assert EASE(EASEConfig(l2=20.0)).fit(near)._b is not None
+    flat = TrainingData.from_arrays(
+        DUAL_MAX_USERS + 1,
+        3 * DUAL_MAX_USERS,
+        np.arange(DUAL_MAX_USERS + 1),
+        np.zeros(DUAL_MAX_USERS + 1),
+    )
+    model = EASE(EASEConfig(l2=20.0, max_items=5)).fit(flat)
+    assert model._dual is None and len(model._cols) == 5  # too many users: primal, capped
+
+
 def test_one_decomposition_serves_every_ridge_penalty() -> None:
     data = validation_of(tastes(n_users=60, n_items=300)).train
     EASE(EASEConfig(l2=10.0)).fit(data)
@@ -197,6 +223,7 @@ def test_a_blend_reduces_exactly_to_each_of_its_parts() -> None:
         "seq": SeqLinearConfig(l2=30.0),
         "als": ALSConfig(factors=8, iterations=5),
         "knn": ItemKNNConfig(neighbors=30),
+        "rp3": RP3BetaConfig(neighbors=30),
     }
     for key, cls in HybridConfig.PARTS.items():
         weights = {k: 1.0 if k == key else 0.0 for k in parts}
@@ -232,7 +259,7 @@ def test_the_tuned_blend_never_scores_below_its_best_part(real_time: bool) -> No
         assert config.part(key) == parts[cls.name].config
     again = tune(Hybrid, validation)  # tuning its parts itself gives the same blend
     assert again.config == config and again.score == pytest.approx(blend.score)
-    assert {k.split(".")[0] for p, _ in again.trials for k in p} >= {"seq", "als", "knn"}
+    assert {k.split(".")[0] for p, _ in again.trials for k in p} >= set(HybridConfig.PARTS)
 
 
 def test_the_blend_pool_matches_the_fitted_blend() -> None:
@@ -241,9 +268,10 @@ def test_the_blend_pool_matches_the_fitted_blend() -> None:
         SeqLinear(SeqLinearConfig(l2=30.0)).fit(validation.train),
         ALS(ALSConfig(factors=8, iterations=5)).fit(validation.train, FitOptions(seed=0)),
         ItemKNN(ItemKNNConfig(neighbors=30)).fit(validation.train),
+        RP3Beta(RP3BetaConfig(neighbors=30)).fit(validation.train),
     ]
     pool = BlendPool.build(parts, validation)
-    for weights in ([1.0, 0.0, 0.0], [1.0, 0.5, 0.2], [0.2, 1.0, 0.0]):
+    for weights in ([1.0, 0.0, 0.0, 0.0], [1.0, 0.5, 0.2, 0.0], [0.2, 1.0, 0.0, 0.7]):
         assert pool.score(weights) == pytest.approx(pool.exact(weights), abs=1e-9)
 
 
@@ -264,3 +292,42 @@ def test_the_chosen_model_is_the_best_on_validation_peers_included() -> None:
     assert result.best_model is not None
     assert val[result.best_model] >= val[best_peer]
     assert result.models[result.best_model].peer
+
+
+# -- the documented example -----------------------------------------------------------------------
+
+
+def test_the_counts_example_of_the_docs_runs_as_written(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "evaluation.md").read_text()
+    section = text.split("### Play counts without time", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S)
+    assert block is not None
+    lines = [line for line in block.group(1).splitlines() if line.strip()]
+    assert [line.split()[:2] for line in lines] == [
+        ["tastebud", "simulate-counts"],
+        ["tastebud", "import"],
+        ["tastebud", "evaluate"],
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
+    env["TASTEBUD_DATA_DIR"] = str(tmp_path / "data")
+    outputs = []
+    for line in lines:
+        args = shlex.split(line)[1:]
+        done = subprocess.run(
+            [sys.executable, "-m", "tastebud.cli", *args],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, (line, done.stdout, done.stderr)
+        outputs.append(done.stdout + done.stderr)
+    assert "(no timestamps)" in outputs[2], outputs[2]
+    report = json.loads((tmp_path / "counts.json").read_text())
+    assert report["dataset"]["has_time"] is False
+    val = {n: t["validation_ndcg@10"] for n, t in report["tuning"].items()}
+    assert report["best_model"] == max(val, key=val.__getitem__)
+    parts = ("tastebud_seq", "als", "itemknn", "rp3beta")
+    assert val["tastebud_hybrid"] >= max(val[p] for p in parts)  # never below a part
+    assert report["models"]["tastebud_seq"]["params"]["alpha"] == 0.0  # no time to earn it

@@ -35,6 +35,8 @@ from tastebud.models import (
     Popularity,
     PopularityConfig,
     Recommender,
+    RP3Beta,
+    RP3BetaConfig,
     SeqLinear,
     SeqLinearConfig,
     TrainingData,
@@ -301,6 +303,20 @@ class TestBPR(RecommenderContract):
     config = BPRConfig(factors=8, iterations=200, learning_rate=0.05)
 
 
+class TestRP3Beta(RecommenderContract):
+    model_class = RP3Beta
+    config = RP3BetaConfig(neighbors=20, beta=0.3)
+
+    def test_beta_penalises_popular_items(self) -> None:
+        # Item 0 is everyone's; items 1..5 each go with it for a few users.
+        users = [u for u in range(30) for _ in (0, 1)]
+        items = [i for u in range(30) for i in (0, 1 + u % 5)]
+        data = TrainingData.from_arrays(31, 6, users + [30], items + [1])
+        plain = RP3Beta(RP3BetaConfig(beta=0.0)).fit(data).scores(np.array([30]))[0]
+        penalised = RP3Beta(RP3BetaConfig(beta=1.0)).fit(data).scores(np.array([30]))[0]
+        assert plain[0] > 0 and penalised[0] / plain[0] < 0.1  # item 0: 31 users
+
+
 class TestEASE(RecommenderContract):
     model_class = EASE
     config = EASEConfig(l2=1.0)
@@ -341,11 +357,17 @@ class TestSeqLinear(RecommenderContract):
 
 class TestHybrid(RecommenderContract):
     model_class = Hybrid
-    config = HybridConfig(l2=1.0, w_als=0.2, als_factors=4, w_knn=0.2, knn_neighbors=10)
+    config = HybridConfig(
+        seq=SeqLinearConfig(l2=1.0),
+        w_als=0.2,
+        als=ALSConfig(factors=4, regularization=1.0, alpha=5.0),
+        w_knn=0.2,
+        knn=ItemKNNConfig(neighbors=10),
+    )
 
     def test_zero_weights_switch_components_off(self) -> None:
         data = sequences()
-        only_seq = Hybrid(HybridConfig(l2=1.0, w_als=0.0, w_knn=0.0)).fit(data)
+        only_seq = Hybrid(HybridConfig(seq=SeqLinearConfig(l2=1.0), w_als=0.0, w_knn=0.0)).fit(data)
         assert [name for name, _, _ in only_seq._parts] == ["seq"]
         assert not any(k.startswith(("als.", "knn.")) for k in only_seq.get_params())
         seq = SeqLinear(SeqLinearConfig(l2=1.0)).fit(data)
@@ -369,7 +391,7 @@ def test_model_class_lookup() -> None:
 
 def test_peer_names_are_kept() -> None:
     peers = {n for n, c in MODELS.items() if c.peer}
-    assert peers == {"popularity", "itemknn", "als", "bpr", "ease"}
+    assert peers == {"popularity", "itemknn", "rp3beta", "als", "bpr", "ease"}
     assert all(n.startswith("tastebud_") for n, c in MODELS.items() if not c.peer)
 
 
@@ -529,7 +551,7 @@ def test_nonsense_values_named_in_the_issue_are_refused() -> None:
     with pytest.raises(ValueError, match="seed"):
         FitOptions(seed=-1)
     # Zero is meaningful where it switches something off, and None where it means "no decay".
-    assert HybridConfig(w_als=0.0, w_knn=0.0, alpha=0.0).w_als == 0.0
+    assert HybridConfig(w_als=0.0, w_knn=0.0, seq=SeqLinearConfig(alpha=0.0)).w_als == 0.0
     assert SeqLinearConfig(history_half_life=None, alpha=0.0).alpha == 0.0
 
 

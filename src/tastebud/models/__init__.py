@@ -1,6 +1,7 @@
 """Recommender algorithms behind one protocol (pure: arrays in, arrays out, no I/O).
 
-Peers keep the names users know (``popularity``, ``itemknn``, ``als``, ``bpr``, ``ease``);
+Peers keep the names users know (``popularity``, ``itemknn``, ``rp3beta``, ``als``, ``bpr``,
+``ease``);
 Tastebud's own models are named ``tastebud_*``. ``MODELS`` maps every name to its class.
 """
 
@@ -16,7 +17,7 @@ from tastebud.models._base import (
 )
 from tastebud.models.factor import ALS, BPR, ALSConfig, BPRConfig
 from tastebud.models.hybrid import Hybrid, HybridConfig
-from tastebud.models.knn import ItemKNN, ItemKNNConfig
+from tastebud.models.knn import ItemKNN, ItemKNNConfig, RP3Beta, RP3BetaConfig
 from tastebud.models.linear import EASE, EASEConfig, SeqLinear, SeqLinearConfig
 from tastebud.models.popularity import Popularity, PopularityConfig
 from tastebud.models.ranking import Recommendations, standardise, top_k
@@ -38,6 +39,8 @@ __all__ = [
     "NotFitted",
     "Popularity",
     "PopularityConfig",
+    "RP3Beta",
+    "RP3BetaConfig",
     "Recommendations",
     "Recommender",
     "SeqLinear",
@@ -50,7 +53,7 @@ __all__ = [
 ]
 
 MODELS: dict[str, type[Recommender]] = {  # type: ignore[type-arg]
-    cls.name: cls for cls in (SeqLinear, Hybrid, Popularity, ItemKNN, ALS, BPR, EASE)
+    cls.name: cls for cls in (SeqLinear, Hybrid, Popularity, ItemKNN, RP3Beta, ALS, BPR, EASE)
 }
 """Every registered recommender by name (Tastebud's own first, then the peers)."""
 

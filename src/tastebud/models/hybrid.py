@@ -1,4 +1,4 @@
-"""``tastebud_hybrid``: the sequence-aware linear model blended with ALS and item-kNN.
+"""``tastebud_hybrid``: the sequence-aware linear model blended with ALS, item-kNN and RP3beta.
 
 Each component's scores are standardised per user (mean 0, standard deviation 1 over the
 catalogue) and summed with weights; a weight of 0 switches a component off (it is not even
@@ -25,7 +25,7 @@ from tastebud.models._base import (
     TrainingData,
 )
 from tastebud.models.factor import ALS, ALSConfig
-from tastebud.models.knn import ItemKNN, ItemKNNConfig
+from tastebud.models.knn import ItemKNN, ItemKNNConfig, RP3Beta, RP3BetaConfig
 from tastebud.models.linear import SeqLinear, SeqLinearConfig
 from tastebud.models.ranking import standardise
 
@@ -56,6 +56,7 @@ class HybridConfig(ModelConfig):
         "seq": SeqLinear,
         "als": ALS,
         "knn": ItemKNN,
+        "rp3": RP3Beta,
     }
     """The components by key (each has a ``w_<key>`` weight and a ``<key>`` config)."""
     WEIGHTS: ClassVar[tuple[float, ...]] = (0.0, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -67,6 +68,8 @@ class HybridConfig(ModelConfig):
     """Weight of the ALS scores (0: off)."""
     w_knn: float = Field(default=0.1, ge=0)
     """Weight of the item-kNN scores (0: off)."""
+    w_rp3: float = Field(default=0.0, ge=0)
+    """Weight of the RP3beta scores (0: off; configs saved before it existed have none)."""
     seq: SeqLinearConfig = Field(default_factory=SeqLinearConfig)
     """The sequence model's settings."""
     als: ALSConfig = Field(
@@ -75,6 +78,8 @@ class HybridConfig(ModelConfig):
     """ALS's settings."""
     knn: ItemKNNConfig = Field(default_factory=lambda: ItemKNNConfig(neighbors=200))
     """Item-kNN's settings."""
+    rp3: RP3BetaConfig = Field(default_factory=RP3BetaConfig)
+    """RP3beta's settings."""
 
     @model_validator(mode="before")
     @classmethod
@@ -99,7 +104,7 @@ class HybridConfig(ModelConfig):
     @model_validator(mode="after")
     def _some_weight(self) -> HybridConfig:
         if not any(self.weight(key) > 0 for key in self.PARTS):
-            raise ValueError("at least one of w_seq, w_als, w_knn must be above 0")
+            raise ValueError("at least one of w_seq, w_als, w_knn, w_rp3 must be above 0")
         return self
 
     def weight(self, key: str) -> float:
@@ -120,7 +125,7 @@ class HybridConfig(ModelConfig):
 
 
 class Hybrid(Recommender[HybridConfig]):
-    """Weighted blend of standardised ``tastebud_seq``, ALS and item-kNN scores."""
+    """Weighted blend of standardised ``tastebud_seq``, ALS, item-kNN and RP3beta scores."""
 
     name = "tastebud_hybrid"
     config_class = HybridConfig

@@ -16,7 +16,7 @@ timestamps (or ``alpha=0`` and ``history_half_life=None``) it is exactly EASE.
 Both read interaction weights through ``weighting`` (:mod:`tastebud.models.signals`): the
 matrix ``X`` and the user's history hold the transformed weights instead of 1s.
 
-**Two exact solutions, whichever is smaller.** The primal one inverts the ``items x items``
+**Two exact solutions.** The primal one inverts the ``items x items``
 matrix ``XᵀX + λI`` (Cholesky, about ``n³`` operations for ``n`` items). When there are fewer
 users than items, the Woodbury identity ``(XᵀX + λI)⁻¹ = (I − Xᵀ(XXᵀ + λI)⁻¹X) / λ`` moves the
 work to the ``users x users`` matrix ``XXᵀ``: EASE's ``B = I − P diag(P)⁻¹`` is never formed, a
@@ -24,8 +24,10 @@ history ``h`` scores ``h − (hP) / diag(P)`` with ``hP = (h − (hXᵀ) M X) / 
 ``M = (XXᵀ + λI)⁻¹``. Its eigendecomposition ``XXᵀ = VΣVᵀ`` does not depend on λ, so a search
 over λ decomposes once (cached on the training data) and every λ costs a ``users x users``
 product. The dual form holds every item (no ``max_items`` cap: its memory grows with the users,
-not the items) and ``XXᵀ``'s size in users. ``tastebud_seq``'s "comes next" part adds a row per
-interaction, so with real time and ``alpha > 0`` it is solved in the primal form.
+not the items). It is used with at most half as many users as items and at most
+``DUAL_MAX_USERS`` users, where a request (``users²`` operations) stays quick.
+``tastebud_seq``'s "comes next" part adds a row per interaction, so with real time and
+``alpha > 0`` it is solved in the primal form.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from tastebud.models._base import (
 from tastebud.models.signals import Weighting
 
 __all__ = [
+    "DUAL_MAX_USERS",
     "EASE",
     "EASEConfig",
     "SeqLinear",
@@ -167,10 +170,8 @@ class _ItemItem(Recommender[_C]):
 
     def _fit(self, data: TrainingData, options: FitOptions) -> None:
         cap = int(getattr(self.config, "max_items", 10_000))
-        x = data.weighted(self._weighting())
-        active = int(np.count_nonzero(np.diff(x.indptr)))
         self._b, self._dual = None, None
-        if not self._sequence(data) and active < data.n_items:
+        if not self._sequence(data) and _dual_pays(data.n_users, data.n_items):
             self._cols = np.arange(data.n_items, dtype=np.int32)
             self._dual = _Dual.solve(data, self._weighting(), self._l2())
         else:
@@ -254,6 +255,18 @@ class _ItemItem(Recommender[_C]):
         self._b = np.asarray(params["b"], np.float32) if "b" in params else None
         self._dual = _Dual.load(params) if "b" not in params else None
         self._history = csr_from("history", params)
+
+
+DUAL_MAX_USERS = 4096
+"""Above this many users the dual form's per-request work (``users²`` operations) would slow
+serving down more than the primal form's (a few history rows of ``B``)."""
+
+
+def _dual_pays(n_users: int, n_items: int) -> bool:
+    """Whether the dual form is the smaller one: at most half as many users as items (memory
+    and fit time grow with the square and the cube of the smaller side), and few enough users
+    for a request to stay quick."""
+    return 2 * n_users <= n_items and n_users <= DUAL_MAX_USERS
 
 
 @dataclass
