@@ -30,6 +30,8 @@ from tastebud.models import (
     HybridConfig,
     ItemKNN,
     ItemKNNConfig,
+    Popularity,
+    PopularityConfig,
     RP3Beta,
     RP3BetaConfig,
     SeqLinear,
@@ -125,6 +127,7 @@ def test_weights_reach_every_model_that_can_use_them() -> None:
     data = validation_of(tastes()).train
     users = np.arange(data.n_users)
     for cls, config in (
+        (Popularity, PopularityConfig()),
         (RP3Beta, RP3BetaConfig(neighbors=20)),
         (EASE, EASEConfig(l2=5.0)),
         (SeqLinear, SeqLinearConfig(l2=5.0)),

@@ -201,8 +201,8 @@ def max_trials(
     blend: its parts' (except those named in ``reused``) and its weights'.
 
     >>> from tastebud.models import model_class
-    >>> max_trials(model_class("popularity"))
-    1
+    >>> max_trials(model_class("popularity"))  # the defaults, then 3 weightings in 2 passes
+    7
     """
     config_class = model_class.config_class
     if issubclass(config_class, HybridConfig):

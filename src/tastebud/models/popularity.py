@@ -17,6 +17,7 @@ from tastebud.models._base import (
     TrainingData,
 )
 from tastebud.models.ranking import Recommendations, top_k
+from tastebud.models.signals import Weighting
 
 __all__ = ["Popularity", "PopularityConfig"]
 
@@ -40,10 +41,18 @@ class PopularityConfig(ModelConfig):
     min_group_users: int = Field(default=20, ge=1)
     """A group or context with fewer distinct users than this uses the global counts (no
     tiny-group lists: they would reveal what a handful of people did)."""
+    weighting: Weighting = "binary"
+    """What an interaction counts (:mod:`tastebud.models.signals`): 1 with ``binary`` (items
+    ranked by how many met them), or its transformed weight (by how much they were played,
+    watched, rated...)."""
 
     @classmethod
     def search_space(cls) -> dict[str, list[Any]]:
-        return {}
+        return {"weighting": ["binary", "log", "bm25"]}
+
+    @classmethod
+    def time_blind(cls) -> dict[str, Any]:
+        return {"half_life_days": None}
 
 
 class Popularity(Recommender[PopularityConfig]):
@@ -56,9 +65,18 @@ class Popularity(Recommender[PopularityConfig]):
 
     def _counts(self, data: TrainingData) -> NDArray[np.float64]:
         w = np.ones(len(data))
+        if self.config.weighting != "binary" and len(data):
+            pairs = data.weighted(self.config.weighting)
+            w = np.asarray(pairs[data.user, data.item], dtype=np.float64).ravel()
+            # A pair met several times counts its weight once.
+            key = data.user.astype(np.int64) * data.n_items + data.item
+            _, first = np.unique(key, return_index=True)
+            once = np.zeros(len(data), dtype=bool)
+            once[first] = True
+            w = np.where(once, w, 0.0)
         if self.config.half_life_days and data.has_time():
             age_days = (data.ts.max() - data.ts) / 86_400
-            w = 0.5 ** (age_days / self.config.half_life_days)
+            w = w * 0.5 ** (age_days / self.config.half_life_days)
         return w
 
     def _fit(self, data: TrainingData, options: FitOptions) -> None:
