@@ -278,6 +278,18 @@ def test_the_blend_pool_matches_the_fitted_blend() -> None:
         assert pool.score(weights) == pytest.approx(pool.exact(weights), abs=1e-9)
 
 
+def test_a_blend_over_a_catalogue_smaller_than_a_list_is_tuned() -> None:
+    rng = np.random.default_rng(4)
+    rows = [
+        (f"u{u}", f"i{i}", int(rng.integers(0, 10**9)), 1.0)
+        for u in range(40)
+        for i in rng.choice(6, size=4, replace=False)
+    ]
+    pairs = pl.DataFrame(rows, schema=["user_key", "item_id", "ts_ms", "weight"], orient="row")
+    tuned = tune(Hybrid, validation_of(pairs))
+    assert 0.0 <= tuned.score <= 1.0
+
+
 def test_the_chosen_model_is_the_best_on_validation_peers_included() -> None:
     # Everyone picks by popularity alone: nothing personal to learn, and popularity (a peer)
     # is best on validation.

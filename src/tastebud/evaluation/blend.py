@@ -60,7 +60,7 @@ class BlendPool:
         """Score ``split.test_users`` with every (fitted) part, in chunks of bounded memory."""
         users = split.test_users
         n_items = split.train.n_items
-        depth = max(_K, min(depth, n_items))
+        depth = min(n_items, max(_K, depth))
         exclude = split.train.matrix()
         width = depth * len(parts)
         items = np.full((len(users), width), -1, np.int32)
@@ -73,7 +73,12 @@ class BlendPool:
                 block = standardise(model.scores(chunk))
                 block[seen] = -np.inf
                 blocks.append(block)
-            best = [np.argpartition(-b, depth - 1, axis=1)[:, :depth] for b in blocks]
+            best = [
+                np.argsort(-b, axis=1)[:, :depth]
+                if depth == n_items
+                else np.argpartition(-b, depth - 1, axis=1)[:, :depth]
+                for b in blocks
+            ]
             cand = np.sort(np.concatenate(best, axis=1), axis=1)
             repeated = np.zeros(cand.shape, dtype=bool)
             repeated[:, 1:] = cand[:, 1:] == cand[:, :-1]

@@ -57,7 +57,8 @@ def _hit_matrix(recs: NDArray[np.int32], truth: Truth) -> NDArray[np.bool_]:
     cols = recs.ravel()
     ok = cols >= 0
     rel = np.zeros(recs.size, dtype=bool)
-    rel[ok] = np.asarray(truth.hits[rows[ok], cols[ok]]).ravel() > 0
+    if ok.any():  # (no item recommended at all: nothing to look up)
+        rel[ok] = np.asarray(truth.hits[rows[ok], cols[ok]]).ravel() > 0
     return rel.reshape(recs.shape)
 
 
