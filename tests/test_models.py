@@ -9,6 +9,7 @@ from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 import annotated_types as at
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,8 @@ from pydantic import BaseModel, Field, ValidationError
 from pydantic.fields import FieldInfo
 
 from tastebud.errors import InvalidInput
-from tastebud.evaluation.tuning import checked_space, tune
+from tastebud.evaluation import Dataset, evaluate
+from tastebud.evaluation.tuning import checked_space, max_trials, tune
 from tastebud.models import (
     ALS,
     BPR,
@@ -44,6 +46,7 @@ from tastebud.models import (
     top_k,
 )
 from tastebud.models.predictor_config import PredictorConfig
+from test_blend import tastes, validation_of
 
 
 def checkerboard(n_users: int = 40, n_items: int = 20, seed: int = 0) -> tuple[TrainingData, Any]:
@@ -375,6 +378,46 @@ class TestHybrid(RecommenderContract):
         a = only_seq.recommend(users, 5, exclude=data.matrix()).item_idx
         b = seq.recommend(users, 5, exclude=data.matrix()).item_idx
         np.testing.assert_array_equal(a, b)
+
+
+# -- never lose to a part (issue 23) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("real_time", [True, False])
+def test_the_tuned_blend_never_scores_below_its_best_part(real_time: bool) -> None:
+    validation = validation_of(tastes(real_time=real_time, seed=5))
+    parts = {cls.name: tune(cls, validation) for cls in HybridConfig.PARTS.values()}
+    trials: list[tuple[dict[str, object], float]] = []
+    blend = tune(Hybrid, validation, parts=parts, on_trial=lambda p, s: trials.append((p, s)))
+    assert blend.score >= max(r.score for r in parts.values())
+    assert trials and all(k.startswith("w_") for p, _ in trials for k in p)  # parts reused
+    assert len(trials) <= max_trials(Hybrid, reused=frozenset(parts))
+    config = blend.config
+    assert isinstance(config, HybridConfig)
+    for key, cls in HybridConfig.PARTS.items():  # each part as tuned alone
+        assert config.part(key) == parts[cls.name].config
+    again = tune(Hybrid, validation)  # tuning its parts itself gives the same blend
+    assert again.config == config and again.score == pytest.approx(blend.score)
+    assert {k.split(".")[0] for p, _ in again.trials for k in p} >= set(HybridConfig.PARTS)
+
+
+def test_the_chosen_model_is_the_best_on_validation_peers_included() -> None:
+    # Everyone picks by popularity alone: nothing personal to learn, and popularity (a peer)
+    # is best on validation.
+    rng = np.random.default_rng(11)
+    appeal = rng.lognormal(0, 1.5, 1000)
+    rows = []
+    for u in range(150):
+        for i in rng.choice(1000, size=10, replace=False, p=appeal / appeal.sum()):
+            rows.append((f"u{u}", f"i{i}", int(rng.integers(0, 10**9)), 1.0))
+    pairs = pl.DataFrame(rows, schema=["user_key", "item_id", "ts_ms", "weight"], orient="row")
+    result = evaluate(Dataset(pairs), ["tastebud_seq", "popularity", "ease"])
+    val = {n: t.validation_ndcg10 or 0.0 for n, t in result.tuning.items()}
+    best_peer = max(("popularity", "ease"), key=val.__getitem__)
+    assert val[best_peer] > val["tastebud_seq"], val  # the premise: a peer is best
+    assert result.best_model is not None
+    assert val[result.best_model] >= val[best_peer]
+    assert result.models[result.best_model].peer
 
 
 def test_every_registered_model_has_a_contract_suite() -> None:

@@ -64,7 +64,7 @@ def evaluate_cmd(
         str | None,
         typer.Option(
             help="Comma-separated model names (default: Tastebud's models and the "
-            "peers popularity, itemknn, als, bpr, ease)."
+            "peers popularity, itemknn, rp3beta, als, bpr, ease)."
         ),
     ] = None,
     protocol: Annotated[
