@@ -5,10 +5,7 @@ takes, and learnable: personalised models beat popularity on it."""
 from __future__ import annotations
 
 import io
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +29,7 @@ from tastebud.simulator import (
     generate_counts,
     write_counts_tsv,
 )
+from test_cli import run
 
 SMALL = CountsConfig(users=120, items=900, seed=5)
 
@@ -154,37 +152,25 @@ def test_odd_sizes_still_work() -> None:
     assert len(one) == 1
 
 
-def _cli(args: list[str], data_dir: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TASTEBUD_")}
-    env["TASTEBUD_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [sys.executable, "-m", "tastebud.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_cli_writes_a_file_that_import_interactions_takes(tmp_path: Path) -> None:
     out = tmp_path / "plays.tsv"
     world = ["simulate-counts", "--users", "40", "--items", "300", "--seed", "2"]
-    r = _cli([*world, "--out", str(out), "--order", "item"], tmp_path)
+    r = run([*world, "--out", str(out), "--order", "item"], tmp_path)
     assert r.returncode == 0, r.stderr
     n = out.read_text().count("\n") - 1
     assert r.stderr.strip().startswith(f"{n:,} rows, 40 users")
     assert len(r.stderr.strip().splitlines()) == 1
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    piped = _cli([*world, "--out", "-", "--order", "item"], tmp_path)
+    piped = run([*world, "--out", "-", "--order", "item"], tmp_path)
     assert piped.returncode == 0 and piped.stdout == out.read_text()
-    r = _cli(
+    r = run(
         ["import", "interactions", str(out), "--user", "user", "--item", "item"]
         + ["--weight", "count"],
         tmp_path / "data",
     )
     assert r.returncode == 0, r.stderr
     assert f"{n:,} events accepted, 0 duplicates, 0 rejected" in r.stdout
-    bad = _cli(["simulate-counts", "--out", str(out), "--users", "0"], tmp_path)
+    bad = run(["simulate-counts", "--out", str(out), "--users", "0"], tmp_path)
     assert bad.returncode == 2 and "users" in bad.stderr
 
 

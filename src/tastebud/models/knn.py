@@ -4,7 +4,7 @@ RP3beta (three-step random walks, popular items penalised), top neighbours kept 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +24,8 @@ from tastebud.models._base import (
 from tastebud.models.signals import Weighting
 
 __all__ = ["ItemKNN", "ItemKNNConfig", "RP3Beta", "RP3BetaConfig"]
+
+_C = TypeVar("_C", bound=ModelConfig)
 
 
 class ItemKNNConfig(ModelConfig):
@@ -57,31 +59,27 @@ class ItemKNNConfig(ModelConfig):
         return {"half_life": None}
 
 
-class ItemKNN(Recommender[ItemKNNConfig]):
-    """Scores an item by the summed similarity to the items in the user's history."""
+class _Neighbourhood(Recommender[_C]):
+    """Scores an item by the user's (weighted, possibly recency-weighted) history times a sparse
+    item x item matrix ``_sim``; subclasses say how ``_sim`` is built."""
 
-    name = "itemknn"
-    config_class = ItemKNNConfig
-    peer = True
-    supports_update = True
+    _sim: csr_matrix
+    _history: csr_matrix
+
+    def _similarity(self, data: TrainingData) -> csr_matrix:
+        raise NotImplementedError
 
     def _fit(self, data: TrainingData, options: FitOptions) -> None:
-        x = data.weighted(self.config.weighting).tocsc()
-        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
-        sim = (x.T @ x).tocsr().astype(np.float32)
-        sim.setdiag(0)
-        sim.eliminate_zeros()
-        denom = np.outer(norms, norms)[sim.nonzero()] + self.config.shrink
-        sim.data = (sim.data / np.maximum(denom, 1e-9)).astype(np.float32)
-        self._sim = _keep_top(sim, self.config.neighbors)
+        self._sim = self._similarity(data)
         self._history = self._history_of(data)
 
     def _history_of(self, data: TrainingData) -> csr_matrix:
         c = self.config
-        return recency_weights(data, c.half_life, c.weighting).astype(np.float32)
+        half_life, weighting = c.half_life, c.weighting  # type: ignore[attr-defined]
+        return recency_weights(data, half_life, weighting).astype(np.float32)
 
     def update(self, data: TrainingData, users: NDArray[np.integer[Any]]) -> None:
-        """New histories for every user (similarities stay until the next full fit)."""
+        """New histories for every user (item relations stay until the next full fit)."""
         self.n_users = data.n_users
         self._history = self._history_of(data)
 
@@ -103,6 +101,26 @@ class ItemKNN(Recommender[ItemKNNConfig]):
     def _load(self, params: Mapping[str, NDArray[Any]]) -> None:
         self._sim = csr_from("sim", params)
         self._history = csr_from("history", params)
+
+
+class ItemKNN(_Neighbourhood[ItemKNNConfig]):
+    """Scores an item by the summed similarity to the items in the user's history."""
+
+    name = "itemknn"
+    config_class = ItemKNNConfig
+    peer = True
+    supports_update = True
+
+    def _similarity(self, data: TrainingData) -> csr_matrix:
+        x = data.weighted(self.config.weighting).tocsc()
+        norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=0)).ravel())
+        sim = (x.T @ x).tocsr().astype(np.float32)
+        sim.setdiag(0)
+        sim.eliminate_zeros()
+        rows, cols = sim.nonzero()  # the norms of each pair, not an items x items outer product
+        denom = norms[rows] * norms[cols] + self.config.shrink
+        sim.data = (sim.data / np.maximum(denom, 1e-9)).astype(np.float32)
+        return _keep_top(sim, self.config.neighbors)
 
 
 class RP3BetaConfig(ModelConfig):
@@ -137,7 +155,7 @@ class RP3BetaConfig(ModelConfig):
         return {"half_life": None}
 
 
-class RP3Beta(Recommender[RP3BetaConfig]):
+class RP3Beta(_Neighbourhood[RP3BetaConfig]):
     """Scores an item by the probability that a random walk user -> item -> user -> item,
     started from the user's history, ends on it, divided by its popularity to the power
     ``beta``: ``W = P_iu P_ui`` (rows of the weighted matrix normalised into transition
@@ -149,7 +167,7 @@ class RP3Beta(Recommender[RP3BetaConfig]):
     peer = True
     supports_update = True
 
-    def _fit(self, data: TrainingData, options: FitOptions) -> None:
+    def _similarity(self, data: TrainingData) -> csr_matrix:
         c = self.config
         x = data.weighted(c.weighting).astype(np.float64)
         user_degree = np.asarray(x.sum(axis=1)).ravel()
@@ -161,36 +179,7 @@ class RP3Beta(Recommender[RP3BetaConfig]):
         walk = csr_matrix(walk @ diags(1.0 / np.maximum(users_per_item, 1.0) ** c.beta))
         walk.setdiag(0)
         walk.eliminate_zeros()
-        self._sim = _keep_top_rows(walk.astype(np.float32), c.neighbors)
-        self._history = self._history_of(data)
-
-    def _history_of(self, data: TrainingData) -> csr_matrix:
-        c = self.config
-        return recency_weights(data, c.half_life, c.weighting).astype(np.float32)
-
-    def update(self, data: TrainingData, users: NDArray[np.integer[Any]]) -> None:
-        """New histories for every user (the walk stays until the next full fit)."""
-        self.n_users = data.n_users
-        self._history = self._history_of(data)
-
-    def _scores(self, users: NDArray[np.int64]) -> NDArray[np.float32]:
-        return np.asarray((self._history[users] @ self._sim).todense(), dtype=np.float32)
-
-    def _item_scores(self, items: NDArray[np.int64], w: NDArray[np.float32]) -> NDArray[np.float32]:
-        return np.asarray(w @ self._sim[items].toarray(), dtype=np.float32)
-
-    def _item_similarity(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float32]:
-        return np.asarray(self._sim[a][:, b].toarray(), dtype=np.float32)
-
-    def _forget(self, users: NDArray[np.int64]) -> None:
-        self._history = zero_rows(self._history, users)
-
-    def _params(self) -> dict[str, NDArray[Any]]:
-        return {**csr_params("sim", self._sim), **csr_params("history", self._history)}
-
-    def _load(self, params: Mapping[str, NDArray[Any]]) -> None:
-        self._sim = csr_from("sim", params)
-        self._history = csr_from("history", params)
+        return _keep_top_rows(walk.astype(np.float32), c.neighbors)
 
 
 def _keep_top_rows(m: csr_matrix, k: int) -> csr_matrix:

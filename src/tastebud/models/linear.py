@@ -33,7 +33,7 @@ not the items). It is used with at most half as many users as items and at most
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import numpy as np
@@ -239,7 +239,7 @@ class _ItemItem(Recommender[_C]):
     def _forget(self, users: NDArray[np.int64]) -> None:
         self._history = zero_rows(self._history, users)
         if self._dual is not None:
-            self._dual.x = zero_rows(self._dual.x, users)
+            self._dual.forget(users)
 
     def _params(self) -> dict[str, NDArray[Any]]:
         out: dict[str, NDArray[Any]] = {"cols": self._cols}
@@ -281,6 +281,16 @@ class _Dual:
     d: NDArray[np.float32]
     """``diag(P)``."""
     l2: float
+    xt: csr_matrix = field(init=False, repr=False)
+    """``Xᵀ`` in rows (items x users), made once: explanations read item columns per request."""
+
+    def __post_init__(self) -> None:
+        self.xt = csr_matrix(self.x.T)
+
+    def forget(self, users: NDArray[np.int64]) -> None:
+        """Empty the given users' rows of ``X``."""
+        self.x = zero_rows(self.x, users)
+        self.xt = csr_matrix(self.x.T)
 
     @classmethod
     def solve(cls, data: TrainingData, weighting: Weighting, l2: float) -> _Dual:
@@ -303,17 +313,17 @@ class _Dual:
 
     def apply(self, h: csr_matrix) -> NDArray[np.float32]:
         """``h B`` for history rows ``h`` (``n x items``)."""
-        t = np.asarray((h @ self.x.T).toarray(), dtype=np.float32) @ self.m
-        tx = np.asarray(self.x.T @ t.T, dtype=np.float32).T  # t X, n x items
-        hp = (h.toarray().astype(np.float32) - tx) / np.float32(self.l2)
-        out: NDArray[np.float32] = h.toarray().astype(np.float32) - hp / self.d
+        t = np.asarray((h @ self.xt).toarray(), dtype=np.float32) @ self.m
+        tx = np.asarray(self.xt @ t.T, dtype=np.float32).T  # t X, n x items
+        dense = h.toarray().astype(np.float32)
+        hp = (dense - tx) / np.float32(self.l2)
+        out: NDArray[np.float32] = dense - hp / self.d
         return out
 
     def entries(self, a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.float32]:
         """``B[a][:, b]``."""
-        xt = csr_matrix(self.x.T)
-        xa = np.asarray(xt[a].toarray(), np.float32)
-        xb = np.asarray(xt[b].toarray(), np.float32)
+        xa = np.asarray(self.xt[a].toarray(), np.float32)
+        xb = np.asarray(self.xt[b].toarray(), np.float32)
         same = (a[:, None] == b[None, :]).astype(np.float32)
         p = (same - (xa @ self.m) @ xb.T) / np.float32(self.l2)
         out: NDArray[np.float32] = same - p / self.d[b]
