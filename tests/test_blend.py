@@ -156,6 +156,8 @@ def test_the_search_leaves_out_what_the_data_cannot_reward() -> None:
     assert not {"alpha", "history_half_life", "seq_half_life", "future_window"} & set(space)
     flat = TrainingData.from_arrays(3, 3, [0, 1, 2], [0, 1, 2], ts=[5.0, 1.0, 9.5])
     assert search_for(ALSConfig, flat)[1]["weighting"] == ["binary", "bm25"]
+    signed = TrainingData.from_arrays(3, 3, [0, 1, 2], [0, 1, 2], weight=[2.0, -1.0, 5.0])
+    assert search_for(EASEConfig, signed)[1]["weighting"] == ["binary"]  # log would refuse
     tuned = tune(SeqLinear, validation_of(tastes(real_time=False)))
     assert tuned.config.alpha == 0.0  # type: ignore[attr-defined]
 

@@ -3,7 +3,8 @@
 
 What the data cannot reward is not searched: on data without real time a model's time settings
 are held at their time-blind values (``ModelConfig.time_blind``), and when every interaction
-weighs the same the weightings that only rescale it (``log``, ``raw``) are left out. A blend
+weighs the same the weightings that only rescale it (``log``, ``raw``) are left out, and with
+a negative weight among them only ``binary`` is tried. A blend
 (``tastebud_hybrid``) is tuned part by part, each exactly as it would be alone (or taken from a
 tuning already done in the same run), then its weights on the parts' validation scores, from
 the best part alone: it never scores below that part on validation.
@@ -109,8 +110,11 @@ def search_for(
     if not data.has_time():
         start = dict(config_class.time_blind())
         space = {k: v for k, v in space.items() if k not in start}
-    if len(data) and float(np.ptp(data.weight)) == 0.0 and "weighting" in space:
-        space["weighting"] = [v for v in space["weighting"] if v not in ("log", "raw")]
+    if len(data) and "weighting" in space:
+        if float(data.weight.min()) < 0:  # (a negative weight has no count to transform)
+            space["weighting"] = ["binary"]
+        elif float(np.ptp(data.weight)) == 0.0:
+            space["weighting"] = [v for v in space["weighting"] if v not in ("log", "raw")]
     return start, space
 
 
