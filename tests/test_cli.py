@@ -77,9 +77,9 @@ def test_production_without_secrets_is_a_config_error(tmp_path: Path) -> None:
 
 def test_db_upgrade(tmp_path: Path) -> None:
     r = run(["db", "upgrade"], tmp_path)
-    assert r.returncode == 0 and "revision 0004 (was empty)" in r.stdout
+    assert r.returncode == 0 and "revision 0005 (was empty)" in r.stdout
     r = run(["db", "upgrade"], tmp_path)
-    assert "(was 0004)" in r.stdout
+    assert "(was 0005)" in r.stdout
 
 
 def test_ingest_file_counts_and_reports_bad_lines(tmp_path: Path) -> None:

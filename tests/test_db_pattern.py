@@ -31,6 +31,7 @@ EXCEPTIONS: dict[str, frozenset[str]] = {
     "tastebud.training.labels": frozenset({"events"}),
     "tastebud.training.coldstart": frozenset({"events"}),
     "tastebud.features.build": frozenset({"items"}),
+    "tastebud.experiments.outcomes": frozenset({"events"}),
 }
 """The documented exceptions (docs/architecture.md): module or package -> the tables it may
 query besides its own."""

@@ -162,6 +162,37 @@ CASES: dict[str, Callable[[World], Case]] = {
     ),
     "export_v1_users__user_id__export_get": lambda w: Case(path=_path(w)),
     "report_v1_privacy_report_get": lambda w: Case(),
+    "create_experiment_v1_experiments_post": lambda w: Case(
+        body={
+            "name": "openapi-exp",
+            "hypothesis": "version 1 with more exploration gets more clicks",
+            "variants": [
+                {"name": "control"},
+                {"name": "explore", "model": {"version": 1}, "params": {"exploration_share": 0.3}},
+            ],
+            "guardrails": ["latency_ms", "error_rate"],
+        },
+        status=201,
+    ),
+    "list_experiments_v1_experiments_get": lambda w: Case("serve", params={"status": "draft"}),
+    "start_experiment_v1_experiments__name__start_post": lambda w: Case(
+        path={"name": "openapi-exp"}
+    ),
+    "ramp_experiment_v1_experiments__name__ramp_post": lambda w: Case(
+        path={"name": "openapi-exp"}, body={"traffic": 0.5}
+    ),
+    "get_experiment_v1_experiments__name__get": lambda w: Case(
+        "serve", path={"name": "openapi-exp"}
+    ),
+    "experiment_results_v1_experiments__name__results_get": lambda w: Case(
+        "serve", path={"name": "openapi-exp"}
+    ),
+    "stop_experiment_v1_experiments__name__stop_post": lambda w: Case(
+        path={"name": "openapi-exp"}, body={"reason": "done"}
+    ),
+    "conclude_experiment_v1_experiments__name__conclude_post": lambda w: Case(
+        path={"name": "openapi-exp"}, body={"winner": "control"}
+    ),
 }
 
 

@@ -128,6 +128,8 @@ class Schedule(BaseModel):
     """Wait before retrying a failed job."""
     retention_hours: float = Field(default=24.0, gt=0)
     """Retention (deleting events older than their type's retention period): daily."""
+    experiments_hours: float = Field(default=1.0, gt=0)
+    """Analysis of every running experiment, kept for its history of results: hourly."""
     lease_seconds: float = Field(default=120.0, gt=0)
     """A job's database lock expires this long after its last renewal (a crashed worker's job
     becomes runnable again)."""
@@ -151,6 +153,9 @@ class ServingConfig(BaseModel):
     """Share of the slots of a list given to new items in categories the user likes."""
     new_item_days: float = Field(default=14.0, gt=0)
     """An item published this recently is new (an exploration candidate)."""
+    cold_start_policy: Literal["segment", "popular"] = "segment"
+    """A user the model does not know, without a session: ``segment`` serves their segment's
+    list (else their device's, locale's or part of the day's), ``popular`` the overall one."""
     cache_ttl_s: float = Field(default=30.0, ge=0)
     """Per-user result cache lifetime (0: off). An entry is also invalid as soon as the user's
     real-time state, the model or the catalogue changes."""
@@ -320,6 +325,9 @@ class Settings(BaseSettings):
     model_poll_seconds: float = Field(default=2.0, gt=0, le=60)
     """How often an API process checks the registry for a new production version (a promotion
     is live in every process within this time plus the model's load time)."""
+    experiment_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    """How often an API process checks for started, ramped or stopped experiments (and, while
+    some run, for newly identified visitors)."""
 
     @field_validator("cors_origins", mode="before")
     @classmethod

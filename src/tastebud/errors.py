@@ -16,7 +16,8 @@ The tree::
     │   ├── UnknownUser
     │   ├── UnknownItem
     │   ├── UnknownKey
-    │   └── ModelNotFound         no such registered model or version
+    │   ├── ModelNotFound         no such registered model or version
+    │   └── ExperimentNotFound    no experiment by this name
     ├── Conflict                  the request contradicts stored state (409)
     │   ├── ChecklistFailed       promotion to production without a passing checklist (409)
     │   └── OptedOut              the user opted out of the profiling asked for (409)
@@ -53,6 +54,7 @@ __all__ = [
     "Conflict",
     "ConsentRequired",
     "DataWarning",
+    "ExperimentNotFound",
     "Forbidden",
     "InvalidEvent",
     "InvalidInput",
@@ -208,6 +210,12 @@ class ModelNotFound(NotFound):
     """No registered model or version by this name (or no version carries the alias)."""
 
     code = "model_not_found"
+
+
+class ExperimentNotFound(NotFound):
+    """No experiment by this name."""
+
+    code = "experiment_not_found"
 
 
 class Conflict(TastebudError):

@@ -13,6 +13,7 @@ from tastebud.catalog import Catalog
 from tastebud.config import Settings
 from tastebud.errors import OptedOut
 from tastebud.events.ingest import Ingestor
+from tastebud.experiments import Experiments, ExperimentsView, ModelPin
 from tastebud.features import OnlineFeatures
 from tastebud.monitoring import get_logger
 from tastebud.privacy import (
@@ -30,6 +31,7 @@ from tastebud.registry import Registry
 from tastebud.registry.predictor import PredictorArtifact, load_predictor
 from tastebud.rights import ErasureContext, ExportContext
 from tastebud.serving import (
+    MODEL_NAME,
     CatalogView,
     ImpressionLog,
     ModelServer,
@@ -64,6 +66,7 @@ class Services:
     registry: Registry
     models: ModelServer
     engine: PersonalizationEngine
+    experiments: Experiments
 
     def start(self) -> None:
         """Start the background work of a serving process: load the production models and
@@ -73,6 +76,8 @@ class Services:
         if isinstance(gate, PersonalizationGate):
             gate.start()  # reads every decision now, then checks in its own thread
         self.models.start()
+        if self.engine.experiments is not None:
+            self.engine.experiments.start()
         self.engine.catalog.start()
         if self.engine.impressions is not None:
             self.engine.impressions.start()
@@ -87,6 +92,8 @@ class Services:
         if self.engine.impressions is not None:
             self.engine.impressions.stop()
         self.engine.catalog.stop()
+        if self.engine.experiments is not None:
+            self.engine.experiments.stop()
         self.models.stop()
         gate = self.engine.personalization_allowed
         if isinstance(gate, PersonalizationGate):
@@ -178,6 +185,23 @@ def build_services(
         poll_seconds=settings.model_poll_seconds,
     )
 
+    experiments = Experiments(store, registry)
+
+    def resolve(pin: ModelPin) -> int | None:
+        if pin.version is not None:
+            return pin.version
+        found = registry.resolve(MODEL_NAME, pin.alias or "")
+        return None if found is None else found.version
+
+    view = ExperimentsView(
+        experiments.running,
+        experiments.state,
+        resolve,
+        store.aliases_since,
+        prepare=lambda versions: models.keep(MODEL_NAME, versions),
+        poll_seconds=settings.experiment_poll_seconds,
+    )
+
     def production_predictor(target: str) -> tuple[PredictorArtifact, int] | None:
         served = models.get(target)
         return None if served is None else (served.obj, served.version)
@@ -205,5 +229,7 @@ def build_services(
             settings.serving,
             ImpressionLog(lambda batch: ingestor.ingest(batch, source="serve")),
             personalization_allowed=PersonalizationGate(consent_log, consent),
+            experiments=view,
         ),
+        experiments,
     )

@@ -28,6 +28,7 @@ from tastebud.api.middleware import (
 from tastebud.api.ratelimit import make_rate_limiter
 from tastebud.api.routes import (
     events,
+    experiments,
     health,
     items,
     models,
@@ -120,6 +121,7 @@ def create_app(
         predictions,
         recommendations,
         models,
+        experiments,
         privacy,
     ):
         app.include_router(module.router)

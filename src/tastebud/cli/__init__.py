@@ -460,6 +460,7 @@ for _module in (
     "quickstart",
     "recommend",
     "models",
+    "experiments",
     "rights",
     "worker",
 ):

@@ -174,6 +174,13 @@ class ImpressionData(EventData):
     item_ids: Annotated[list[Id], Field(max_length=1000)]
     list_id: Id | None = None
     model_version: ShortText | None = None
+    mode: Literal["personalized", "session", "cold_start"] | None = None
+    latency_ms: Annotated[float, Field(ge=0, le=3_600_000)] | None = None
+    experiments: Annotated[dict[ShortText, ShortText], Field(max_length=20)] | None = None
+    """Experiment name -> the variant served (docs/experiments.md)."""
+    teams: Annotated[list[ShortText], Field(max_length=1000)] | None = None
+    """Interleaving: the variant that placed each item of ``item_ids``."""
+    error: bool | None = None
 
 
 class FeedbackData(EventData):

@@ -18,6 +18,7 @@ With the real-time store down or slow, the model answers alone (``degraded``), n
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 
@@ -26,9 +27,13 @@ from numpy.typing import NDArray
 
 from tastebud.config import ServingConfig
 from tastebud.errors import ModelNotReady, ServiceUnavailable
+from tastebud.experiments.assignment import Audience, ExperimentsView
+from tastebud.experiments.definitions import Surface
+from tastebud.experiments.interleaving import team_draft
 from tastebud.monitoring.metrics import FallbackReason, record_fallback
 from tastebud.realtime import RealtimeGuard, RealtimeState, StateRead, UserState
 from tastebud.registry.recommender import LoadedModel
+from tastebud.serving.arms import Arm, Arms, bundle_of
 from tastebud.serving.bundle import MODEL_NAME, RecommenderBundle
 from tastebud.serving.cache import ListCache
 from tastebud.serving.catalog import CatalogSnapshot, CatalogView
@@ -39,6 +44,7 @@ from tastebud.serving.impressions import ImpressionLog, impression_event
 from tastebud.serving.scorer import Scorer, top_indices
 from tastebud.serving.signals import consent_view, fingerprint
 from tastebud.serving.types import (
+    Exposure,
     ListRequest,
     Mode,
     ModelRef,
@@ -68,6 +74,7 @@ class PersonalizationEngine:
         impressions: Where served lists are logged (``None``: not logged).
         personalization_allowed: Whether a user allows personalization (answered from memory;
             see ``privacy.PersonalizationGate``).
+        experiments: The running experiments (``None``: none are served).
     """
 
     def __init__(
@@ -78,6 +85,7 @@ class PersonalizationEngine:
         config: ServingConfig,
         impressions: ImpressionLog | None = None,
         personalization_allowed: Callable[[str], bool] = lambda _key: True,
+        experiments: ExperimentsView | None = None,
     ) -> None:
         self.models = models
         self.realtime = (
@@ -97,6 +105,8 @@ class PersonalizationEngine:
         self.explorer = Explorer(config)
         self.explainer = Explainer()
         self.cache = ListCache(config.cache_ttl_s, config.cache_size)
+        self.experiments = experiments
+        self.arms = Arms(models, config, self.scorer.cold)
 
     # -- state --------------------------------------------------------------------------------
     def state(self, user_key: str) -> StateRead:
@@ -122,10 +132,7 @@ class PersonalizationEngine:
                 "`tastebud models approve recommendations N` and `tastebud models promote "
                 "recommendations N`"
             )
-        bundle = served.obj
-        if isinstance(bundle, LoadedModel):  # loaded without cold-start lists
-            bundle = RecommenderBundle(bundle)
-        return served, bundle
+        return served, bundle_of(served)
 
     def model_scores(
         self, loaded: LoadedModel, idx: int, session: list[int]
@@ -136,7 +143,12 @@ class PersonalizationEngine:
 
     # -- recommendations ----------------------------------------------------------------------
     def recommend(
-        self, user_key: str, request: ListRequest, *, user_id: str | None = None
+        self,
+        user_key: str,
+        request: ListRequest,
+        *,
+        user_id: str | None = None,
+        anonymous: bool = False,
     ) -> Recommendation:
         """The user's top ``request.k`` items with reasons (from a worker thread, or where
         waiting on the real-time store is fine); see the module docstring.
@@ -146,22 +158,29 @@ class PersonalizationEngine:
             request: What is asked for.
             user_id: The raw id (never stored), only used to log the impression through the
                 ingest path, which pseudonymizes it.
+            anonymous: ``user_id`` is an anonymous id.
 
         Raises:
             ModelNotReady: no version has been promoted yet.
         """
         served, bundle = self.served_model()
-        return self._answer(served, bundle, user_key, self.state(user_key), request, user_id)
+        read = self.state(user_key)
+        return self._answer(served, bundle, user_key, read, request, user_id, anonymous)
 
     async def recommend_async(
-        self, user_key: str, request: ListRequest, *, user_id: str | None = None
+        self,
+        user_key: str,
+        request: ListRequest,
+        *,
+        user_id: str | None = None,
+        anonymous: bool = False,
     ) -> Recommendation:
         """:meth:`recommend` from the event loop: the real-time state is awaited (at most the
         budget), the rest is about a millisecond of CPU, cheaper done here than handed to a
         thread."""
         served, bundle = self.served_model()
         read = await self.state_async(user_key)
-        return self._answer(served, bundle, user_key, read, request, user_id)
+        return self._answer(served, bundle, user_key, read, request, user_id, anonymous)
 
     def _answer(
         self,
@@ -171,51 +190,120 @@ class PersonalizationEngine:
         read: StateRead,
         request: ListRequest,
         user_id: str | None,
+        anonymous: bool = False,
     ) -> Recommendation:
+        started = time.perf_counter()
         state, degraded = read.state, read.degraded
+        arm = Arm(served, bundle, self.scorer, self.explorer, ())
+        other: Arm | None = None
+        exposures: tuple[Exposure, ...] = ()
+        view = self.experiments
+        if view is not None and view.active(Surface.RECOMMENDATIONS):
+            segment = (state.features or {}).get("segment")
+            audience = Audience(
+                request.context.device,
+                request.context.locale,
+                segment if isinstance(segment, str) else None,
+                bundle.loaded.users.index(user_key) >= 0,
+            )
+            assigned = view.assign(user_key, Surface.RECOMMENDATIONS, audience)
+            if assigned:
+                arm, other = self.arms.merged(served, assigned)
+                exposures = tuple(Exposure(a.experiment, a.variant) for a in assigned)
         if not self.personalization_allowed(user_key):
             # Withdrawn personalization consent: the same list as for a stranger in this
             # context; nothing about the user is read except what they asked never to see.
             state, user_key = consent_view(state), ""
         snap = self.catalog.get()
-        key = request.key()
-        stamp = (served.artifact_id, snap.version, fingerprint(state))
-        ranked = None if degraded else self.cache.get(user_key, key, stamp)
-        cached = ranked is not None
-        if ranked is None:
-            ranked = self._compute(served, bundle, snap, user_key, state, request)
-            if not degraded:
-                self.cache.put(user_key, key, stamp, ranked)
-        answer = Recommendation(ranked, uuid.uuid4().hex, degraded, cached)
+        list_id = uuid.uuid4().hex
+        teams: tuple[str, ...] | None = None
+        if other is not None:
+            ranked, teams = self._interleaved(
+                arm, other, exposures[-1], snap, user_key, state, request, list_id
+            )
+            cached = False
+        else:
+            key = (request.key(), arm.label) if arm.label else request.key()
+            stamp = (arm.served.artifact_id, snap.version, fingerprint(state))
+            hit = None if degraded else self.cache.get(user_key, key, stamp)
+            cached = hit is not None
+            if hit is None:
+                ranked = self._compute(arm, snap, user_key, state, request)
+                if not degraded:
+                    self.cache.put(user_key, key, stamp, ranked)
+            else:
+                ranked = hit
+        answer = Recommendation(ranked, list_id, degraded, cached, exposures)
         if degraded:
             record_fallback(FallbackReason.REALTIME_UNAVAILABLE)
         fallback = _MODE_FALLBACK.get(ranked.mode)
         if fallback is not None:
             record_fallback(fallback)
         if self.impressions is not None and self.config.log_impressions and user_id:
-            self.impressions.log(impression_event(answer, user_id, request.context))
+            latency_ms = (time.perf_counter() - started) * 1000
+            error = arm.error or (other is not None and other.error)
+            self.impressions.log(
+                impression_event(
+                    answer,
+                    user_id,
+                    request.context,
+                    latency_ms=latency_ms,
+                    teams=teams,
+                    error=error,
+                    anonymous=anonymous,
+                )
+            )
         return answer
 
     def _compute(
         self,
-        served: Served,
-        bundle: RecommenderBundle,
+        arm: Arm,
         snap: CatalogSnapshot,
         user_key: str,
         state: UserState,
         request: ListRequest,
     ) -> RecommendationList:
+        served, bundle = arm.served, arm.bundle
         ids = bundle.loaded.items.ids
         aligned = snap.aligned(served.artifact_id, ids)
-        scored = self.scorer.score(served.artifact_id, bundle, aligned, user_key, state, request)
+        scored = arm.scorer.score(served.artifact_id, bundle, aligned, user_key, state, request)
         scores = scored.scores
         picked = [(int(i), float(scores[i])) for i in top_indices(scores, request.k)]
         taken = {ids[i] for i, _ in picked}
-        explore = self.explorer.pick(
+        explore = arm.explorer.pick(
             scored, state, request, snap, aligned, bundle.loaded.items, taken
         )
         items = self.explainer.explain(scored, picked, explore, bundle, snap, aligned, request.k)
         return RecommendationList(items, scored.mode, ModelRef.of(served))
+
+    def _interleaved(
+        self,
+        arm: Arm,
+        other: Arm,
+        exposure: Exposure,
+        snap: CatalogSnapshot,
+        user_key: str,
+        state: UserState,
+        request: ListRequest,
+        list_id: str,
+    ) -> tuple[RecommendationList, tuple[str, ...]]:
+        """Team-draft interleaving of the user's variant's list and the other variant's
+        (docs/experiments.md, *Interleaving*); the draft is seeded by the list id, and
+        ``teams`` says which variant placed each item."""
+        mine = self._compute(arm, snap, user_key, state, request)
+        theirs = self._compute(other, snap, user_key, state, request)
+        by_id = {i.item_id: i for i in theirs.items}
+        by_id.update({i.item_id: i for i in mine.items})
+        names = (exposure.variant, str(other.label[0][1]))  # type: ignore[index]
+        drafted = team_draft(
+            [i.item_id for i in mine.items],
+            [i.item_id for i in theirs.items],
+            request.k,
+            int(list_id[:16], 16),
+        )
+        items = tuple(by_id[i] for i in drafted.items)
+        teams = tuple(names[t] for t in drafted.teams)
+        return RecommendationList(items, mine.mode, mine.model), teams
 
     # -- feedback, consent, erasure -----------------------------------------------------------
     def feedback(self, user_key: str, item_id: str, kind: str) -> bool:
@@ -235,7 +323,10 @@ class PersonalizationEngine:
             refresh()
 
     def forget(self, user_key: str) -> int:
-        """Drop the user's cached lists in this process (erasure); returns how many."""
+        """Drop the user's cached lists (and what experiments keep of them) in this process
+        (erasure); returns how many lists."""
+        if self.experiments is not None:
+            self.experiments.forget(user_key)
         return self.cache.forget(user_key)
 
     def clear_cache(self) -> None:

@@ -58,6 +58,7 @@ class ModelServer:
         self.loaders = loaders
         self.poll_seconds = poll_seconds
         self._served: dict[str, Served] = {}
+        self._extra: dict[tuple[str, int], Served] = {}
         self._failed: set[str] = set()
         self._checked = float("-inf")
         self._lock = threading.Lock()
@@ -94,6 +95,44 @@ class ModelServer:
         if self._thread is None and time.monotonic() - self._checked > self.poll_seconds:
             self.refresh()
         return self._served.get(name)
+
+    def get_version(self, name: str, version: int) -> Served | None:
+        """Version ``version`` of ``name`` if it is loaded: the production one, or one kept by
+        :meth:`keep` (an experiment's variant)."""
+        current = self._served.get(name)
+        if current is not None and current.version == version:
+            return current
+        return self._extra.get((name, version))
+
+    def keep(self, name: str, versions: set[int]) -> list[int]:
+        """Keep exactly ``versions`` of ``name`` loaded besides production (the versions
+        running experiments serve); loads the missing ones now, in the caller's thread.
+        Returns the versions that could not be loaded (logged; serving them counts as an
+        error and the production version answers)."""
+        failed = []
+        with self._lock:
+            extra = {k: v for k, v in self._extra.items() if k[0] != name or k[1] in versions}
+            for version in sorted(versions):
+                if (name, version) in extra:
+                    continue
+                try:
+                    mv = self.registry.get(name, version)
+                    obj = self.loaders[mv.kind](self.registry.artifact_path(mv))
+                except (ArtifactInvalid, TastebudError, OSError, ValueError, KeyError) as exc:
+                    _log.error(
+                        "could not load an experiment's model version",
+                        model=name,
+                        version=version,
+                        error=str(exc),
+                    )
+                    failed.append(version)
+                    continue
+                extra[(name, version)] = Served(
+                    name, version, mv.artifact_id, mv.kind, obj, time.time()
+                )
+                _log.info("serving model for an experiment", model=name, version=version)
+            self._extra = extra  # one reference assignment
+        return failed
 
     def served(self) -> dict[str, Served]:
         """Everything being served, by model name."""

@@ -31,6 +31,16 @@ class ImpressionData(TypedDict):
     list_id: str
     model_version: str
     """``<model name>/v<version>``."""
+    mode: str
+    """How the list was made: ``personalized``, ``session`` or ``cold_start``."""
+    latency_ms: float
+    """Time the engine took to make the answer."""
+    experiments: NotRequired[dict[str, str]]
+    """The experiments the user was exposed to, and their variants."""
+    teams: NotRequired[list[str]]
+    """Interleaving: the variant that placed each item, position by position."""
+    error: NotRequired[bool]
+    """An experiment's variant could not be served (production answered instead)."""
 
 
 class ImpressionContext(TypedDict):
@@ -45,35 +55,58 @@ class ImpressionEvent(TypedDict):
 
     event_id: str
     event_type: str
-    user_id: str
+    user_id: NotRequired[str]
+    anonymous_id: NotRequired[str]
     timestamp: float
     data: ImpressionData
     context: ImpressionContext
 
 
 def impression_event(
-    answer: Recommendation, user_id: str, context: Context, *, now: float | None = None
+    answer: Recommendation,
+    user_id: str,
+    context: Context,
+    *,
+    now: float | None = None,
+    latency_ms: float = 0.0,
+    teams: tuple[str, ...] | None = None,
+    error: bool = False,
+    anonymous: bool = False,
 ) -> ImpressionEvent:
     """The ``impression`` event of one answer, for the user's raw id (pseudonymized by the
-    ingest path, never stored raw); its id derives from the answer's ``list_id``."""
+    ingest path, never stored raw); its id derives from the answer's ``list_id``. It records
+    the experiments the user was exposed to, for their analysis."""
     ctx: ImpressionContext = {}
     if context.device:
         ctx["device_type"] = context.device
     if context.locale:
         ctx["locale"] = context.locale
     model = answer.model
-    return {
+    data: ImpressionData = {
+        "item_ids": [i.item_id for i in answer.items],
+        "list_id": answer.list_id,
+        "model_version": f"{model.name}/v{model.version}",
+        "mode": answer.mode.value,
+        "latency_ms": round(latency_ms, 3),
+    }
+    if answer.exposures:
+        data["experiments"] = {e.experiment: e.variant for e in answer.exposures}
+    if teams is not None:
+        data["teams"] = list(teams)
+    if error:
+        data["error"] = True
+    event: ImpressionEvent = {
         "event_id": f"imp-{answer.list_id}",
         "event_type": "impression",
-        "user_id": user_id,
         "timestamp": time.time() if now is None else now,
-        "data": {
-            "item_ids": [i.item_id for i in answer.items],
-            "list_id": answer.list_id,
-            "model_version": f"{model.name}/v{model.version}",
-        },
+        "data": data,
         "context": ctx,
     }
+    if anonymous:
+        event["anonymous_id"] = user_id
+    else:
+        event["user_id"] = user_id
+    return event
 
 
 class ImpressionLog:

@@ -126,8 +126,9 @@ class Scorer:
             scores = self.model_scores(loaded, idx, fresh)
         else:
             mode = Mode.COLD_START
-            segment = (state.features or {}).get("segment")
-            chosen = choose_list(bundle.cold_start, segment, request.context)
+            if cfg.cold_start_policy == "segment":
+                segment = (state.features or {}).get("segment")
+                chosen = choose_list(bundle.cold_start, segment, request.context)
             scores = self.cold.scores(artifact_id, loaded, bundle.cold_start, chosen)
         share = category_share(state, aligned.names, cfg.session_decay)
         if share is not None and cfg.session_category_weight > 0:

@@ -15,6 +15,7 @@ from tastebud.serving.hotswap import Served
 
 __all__ = [
     "Context",
+    "Exposure",
     "ListRequest",
     "Mode",
     "ModelRef",
@@ -199,6 +200,18 @@ class RecommendationList:
 
 
 @dataclass(frozen=True, slots=True)
+class Exposure:
+    """One experiment a user was exposed to in an answer, and their variant."""
+
+    experiment: str
+    variant: str
+
+    def to_json(self) -> dict[str, str]:
+        """``{"name", "variant"}``."""
+        return {"name": self.experiment, "variant": self.variant}
+
+
+@dataclass(frozen=True, slots=True)
 class Recommendation:
     """One answer to a recommendations request."""
 
@@ -210,6 +223,8 @@ class Recommendation:
     """The real-time store did not answer in time: no session blending."""
     cached: bool
     """The list came from the engine's cache."""
+    exposures: tuple[Exposure, ...] = ()
+    """The experiments the user is in on this surface, and their variants."""
 
     @property
     def items(self) -> tuple[RecommendedItem, ...]:
@@ -227,10 +242,10 @@ class Recommendation:
         return self.ranked.model
 
     def to_json(self) -> dict[str, object]:
-        """``{"items", "mode", "model", "degraded", "cached", "list_id"}`` (the route adds
-        ``user_id``)."""
+        """``{"items", "mode", "model", "degraded", "cached", "list_id"}`` and, for a user in
+        experiments, ``"experiments": [{"name", "variant"}]`` (the route adds ``user_id``)."""
         lst = self.ranked
-        return {
+        out: dict[str, object] = {
             "items": list(lst.items_json),
             "mode": lst.mode.value,
             "model": lst.model.to_json(),
@@ -238,6 +253,9 @@ class Recommendation:
             "cached": self.cached,
             "list_id": self.list_id,
         }
+        if self.exposures:
+            out["experiments"] = [e.to_json() for e in self.exposures]
+        return out
 
 
 @dataclass(frozen=True, slots=True)

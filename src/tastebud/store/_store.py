@@ -308,6 +308,18 @@ class Store(HistoryStore):
                 out.update({a: u for a, u in conn.execute(q)})
         return out
 
+    def aliases_since(self, since_ms: int) -> list[tuple[str, str, int]]:
+        """Identified visitors ``(anon_key, user_key, created_ms)`` merged at or after
+        ``since_ms`` (experiments keep an identified visitor in the variant they first saw)."""
+        a = t.aliases
+        q = (
+            select(a.c.anon_key, a.c.user_key, a.c.created_ms)
+            .where(a.c.created_ms >= since_ms)
+            .order_by(a.c.created_ms)
+        )
+        with self.engine.connect() as conn:
+            return [(r.anon_key, r.user_key, int(r.created_ms)) for r in conn.execute(q)]
+
     def merge_alias(self, anon_key: str, user_key: str, now_ms: int) -> tuple[int, bool]:
         """Attach an anonymous history to a user.
 

@@ -30,6 +30,9 @@ __all__ = [
     "consent_log",
     "consents",
     "events",
+    "experiment_log",
+    "experiment_results",
+    "experiments",
     "feature_snapshots",
     "feature_values",
     "items",
@@ -138,6 +141,7 @@ aliases = Table(
     Column("user_key", String(PSEUDONYM_LEN), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
     Index(None, "user_key"),
+    Index(None, "created_ms"),
 )
 
 feature_snapshots = Table(
@@ -273,4 +277,46 @@ batch_outputs = Table(
     Column("model", String(64), nullable=False),
     Column("version", Integer, nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+)
+
+# -- experiments (docs/experiments.md) ----------------------------------------------------------
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("spec", Json, nullable=False, comment="the ExperimentSpec as JSON"),
+    Column("status", String(16), nullable=False, comment="draft, running, stopped, concluded"),
+    Column("salt", String(32), nullable=False, comment="the assignment hash's key"),
+    Column("layer", String(64), nullable=False),
+    Column("layer_lo", Integer, nullable=True, comment="first bucket of the layer it owns"),
+    Column("layer_hi", Integer, nullable=True, comment="one past its last bucket"),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("started_ms", BigInteger, nullable=True),
+    Column("stopped_ms", BigInteger, nullable=True),
+    Column("concluded_ms", BigInteger, nullable=True),
+    Column("winner", String(64), nullable=True),
+    Column("revision", Integer, nullable=False, comment="bumped by every change"),
+    Index(None, "status"),
+)
+
+experiment_log = Table(
+    "experiment_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("action", String(16), nullable=False, comment="create, start, ramp, stop, conclude"),
+    Column("actor", String(128), nullable=False, comment="admin key id, cli:<user>, worker"),
+    Column("details", Json, nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Index(None, "name"),
+)
+
+experiment_results = Table(
+    "experiment_results",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False),
+    Column("at_ms", BigInteger, nullable=False),
+    Column("results", Json, nullable=False, comment="the analysis as JSON (aggregates only)"),
+    Index(None, "name", "at_ms"),
 )

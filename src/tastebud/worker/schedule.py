@@ -1,7 +1,8 @@
 """``tastebud worker``: the seed's training schedule, guarded by database locks.
 
 Jobs: ``retention`` (daily: deletes events past their type's retention period), ``incremental``
-(daily), ``full`` (weekly), ``feature_review`` (monthly) and ``bakeoff`` (quarterly); intervals
+(daily), ``full`` (weekly), ``feature_review`` (monthly), ``bakeoff`` (quarterly) and
+``experiments`` (hourly: analyses every running experiment and keeps the results); intervals
 in :class:`tastebud.config.Schedule`. A job runs only while its worker
 holds the job's lease in ``job_locks`` (renewed by a heartbeat), so two workers never run the
 same job; every run is recorded in ``job_runs``. A failed run is retried after
@@ -38,6 +39,7 @@ from tastebud.training.jobs import train_full
 from tastebud.training.recommender_jobs import train_incremental
 
 __all__ = [
+    "ExperimentsDetails",
     "FullDetails",
     "IncrementalDetails",
     "JOBS",
@@ -51,7 +53,7 @@ __all__ = [
 ]
 
 _log = get_logger(__name__)
-JOBS = ("retention", "full", "incremental", "feature_review", "bakeoff")
+JOBS = ("retention", "full", "incremental", "feature_review", "bakeoff", "experiments")
 """Scheduled jobs, in the order a worker considers them (retention first: training never sees
 events past their retention period)."""
 
@@ -91,7 +93,15 @@ class RetentionDetails(TypedDict):
     total: int
 
 
-JobDetails = FullDetails | IncrementalDetails | ReportDetails | RetentionDetails
+class ExperimentsDetails(TypedDict):
+    """What an ``experiments`` run records: per running experiment, its decision."""
+
+    analysed: dict[str, str]
+
+
+JobDetails = (
+    FullDetails | IncrementalDetails | ReportDetails | RetentionDetails | ExperimentsDetails
+)
 """What a job returns, recorded as JSON in ``job_runs.details``."""
 
 
@@ -249,6 +259,7 @@ class Worker:
             "incremental": self._incremental,
             "feature_review": self._feature_review,
             "bakeoff": self._bakeoff,
+            "experiments": self._experiments,
         }
         self.jobs.update(jobs or {})
         self._stop = threading.Event()
@@ -263,6 +274,7 @@ class Worker:
             "feature_review": s.feature_review_days * 24,
             "bakeoff": s.bakeoff_days * 24,
             "retention": s.retention_hours,
+            "experiments": s.experiments_hours,
         }[job]
         return int(hours * 3_600_000)
 
@@ -452,6 +464,18 @@ class Worker:
     def _retention(self, ctx: JobContext) -> RetentionDetails:
         deleted = apply_retention(ctx.store, self.retention_days, _now_ms())
         return {"deleted": deleted, "total": sum(deleted.values())}
+
+    def _experiments(self, ctx: JobContext) -> ExperimentsDetails:
+        from tastebud.experiments import Experiments
+        from tastebud.experiments.analysis import results_of
+
+        exps = Experiments(ctx.store, ctx.registry)
+        analysed = {}
+        for exp in exps.running():
+            results = results_of(ctx.store, exp)
+            exps.record_results(exp.name, results.model_dump(mode="json"))
+            analysed[exp.name] = results.decision.text
+        return {"analysed": analysed}
 
     def _bakeoff(self, ctx: JobContext) -> ReportDetails:
         from tastebud.worker.reviews import bakeoff

@@ -33,6 +33,7 @@ from tastebud.serving import (
 
 __all__ = [
     "ContentIn",
+    "ExposureOut",
     "FeedbackIn",
     "FeedbackOut",
     "ModelRefOut",
@@ -104,6 +105,13 @@ class ModelRefOut(BaseModel):
     """Content hash of the model artifact."""
 
 
+class ExposureOut(BaseModel):
+    """An experiment the user is in, and the variant they were served."""
+
+    name: str
+    variant: str
+
+
 class RecommendationsOut(BaseModel):
     """A user's top items, how they were chosen and the model version that ranked them."""
 
@@ -118,6 +126,8 @@ class RecommendationsOut(BaseModel):
     cached: bool
     list_id: str
     """Identifies this list in the ``impression`` event it was logged as."""
+    experiments: list[ExposureOut] | None = None
+    """The experiments the user is in here and their variants (absent when none)."""
 
 
 class SimilarOut(BaseModel):
@@ -198,6 +208,12 @@ class RecommendationsQuery(BaseModel):
     hour: int | None = Field(default=None, ge=0, le=23, description="The user's local hour")
     locale: str | None = Field(default=None, max_length=35, description="e.g. de-DE")
     network: str | None = Field(default=None, max_length=16, description="e.g. 4g, wifi")
+    anonymous: bool = Field(
+        default=False,
+        description="The id is an anonymous (device/cookie) id rather than a user id; once "
+        "identified (POST /v1/users/{user_id}/aliases), the user keeps the experiment "
+        "variants the anonymous visitor had",
+    )
 
     def list_request(self) -> ListRequest:
         """What the engine is asked for."""
@@ -230,11 +246,14 @@ async def recommendations_answer(
     Raises:
         ModelNotReady: no version has been promoted yet.
     """
-    key = services.pseudonymizer.user(user_id)
+    p = services.pseudonymizer
+    key = p.anonymous(user_id) if query.anonymous else p.user(user_id)
     # On the event loop: the real-time state is awaited (never blocking the loop, at most the
     # budget); the rest is well under a millisecond of CPU, cheaper here than two thread
     # hand-offs.
-    answer = await services.engine.recommend_async(key, query.list_request(), user_id=user_id)
+    answer = await services.engine.recommend_async(
+        key, query.list_request(), user_id=user_id, anonymous=query.anonymous
+    )
     m = answer.model
     headers = {
         "X-Tastebud-Model": f"{m.name}/v{m.version}",
@@ -242,6 +261,10 @@ async def recommendations_answer(
     }
     if answer.degraded:
         headers["X-Tastebud-Degraded"] = "realtime"
+    if answer.exposures:
+        headers["X-Tastebud-Experiments"] = ", ".join(
+            f"{e.experiment}={e.variant}" for e in answer.exposures
+        )
     return RecommendationsAnswer(orjson.dumps({"user_id": user_id, **answer.to_json()}), headers)
 
 

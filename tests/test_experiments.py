@@ -1,0 +1,445 @@
+"""Experiments (issue 17): specs, lifecycle and audit log, assignment (the documented test
+vectors, determinism, ramps, layers, aliases), outcomes attribution and the analysis."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from tastebud.errors import Conflict, ExperimentNotFound, InvalidInput, ModelNotFound
+from tastebud.experiments import (
+    BUCKETS,
+    Audience,
+    Experiment,
+    Experiments,
+    ExperimentSpec,
+    ExperimentsView,
+    Population,
+    Status,
+    Surface,
+    buckets,
+    layer_bucket,
+)
+from tastebud.experiments.analysis import analyse
+from tastebud.experiments.assignment import CompiledExperiment
+from tastebud.experiments.outcomes import USER_COLUMNS, Outcomes, load_outcomes
+from tastebud.experiments.repository import free_range
+from tastebud.services import Services
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "experiments.md"
+
+
+def spec(name: str = "exp", **kw: object) -> ExperimentSpec:
+    base: dict[str, object] = {
+        "name": name,
+        "hypothesis": "b is better",
+        "variants": [{"name": "a"}, {"name": "b"}],
+    }
+    base.update(kw)
+    return ExperimentSpec.model_validate(base)
+
+
+def experiment(
+    s: ExperimentSpec, salt: str = "s" * 32, lo: int = 0, hi: int = BUCKETS, **kw: object
+) -> Experiment:
+    fields: dict[str, object] = {
+        "spec": s,
+        "status": Status.RUNNING,
+        "salt": salt,
+        "layer_lo": lo,
+        "layer_hi": hi,
+        "created_ms": 0,
+        "started_ms": 0,
+        "stopped_ms": None,
+        "concluded_ms": None,
+        "winner": None,
+        "revision": 1,
+    }
+    fields.update(kw)
+    return Experiment(**fields)  # type: ignore[arg-type]
+
+
+def no_pin(_pin: object) -> int | None:
+    return None
+
+
+# -- specs ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"variants": [{"name": "a"}, {"name": "a"}]}, "unique"),
+        ({"control": "zz"}, "control"),
+        ({"name": "Bad Name"}, "name"),
+        ({"variants": [{"name": "a"}]}, "variants"),
+        (
+            {"kind": "interleaving", "variants": [{"name": "a"}, {"name": "b"}, {"name": "c"}]},
+            "two",
+        ),
+        ({"traffic": 1.5}, "traffic"),
+        ({"variants": [{"name": "a", "weight": 0}, {"name": "b"}]}, "weight"),
+        ({"variants": [{"name": "a", "model": {}}, {"name": "b"}]}, "version, alias"),
+        (
+            {"variants": [{"name": "a", "params": {"exploration_share": 0.9}}, {"name": "b"}]},
+            "exploration_share",
+        ),
+        ({"surprise": 1}, "surprise"),
+    ],
+)
+def test_a_bad_spec_is_refused_naming_the_field(change: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError, match=field):
+        spec(**change)
+
+
+def test_spec_round_trips_through_json() -> None:
+    s = spec(
+        variants=[
+            {"name": "a"},
+            {"name": "b", "weight": 2, "model": {"version": 3}, "params": {"session_decay": 0.5}},
+        ],
+        population={"devices": ["mobile"], "visitors": "returning"},
+    )
+    assert ExperimentSpec.model_validate_json(s.model_dump_json()) == s
+    assert s.changes() == {"model", "session_decay"}
+    assert s.control_name == "a"
+
+
+# -- assignment --------------------------------------------------------------------------------
+def doc_vectors() -> list[tuple[str, int, int, int, str]]:
+    section = DOC.read_text().split("**Test vectors**", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| (\d+) \| (\d+) \| (\d+) \| (.+?) \|$", section, re.M)
+    return [(u, int(a), int(b), int(c), served.strip("`")) for u, a, b, c, served in rows]
+
+
+def test_the_documented_test_vectors() -> None:
+    vectors = doc_vectors()
+    assert len(vectors) == 5
+    s = spec(
+        "vectors",
+        layer="home",
+        traffic=0.5,
+        variants=[{"name": "a"}, {"name": "b"}, {"name": "c", "weight": 2}],
+    )
+    comp = CompiledExperiment.of(
+        experiment(s, salt="5f1c0a9e3d7b4c2a8e6f1b0d9c7a5e3f", lo=0, hi=5000), no_pin
+    )
+    assert comp.cuts == (2500, 5000, 10000)
+    for unit, lb, tb, vb, served in vectors:
+        assert layer_bucket("home", unit) == lb
+        assert buckets("5f1c0a9e3d7b4c2a8e6f1b0d9c7a5e3f", unit) == (tb, vb)
+        got = comp.assign(unit)
+        assert (got.variant if got else served) == served, unit
+        assert (got is None) == served.startswith("not")
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(st.floats(0.1, 10), min_size=2, max_size=5),
+    st.floats(0.0, 1.0),
+    st.floats(0.0, 1.0),
+    st.text(min_size=4, max_size=12),
+)
+def test_ramping_up_never_moves_an_assigned_user(
+    weights: list[float], t1: float, t2: float, salt: str
+) -> None:
+    low, high = sorted((t1, t2))
+    variants = [{"name": f"v{i}", "weight": w} for i, w in enumerate(weights)]
+    before = CompiledExperiment.of(experiment(spec(variants=variants, traffic=low), salt), no_pin)
+    after = CompiledExperiment.of(experiment(spec(variants=variants, traffic=high), salt), no_pin)
+    for u in range(300):
+        a = before.assign(f"user-{u}")
+        if a is not None:
+            b = after.assign(f"user-{u}")
+            assert b is not None and b.variant == a.variant
+
+
+def test_weights_split_users_in_proportion() -> None:
+    s = spec(variants=[{"name": "a"}, {"name": "b", "weight": 3}])
+    comp = CompiledExperiment.of(experiment(s), no_pin)
+    got = [comp.assign(f"u{i}") for i in range(20_000)]
+    share_b = sum(1 for a in got if a is not None and a.variant == "b") / len(got)
+    assert all(a is not None for a in got)
+    assert abs(share_b - 0.75) < 0.015  # ±4.9 standard errors
+
+
+def test_experiments_of_one_layer_never_share_a_user() -> None:
+    one = CompiledExperiment.of(experiment(spec("one", layer="x"), "a" * 8, 0, 3000), no_pin)
+    two = CompiledExperiment.of(experiment(spec("two", layer="x"), "b" * 8, 3000, 10000), no_pin)
+    both = [(one.assign(f"u{i}"), two.assign(f"u{i}")) for i in range(5000)]
+    assert not any(a is not None and b is not None for a, b in both)
+    assert all(a is not None or b is not None for a, b in both)  # the layer is fully used
+    share_one = sum(a is not None for a, _ in both) / len(both)
+    assert abs(share_one - 0.3) < 0.03
+
+
+def test_population_filters() -> None:
+    pop = Population(devices=["mobile"], visitors="new")
+    assert Audience("mobile", None, None, False).within(pop)
+    assert not Audience("desktop", None, None, False).within(pop)
+    assert not Audience("mobile", None, None, True).within(pop)
+    assert Audience(None, "de-DE", "pro", True).within(Population())
+
+
+def test_free_range_finds_the_first_gap() -> None:
+    assert free_range([], 10_000) == (0, 10_000)
+    assert free_range([(0, 3000), (5000, 6000)], 2000) == (3000, 5000)
+    assert free_range([(0, 3000), (5000, 6000)], 3000) == (6000, 9000)
+    assert free_range([(0, 3000), (5000, 6000)], 5000) is None
+
+
+def test_an_assignment_costs_microseconds() -> None:
+    """Not a timing target (bench/experiments.py prints ``assignment_us``): a sanity check
+    that assigning does no I/O, counted in calls, not seconds."""
+    calls = []
+    view = ExperimentsView(
+        lambda: [experiment(spec())],
+        lambda: calls.append(1) or {"exp": 1},
+        no_pin,
+        lambda _ms: [],
+    )
+    view.refresh(force=True)
+    before = len(calls)
+    for i in range(1000):
+        assert view.assign(f"u{i}", Surface.RECOMMENDATIONS, Audience())
+    assert len(calls) == before  # no database poll per assignment
+
+
+# -- the repository and the view, on SQLite and PostgreSQL --------------------------------------
+def test_lifecycle_and_audit_log(any_services: Services) -> None:
+    exps = any_services.experiments
+    with pytest.raises(ExperimentNotFound):
+        exps.get("nope")
+    created = exps.create(spec("life", layer="home", allocation=0.6), actor="test")
+    assert created.status is Status.DRAFT and created.layer_lo is None
+    with pytest.raises(Conflict, match="exists"):
+        exps.create(spec("life"), actor="test")
+    exps.update(spec("life", layer="home", allocation=0.6, hypothesis="edited"), actor="t")
+    started = exps.start("life", actor="test")
+    assert (started.status, started.layer_lo, started.layer_hi) == (Status.RUNNING, 0, 6000)
+    with pytest.raises(Conflict, match="only a draft"):
+        exps.update(spec("life"), actor="t")
+    with pytest.raises(Conflict, match="only a draft starts"):
+        exps.start("life", actor="test")
+    # The layer has 4,000 buckets left: 0.5 does not fit, 0.4 does, in the next range.
+    exps.create(spec("big", layer="home", allocation=0.5), actor="test")
+    with pytest.raises(Conflict, match="4000 of 10000 buckets free"):
+        exps.start("big", actor="test")
+    exps.create(spec("small", layer="home", allocation=0.4), actor="test")
+    assert (exps.start("small", actor="t").layer_lo, exps.get("small").layer_hi) == (6000, 10000)
+    assert exps.ramp("life", 0.25, actor="test").spec.traffic == 0.25
+    with pytest.raises(InvalidInput):
+        exps.ramp("life", 2.0, actor="test")
+    assert exps.state() == {"life": exps.get("life").revision, "small": 2}
+    stopped = exps.stop("life", actor="test", reason="enough")
+    assert stopped.status is Status.STOPPED and stopped.stopped_ms is not None
+    with pytest.raises(Conflict, match="only a running one stops"):
+        exps.stop("life", actor="test")
+    with pytest.raises(InvalidInput, match="not one of the variants"):
+        exps.conclude("life", "zz", actor="test")
+    done = exps.conclude("life", "b", actor="test")
+    assert (done.status, done.winner) == (Status.CONCLUDED, "b")
+    actions = [e["action"] for e in exps.log("life")]
+    assert actions == ["create", "update", "start", "ramp", "stop", "conclude"]
+    assert {e.name for e in exps.running()} == {"small"}
+    # A stopped experiment frees its range: "big" (5,000 buckets) now fits at 0.
+    assert exps.start("big", actor="t").layer_lo == 0
+
+
+def test_overlapping_changes_in_other_layers_are_refused(any_services: Services) -> None:
+    exps = any_services.experiments
+    explore = [{"name": "a"}, {"name": "b", "params": {"exploration_share": 0.3}}]
+    exps.create(spec("one", layer="l1", variants=explore), actor="t")
+    exps.create(spec("two", layer="l2", variants=explore), actor="t")
+    decay = [{"name": "a"}, {"name": "b", "params": {"session_decay": 0.5}}]
+    exps.create(spec("three", layer="l2", variants=decay), actor="t")
+    exps.start("one", actor="t")
+    with pytest.raises(Conflict, match="exploration_share"):
+        exps.start("two", actor="t")
+    assert exps.start("three", actor="t").status is Status.RUNNING  # different settings
+
+
+def test_a_missing_model_version_is_refused_at_start(any_services: Services) -> None:
+    exps = any_services.experiments
+    exps.create(
+        spec("pinned", variants=[{"name": "a"}, {"name": "b", "model": {"version": 99}}]),
+        actor="t",
+    )
+    with pytest.raises(ModelNotFound):
+        exps.start("pinned", actor="t")
+    exps.create(
+        spec("aliased", variants=[{"name": "a"}, {"name": "b", "model": {"alias": "candidate"}}]),
+        actor="t",
+    )
+    with pytest.raises(ModelNotFound, match="candidate"):
+        exps.start("aliased", actor="t")
+
+
+def test_an_identified_visitor_keeps_the_anonymous_variant(services: Services) -> None:
+    exps = services.experiments
+    exps.create(spec("sticky", variants=[{"name": f"v{i}"} for i in range(8)]), actor="t")
+    exps.start("sticky", actor="t")
+    view = services.engine.experiments
+    assert view is not None
+    view.refresh(force=True)
+    p = services.pseudonymizer
+    moved = 0
+    for i in range(40):
+        anon, user = p.anonymous(f"device-{i}"), p.user(f"person-{i}")
+        before = view.assign(anon, Surface.RECOMMENDATIONS, Audience())[0].variant
+        as_user = view.assign(user, Surface.RECOMMENDATIONS, Audience())[0].variant
+        services.store.merge_alias(anon, user, int(time.time() * 1000))
+        view.refresh()
+        after = view.assign(user, Surface.RECOMMENDATIONS, Audience())[0].variant
+        assert after == before
+        moved += as_user != before
+    assert moved > 20  # without the alias, most would have changed variant (7 in 8)
+    services.engine.forget(p.user("person-0"))  # erasure forgets the unit
+    assert view.unit(p.user("person-0")) == p.user("person-0")
+
+
+# -- outcomes and analysis -------------------------------------------------------------------------
+def _ingest(services: Services, events: list[dict[str, object]]) -> None:
+    result = services.ingestor.ingest(events, source="import")
+    assert result.rejected == 0, result.results
+
+
+def test_outcomes_are_attributed_per_user_within_the_window(services: Services) -> None:
+    three_days_ago = int(time.time() * 1000) - 3 * 86_400_000
+    exps = Experiments(services.store, services.registry, now_ms=lambda: three_days_ago)
+    exps.create(spec("attr", attribution_window_hours=1, pre_period_days=1), actor="t")
+    exp = exps.start("attr", actor="t")
+    assert exp.started_ms is not None
+    t0 = exp.started_ms / 1000 + 60
+    h = 3600.0
+
+    def imp(user: str, at: float, variant: str, items: list[str], n: int) -> dict[str, object]:
+        return {
+            "event_id": f"imp-{user}-{n}",
+            "event_type": "impression",
+            "user_id": user,
+            "timestamp": at,
+            "data": {
+                "item_ids": items,
+                "list_id": f"l{user}{n}",
+                "model_version": "recommendations/v1",
+                "mode": "personalized",
+                "latency_ms": 2.0,
+                "experiments": {"attr": variant},
+            },
+        }
+
+    def ev(etype: str, user: str, at: float, n: int, **data: object) -> dict[str, object]:
+        return {
+            "event_id": f"{etype}-{user}-{n}",
+            "event_type": etype,
+            "user_id": user,
+            "timestamp": at,
+            "data": data,
+        }
+
+    _ingest(
+        services,
+        [
+            ev("click", "u1", t0 - 0.5 * 86400, 0, item_id="x9"),  # pre-period
+            imp("u1", t0, "a", ["i1", "i2", "i3"], 1),
+            ev("click", "u1", t0 + 60, 1, item_id="i2"),  # counts
+            ev("click", "u1", t0 + 120, 2, item_id="zz"),  # not shown: no
+            ev("click", "u1", t0 + 2 * h, 3, item_id="i3"),  # after the window: no
+            ev("conversion", "u1", t0 + 600, 4, goal="pro", value=9.5),
+            ev("page_view", "u1", t0 + 1.5 * 86400, 5, url="/back"),  # a return
+            imp("u2", t0, "b", ["i1", "i2"], 1),
+            imp("u2", t0 + 3 * h, "b", ["i4"], 2),
+            ev("click", "u2", t0 + 3 * h + 30, 1, item_id="i4"),  # after the second exposure
+            ev("feedback", "u2", t0 + 3 * h + 40, 2, item_id="i4", kind="not_interested"),
+            ev("conversion", "u2", t0 + 2 * h, 3, goal="pro", value=5.0),  # outside: no
+        ],
+    )
+    now = int((t0 + 2 * 86400) * 1000)
+    got = load_outcomes(services.store, exps.get("attr"), now_ms=now)
+    rows = {r["user_key"]: r for r in got.users.to_dicts()}
+    u1, u2 = rows[services.pseudonymizer.user("u1")], rows[services.pseudonymizer.user("u2")]
+    assert set(got.users.columns) == {"user_key", *USER_COLUMNS}
+    assert (u1["variant"], u1["answers"], u1["shown"], u1["clicks"]) == ("a", 1, 3, 1)
+    assert (u1["converted"], u1["revenue"], u1["returned"], u1["pre_clicks"]) == (1, 9.5, 1, 1)
+    assert (u2["variant"], u2["answers"], u2["shown"], u2["clicks"]) == ("b", 2, 3, 1)
+    assert (u2["converted"], u2["not_interested"], u2["returned"]) == (0, 1, 0)
+    assert got.mixed_users == 0
+
+
+def _frame(rng: np.random.Generator, variants: dict[str, float], n: int) -> pl.DataFrame:
+    """Users with ``shown`` items and clicks at each variant's CTR."""
+    rows: dict[str, list[object]] = {c: [] for c in ("user_key", *USER_COLUMNS)}
+    for v, ctr in variants.items():
+        shown = rng.poisson(20, n) + 1
+        clicks = rng.binomial(shown, ctr)
+        for i in range(n):
+            values: dict[str, object] = dict.fromkeys(USER_COLUMNS, 0)
+            values.update(
+                variant=v, answers=2, shown=int(shown[i]), clicks=int(clicks[i]), latency_ms=4.0
+            )
+            values["revenue"] = values["engagement_s"] = values["pre_revenue"] = 0.0
+            values["pre_engagement_s"] = 0.0
+            values["latency_ms"] = 4.0 + float(rng.normal(0, 0.1))
+            rows["user_key"].append(f"{v}{i}")
+            for c in USER_COLUMNS:
+                rows[c].append(values[c])
+    return pl.DataFrame(rows)
+
+
+def test_a_better_variant_wins_and_the_decision_says_so() -> None:
+    rng = np.random.default_rng(1)
+    exp = experiment(spec("dec", guardrails=["latency_ms"], min_duration_days=0))
+    frame = _frame(rng, {"a": 0.05, "b": 0.065}, 4000)
+    res = analyse(exp, Outcomes(frame, 0, 0, 1), now_ms=86_400_000)
+    (cmp,) = res.primary.comparisons
+    assert cmp.verdict == "better" and cmp.lift is not None and 0.15 < cmp.lift < 0.45
+    assert res.decision.winner == "b" and res.decision.ready
+    assert res.decision.text.startswith("b beats a on CTR by +")
+    assert "no guardrail harmed; SRM fine" in res.decision.text
+    assert res.srm.p_value is not None and not res.srm.flagged
+
+
+def test_an_a_a_test_finds_nothing_and_a_skewed_split_is_flagged() -> None:
+    rng = np.random.default_rng(2)
+    exp = experiment(spec("aa", guardrails=[], min_users_per_variant=5000))
+    frame = _frame(rng, {"a": 0.05, "b": 0.05}, 3000)
+    res = analyse(exp, Outcomes(frame, 0, 0, 1), now_ms=1000)
+    assert res.primary.comparisons[0].verdict == "inconclusive"
+    assert res.decision.winner is None and not res.decision.ready
+    assert res.decision.text.startswith("No variant differs from a on CTR yet")
+    skewed = pl.concat([frame, frame.filter(pl.col("variant") == "b").head(400)])
+    res = analyse(exp, Outcomes(skewed, 0, 0, 1), now_ms=1000)
+    assert res.srm.flagged and "SRM detected" in res.decision.text
+
+
+def test_a_harmed_guardrail_blocks_the_winner() -> None:
+    rng = np.random.default_rng(3)
+    exp = experiment(spec("guard", guardrails=["latency_ms"], min_duration_days=0))
+    frame = _frame(rng, {"a": 0.05, "b": 0.07}, 4000).with_columns(
+        pl.when(pl.col("variant") == "b")
+        .then(pl.col("latency_ms") * 1.5)
+        .otherwise(pl.col("latency_ms"))
+        .alias("latency_ms")
+    )
+    res = analyse(exp, Outcomes(frame, 0, 0, 1), now_ms=1000)
+    assert res.primary.comparisons[0].verdict == "better"
+    assert res.guardrails[0].comparisons[0].verdict == "worse"
+    assert res.decision.winner is None and "guardrail harmed: latency_ms" in res.decision.text
+
+
+def test_no_exposures_give_empty_results(services: Services) -> None:
+    exps = services.experiments
+    exps.create(spec("empty"), actor="t")
+    exps.start("empty", actor="t")
+    res = analyse(exps.get("empty"), load_outcomes(services.store, exps.get("empty")))
+    assert res.users == {"a": 0, "b": 0}
+    assert res.primary.comparisons[0].lift is None
+    assert res.decision.winner is None
