@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 import polars as pl
 import pytest
 from hypothesis import given, settings
@@ -443,3 +444,44 @@ def test_no_exposures_give_empty_results(services: Services) -> None:
     assert res.users == {"a": 0, "b": 0}
     assert res.primary.comparisons[0].lift is None
     assert res.decision.winner is None
+
+
+# -- the CLI, with the documented example -------------------------------------------------------
+@pytest.mark.slow
+def test_the_documented_cli_session(tmp_path: Path) -> None:
+    """docs/experiments.md's TOML example and its command lines run as written."""
+    from test_cli import run
+
+    text = DOC.read_text()
+    toml = re.search(r"```toml\n(.*?)```", text, re.S)
+    assert toml is not None
+    spec_file = tmp_path / "more-exploration.toml"
+    spec_file.write_text(toml.group(1))
+    data = tmp_path / "data"
+    commands = re.search(r"```\n(tastebud experiments create.*?)```", text, re.S)
+    assert commands is not None
+    lines = [line.split("#")[0].split() for line in commands.group(1).splitlines()]
+    for words in lines:
+        assert words[0] == "tastebud"
+        args = [str(spec_file) if w == "more-exploration.toml" else w for w in words[1:]]
+        r = run(args, data)
+        assert r.returncode == 0, (words, r.stdout, r.stderr)
+        if words[2] == "results":
+            assert r.stdout.startswith("more-exploration (ab, running")
+            assert "No variant differs from control on CTR yet" in r.stdout
+        if words[2] == "sample-size":
+            assert "users per variant to detect a 5.0% relative lift" in r.stdout
+    r = run(["experiments", "show", "more-exploration", "--json"], data)
+    assert r.returncode == 0
+    shown = orjson.loads(r.stdout)
+    assert [e["action"] for e in shown["log"]] == [
+        "create", "start", "ramp", "stop", "conclude"
+    ]  # fmt: skip
+    assert shown["winner"] == "explore" and shown["status"] == "concluded"
+    # Bad input: a clear message and exit code 1, nothing stored.
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nhypothesis = "h"\n[[variants]]\nname = "a"\n')
+    r = run(["experiments", "create", str(bad)], data)
+    assert r.returncode == 1 and "variants" in r.stderr, r.stderr
+    r = run(["experiments", "sample-size", "--baseline", "0", "--mde", "0.05"], data)
+    assert r.returncode == 1 and "rate" in r.stderr.lower(), r.stderr

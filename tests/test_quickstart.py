@@ -276,3 +276,30 @@ def test_the_state_file_reads_back_and_skips_what_is_malformed(tmp_path: Path) -
     assert load_state(path) == {"keys": {"serve": "tb_s_2"}}
     path.write_text("[1, 2]")
     assert load_state(path) == {}
+
+
+@pytest.mark.slow
+def test_make_run_starts_a_demo_experiment(tmp_path: Path) -> None:
+    """Issue 17: `make run` starts a demo experiment on the simulated traffic and prints the
+    command that shows its results; the command works as printed."""
+    data, port = tmp_path / "data", free_port()
+    # Enough users for the governance checklist's group comparison: a version is promoted.
+    run = quickstart(data, "--users", "400", "--days", "14", port=port)
+    try:
+        run.wait_for(STAGES["serving"], limit=300)
+    finally:
+        run.proc.send_signal(signal.SIGINT)
+        output = run.finish(limit=10)
+    started = next(x for x in run.lines if x.startswith("demo experiment demo-exploration"))
+    assert "simulated users got a list and sent" in started, output
+    command = next(x for x in run.lines if x.startswith("see its results: "))
+    command = command.removeprefix("see its results: ").strip()
+    assert command.endswith("experiments results demo-exploration")
+    shown = subprocess.run(
+        command, shell=True, cwd=ROOT, env=env_for(data), capture_output=True, text=True
+    )
+    assert shown.returncode == 0, shown.stderr
+    first = shown.stdout.splitlines()[0]
+    assert first.startswith("demo-exploration (ab, running"), shown.stdout
+    assert "users: control " in shown.stdout and "explore " in shown.stdout
+    assert "primary ctr:" in shown.stdout and "SRM: p = " in shown.stdout

@@ -54,6 +54,7 @@ from tastebud.errors import ConfigError
 if TYPE_CHECKING:
     from tastebud.config import Settings
     from tastebud.services import Services
+    from tastebud.simulator import Simulator
 
 __all__ = ["quickstart"]
 
@@ -306,6 +307,11 @@ def _run(
         f"{settings.resolved_database_url()}"
     )
     sim_config = {"users": users, "days": days, "seed": 0}
+    sim = Simulator(
+        SimConfig(
+            users=users, items=max(200, users), days=days, seed=0, start=_start_date("recent", days)
+        )
+    )
     sent = state.get("sent")
     if (
         sent is not None
@@ -319,15 +325,6 @@ def _run(
         )
     else:
         out.print(f"sending the simulated catalogue, users and traffic to {url}...")
-        sim = Simulator(
-            SimConfig(
-                users=users,
-                items=max(200, users),
-                days=days,
-                seed=0,
-                start=_start_date("recent", days),
-            )
-        )
         summary = _send(sim, url, keys["admin"])
         out.print(
             f"simulated NetworkBuster traffic: {summary.accepted:,} events accepted, "
@@ -342,6 +339,8 @@ def _run(
         save_state(state_path, state)
     _first_models(services)
     _await_models(url, keys["serve"], services)
+    if not no_serve:  # a demo to watch while serving
+        _demo(url, keys, sim)
     _print_keys(keys, created, settings.data_dir / STATE_FILE)
     _print_examples(url, keys)
     if no_serve:
@@ -354,6 +353,27 @@ def _run(
     while child.poll() is None:
         time.sleep(0.5)
     raise ConfigError(f"the server on {url} stopped (exit code {child.returncode})")
+
+
+def _demo(url: str, keys: dict[str, str], sim: Simulator) -> None:
+    """Start the demo experiment (docs/experiments.md) once, and say how to see it."""
+    from tastebud.cli._demo_experiment import DEMO_EXPERIMENT, demo_experiment
+
+    run = demo_experiment(url, keys, sim)
+    if not run.ready:
+        out.print(
+            f"no demo experiment yet: it starts once a recommendations version is in "
+            f"production ({prog()} models list)"
+        )
+        return
+    if run.created:
+        out.print(
+            f"demo experiment {DEMO_EXPERIMENT} started (control against a larger exploration "
+            f"share): {run.lists} simulated users got a list and sent {run.clicks} clicks"
+        )
+    else:
+        out.print(f"demo experiment {DEMO_EXPERIMENT}: already started earlier")
+    out.print(f"see its results: {prog()} experiments results {DEMO_EXPERIMENT}")
 
 
 class _Demo:

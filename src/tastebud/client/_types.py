@@ -16,6 +16,7 @@ __all__ = [
     "EventBatchAnswer",
     "EventOutcome",
     "EventReceipt",
+    "Exposure",
     "FeedbackReceipt",
     "ItemBatchAnswer",
     "ItemOutcome",
@@ -71,6 +72,13 @@ class ModelRef(_Answer):
     """Content hash of the model artifact."""
 
 
+class Exposure(_Answer):
+    """An experiment a user is in, and their variant (docs/experiments.md)."""
+
+    name: str
+    variant: str
+
+
 class RecommendedItem(_Answer):
     """One item of a list."""
 
@@ -95,6 +103,8 @@ class Recommendations(_Answer):
     degraded: bool
     """The real-time store did not answer (no session blending)."""
     cached: bool
+    experiments: tuple[Exposure, ...] = ()
+    """The experiments the user is in here, and the variant they were served."""
 
 
 class SimilarItems(_Answer):

@@ -305,8 +305,9 @@ def analyse(exp: Experiment, outcomes: Outcomes, *, now_ms: int | None = None) -
         observed=users,
     )
     alpha = spec.alpha
-    # The sequence is tightest at the planned sample size (gbstats' default: 5,000 users).
-    tuning = float(max(5000, spec.min_users_per_variant * len(variants)))
+    # The sequence is tightest at the planned sample size (unplanned: gbstats' default, 5,000).
+    planned = spec.min_users_per_variant * len(variants)
+    tuning = float(planned if planned > 0 else 5000)
     pm = spec.primary_metric
     if pm in _RATIO_METRICS:
         num, den = _RATIO_METRICS[pm]
