@@ -266,6 +266,7 @@ def test_help_lists_every_command_in_order(tmp_path: Path) -> None:
         "predictors",
         "privacy",
         "models",
+        "experiments",
     ]
     section = r.stdout.split("Commands")[1]
     listed = [

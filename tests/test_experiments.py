@@ -485,3 +485,25 @@ def test_the_documented_cli_session(tmp_path: Path) -> None:
     assert r.returncode == 1 and "variants" in r.stderr, r.stderr
     r = run(["experiments", "sample-size", "--baseline", "0", "--mde", "0.05"], data)
     assert r.returncode == 1 and "rate" in r.stderr.lower(), r.stderr
+
+
+def test_the_worker_analyses_running_experiments_hourly(services: Services, tmp_path: Path) -> None:
+    from tastebud.config import Schedule
+    from tastebud.worker import job_context
+    from tastebud.worker.schedule import Worker
+
+    exps = services.experiments
+    exps.create(spec("hourly"), actor="t")
+    exps.start("hourly", actor="t")
+    exps.create(spec("idle"), actor="t")  # a draft: not analysed
+    worker = Worker(job_context(services, "test"), Schedule(), tmp_path, owner="w1")
+    assert worker.interval_ms("experiments") == 3_600_000
+    run = worker.run_job("experiments")
+    assert run is not None and run.status == "succeeded", run
+    assert list(run.details["analysed"]) == ["hourly"]  # type: ignore[typeddict-item]
+    history = exps.results_history("hourly")
+    assert len(history) == 1
+    stored = history[0]["results"]
+    assert isinstance(stored, dict) and stored["experiment"] == "hourly"
+    assert exps.results_history("idle") == []
+    assert worker.due("experiments") is None  # done for the hour

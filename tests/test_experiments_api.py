@@ -134,6 +134,7 @@ def test_an_experiment_through_the_api(
     spec = {
         "name": "ranker",
         "hypothesis": "the personalized model gets more clicks than popularity",
+        "salt": "ranker-test-salt",  # the same split every run: the test cannot flake
         "layer": "models",
         "variants": [{"name": "personal"}, {"name": "popular", "model": {"version": 2}}],
         "population": {"visitors": "returning"},
@@ -145,6 +146,7 @@ def test_an_experiment_through_the_api(
     aa = {
         "name": "aa",
         "hypothesis": "nothing changes",
+        "salt": "aa-test-salt",
         "layer": "aa",
         "variants": [{"name": "one"}, {"name": "two"}],
         "min_duration_days": 0,
@@ -156,7 +158,7 @@ def test_an_experiment_through_the_api(
     time.sleep(0.5)  # every process (here: one) picks them up within experiment_poll_seconds
 
     users = sorted(sim.truth()["users"])
-    seen = _play(api, ExperimentPlayer(sim, seed=3), users, visits=4)
+    seen = _play(api, ExperimentPlayer(sim, seed=3), users, visits=6)
     ranker = {k: v for k, v in seen.items() if k.startswith("ranker=")}
     assert set(ranker) == {"ranker=personal", "ranker=popular"}
     assert set(k for k in seen if k.startswith("aa=")) == {"aa=one", "aa=two"}
@@ -209,6 +211,7 @@ def test_an_interleaving_experiment_through_the_api(
     spec = {
         "name": "draft",
         "kind": "interleaving",
+        "salt": "draft-test-salt",
         "hypothesis": "users prefer the personalized ranking",
         "variants": [{"name": "personal"}, {"name": "popular", "model": {"version": 2}}],
         "min_duration_days": 0,
@@ -223,3 +226,57 @@ def test_an_interleaving_experiment_through_the_api(
     assert inter is not None and inter["preferred"] == "personal", inter
     assert inter["wins"]["personal"] > inter["wins"]["popular"]
     assert res["decision"]["text"].startswith("personal is preferred over popular")
+
+
+@pytest.mark.slow
+def test_rank_and_similar_serve_the_variant(
+    prepared: tuple[Path, dict[str, str], Simulator],
+    make_api: Callable[[Settings], Api],
+    tmp_path: Path,
+) -> None:
+    api, sim = _api(prepared, make_api, tmp_path)
+    spec = {
+        "name": "surfaces",
+        "hypothesis": "popularity ranks content as well",
+        "surfaces": ["rank", "similar"],
+        "variants": [{"name": "control"}, {"name": "popular", "model": {"version": 2}}],
+    }
+    assert api.request("POST", "/v1/experiments", json=spec).status_code == 201
+    assert api.request("POST", "/v1/experiments/surfaces/start").status_code == 200
+    time.sleep(0.5)
+    items = [i["item_id"] for i in sim.items()][:5]
+    seen: dict[str, set[int]] = {"control": set(), "popular": set()}
+    users = sorted(sim.truth()["users"])[:40]
+    for user in users:
+        r = api.request(
+            "POST",
+            f"/v1/users/{user}/rank",
+            "serve",
+            json={"items": [{"id": i} for i in items]},
+        )
+        assert r.status_code == 200, r.text
+        (exposure,) = r.json()["experiments"]
+        assert r.headers["X-Tastebud-Experiments"] == f"surfaces={exposure['variant']}"
+        seen[exposure["variant"]].add(r.json()["model"]["version"])
+        r = api.request(
+            "GET", f"/v1/items/{items[0]}/similar", "serve", params={"k": 3, "user_id": user}
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["experiments"] == [exposure]
+    assert seen == {"control": {1}, "popular": {2}}
+    # Without a user, similar is the production answer, and recommendations are untouched.
+    r = api.request("GET", f"/v1/items/{items[0]}/similar", "serve")
+    assert "experiments" not in r.json() and r.json()["model"]["version"] == 1
+    r = api.request("GET", f"/v1/users/{users[0]}/recommendations", "serve")
+    assert "experiments" not in r.json()
+    # Each exposed answer is an impression with its surface.
+    deadline = time.monotonic() + 10
+    svc = api.services
+    key = svc.pseudonymizer.user(users[0])
+    while True:
+        imps = [e for e in svc.store.events_for_user(key) if e["event_type"] == "impression"]
+        surfaces = sorted(e["data"].get("surface", "recommendations") for e in imps)
+        if len(imps) >= 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert surfaces == ["rank", "recommendations", "similar"]

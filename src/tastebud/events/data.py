@@ -178,9 +178,10 @@ class ImpressionData(EventData):
     latency_ms: Annotated[float, Field(ge=0, le=3_600_000)] | None = None
     experiments: Annotated[dict[ShortText, ShortText], Field(max_length=20)] | None = None
     """Experiment name -> the variant served (docs/experiments.md)."""
-    teams: Annotated[list[ShortText], Field(max_length=1000)] | None = None
-    """Interleaving: the variant that placed each item of ``item_ids``."""
+    teams: Annotated[list[ShortText | None], Field(max_length=1000)] | None = None
+    """Interleaving: the variant that placed each item of ``item_ids`` (``null``: nobody)."""
     error: bool | None = None
+    surface: Literal["recommendations", "rank", "similar"] | None = None
 
 
 class FeedbackData(EventData):

@@ -23,6 +23,7 @@ import hashlib
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from tastebud.experiments.definitions import (
     BUCKETS,
@@ -46,18 +47,32 @@ __all__ = [
 _log = get_logger(__name__)
 
 
-def _h(key: str, unit: str) -> bytes:
-    return hashlib.blake2b(f"{key}:{unit}".encode(), digest_size=16).digest()
+_PREFIXES: dict[str, Any] = {}
+"""BLAKE2b states that have absorbed ``"<key>:"``: copying one and adding the unit costs half
+of hashing the whole string again (assignment runs on every request)."""
 
 
-def layer_bucket(layer: str, unit: str) -> int:
+def _h(key: str, unit: bytes) -> bytes:
+    state = _PREFIXES.get(key)
+    if state is None:
+        if len(_PREFIXES) > 10_000:  # keys are layers and running experiments: few
+            _PREFIXES.clear()
+        state = _PREFIXES[key] = hashlib.blake2b(f"{key}:".encode(), digest_size=16)
+    h = state.copy()
+    h.update(unit)
+    digest: bytes = h.digest()
+    return digest
+
+
+def layer_bucket(layer: str, unit: str | bytes) -> int:
     """The unit's bucket in ``layer`` (the first 8 bytes of ``h("layer:<layer>", unit)``)."""
-    return int.from_bytes(_h(f"layer:{layer}", unit)[:8], "big") % BUCKETS
+    u = unit.encode() if isinstance(unit, str) else unit
+    return int.from_bytes(_h(f"layer:{layer}", u)[:8], "big") % BUCKETS
 
 
-def buckets(salt: str, unit: str) -> tuple[int, int]:
+def buckets(salt: str, unit: str | bytes) -> tuple[int, int]:
     """The unit's (traffic, variant) buckets in the experiment with ``salt``."""
-    d = _h(salt, unit)
+    d = _h(salt, unit.encode() if isinstance(unit, str) else unit)
     return int.from_bytes(d[:8], "big") % BUCKETS, int.from_bytes(d[8:], "big") % BUCKETS
 
 
@@ -113,6 +128,13 @@ class CompiledExperiment:
     """Cumulative variant upper bounds in buckets (the last is ``BUCKETS``)."""
     versions: tuple[int | None, ...]
     """Per variant, the resolved model version (``None``: production)."""
+    assignments: tuple[Assignment, ...] = ()
+    """Per variant, its (immutable) assignment: built once, handed to every request."""
+    open_to_all: bool = True
+    """The population is everyone (nothing to check per request)."""
+    layer: str = "default"
+    prefix: str = ""
+    """The salt (the key of the experiment's hash)."""
 
     @classmethod
     def of(cls, exp: Experiment, resolve: Callable[[ModelPin], int | None]) -> CompiledExperiment:
@@ -124,42 +146,47 @@ class CompiledExperiment:
             acc += v.weight
             cuts.append(round(acc / total * BUCKETS))
         cuts[-1] = BUCKETS
+        versions = tuple(None if v.model is None else resolve(v.model) for v in spec.variants)
+        made = []
+        for i, v in enumerate(spec.variants):
+            other = None
+            if spec.kind == "interleaving":
+                j = 1 - i
+                other = (spec.variants[j].name, versions[j], spec.variants[j].params)
+            made.append(Assignment(spec.name, v.name, spec.kind, versions[i], v.params, other))
+        pop = spec.population
         return cls(
             exp,
             exp.layer_lo if exp.layer_lo is not None else 0,
             exp.layer_hi if exp.layer_hi is not None else 0,
             round(spec.traffic * BUCKETS),
             tuple(cuts),
-            tuple(None if v.model is None else resolve(v.model) for v in spec.variants),
+            versions,
+            tuple(made),
+            not (pop.devices or pop.locales or pop.segments) and pop.visitors == "all",
+            spec.layer,
+            exp.salt,
         )
 
-    def variant_index(self, unit: str, layer_b: int | None = None) -> int | None:
+    def variant_index(self, unit: str | bytes, layer_b: int | None = None) -> int | None:
         """The index of the unit's variant, or ``None`` when it is outside the experiment's
         layer range or traffic."""
-        spec = self.experiment.spec
-        lb = layer_bucket(spec.layer, unit) if layer_b is None else layer_b
+        lb = layer_bucket(self.layer, unit) if layer_b is None else layer_b
         if not self.layer_lo <= lb < self.layer_hi:
             return None
-        tb, vb = buckets(self.experiment.salt, unit)
-        if tb >= self.traffic_cut:
+        d = _h(self.prefix, unit.encode() if isinstance(unit, str) else unit)
+        if int.from_bytes(d[:8], "big") % BUCKETS >= self.traffic_cut:
             return None
+        vb = int.from_bytes(d[8:], "big") % BUCKETS
         for i, cut in enumerate(self.cuts):
             if vb < cut:
                 return i
         return len(self.cuts) - 1
 
-    def assign(self, unit: str, layer_b: int | None = None) -> Assignment | None:
+    def assign(self, unit: str | bytes, layer_b: int | None = None) -> Assignment | None:
         """The unit's :class:`Assignment`, or ``None`` (not exposed)."""
         i = self.variant_index(unit, layer_b)
-        if i is None:
-            return None
-        spec = self.experiment.spec
-        v = spec.variants[i]
-        other = None
-        if spec.kind == "interleaving":
-            j = 1 - i
-            other = (spec.variants[j].name, self.versions[j], spec.variants[j].params)
-        return Assignment(spec.name, v.name, spec.kind, self.versions[i], v.params, other)
+        return None if i is None else self.assignments[i]
 
 
 class ExperimentsView:
@@ -289,16 +316,16 @@ class ExperimentsView:
         compiled = self._compiled.get(surface)
         if not compiled:
             return ()
-        unit = self.unit(user_key)
+        unit = self.unit(user_key).encode()
         out: list[Assignment] = []
         layers: dict[str, int] = {}
         for c in compiled:
-            spec = c.experiment.spec
-            if not audience.within(spec.population):
+            if not c.open_to_all and not audience.within(c.experiment.spec.population):
                 continue
-            lb = layers.get(spec.layer)
+            layer = c.layer
+            lb = layers.get(layer)
             if lb is None:
-                lb = layers[spec.layer] = layer_bucket(spec.layer, unit)
+                lb = layers[layer] = layer_bucket(layer, unit)
             a = c.assign(unit, lb)
             if a is not None:
                 out.append(a)

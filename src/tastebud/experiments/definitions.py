@@ -184,6 +184,8 @@ class ExperimentSpec(BaseModel):
     """``ab``: each user sees one variant; ``interleaving``: each list mixes two variants'
     rankings (team draft) and clicks are credited to the variant that placed the item."""
     surfaces: list[Surface] = Field(default_factory=lambda: [Surface.RECOMMENDATIONS], min_length=1)
+    """Where it applies: ``recommendations``, ``rank`` (scored by the variant), ``similar``
+    (when the request names its ``user_id``)."""
     layer: _Slug = "default"
     """Experiments in one layer never share a user (each owns a share of the layer)."""
     allocation: float = Field(default=1.0, gt=0, le=1)
@@ -204,6 +206,10 @@ class ExperimentSpec(BaseModel):
     """An outcome counts for the exposure when it happens within this long after it."""
     pre_period_days: float = Field(default=14.0, ge=0, le=365)
     """Each user's behaviour this long before their first exposure is CUPED's covariate."""
+    salt: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    """The assignment hash's key (default: 16 random bytes drawn at creation). Give a
+    previous experiment's salt to assign users exactly as it did (a rerun, a holdback);
+    two experiments running at once should never share one."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:

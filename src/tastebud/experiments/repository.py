@@ -138,7 +138,7 @@ class Experiments:
                     name=spec.name,
                     spec=spec.model_dump(mode="json"),
                     status=Status.DRAFT.value,
-                    salt=secrets.token_hex(16),
+                    salt=spec.salt or secrets.token_hex(16),
                     layer=spec.layer,
                     created_ms=now,
                     revision=1,
@@ -176,7 +176,7 @@ class Experiments:
             _audit(conn, spec.name, "update", actor, {"spec": spec.model_dump(mode="json")}, now)
         return self.get(spec.name)
 
-    def start(self, name: str, *, actor: str) -> Experiment:
+    def start(self, name: str, *, actor: str, reason: str | None = None) -> Experiment:
         """Start a draft: it takes its share of its layer and serves from the next poll.
 
         Raises:
@@ -227,7 +227,10 @@ class Experiments:
             ).rowcount
             if not done:
                 raise Conflict(f"experiment {name!r} is {exp.status.value}: only a draft starts")
-            _audit(conn, name, "start", actor, {"layer_lo": slot[0], "layer_hi": slot[1]}, now)
+            details: dict[str, JsonValue] = {"layer_lo": slot[0], "layer_hi": slot[1]}
+            if reason:
+                details["reason"] = reason
+            _audit(conn, name, "start", actor, details, now)
         return self.get(name)
 
     def ramp(self, name: str, traffic: float, *, actor: str) -> Experiment:

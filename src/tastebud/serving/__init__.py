@@ -15,6 +15,7 @@ from tastebud.serving.predictions import PredictionService
 from tastebud.serving.rank import ContentItem, rank_content, similar_items
 from tastebud.serving.types import (
     Context,
+    Exposure,
     ListRequest,
     Mode,
     ModelRef,
@@ -34,6 +35,7 @@ __all__ = [
     "ColdStartLists",
     "ContentItem",
     "Context",
+    "Exposure",
     "ImpressionLog",
     "ListRequest",
     "MODEL_NAME",

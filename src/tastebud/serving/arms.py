@@ -42,6 +42,8 @@ class Arm:
     """Tells arms apart in the list cache's key (``()`` for the production default)."""
     error: bool = False
     """The variant's model could not be served: production answered instead."""
+    variant: str | None = None
+    """Interleaving: the variant this side is (the other side's name)."""
 
 
 def bundle_of(served: Served) -> RecommenderBundle:
@@ -79,7 +81,12 @@ class Arms:
         return found
 
     def arm(
-        self, default: Served, version: int | None, params: ServingParams, label: tuple[object, ...]
+        self,
+        default: Served,
+        version: int | None,
+        params: ServingParams,
+        label: tuple[object, ...],
+        variant: str | None = None,
     ) -> Arm:
         """The arm serving model ``version`` (``None``: ``default``) with ``params``."""
         served, error = default, False
@@ -90,7 +97,7 @@ class Arms:
             else:
                 served = found
         scorer, explorer = self.parts(params)
-        return Arm(served, bundle_of(served), scorer, explorer, label, error)
+        return Arm(served, bundle_of(served), scorer, explorer, label, error, variant)
 
     def merged(
         self, default: Served, assignments: tuple[Assignment, ...]
@@ -107,6 +114,6 @@ class Arms:
             params.update(a.params.model_dump(exclude_none=True))
             if a.other is not None:
                 name, v2, p2 = a.other
-                other = self.arm(default, v2, p2, ((a.experiment, name),))
+                other = self.arm(default, v2, p2, ((a.experiment, name),), name)
         merged = ServingParams.model_validate(params)
         return self.arm(default, version, merged, tuple(label)), other

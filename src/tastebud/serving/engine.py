@@ -29,7 +29,7 @@ from tastebud.config import ServingConfig
 from tastebud.errors import ModelNotReady, ServiceUnavailable
 from tastebud.experiments.assignment import Audience, ExperimentsView
 from tastebud.experiments.definitions import Surface
-from tastebud.experiments.interleaving import team_draft
+from tastebud.experiments.interleaving import TEAM_A, TEAM_B, TEAM_NONE, team_draft
 from tastebud.monitoring.metrics import FallbackReason, record_fallback
 from tastebud.realtime import RealtimeGuard, RealtimeState, StateRead, UserState
 from tastebud.registry.recommender import LoadedModel
@@ -44,6 +44,7 @@ from tastebud.serving.impressions import ImpressionLog, impression_event
 from tastebud.serving.scorer import Scorer, top_indices
 from tastebud.serving.signals import consent_view, fingerprint
 from tastebud.serving.types import (
+    Context,
     Exposure,
     ListRequest,
     Mode,
@@ -194,29 +195,16 @@ class PersonalizationEngine:
     ) -> Recommendation:
         started = time.perf_counter()
         state, degraded = read.state, read.degraded
-        arm = Arm(served, bundle, self.scorer, self.explorer, ())
-        other: Arm | None = None
-        exposures: tuple[Exposure, ...] = ()
-        view = self.experiments
-        if view is not None and view.active(Surface.RECOMMENDATIONS):
-            segment = (state.features or {}).get("segment")
-            audience = Audience(
-                request.context.device,
-                request.context.locale,
-                segment if isinstance(segment, str) else None,
-                bundle.loaded.users.index(user_key) >= 0,
-            )
-            assigned = view.assign(user_key, Surface.RECOMMENDATIONS, audience)
-            if assigned:
-                arm, other = self.arms.merged(served, assigned)
-                exposures = tuple(Exposure(a.experiment, a.variant) for a in assigned)
+        arm, other, exposures = self.arm_for(
+            served, bundle, user_key, state, Surface.RECOMMENDATIONS, request.context
+        )
         if not self.personalization_allowed(user_key):
             # Withdrawn personalization consent: the same list as for a stranger in this
             # context; nothing about the user is read except what they asked never to see.
             state, user_key = consent_view(state), ""
         snap = self.catalog.get()
         list_id = uuid.uuid4().hex
-        teams: tuple[str, ...] | None = None
+        teams: tuple[str | None, ...] | None = None
         if other is not None:
             ranked, teams = self._interleaved(
                 arm, other, exposures[-1], snap, user_key, state, request, list_id
@@ -255,6 +243,35 @@ class PersonalizationEngine:
             )
         return answer
 
+    def arm_for(
+        self,
+        served: Served,
+        bundle: RecommenderBundle,
+        user_key: str,
+        state: UserState,
+        surface: Surface,
+        context: Context,
+    ) -> tuple[Arm, Arm | None, tuple[Exposure, ...]]:
+        """What the user is served with on ``surface``: their experiments' variant (and, when
+        interleaving, the other variant) and the exposures to record; the production default
+        and none outside every experiment. In memory: no I/O."""
+        arm = Arm(served, bundle, self.scorer, self.explorer, ())
+        view = self.experiments
+        if view is None or not view.active(surface):
+            return arm, None, ()
+        segment = (state.features or {}).get("segment")
+        audience = Audience(
+            context.device,
+            context.locale,
+            segment if isinstance(segment, str) else None,
+            bundle.loaded.users.index(user_key) >= 0,
+        )
+        assigned = view.assign(user_key, surface, audience)
+        if not assigned:
+            return arm, None, ()
+        arm, other = self.arms.merged(served, assigned)
+        return arm, other, tuple(Exposure(a.experiment, a.variant) for a in assigned)
+
     def _compute(
         self,
         arm: Arm,
@@ -286,7 +303,7 @@ class PersonalizationEngine:
         state: UserState,
         request: ListRequest,
         list_id: str,
-    ) -> tuple[RecommendationList, tuple[str, ...]]:
+    ) -> tuple[RecommendationList, tuple[str | None, ...]]:
         """Team-draft interleaving of the user's variant's list and the other variant's
         (docs/experiments.md, *Interleaving*); the draft is seeded by the list id, and
         ``teams`` says which variant placed each item."""
@@ -294,7 +311,9 @@ class PersonalizationEngine:
         theirs = self._compute(other, snap, user_key, state, request)
         by_id = {i.item_id: i for i in theirs.items}
         by_id.update({i.item_id: i for i in mine.items})
-        names = (exposure.variant, str(other.label[0][1]))  # type: ignore[index]
+        # TEAM_NONE (-1) fills a slot when one list ran out: nobody placed it, nobody is
+        # credited for its clicks.
+        names = {TEAM_A: exposure.variant, TEAM_B: other.variant, TEAM_NONE: None}
         drafted = team_draft(
             [i.item_id for i in mine.items],
             [i.item_id for i in theirs.items],

@@ -7,17 +7,19 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import NotRequired, TypedDict
 
 from tastebud.monitoring import IMPRESSIONS_TOTAL, get_logger
-from tastebud.serving.types import Context, Recommendation
+from tastebud.serving.types import Context, Exposure, ModelRef, Recommendation
 
 __all__ = [
     "ImpressionContext",
     "ImpressionData",
     "ImpressionEvent",
     "ImpressionLog",
+    "exposure_impression",
     "impression_event",
 ]
 
@@ -37,10 +39,13 @@ class ImpressionData(TypedDict):
     """Time the engine took to make the answer."""
     experiments: NotRequired[dict[str, str]]
     """The experiments the user was exposed to, and their variants."""
-    teams: NotRequired[list[str]]
-    """Interleaving: the variant that placed each item, position by position."""
+    teams: NotRequired[list[str | None]]
+    """Interleaving: the variant that placed each item, position by position (``None``: a
+    slot filled after one list ran out, credited to nobody)."""
     error: NotRequired[bool]
     """An experiment's variant could not be served (production answered instead)."""
+    surface: NotRequired[str]
+    """``rank`` or ``similar`` (absent: a recommendations list)."""
 
 
 class ImpressionContext(TypedDict):
@@ -69,7 +74,7 @@ def impression_event(
     *,
     now: float | None = None,
     latency_ms: float = 0.0,
-    teams: tuple[str, ...] | None = None,
+    teams: tuple[str | None, ...] | None = None,
     error: bool = False,
     anonymous: bool = False,
 ) -> ImpressionEvent:
@@ -107,6 +112,35 @@ def impression_event(
     else:
         event["user_id"] = user_id
     return event
+
+
+def exposure_impression(
+    item_ids: list[str],
+    user_id: str,
+    model: ModelRef,
+    exposures: tuple[Exposure, ...],
+    surface: str,
+    latency_ms: float,
+) -> ImpressionEvent:
+    """The ``impression`` of a ``rank`` or ``similar`` answer to a user in experiments (those
+    answers are otherwise not logged)."""
+    list_id = uuid.uuid4().hex
+    return {
+        "event_id": f"imp-{list_id}",
+        "event_type": "impression",
+        "user_id": user_id,
+        "timestamp": time.time(),
+        "data": {
+            "item_ids": item_ids,
+            "list_id": list_id,
+            "model_version": f"{model.name}/v{model.version}",
+            "mode": "personalized",
+            "latency_ms": round(latency_ms, 3),
+            "experiments": {e.experiment: e.variant for e in exposures},
+            "surface": surface,
+        },
+        "context": {},
+    }
 
 
 class ImpressionLog:

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from tastebud.errors import UnknownItem
+from tastebud.experiments.definitions import Surface
 from tastebud.serving.bundle import MODEL_NAME
 from tastebud.serving.engine import PersonalizationEngine
+from tastebud.serving.impressions import exposure_impression
 from tastebud.serving.scorer import top_indices
 from tastebud.serving.signals import liked_items, session_items, suppressed_items
 from tastebud.serving.types import (
+    Context,
+    Exposure,
     ModelRef,
     RankedItem,
     Ranking,
@@ -50,14 +54,31 @@ class ContentItem:
     variants: dict[str, str] | None = None
 
 
-def similar_items(engine: PersonalizationEngine, item_id: str, k: int) -> SimilarItems:
+def similar_items(
+    engine: PersonalizationEngine,
+    item_id: str,
+    k: int,
+    *,
+    user_key: str | None = None,
+    user_id: str | None = None,
+) -> SimilarItems:
     """Items the production model relates most to ``item_id`` (hidden ones and the item itself
-    left out), with scores in [0, 1].
+    left out), with scores in [0, 1]. With the user who asks (``user_key``, and ``user_id``
+    for the impression), experiments on the ``similar`` surface apply to them.
 
     Raises:
         UnknownItem: the model does not know the item (new items join at the next training).
     """
+    started = time.perf_counter()
     served, bundle = engine.served_model()
+    exposures: tuple[Exposure, ...] = ()
+    view = engine.experiments
+    if user_key is not None and view is not None and view.active(Surface.SIMILAR):
+        state = engine.state(user_key).state
+        arm, _, exposures = engine.arm_for(
+            served, bundle, user_key, state, Surface.SIMILAR, Context()
+        )
+        served, bundle = arm.served, arm.bundle
     loaded = bundle.loaded
     j = loaded.items.index(item_id)
     if j < 0:
@@ -73,7 +94,7 @@ def similar_items(engine: PersonalizationEngine, item_id: str, k: int) -> Simila
     best = float(scores[picked[0]]) if picked else 1.0
     title = snap.titles.get(item_id, item_id)
     why = Reason(ReasonType.SIMILAR_TO, f"Similar to {title}", item_id=item_id)
-    return SimilarItems(
+    result = SimilarItems(
         item_id,
         tuple(
             RecommendedItem(
@@ -84,7 +105,29 @@ def similar_items(engine: PersonalizationEngine, item_id: str, k: int) -> Simila
             for i in picked
         ),
         ModelRef.of(served),
+        exposures,
     )
+    if exposures and user_id:
+        _log_exposure(engine, [i.item_id for i in result.items], user_id, result.model,
+                      exposures, Surface.SIMILAR, started)  # fmt: skip
+    return result
+
+
+def _log_exposure(
+    engine: PersonalizationEngine,
+    item_ids: list[str],
+    user_id: str,
+    model: ModelRef,
+    exposures: tuple[Exposure, ...],
+    surface: Surface,
+    started: float,
+) -> None:
+    """An exposed user's ``similar`` or ``rank`` answer, stored as an impression."""
+    if engine.impressions is not None and engine.config.log_impressions:
+        latency_ms = (time.perf_counter() - started) * 1000
+        engine.impressions.log(
+            exposure_impression(item_ids, user_id, model, exposures, surface.value, latency_ms)
+        )
 
 
 def _variant(variants: dict[str, str] | None, skill: str | None) -> tuple[str | None, str | None]:
@@ -113,13 +156,17 @@ def rank_content(
     *,
     skill: str | None = None,
     now_ms: int | None = None,
+    user_id: str | None = None,
 ) -> Ranking:
     """Re-order ``content`` for the user. An item the production model knows is scored by the
     model blended with the session and the items the user liked (its percentile among all
     items); any other by the user's category affinity (0.6; liked items' categories count) and
     its recency (0.4, half-life 7 days). Each gets a relevance in [0, 1], the reason, and the
     text variant for the user's skill level. Items the user marked ``not_interested`` or
-    ``dislike`` are left out, as in recommendations, and listed in ``suppressed``."""
+    ``dislike`` are left out, as in recommendations, and listed in ``suppressed``. A user in
+    an experiment on the ``rank`` surface is scored by their variant (``user_id``, the raw
+    id, only goes into the exposure's impression, which the ingest path pseudonymizes)."""
+    started = time.perf_counter()
     now = int(time.time() * 1000) if now_ms is None else now_ms
     read = engine.state(user_key)
     state = read.state
@@ -129,14 +176,16 @@ def rank_content(
     liked = liked_items(state)
     served = engine.models.get(MODEL_NAME)
     pct: dict[str, float] = {}
+    exposures: tuple[Exposure, ...] = ()
     if served is not None:
-        _, bundle = engine.served_model()
-        loaded = bundle.loaded
+        served, bundle = engine.served_model()
+        arm, _, exposures = engine.arm_for(served, bundle, user_key, state, Surface.RANK, Context())
+        served, loaded = arm.served, arm.bundle.loaded
         known = [c.id for c in content if loaded.items.index(c.id) >= 0]
         idx = loaded.users.index(user_key)
         session = list(dict.fromkeys(session_items(state, loaded.items)))
         if known and (idx >= 0 or session):
-            scores = engine.model_scores(loaded, idx, session)
+            scores = arm.scorer.model_scores(loaded, idx, session)
             finite = np.isfinite(scores)
             order = np.sort(scores[finite])
             for item in known:
@@ -178,10 +227,8 @@ def rank_content(
         level, text = _variant(c.variants, skill)
         out.append(RankedItem(c.id, round(min(1.0, max(0.0, score)), 6), why, level, text))
     out.sort(key=lambda r: -r.score)
-    return Ranking(
-        tuple(out),
-        suppressed,
-        skill,
-        read.degraded,
-        None if served is None else ModelRef.of(served),
-    )
+    model = None if served is None else ModelRef.of(served)
+    if exposures and user_id and model is not None:
+        _log_exposure(engine, [r.id for r in out], user_id, model, exposures, Surface.RANK,
+                      started)  # fmt: skip
+    return Ranking(tuple(out), suppressed, skill, read.degraded, model, exposures)

@@ -265,14 +265,19 @@ class SimilarItems:
     item_id: str
     items: tuple[RecommendedItem, ...]
     model: ModelRef
+    exposures: tuple[Exposure, ...] = ()
+    """The experiments the asking user is in on this surface."""
 
     def to_json(self) -> dict[str, object]:
-        """``{"item_id", "items", "model"}``."""
-        return {
+        """``{"item_id", "items", "model"}`` (and ``experiments`` for an exposed user)."""
+        out: dict[str, object] = {
             "item_id": self.item_id,
             "items": render_items(self.items),
             "model": self.model.to_json(),
         }
+        if self.exposures:
+            out["experiments"] = [e.to_json() for e in self.exposures]
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,15 +317,21 @@ class Ranking:
     """The real-time store did not answer in time."""
     model: ModelRef | None
     """The recommendations model that scored known items, if one is in production."""
+    exposures: tuple[Exposure, ...] = ()
+    """The experiments the user is in on this surface."""
 
     def to_json(self) -> dict[str, object]:
-        """``{"items", "suppressed", "skill_level", "degraded", "model"}``; ``model`` names the
-        version only (``{"name", "version"}``) or is ``null``."""
+        """``{"items", "suppressed", "skill_level", "degraded", "model"}`` (and
+        ``experiments`` for an exposed user); ``model`` names the version only
+        (``{"name", "version"}``) or is ``null``."""
         model = self.model
-        return {
+        out: dict[str, object] = {
             "items": [i.to_json() for i in self.items],
             "suppressed": list(self.suppressed),
             "skill_level": self.skill_level,
             "degraded": self.degraded,
             "model": None if model is None else {"name": model.name, "version": model.version},
         }
+        if self.exposures:
+            out["experiments"] = [e.to_json() for e in self.exposures]
+        return out

@@ -57,6 +57,7 @@ from tastebud.simulator.counts import (
     generate_counts,
     write_counts_tsv,
 )
+from tastebud.simulator.experiments import ExperimentPlayer, examination
 
 __all__ = [
     "AGE_BUCKETS",
@@ -65,6 +66,7 @@ __all__ = [
     "CountsConfig",
     "CountsData",
     "CountsStats",
+    "ExperimentPlayer",
     "PlantedLabels",
     "PlantedTarget",
     "PlantedTruth",
@@ -74,6 +76,7 @@ __all__ = [
     "SimItem",
     "SimUser",
     "Simulator",
+    "examination",
     "generate_counts",
     "write_counts_tsv",
     "write_ndjson",

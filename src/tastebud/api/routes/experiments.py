@@ -22,7 +22,7 @@ __all__ = [
     "ExperimentOut",
     "ExperimentsOut",
     "RampIn",
-    "StopIn",
+    "ReasonIn",
     "conclude_experiment",
     "create_experiment",
     "experiment_results",
@@ -81,8 +81,8 @@ class RampIn(BaseModel):
     traffic: float = Field(ge=0, le=1, description="Share of the allocation exposed")
 
 
-class StopIn(BaseModel):
-    """Why it stops (recorded)."""
+class ReasonIn(BaseModel):
+    """Why (recorded in the audit log)."""
 
     model_config = ConfigDict(extra="forbid")
     reason: str | None = Field(default=None, max_length=1000)
@@ -160,13 +160,19 @@ async def get_experiment(name: _Name, services: ServicesDep) -> ExperimentOut:
 
 @router.post("/v1/experiments/{name}/start", response_model=ExperimentOut, **scoped("admin"))
 async def start_experiment(
-    name: _Name, services: ServicesDep, principal: PrincipalDep
+    name: _Name,
+    services: ServicesDep,
+    principal: PrincipalDep,
+    body: Annotated[ReasonIn | None, Body()] = None,
 ) -> ExperimentOut:
     """Start a draft: it takes its share of its layer, and every API process serves it within
     ``experiment_poll_seconds``. ``409`` when its layer has no room or an experiment of
     another layer changes the same thing on the same surface; ``404 model_not_found`` when a
     variant's model version does not exist."""
-    exp = await run_in_threadpool(services.experiments.start, name, actor=_actor(principal))
+    reason = body.reason if body else None
+    exp = await run_in_threadpool(
+        services.experiments.start, name, actor=_actor(principal), reason=reason
+    )
     return _out(exp)
 
 
@@ -187,7 +193,7 @@ async def stop_experiment(
     name: _Name,
     services: ServicesDep,
     principal: PrincipalDep,
-    body: Annotated[StopIn | None, Body()] = None,
+    body: Annotated[ReasonIn | None, Body()] = None,
 ) -> ExperimentOut:
     """Stop serving it (everyone gets the production default); results stay readable."""
     reason = body.reason if body else None

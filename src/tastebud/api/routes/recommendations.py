@@ -6,6 +6,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Literal
 
 import orjson
@@ -22,6 +23,7 @@ from tastebud.services import Services
 from tastebud.serving import (
     ContentItem,
     Context,
+    Exposure,
     ListRequest,
     Mode,
     Ranking,
@@ -137,6 +139,8 @@ class SimilarOut(BaseModel):
     items: list[RecommendedItemOut]
     """Best first; ``score`` is the relation to the item over the best one's."""
     model: ModelRefOut
+    experiments: list[ExposureOut] | None = None
+    """With ``user_id``: the experiments that user is in here (absent when none)."""
 
 
 class RankedItemOut(BaseModel):
@@ -172,6 +176,8 @@ class RankingOut(BaseModel):
     """``true`` when the real-time store did not answer in time."""
     model: RankModelOut | None
     """``null`` before any recommendations model is in production."""
+    experiments: list[ExposureOut] | None = None
+    """The experiments the user is in here and their variants (absent when none)."""
 
 
 class FeedbackOut(BaseModel):
@@ -180,6 +186,13 @@ class FeedbackOut(BaseModel):
     status: Literal["recorded"]
     item_id: str
     kind: Literal["like", "dislike", "not_interested"]
+
+
+def _experiments_header(exposures: tuple[Exposure, ...]) -> dict[str, str]:
+    """``X-Tastebud-Experiments: name=variant, ...`` for an exposed user (else nothing)."""
+    if not exposures:
+        return {}
+    return {"X-Tastebud-Experiments": ", ".join(f"{e.experiment}={e.variant}" for e in exposures)}
 
 
 def _json(user_id: str, result: Recommendation | Ranking, headers: dict[str, str]) -> Response:
@@ -261,10 +274,7 @@ async def recommendations_answer(
     }
     if answer.degraded:
         headers["X-Tastebud-Degraded"] = "realtime"
-    if answer.exposures:
-        headers["X-Tastebud-Experiments"] = ", ".join(
-            f"{e.experiment}={e.variant}" for e in answer.exposures
-        )
+    headers.update(_experiments_header(answer.exposures))
     return RecommendationsAnswer(orjson.dumps({"user_id": user_id, **answer.to_json()}), headers)
 
 
@@ -291,10 +301,23 @@ async def get_similar(
     item_id: Annotated[Id, Path(description="A catalogue item id")],
     services: ServicesDep,
     k: Annotated[int, Query(ge=1, le=100)] = 10,
+    user_id: Annotated[
+        Id | None,
+        Query(description="The user who asks: experiments on this surface apply to them"),
+    ] = None,
 ) -> Response:
-    """Items the production model relates most to this one (hidden items left out)."""
-    result = await run_in_threadpool(similar_items, services.engine, item_id, k)
-    return Response(orjson.dumps(result.to_json()), media_type="application/json")
+    """Items the production model relates most to this one (hidden items left out). With
+    ``user_id``, a user in an experiment on the ``similar`` surface gets their variant's
+    model."""
+    key = None if user_id is None else services.pseudonymizer.user(user_id)
+    result = await run_in_threadpool(
+        partial(similar_items, user_key=key, user_id=user_id), services.engine, item_id, k
+    )
+    return Response(
+        orjson.dumps(result.to_json()),
+        media_type="application/json",
+        headers=_experiments_header(result.exposures),
+    )
 
 
 class ContentIn(BaseModel):
@@ -351,9 +374,10 @@ async def rank(user_id: UserIdPath, body: RankIn, services: ServicesDep) -> Resp
             row = services.catalog.users.get(key)
             stored = None if row is None else row["attributes"].get("skill_level")
             skill = stored if isinstance(stored, str) else None
-        return rank_content(services.engine, key, content, skill=skill)
+        return rank_content(services.engine, key, content, skill=skill, user_id=user_id)
 
-    return _json(user_id, await run_in_threadpool(run), {})
+    result = await run_in_threadpool(run)
+    return _json(user_id, result, _experiments_header(result.exposures))
 
 
 class FeedbackIn(BaseModel):
