@@ -1,7 +1,7 @@
 """The examples of the documentation, run (issue 15, point 11: a sentence in the docs is a
 promise). Every event of docs/events.md is sent and accepted, every answer shown there is the
-answer given, and every ``curl`` and Python example of README.md, docs/api.md, docs/events.md, docs/features.md
-and docs/experiments.md runs as written against a real server process."""
+answer given, and every ``curl`` and Python example of README.md, docs/api.md, docs/events.md,
+docs/features.md and docs/experiments.md runs as written against a real server process."""
 
 from __future__ import annotations
 
