@@ -40,8 +40,9 @@ method. Users are randomised 50/50 per user.
    compared on the simulator's users through the position-based click model, by an A/B test
    (Welch on per-user CTR) and by team-draft interleaving (binomial test on per-user
    preferences), both fixed horizon at alpha 0.05 over ``--days`` days of visits. A decision
-   is correct when it is significant and names A. For each method the users needed for 80 % correct decisions are found on a grid
-   (power estimated by ``--il-reps`` replicates per point, then a probit fit in √n).
+   is correct when it is significant and names A. For each method the users needed for 80 %
+   correct decisions are found on a grid (power estimated by ``--il-reps`` replicates per
+   point, then a probit fit in √n).
 6. ``gbstats_max_abs_diff``: the largest difference from GrowthBook's gbstats 0.8.0 (run in its
    own environment, ``tests/gbstats_env.py``) on the same sufficient statistics.
 7. ``assignment_us``: microseconds to assign a user by the serving processes' in-memory view
