@@ -507,3 +507,52 @@ def test_the_worker_analyses_running_experiments_hourly(services: Services, tmp_
     assert isinstance(stored, dict) and stored["experiment"] == "hourly"
     assert exps.results_history("idle") == []
     assert worker.due("experiments") is None  # done for the hour
+
+
+def test_the_view_assigns_as_the_compiled_experiments_do() -> None:
+    """The request path is inlined for speed: it must give exactly what
+    ``CompiledExperiment.assign`` and ``Audience.within`` give."""
+    exps = [
+        experiment(spec("one", layer="home", traffic=0.7), "salt-one", 0, 4000),
+        experiment(
+            spec("two", layer="home", population={"devices": ["mobile"], "visitors": "new"}),
+            "salt-two",
+            4000,
+            10_000,
+        ),
+        experiment(
+            spec(
+                "three",
+                layer="rank",
+                variants=[{"name": "a"}, {"name": "b", "weight": 3}, {"name": "c"}],
+                population={"locales": ["de-DE"], "segments": ["pro", "free"]},
+            ),
+            "salt-three",
+            1000,
+            9000,
+        ),
+    ]
+    view = ExperimentsView(lambda: exps, lambda: {"x": 1}, no_pin, lambda _ms: [])
+    view.refresh(force=True)
+    compiled = [CompiledExperiment.of(e, no_pin) for e in exps]
+    audiences = [
+        Audience("mobile", "de-DE", "pro", False),
+        Audience("desktop", "de-DE", "free", True),
+        Audience(None, None, None, False),
+        Audience("mobile", "en-GB", "pro", True),
+    ]
+    seen: set[tuple[str, ...]] = set()
+    for i in range(3000):
+        unit = f"user-{i}"
+        audience = audiences[i % len(audiences)]
+        got = view.assign(unit, Surface.RECOMMENDATIONS, audience)
+        want = [
+            a
+            for c in compiled
+            if audience.within(c.experiment.spec.population)
+            for a in [c.assign(unit)]
+            if a is not None
+        ]
+        assert list(got) == want, (unit, audience)
+        seen.add(tuple(a.experiment for a in got))
+    assert {(), ("one",), ("two",), ("three",), ("one", "three")} <= seen

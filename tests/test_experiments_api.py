@@ -280,3 +280,20 @@ def test_rank_and_similar_serve_the_variant(
             break
         time.sleep(0.1)
     assert surfaces == ["rank", "recommendations", "similar"]
+
+    # Concluding with a winner promotes its model version through the registry: the
+    # checklist is checked first (nothing changes when it fails), then the promotion.
+    body = {"winner": "popular", "promote": True}
+    r = api.request("POST", "/v1/experiments/surfaces/conclude", json=body)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "checklist_failed", r.text
+    assert api.request("GET", "/v1/experiments/surfaces", "serve").json()["status"] == "running"
+    body |= {"force": True, "reason": "won the surfaces experiment"}
+    r = api.request("POST", "/v1/experiments/surfaces/conclude", json=body)
+    assert r.status_code == 200, r.text
+    assert (r.json()["status"], r.json()["winner"], r.json()["promoted_version"]) == (
+        "concluded",
+        "popular",
+        2,
+    )
+    production = svc.registry.resolve("recommendations", "production")
+    assert production is not None and production.version == 2

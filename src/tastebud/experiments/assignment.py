@@ -189,6 +189,33 @@ class CompiledExperiment:
         return None if i is None else self.assignments[i]
 
 
+_Population = tuple[frozenset[str], frozenset[str], frozenset[str], str]
+_Entry = tuple[int, int, Any, int, tuple[int, ...], tuple[Assignment, ...], _Population | None]
+_Layer = tuple[Any, tuple[_Entry, ...]]
+
+
+def _state(key: str) -> Any:
+    """A BLAKE2b state that has absorbed ``"<key>:"`` (copied per unit)."""
+    return hashlib.blake2b(f"{key}:".encode(), digest_size=16)
+
+
+def _plan(compiled: list[CompiledExperiment]) -> tuple[_Layer, ...]:
+    """The experiments of one surface grouped by layer, as flat tuples for
+    :meth:`ExperimentsView.assign`."""
+    layers: dict[str, list[_Entry]] = {}
+    for c in compiled:
+        p = c.experiment.spec.population
+        pop = (
+            None
+            if c.open_to_all
+            else (frozenset(p.devices), frozenset(p.locales), frozenset(p.segments), p.visitors)
+        )
+        layers.setdefault(c.layer, []).append(
+            (c.layer_lo, c.layer_hi, _state(c.prefix), c.traffic_cut, c.cuts, c.assignments, pop)
+        )
+    return tuple((_state(f"layer:{name}"), tuple(entries)) for name, entries in layers.items())
+
+
 class ExperimentsView:
     """The running experiments and the identified visitors' units, kept in memory and
     refreshed in a daemon thread (one small query per poll when nothing changed).
@@ -223,6 +250,7 @@ class ExperimentsView:
         self._aliases_since = aliases_since
         self.poll_seconds = poll_seconds
         self._compiled: dict[Surface, tuple[CompiledExperiment, ...]] = {}
+        self._plans: dict[Surface, tuple[_Layer, ...]] = {}
         self._revisions: dict[str, int] = {}
         self._units: dict[str, tuple[str, int]] = {}
         self._alias_ms = 0
@@ -274,6 +302,7 @@ class ExperimentsView:
                 for s in c.experiment.spec.surfaces:
                     by_surface.setdefault(s, []).append(c)
             self._compiled = {s: tuple(v) for s, v in by_surface.items()}
+            self._plans = {s: _plan(v) for s, v in by_surface.items()}
             self._revisions = {c.experiment.name: c.experiment.revision for c in compiled}
             self._pins = {c.experiment.name: c.versions for c in compiled}
             return True
@@ -313,22 +342,42 @@ class ExperimentsView:
     def assign(self, user_key: str, surface: Surface, audience: Audience) -> tuple[Assignment, ...]:
         """The user's assignments on ``surface`` (one per layer at most; none when outside
         every experiment's population, layer range or traffic)."""
-        compiled = self._compiled.get(surface)
-        if not compiled:
+        plan = self._plans.get(surface)
+        if not plan:
             return ()
-        unit = self.unit(user_key).encode()
+        known = self._units.get(user_key)
+        unit = (user_key if known is None else known[0]).encode()
+        device, locale, segment = audience.device, audience.locale, audience.segment
+        visitor = "returning" if audience.returning else "new"
         out: list[Assignment] = []
-        layers: dict[str, int] = {}
-        for c in compiled:
-            if not c.open_to_all and not audience.within(c.experiment.spec.population):
-                continue
-            layer = c.layer
-            lb = layers.get(layer)
-            if lb is None:
-                lb = layers[layer] = layer_bucket(layer, unit)
-            a = c.assign(unit, lb)
-            if a is not None:
-                out.append(a)
+        # Inlined (a request pays for it): per layer one hash, then only the experiment whose
+        # range holds the layer bucket hashes again. Same arithmetic as CompiledExperiment.
+        for layer_state, experiments in plan:
+            h = layer_state.copy()
+            h.update(unit)
+            lb = int.from_bytes(h.digest()[:8], "big") % BUCKETS
+            for lo, hi, salt_state, traffic_cut, cuts, made, pop in experiments:
+                if not lo <= lb < hi:
+                    continue
+                if pop is not None:
+                    devices, locales, segments, visitors = pop
+                    if (
+                        (devices and device not in devices)
+                        or (locales and locale not in locales)
+                        or (segments and segment not in segments)
+                        or (visitors != "all" and visitors != visitor)
+                    ):
+                        continue
+                h = salt_state.copy()
+                h.update(unit)
+                d = h.digest()
+                if int.from_bytes(d[:8], "big") % BUCKETS >= traffic_cut:
+                    continue
+                vb = int.from_bytes(d[8:], "big") % BUCKETS
+                for i, cut in enumerate(cuts):
+                    if vb < cut:
+                        out.append(made[i])
+                        break
         return tuple(out)
 
     def versions(self) -> set[int]:
