@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tastebud.background import Poller
 from tastebud.experiments.definitions import (
     BUCKETS,
     Experiment,
@@ -256,33 +257,25 @@ class ExperimentsView:
         self._alias_ms = 0
         self._pins: dict[str, tuple[int | None, ...]] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(
+            self.refresh,
+            lambda: self.poll_seconds,
+            name="tastebud-experiments",
+            failed=lambda exc: _log.warning(
+                "experiment poll failed; keeping the loaded ones", exc_info=exc
+            ),
+        )
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
-        """Read everything now, then keep polling in a daemon thread."""
+        """Read everything now, then keep polling in a daemon thread (a failed poll keeps
+        assigning with what was loaded)."""
         self.refresh(force=True)
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, name="tastebud-experiments", daemon=True
-            )
-            self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
         """Stop polling."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.refresh()
-            except Exception:  # the database may be briefly unreachable: keep assigning
-                _log.warning("experiment poll failed; keeping the loaded ones", exc_info=True)
+        self._poller.stop()
 
     def refresh(self, *, force: bool = False) -> bool:
         """Re-read the running experiments when they changed (or when ``force``), and the

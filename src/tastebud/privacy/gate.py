@@ -34,6 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from tastebud.background import Poller
 from tastebud.monitoring import get_logger
 from tastebud.privacy.consent import ConsentPolicy, Purpose
 from tastebud.privacy.consent_log import ConsentMark, ConsentRead
@@ -98,42 +99,38 @@ class PersonalizationGate:
         self._lock = threading.Lock()  # one check at a time (full re-reads run outside it)
         self._generation = 0  # one per full re-read: only the newest one started is kept
         self._reloading = False
-        self._poller: threading.Thread | None = None
-        self._stop = threading.Event()
+        self._poller = Poller(
+            self._poll,
+            lambda: self.every_s,
+            name="tastebud-consent",
+            # Keep answering from memory; the next check tries again.
+            failed=lambda exc: _log.warning("consent check failed", exc_info=exc),
+        )
 
     def start(self) -> None:
         """Check for changes every ``every_s`` in a daemon thread, so that calls never read
         the database (a serving process: the calls come from the event loop). Reads every
         decision first if nothing was read yet."""
-        if self._poller is not None:
+        if self._poller.running:
             return
         if self._mark is None:
             self.refresh()
-        self._stop.clear()
-        self._poller = threading.Thread(target=self._poll, name="tastebud-consent", daemon=True)
         self._poller.start()
 
     def stop(self) -> None:
         """Stop the background checks (calls check inline again)."""
-        poller, self._poller = self._poller, None
-        if poller is not None:
-            self._stop.set()
-            poller.join(timeout=5)
+        self._poller.stop()
 
     def _poll(self) -> None:
-        while not self._stop.wait(self.every_s):
-            try:
-                with self._lock:
-                    reload = self._check()
-                if reload is not None:
-                    self._reload_logged(reload)
-            except Exception:  # keep answering from memory; the next check tries again
-                _log.warning("consent check failed", exc_info=True)
+        with self._lock:
+            reload = self._check()
+        if reload is not None:
+            self._reload_logged(reload)
 
     def __call__(self, user_key: str) -> bool:
         """Whether ``user_key`` allows personalization now (from memory alone once
         :meth:`start` runs the checks in the background)."""
-        if self._poller is None and self._clock() - self._checked > self.every_s:
+        if not self._poller.running and self._clock() - self._checked > self.every_s:
             with self._lock:
                 reload = self._check() if self._clock() - self._checked > self.every_s else None
             if reload is not None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
+from tastebud.background import Poller
 from tastebud.catalog import Items
 from tastebud.monitoring import get_logger
 from tastebud.store import Store
@@ -110,9 +111,13 @@ class CatalogView:
         self.refresh_s = refresh_s
         self._snap = CatalogSnapshot(0, {}, frozenset(), {}, {})
         self._loaded = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._poller = Poller(
+            self.refresh,
+            lambda: self.refresh_s,
+            name="tastebud-catalog",
+            failed=lambda exc: _log.warning("catalogue refresh failed", exc_info=exc),
+        )
 
     def get(self) -> CatalogSnapshot:
         """The latest snapshot (loaded on first use)."""
@@ -147,26 +152,14 @@ class CatalogView:
             return snap
 
     def start(self) -> None:
-        """Refresh in the background until :meth:`stop`."""
+        """Refresh in the background until :meth:`stop` (a failed refresh keeps serving the
+        previous snapshot)."""
         self.get()
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="tastebud-catalog", daemon=True)
-            self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.refresh_s):
-            try:
-                self.refresh()
-            except Exception:  # keep serving the previous snapshot
-                _log.warning("catalogue refresh failed", exc_info=True)
+        self._poller.start()
 
     def stop(self) -> None:
         """Stop refreshing."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._poller.stop()
 
     def touch(self) -> None:
         """Note that the catalogue changed in this process (an item was written): re-read on

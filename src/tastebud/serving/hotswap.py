@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tastebud.background import Poller
 from tastebud.errors import ArtifactInvalid, TastebudError
 from tastebud.monitoring import get_logger, record_model_served
 from tastebud.registry import Registry
@@ -62,37 +63,30 @@ class ModelServer:
         self._failed: set[str] = set()
         self._checked = float("-inf")
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(
+            self.refresh,
+            lambda: self.poll_seconds,
+            name="tastebud-models",
+            failed=lambda exc: _log.warning(
+                "model poll failed; serving the loaded versions", exc_info=exc
+            ),
+        )
 
     # -- lifecycle --------------------------------------------------------------------------
     def start(self) -> None:
         """Load the current production versions, then keep polling in a daemon thread."""
         self.refresh()
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="tastebud-models", daemon=True)
-            self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
         """Stop polling."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.poll_seconds):
-            try:
-                self.refresh()
-            except Exception:  # the database may be briefly unreachable: keep serving
-                _log.warning("model poll failed; serving the loaded versions", exc_info=True)
+        self._poller.stop()
 
     # -- reading ----------------------------------------------------------------------------
     def get(self, name: str) -> Served | None:
         """The production version of ``name`` being served, or ``None``. Without the polling
         thread (CLI, tests) a stale view is refreshed inline."""
-        if self._thread is None and time.monotonic() - self._checked > self.poll_seconds:
+        if not self._poller.running and time.monotonic() - self._checked > self.poll_seconds:
             self.refresh()
         return self._served.get(name)
 

@@ -5,12 +5,12 @@ ingest path (consent gate included: a user without analytics consent leaves no i
 from __future__ import annotations
 
 import queue
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from typing import NotRequired, TypedDict
 
+from tastebud.background import Poller
 from tastebud.monitoring import IMPRESSIONS_TOTAL, get_logger
 from tastebud.serving.types import Context, Exposure, ModelRef, Recommendation
 
@@ -165,8 +165,13 @@ class ImpressionLog:
         self._queue: queue.Queue[ImpressionEvent] = queue.Queue(max_queue)
         self.dropped = 0
         self.logged = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(
+            self.flush,
+            lambda: self.interval_s,
+            name="tastebud-impressions",
+            failed=lambda exc: _log.warning("impressions not stored yet", exc_info=exc),
+            final=True,
+        )
 
     def log(self, event: ImpressionEvent) -> None:
         """Enqueue one impression event (never blocks); counted in
@@ -179,17 +184,7 @@ class ImpressionLog:
 
     def start(self) -> None:
         """Flush in the background until :meth:`stop`."""
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(
-                target=self._run, name="tastebud-impressions", daemon=True
-            )
-            self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval_s):
-            self.flush()
-        self.flush()
+        self._poller.start()
 
     def flush(self) -> int:
         """Store everything queued now; returns how many."""
@@ -210,9 +205,7 @@ class ImpressionLog:
 
     def stop(self) -> None:
         """Flush what is queued and stop."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        if self._poller.running:
+            self._poller.stop(timeout=10)  # its last turn flushes
         else:
             self.flush()
