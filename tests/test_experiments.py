@@ -23,7 +23,9 @@ from tastebud.experiments import (
     Experiments,
     ExperimentSpec,
     ExperimentsView,
+    ModelPin,
     Population,
+    ServingParams,
     Status,
     Surface,
     buckets,
@@ -93,11 +95,30 @@ def no_pin(_pin: object) -> int | None:
             "exploration_share",
         ),
         ({"surprise": 1}, "surprise"),
+        ({"salt": "x" * 33}, "salt"),
+        ({"min_users_per_variant": 2**64}, "min_users_per_variant"),
+        (
+            {"variants": [{"name": "a", "params": {"session_item_weight": "inf"}}, {"name": "b"}]},
+            "session_item_weight",
+        ),
+        (
+            {"variants": [{"name": "a", "params": {"cold_start": "popular"}}, {"name": "b"}]},
+            "cold_start",
+        ),
     ],
 )
 def test_a_bad_spec_is_refused_naming_the_field(change: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError, match=field):
         spec(**change)
+
+
+def test_serving_params_reach_the_serving_config() -> None:
+    from tastebud.config import ServingConfig
+
+    params = ServingParams(cold_start_policy="popular", exploration_share=0.3)
+    cfg = params.apply(ServingConfig())
+    assert (cfg.cold_start_policy, cfg.exploration_share) == ("popular", 0.3)
+    assert ServingParams().apply(cfg) is cfg
 
 
 def test_spec_round_trips_through_json() -> None:
@@ -474,9 +495,7 @@ def test_the_documented_cli_session(tmp_path: Path) -> None:
     r = run(["experiments", "show", "more-exploration", "--json"], data)
     assert r.returncode == 0
     shown = orjson.loads(r.stdout)
-    assert [e["action"] for e in shown["log"]] == [
-        "create", "start", "ramp", "stop", "conclude"
-    ]  # fmt: skip
+    assert [e["action"] for e in shown["log"]] == ["create", "start", "ramp", "stop", "conclude"]
     assert shown["winner"] == "explore" and shown["status"] == "concluded"
     # Bad input: a clear message and exit code 1, nothing stored.
     bad = tmp_path / "bad.toml"
@@ -556,3 +575,82 @@ def test_the_view_assigns_as_the_compiled_experiments_do() -> None:
         assert list(got) == want, (unit, audience)
         seen.add(tuple(a.experiment for a in got))
     assert {(), ("one",), ("two",), ("three",), ("one", "three")} <= seen
+
+
+def test_an_existing_user_on_a_new_device_keeps_their_own_variant(services: Services) -> None:
+    exps = services.experiments
+    exps.create(spec("own", variants=[{"name": f"v{i}"} for i in range(8)]), actor="t")
+    exps.start("own", actor="t")
+    view = services.engine.experiments
+    assert view is not None
+    p = services.pseudonymizer
+    kept = 0
+    for i in range(20):
+        user = p.user(f"member-{i}")
+        _ingest(services, [{"event_type": "page_view", "user_id": f"member-{i}",
+                            "timestamp": time.time(), "data": {"url": "/"}}])  # fmt: skip
+        view.refresh(force=True)
+        before = view.assign(user, Surface.RECOMMENDATIONS, Audience())[0].variant
+        services.store.merge_alias(p.anonymous(f"phone-{i}"), user, int(time.time() * 1000))
+        view.refresh()
+        kept += view.assign(user, Surface.RECOMMENDATIONS, Audience())[0].variant == before
+    assert kept == 20
+
+
+def test_an_alias_pin_that_points_nowhere_is_an_error() -> None:
+    s = spec(variants=[{"name": "a"}, {"name": "b", "model": {"alias": "candidate"}}])
+    comp = CompiledExperiment.of(experiment(s), no_pin)
+    b = comp.assignments[1]
+    assert (b.variant, b.version, b.unresolved) == ("b", None, True)
+    assert not comp.assignments[0].unresolved
+    resolved = CompiledExperiment.of(experiment(s), lambda pin: 7 if pin.alias else None)
+    assert (resolved.assignments[1].version, resolved.assignments[1].unresolved) == (7, False)
+    assert ModelPin(alias="candidate").label() == "@candidate"
+
+
+def test_interleaving_sides_share_the_other_layers_settings() -> None:
+    from tastebud.config import ServingConfig
+    from tastebud.experiments import Assignment
+    from tastebud.serving.arms import Arms
+    from tastebud.serving.coldstart import ColdStartScores
+    from tastebud.serving.hotswap import Served
+
+    production = Served("recommendations", 1, "aid", "recommender", object(), 0.0)
+    arms = Arms(None, ServingConfig(), ColdStartScores())  # type: ignore[arg-type]
+    inter = Assignment(
+        "il", "new", "interleaving", None, ServingParams(session_decay=0.5),
+        ("old", None, ServingParams(session_decay=0.9)),
+    )  # fmt: skip
+    other_layer = Assignment("more", "explore", "ab", None, ServingParams(exploration_share=0.3))
+    for order in ((inter, other_layer), (other_layer, inter)):
+        mine, theirs = arms.merged(production, order)
+        assert theirs is not None
+        assert (mine.variant, theirs.variant) == ("new", "old")
+        assert mine.scorer.config.session_decay == 0.5
+        assert theirs.scorer.config.session_decay == 0.9
+        assert mine.explorer.config.exploration_share == 0.3
+        assert theirs.explorer.config.exploration_share == 0.3
+
+
+def test_a_guardrail_rising_from_zero_is_harm_and_blocks_only_its_variant() -> None:
+    rng = np.random.default_rng(4)
+    exp = experiment(
+        spec(
+            "harm",
+            variants=[{"name": "a"}, {"name": "b"}, {"name": "c"}],
+            guardrails=["error_rate"],
+            min_duration_days=0,
+        )
+    )
+    frame = _frame(rng, {"a": 0.05, "b": 0.07, "c": 0.07}, 4000)
+    errors = rng.binomial(2, 0.05, frame.height)  # c fails 5% of its answers; a and b never
+    frame = frame.with_columns(
+        pl.when(pl.col("variant") == "c").then(pl.Series(errors)).otherwise(0).alias("errors")
+    )
+    res = analyse(exp, Outcomes(frame, 0, 0, 1), now_ms=1000)
+    verdicts = {c.variant: c.verdict for c in res.primary.comparisons}
+    assert verdicts == {"b": "better", "c": "better"}
+    harm = {c.variant: (c.verdict, c.scale) for c in res.guardrails[0].comparisons}
+    assert harm == {"b": ("inconclusive", "absolute"), "c": ("worse", "absolute")}
+    assert res.decision.winner == "b"
+    assert "guardrail harmed: error_rate (c +0.0" in res.decision.text

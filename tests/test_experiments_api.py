@@ -52,8 +52,15 @@ def _load(services: Services) -> Simulator:
     ingest(services, list(sim.events()))
     ctx = job_context(services, "test")
     good = train_recommendations(ctx, model="tastebud_seq", tuning=False)
-    promote(services.registry, services.settings.governance, good.name, good.version,
-            actor="test", force=True, reason="experiments test")  # fmt: skip
+    promote(
+        services.registry,
+        services.settings.governance,
+        good.name,
+        good.version,
+        actor="test",
+        force=True,
+        reason="experiments test",
+    )
     worse = train_recommendations(ctx, model="popularity", tuning=False)
     assert (good.version, worse.version) == (1, 2)
     return sim

@@ -56,8 +56,12 @@ class Poller:
     def start(self) -> None:
         """Start the thread (nothing if it runs already)."""
         if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+            # A new event per thread: a thread still finishing a slow turn after stop() (its
+            # join timed out) keeps its own, set, event and ends; it never runs beside this one.
+            self._stop = stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._run, args=(stop,), name=self.name, daemon=True
+            )
             self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -67,8 +71,8 @@ class Poller:
             self._stop.set()
             thread.join(timeout=timeout)
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.every()):
+    def _run(self, stop: threading.Event) -> None:
+        while not stop.wait(self.every()):
             self._turn()
         if self.final:
             self._turn()

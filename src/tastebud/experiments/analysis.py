@@ -5,8 +5,9 @@ Holm's correction, interleaving's preference test, and a decision in plain words
 The **decision** is the always-valid sequential test's (so results may be looked at daily
 without inflating false positives): a variant beats control on the primary metric when its
 sequential confidence interval of the relative lift excludes 0 after Holm's correction across
-variants, no guardrail is harmed (a guardrail is harmed when its sequential interval lies above
-0: every guardrail is bad when it goes up) and the sample ratio is fine (chi-square p ≥ 0.001).
+variants, none of its guardrails is harmed (a guardrail is harmed when the sequential interval
+of its absolute difference lies above 0: every guardrail is bad when it goes up, and a rate of
+0 in control has no relative lift) and the sample ratio is fine (chi-square p ≥ 0.001).
 The fixed-horizon figures are reported beside it for the planned end of the experiment.
 docs/experiments.md has the formulas and references.
 """
@@ -78,9 +79,13 @@ class VariantValue(BaseModel):
 
 
 class Comparison(BaseModel):
-    """A variant against control on one metric; lifts are relative (0.041 = +4.1%)."""
+    """A variant against control on one metric: relative lifts (0.041 = +4.1%) for the
+    primary metric, absolute differences for guardrails (``scale``)."""
 
     variant: str
+    scale: Literal["relative", "absolute"] = "relative"
+    """Guardrails compare absolute differences: a rate of 0 in control (no errors, no
+    dislikes) has no relative lift, and an increase from 0 is exactly the harm to catch."""
     lift: float | None
     ci_low: float | None
     """Fixed-horizon confidence interval (Welch, delta method)."""
@@ -202,6 +207,7 @@ def _metric(
     bad_is_up: bool,
     tuning: float = 5000.0,
 ) -> MetricResult:
+    relative = not bad_is_up  # guardrails (bad when up): absolute differences
     parts = {v: frame.filter(pl.col("variant") == v) for v in variants}
     summaries = {v: _summary(parts[v], num, den) for v in variants}
     values = []
@@ -226,9 +232,9 @@ def _metric(
             ca, ta = with_pooled_theta(ca, ta)
             if np.isfinite(np.asarray(ca.theta)) and float(np.asarray(ca.theta)) != 0.0:
                 c, t, cuped = ca, ta, True
-        fixed = frequentist(c, t, alpha=alpha)
-        seq = sequential(c, t, alpha=alpha, tuning=tuning)
-        bayes = bayesian(c, t, alpha=alpha, inverse=bad_is_up)
+        fixed = frequentist(c, t, alpha=alpha, relative=relative)
+        seq = sequential(c, t, alpha=alpha, tuning=tuning, relative=relative)
+        bayes = bayesian(c, t, alpha=alpha, inverse=bad_is_up, relative=relative)
         raw.append((v, fixed, seq, bayes, cuped))
     p_fixed = holm(np.array([float(np.asarray(r[1].p_value)) for r in raw], dtype=float))
     p_seq = holm(np.array([float(np.asarray(r[2].p_value)) for r in raw], dtype=float))
@@ -243,6 +249,7 @@ def _metric(
         comparisons.append(
             Comparison(
                 variant=v,
+                scale="relative" if relative else "absolute",
                 lift=_f(fixed.lift),
                 ci_low=_f(fixed.ci_low),
                 ci_high=_f(fixed.ci_high),
@@ -305,8 +312,9 @@ def analyse(exp: Experiment, outcomes: Outcomes, *, now_ms: int | None = None) -
         observed=users,
     )
     alpha = spec.alpha
-    # The sequence is tightest at the planned sample size (unplanned: gbstats' default, 5,000).
-    planned = spec.min_users_per_variant * len(variants)
+    # The sequence is tightest at the planned sample size of one comparison, control and one
+    # variant (unplanned: gbstats' default, 5,000).
+    planned = spec.min_users_per_variant * 2
     tuning = float(planned if planned > 0 else 5000)
     pm = spec.primary_metric
     if pm in _RATIO_METRICS:
@@ -357,11 +365,12 @@ def _decide(
     control = spec.control_name
     notes: list[str] = []
     harmed = [
-        f"{g.metric} ({c.variant} {_pct(c.lift)})"
+        f"{g.metric} ({c.variant} {_amount(c.lift, c.scale)})"
         for g in guardrails
         for c in g.comparisons
         if c.verdict == "worse"
     ]
+    harming = {c.variant for g in guardrails for c in g.comparisons if c.verdict == "worse"}
     guard_text = "no guardrail harmed" if not harmed else "guardrail harmed: " + ", ".join(harmed)
     srm_text = (
         "SRM fine"
@@ -392,7 +401,7 @@ def _decide(
             f"({inter.wins[inter.preferred]} vs {inter.wins[loser]} users, "
             f"p = {_fmt_p(inter.p_value)})"
         )
-        winner = None if srm.flagged or harmed else inter.preferred
+        winner = None if srm.flagged or inter.preferred in harming else inter.preferred
         return Decision(
             text=f"{head}; {guard_text}; {srm_text}", winner=winner, ready=ready, notes=notes
         )
@@ -419,11 +428,18 @@ def _decide(
         )
         parts.append(f"No variant differs from {control} on {metric} yet ({lifts})")
     winner = None
-    if better and not harmed and not srm.flagged:
-        winner = max(better, key=lambda c: c.lift or 0.0).variant
+    eligible = [c for c in better if c.variant not in harming]  # a harm blocks its own variant
+    if eligible and not srm.flagged:
+        winner = max(eligible, key=lambda c: c.lift or 0.0).variant
     return Decision(
         text="; ".join([*parts, guard_text, srm_text]), winner=winner, ready=ready, notes=notes
     )
+
+
+def _amount(x: float | None, scale: str) -> str:
+    if x is None:
+        return "n/a"
+    return _pct(x) if scale == "relative" else f"{x:+.4g}"
 
 
 def _fmt_p(p: float | None) -> str:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -37,15 +38,23 @@ from tastebud.experiments.definitions import (
 from tastebud.monitoring import get_logger
 
 __all__ = [
+    "ALIAS_OVERLAP_MS",
     "Assignment",
     "Audience",
     "CompiledExperiment",
     "ExperimentsView",
+    "UNITS_REBUILD_S",
     "buckets",
     "layer_bucket",
 ]
 
 _log = get_logger(__name__)
+
+ALIAS_OVERLAP_MS = 300_000
+"""Identified visitors are re-read this far back at every poll."""
+UNITS_REBUILD_S = 600.0
+"""The identified visitors' units are read anew this often (an erased one is forgotten by
+every process within this time; by the one that erased at once)."""
 
 
 _PREFIXES: dict[str, Any] = {}
@@ -115,6 +124,9 @@ class Assignment:
     params: ServingParams
     other: tuple[str, int | None, ServingParams] | None = None
     """Interleaving: the other variant (name, version, params), whose list is drafted in."""
+    unresolved: bool = False
+    """The variant pins a model by an alias that points nowhere now: production answers and
+    the answer counts as an error."""
 
 
 @dataclass(frozen=True)
@@ -154,7 +166,10 @@ class CompiledExperiment:
             if spec.kind == "interleaving":
                 j = 1 - i
                 other = (spec.variants[j].name, versions[j], spec.variants[j].params)
-            made.append(Assignment(spec.name, v.name, spec.kind, versions[i], v.params, other))
+            missing = v.model is not None and versions[i] is None
+            made.append(
+                Assignment(spec.name, v.name, spec.kind, versions[i], v.params, other, missing)
+            )
         pop = spec.population
         return cls(
             exp,
@@ -255,6 +270,7 @@ class ExperimentsView:
         self._revisions: dict[str, int] = {}
         self._units: dict[str, tuple[str, int]] = {}
         self._alias_ms = 0
+        self._rebuilt = time.monotonic()
         self._pins: dict[str, tuple[int | None, ...]] = {}
         self._lock = threading.Lock()
         self._poller = Poller(
@@ -311,7 +327,15 @@ class ExperimentsView:
         return False
 
     def _read_aliases(self) -> None:
-        for anon, user, created in self._aliases_since(self._alias_ms):
+        now = time.monotonic()
+        if now - self._rebuilt > UNITS_REBUILD_S:
+            # From scratch now and then: an erasure in another process removed its alias rows,
+            # which an incremental read never sees.
+            self._units, self._alias_ms, self._rebuilt = {}, 0, now
+        # Overlapping reads: an alias stamped before a slow transaction committed (or by a
+        # host whose clock lags) is still read on a later poll.
+        since = max(0, self._alias_ms - ALIAS_OVERLAP_MS)
+        for anon, user, created in self._aliases_since(since):
             known = self._units.get(user)
             if known is None or created < known[1]:  # the first anonymous id is the unit
                 self._units[user] = (anon, created)
@@ -319,7 +343,8 @@ class ExperimentsView:
 
     def forget(self, user_key: str) -> None:
         """Drop what is kept of an erased user (their anonymous unit)."""
-        self._units.pop(user_key, None)
+        with self._lock:
+            self._units.pop(user_key, None)
 
     # -- reading ------------------------------------------------------------------------------
     def unit(self, user_key: str) -> str:

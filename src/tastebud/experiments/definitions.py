@@ -96,7 +96,7 @@ class ModelPin(BaseModel):
     """The recommendations model version a variant serves: a version number or an alias
     (resolved by every serving process as the alias moves)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     version: int | None = Field(default=None, ge=1)
     alias: Literal["production", "staging", "candidate"] | None = None
@@ -116,16 +116,16 @@ class ServingParams(BaseModel):
     """Serving settings a variant changes (``docs/serving.md``); unset ones keep the
     deployment's value."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
-    session_item_weight: float | None = Field(default=None, ge=0)
+    session_item_weight: float | None = Field(default=None, ge=0, le=100)
     """Blend weight of the live session's items."""
-    session_category_weight: float | None = Field(default=None, ge=0)
+    session_category_weight: float | None = Field(default=None, ge=0, le=100)
     """Blend weight of the live session's categories."""
     session_decay: float | None = Field(default=None, gt=0, le=1)
     exploration_share: float | None = Field(default=None, ge=0, le=0.5)
-    new_item_days: float | None = Field(default=None, gt=0)
-    cold_start: Literal["segment", "popular"] | None = None
+    new_item_days: float | None = Field(default=None, gt=0, le=3650)
+    cold_start_policy: Literal["segment", "popular"] | None = None
     """Cold-start policy: ``segment`` (the segment's, else the context's list: the default) or
     ``popular`` (the overall list for everyone)."""
 
@@ -134,16 +134,15 @@ class ServingParams(BaseModel):
         return frozenset(k for k, v in self.model_dump().items() if v is not None)
 
     def apply(self, config: ServingConfig) -> ServingConfig:
-        """``config`` with these settings (``cold_start`` is not a ``ServingConfig`` field: the
-        engine reads it from the variant)."""
-        update = {k: v for k, v in self.model_dump().items() if v is not None and k != "cold_start"}
+        """``config`` with these settings (each is the ``ServingConfig`` field of its name)."""
+        update = {k: v for k, v in self.model_dump().items() if v is not None}
         return config.model_copy(update=update) if update else config
 
 
 class Variant(BaseModel):
     """One arm: what it serves and its share of the experiment's users."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: _Slug
     weight: float = Field(default=1.0, gt=0, le=1000)
@@ -158,7 +157,7 @@ class Population(BaseModel):
     """Who may enter (an empty list: anyone). A request outside it gets the production default
     and is not counted."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     segments: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(
         default_factory=list, max_length=50
@@ -176,7 +175,7 @@ class Population(BaseModel):
 class ExperimentSpec(BaseModel):
     """An experiment as written by a person (the TOML file or the POST body)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: _Slug
     hypothesis: str = Field(min_length=1, max_length=2000)
@@ -199,14 +198,14 @@ class ExperimentSpec(BaseModel):
     primary_metric: Metric = Metric.CTR
     guardrails: list[Guardrail] = Field(default_factory=lambda: list(Guardrail))
     min_duration_days: float = Field(default=7.0, ge=0, le=365)
-    min_users_per_variant: int = Field(default=0, ge=0)
+    min_users_per_variant: int = Field(default=0, ge=0, le=1_000_000_000)
     """Users each variant needs before a decision (``tastebud experiments sample-size``)."""
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     attribution_window_hours: float = Field(default=24.0, gt=0, le=24 * 90)
     """An outcome counts for the exposure when it happens within this long after it."""
     pre_period_days: float = Field(default=14.0, ge=0, le=365)
     """Each user's behaviour this long before their first exposure is CUPED's covariate."""
-    salt: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,64}$")
+    salt: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{8,32}$")
     """The assignment hash's key (default: 16 random bytes drawn at creation). Give a
     previous experiment's salt to assign users exactly as it did (a rerun, a holdback);
     two experiments running at once should never share one."""

@@ -2,8 +2,9 @@
 
 The ``experiments`` tables are owned here (docs/architecture.md). A change is one transaction
 that checks the status it expects (compare-and-set), so two processes racing to start or stop
-an experiment cannot both win; starting also takes a per-layer lock (PostgreSQL advisory lock;
-SQLite serialises writers) so that two experiments never get overlapping buckets of a layer.
+an experiment cannot both win; starts are serialised (a PostgreSQL advisory lock; SQLite
+serialises writers) so that two experiments never get overlapping buckets of a layer, nor
+change the same thing from two layers at once.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any, cast
 
 from pydantic import JsonValue
 from sqlalchemy import Connection, Row, func, select, text, update
+from sqlalchemy.exc import IntegrityError
 
 from tastebud.config import GovernancePolicy
 from tastebud.errors import Conflict, ExperimentNotFound, InvalidInput, ModelNotFound
 from tastebud.experiments.definitions import BUCKETS, Experiment, ExperimentSpec, Status
-from tastebud.registry import Registry
+from tastebud.registry import Registry, checklist
 from tastebud.registry import promote as promote_version
 from tastebud.store import Store
 from tastebud.store import tables as t
@@ -127,12 +129,20 @@ class Experiments:
             Conflict: an experiment with this name exists.
         """
         now = self._now()
+        taken = Conflict(f"an experiment named {spec.name!r} exists already")
+        try:
+            self._insert(spec, actor, now, taken)
+        except IntegrityError:  # created by another request meanwhile
+            raise taken from None
+        return self.get(spec.name)
+
+    def _insert(self, spec: ExperimentSpec, actor: str, now: int, taken: Conflict) -> None:
         with self.store.engine.begin() as conn:
             exists = conn.execute(
                 select(t.experiments.c.name).where(t.experiments.c.name == spec.name)
             ).first()
             if exists is not None:
-                raise Conflict(f"an experiment named {spec.name!r} exists already")
+                raise taken
             conn.execute(
                 t.experiments.insert().values(
                     name=spec.name,
@@ -145,7 +155,6 @@ class Experiments:
                 )
             )
             _audit(conn, spec.name, "create", actor, {"spec": spec.model_dump(mode="json")}, now)
-        return self.get(spec.name)
 
     def update(self, spec: ExperimentSpec, *, actor: str) -> Experiment:
         """Replace a draft's spec (same name).
@@ -190,7 +199,7 @@ class Experiments:
         self._check_models(exp.spec)
         now = self._now()
         with self.store.engine.begin() as conn:
-            _lock_layer(conn, exp.spec.layer)
+            _lock_starts(conn)
             running = [
                 _experiment(r)
                 for r in conn.execute(
@@ -376,46 +385,58 @@ def conclude(
         InvalidInput: ``promote`` without a winner, or a winner serving the production model.
         ChecklistFailed: the winner's version does not pass its checklist.
     """
-    version: int | None = None
-    if promote:
-        if winner is None:
-            raise InvalidInput("promote needs a winner")
-        exp = experiments.get(name)
-        if exp.status not in (Status.RUNNING, Status.STOPPED):
-            raise Conflict(
-                f"experiment {name!r} is {exp.status.value}: only a running or stopped one "
-                "can be concluded"
-            )
-        try:
-            pin = exp.spec.variant(winner).model
-        except KeyError:
-            names = [v.name for v in exp.spec.variants]
-            raise InvalidInput(f"winner {winner!r} is not one of the variants {names}") from None
-        if pin is None:
-            raise InvalidInput(
-                f"variant {winner!r} serves the production model: there is no version to "
-                "promote (apply its serving settings to the deployment instead)"
-            )
-        registry = experiments.registry
-        mv = (
-            registry.get(MODEL_NAME, pin.version)
-            if pin.version is not None
-            else registry.resolve(MODEL_NAME, pin.alias or "")
+    if not promote:
+        return experiments.conclude(name, winner, actor=actor, reason=reason), None
+    if winner is None:
+        raise InvalidInput("promote needs a winner")
+    exp = experiments.get(name)
+    if exp.status not in (Status.RUNNING, Status.STOPPED):
+        raise Conflict(
+            f"experiment {name!r} is {exp.status.value}: only a running or stopped one "
+            "can be concluded"
         )
-        if mv is None:
-            raise InvalidInput(f"no {MODEL_NAME} version has the alias {pin.alias!r}")
-        promote_version(
-            registry,
-            policy,
-            MODEL_NAME,
-            mv.version,
-            actor=actor,
-            force=force,
-            reason=reason if force or waive else reason or f"won experiment {name}",
-            waive=waive,
+    try:
+        pin = exp.spec.variant(winner).model
+    except KeyError:
+        names = [v.name for v in exp.spec.variants]
+        raise InvalidInput(f"winner {winner!r} is not one of the variants {names}") from None
+    if pin is None:
+        raise InvalidInput(
+            f"variant {winner!r} serves the production model: there is no version to "
+            "promote (apply its serving settings to the deployment instead)"
         )
-        version = mv.version
-    return experiments.conclude(name, winner, actor=actor, reason=reason), version
+    registry = experiments.registry
+    mv = (
+        registry.get(MODEL_NAME, pin.version)
+        if pin.version is not None
+        else registry.resolve(MODEL_NAME, pin.alias or "")
+    )
+    if mv is None:
+        raise InvalidInput(f"no {MODEL_NAME} version has the alias {pin.alias!r}")
+    # The checklist is checked before anything changes (a refusal leaves the experiment as it
+    # was); the experiment is concluded before the promotion, so that a concurrent stop or
+    # conclude (409) never leaves a promoted model behind an unconcluded experiment.
+    checked = checklist(registry, mv, policy)
+    blocking = [i.name for i in checked.blocking() if i.name not in waive]
+    if blocking and not force:
+        promote_version(  # raises ChecklistFailed with the details, as `models promote` does
+            registry, policy, MODEL_NAME, mv.version, actor=actor, reason=reason, waive=waive
+        )
+    concluded = experiments.conclude(name, winner, actor=actor, reason=reason)
+    current = registry.resolve(MODEL_NAME, "production")
+    if current is not None and current.version == mv.version:
+        return concluded, mv.version  # already in production: nothing to move
+    promote_version(
+        registry,
+        policy,
+        MODEL_NAME,
+        mv.version,
+        actor=actor,
+        force=force,
+        reason=reason if force or waive else reason or f"won experiment {name}",
+        waive=waive,
+    )
+    return concluded, mv.version
 
 
 def _check_overlap(spec: ExperimentSpec, running: list[Experiment]) -> None:
@@ -434,9 +455,12 @@ def _check_overlap(spec: ExperimentSpec, running: list[Experiment]) -> None:
             )
 
 
-def _lock_layer(conn: Connection, layer: str) -> None:
+def _lock_starts(conn: Connection) -> None:
+    """One start at a time (starts are rare): the layer's free range and the other layers'
+    overlap are checked against a stable set of running experiments. PostgreSQL: an advisory
+    lock held to the end of the transaction; SQLite serialises writers."""
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": f"layer:{layer}"})
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('tastebud:experiment-start'))"))
 
 
 def _audit(

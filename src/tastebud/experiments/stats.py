@@ -164,10 +164,14 @@ def _estimate(control: Summary, treatment: Summary, relative: bool) -> _Estimate
         else:
             diff = b.mean - a.mean
             var = b.variance / b.n + a.variance / a.n
-        ok = (a.n >= 2) & (b.n >= 2) & (a.variance > 0) & (b.variance > 0)
-        ok &= np.isfinite(diff) & np.isfinite(var) & (var > 0)
+        ok = (a.n >= 2) & (b.n >= 2) & np.isfinite(diff) & np.isfinite(var) & (var > 0)
         if relative:
-            ok &= a.raw_mean != 0
+            # As gbstats: a relative lift needs a spread in both arms and a control mean.
+            ok &= (a.variance > 0) & (b.variance > 0) & (a.raw_mean != 0)
+        else:
+            # An absolute difference needs a spread in one arm only: a guardrail rate that is
+            # 0 in control (no errors) and rises in the treatment is exactly what to detect.
+            ok &= (a.variance >= 0) & (b.variance >= 0)
     return _Estimate(a, b, np.asarray(diff), np.asarray(var), np.asarray(ok))
 
 

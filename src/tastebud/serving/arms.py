@@ -43,7 +43,7 @@ class Arm:
     error: bool = False
     """The variant's model could not be served: production answered instead."""
     variant: str | None = None
-    """Interleaving: the variant this side is (the other side's name)."""
+    """Interleaving: the variant of the interleaving experiment this side serves."""
 
 
 def bundle_of(served: Served) -> RecommenderBundle:
@@ -87,9 +87,11 @@ class Arms:
         params: ServingParams,
         label: tuple[object, ...],
         variant: str | None = None,
+        missing: bool = False,
     ) -> Arm:
-        """The arm serving model ``version`` (``None``: ``default``) with ``params``."""
-        served, error = default, False
+        """The arm serving model ``version`` (``None``: ``default``) with ``params``;
+        ``missing``: the variant's pinned model could not be resolved (an error)."""
+        served, error = default, missing
         if version is not None and version != default.version:
             found = self.models.get_version(MODEL_NAME, version)
             if found is None:
@@ -102,18 +104,29 @@ class Arms:
     def merged(
         self, default: Served, assignments: tuple[Assignment, ...]
     ) -> tuple[Arm, Arm | None]:
-        """The arm of an A/B answer (and, for an interleaving experiment, the other side's)."""
+        """The arm of an A/B answer (and, for an interleaving experiment, the other side's).
+
+        Both sides of an interleaved list carry the settings of the user's other layers'
+        experiments, so that they differ only by what the interleaving experiment compares.
+        """
         version: int | None = None
         params: dict[str, object] = {}
-        other: Arm | None = None
         label: list[object] = []
+        interleaving: Assignment | None = None
+        missing = False
         for a in assignments:
             label.append((a.experiment, a.variant))
+            missing = missing or a.unresolved
+            if a.other is not None:
+                interleaving = a
             if a.version is not None:
                 version = a.version
             params.update(a.params.model_dump(exclude_none=True))
-            if a.other is not None:
-                name, v2, p2 = a.other
-                other = self.arm(default, v2, p2, ((a.experiment, name),), name)
         merged = ServingParams.model_validate(params)
-        return self.arm(default, version, merged, tuple(label)), other
+        if interleaving is None or interleaving.other is None:
+            return self.arm(default, version, merged, tuple(label), missing=missing), None
+        name, v2, p2 = interleaving.other
+        theirs = ServingParams.model_validate({**params, **p2.model_dump(exclude_none=True)})
+        mine = self.arm(default, version, merged, tuple(label), interleaving.variant, missing)
+        other = self.arm(default, v2, theirs, ((interleaving.experiment, name),), name)
+        return mine, other

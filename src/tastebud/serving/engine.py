@@ -195,10 +195,13 @@ class PersonalizationEngine:
     ) -> Recommendation:
         started = time.perf_counter()
         state, degraded = read.state, read.degraded
+        personal = self.personalization_allowed(user_key)
+        # Experiments assign by the user's key (a stable hash, not profiling); without
+        # personalization consent their segment and history are not read to place them.
         arm, other, exposures = self.arm_for(
-            served, bundle, user_key, state, Surface.RECOMMENDATIONS, request.context
+            served, bundle, user_key, state, Surface.RECOMMENDATIONS, request.context, personal
         )
-        if not self.personalization_allowed(user_key):
+        if not personal:
             # Withdrawn personalization consent: the same list as for a stranger in this
             # context; nothing about the user is read except what they asked never to see.
             state, user_key = consent_view(state), ""
@@ -206,9 +209,7 @@ class PersonalizationEngine:
         list_id = uuid.uuid4().hex
         teams: tuple[str | None, ...] | None = None
         if other is not None:
-            ranked, teams = self._interleaved(
-                arm, other, exposures[-1], snap, user_key, state, request, list_id
-            )
+            ranked, teams = self._interleaved(arm, other, snap, user_key, state, request, list_id)
             cached = False
         else:
             key = (request.key(), arm.label) if arm.label else request.key()
@@ -251,20 +252,23 @@ class PersonalizationEngine:
         state: UserState,
         surface: Surface,
         context: Context,
+        personal: bool = True,
     ) -> tuple[Arm, Arm | None, tuple[Exposure, ...]]:
         """What the user is served with on ``surface``: their experiments' variant (and, when
         interleaving, the other variant) and the exposures to record; the production default
-        and none outside every experiment. In memory: no I/O."""
+        and none outside every experiment. In memory: no I/O. Without ``personal``
+        (personalization consent withdrawn) the user's segment and history are not read: they
+        count as a new visitor of no segment."""
         arm = Arm(served, bundle, self.scorer, self.explorer, ())
         view = self.experiments
         if view is None or not view.active(surface):
             return arm, None, ()
-        segment = (state.features or {}).get("segment")
+        segment = (state.features or {}).get("segment") if personal else None
         audience = Audience(
             context.device,
             context.locale,
             segment if isinstance(segment, str) else None,
-            bundle.loaded.users.index(user_key) >= 0,
+            personal and bundle.loaded.users.index(user_key) >= 0,
         )
         assigned = view.assign(user_key, surface, audience)
         if not assigned:
@@ -297,7 +301,6 @@ class PersonalizationEngine:
         self,
         arm: Arm,
         other: Arm,
-        exposure: Exposure,
         snap: CatalogSnapshot,
         user_key: str,
         state: UserState,
@@ -313,7 +316,7 @@ class PersonalizationEngine:
         by_id.update({i.item_id: i for i in mine.items})
         # TEAM_NONE (-1) fills a slot when one list ran out: nobody placed it, nobody is
         # credited for its clicks.
-        names = {TEAM_A: exposure.variant, TEAM_B: other.variant, TEAM_NONE: None}
+        names = {TEAM_A: arm.variant, TEAM_B: other.variant, TEAM_NONE: None}
         drafted = team_draft(
             [i.item_id for i in mine.items],
             [i.item_id for i in theirs.items],

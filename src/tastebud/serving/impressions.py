@@ -121,11 +121,12 @@ def exposure_impression(
     exposures: tuple[Exposure, ...],
     surface: str,
     latency_ms: float,
+    error: bool = False,
 ) -> ImpressionEvent:
     """The ``impression`` of a ``rank`` or ``similar`` answer to a user in experiments (those
-    answers are otherwise not logged)."""
+    answers are otherwise not logged); ``error``: the variant's model could not serve it."""
     list_id = uuid.uuid4().hex
-    return {
+    event: ImpressionEvent = {
         "event_id": f"imp-{list_id}",
         "event_type": "impression",
         "user_id": user_id,
@@ -141,6 +142,9 @@ def exposure_impression(
         },
         "context": {},
     }
+    if error:
+        event["data"]["error"] = True
+    return event
 
 
 class ImpressionLog:

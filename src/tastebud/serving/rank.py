@@ -72,13 +72,24 @@ def similar_items(
     started = time.perf_counter()
     served, bundle = engine.served_model()
     exposures: tuple[Exposure, ...] = ()
+    error = False
     view = engine.experiments
     if user_key is not None and view is not None and view.active(Surface.SIMILAR):
         state = engine.state(user_key).state
         arm, _, exposures = engine.arm_for(
-            served, bundle, user_key, state, Surface.SIMILAR, Context()
+            served,
+            bundle,
+            user_key,
+            state,
+            Surface.SIMILAR,
+            Context(),
+            engine.personalization_allowed(user_key),
         )
-        served, bundle = arm.served, arm.bundle
+        error = arm.error
+        if arm.bundle.loaded.items.index(item_id) >= 0:
+            served, bundle = arm.served, arm.bundle
+        elif exposures:
+            error = True  # the variant's model does not know the item: production answers
     loaded = bundle.loaded
     j = loaded.items.index(item_id)
     if j < 0:
@@ -108,8 +119,16 @@ def similar_items(
         exposures,
     )
     if exposures and user_id:
-        _log_exposure(engine, [i.item_id for i in result.items], user_id, result.model,
-                      exposures, Surface.SIMILAR, started)  # fmt: skip
+        _log_exposure(
+            engine,
+            [i.item_id for i in result.items],
+            user_id,
+            result.model,
+            exposures,
+            Surface.SIMILAR,
+            started,
+            error,
+        )
     return result
 
 
@@ -121,12 +140,15 @@ def _log_exposure(
     exposures: tuple[Exposure, ...],
     surface: Surface,
     started: float,
+    error: bool = False,
 ) -> None:
     """An exposed user's ``similar`` or ``rank`` answer, stored as an impression."""
     if engine.impressions is not None and engine.config.log_impressions:
         latency_ms = (time.perf_counter() - started) * 1000
         engine.impressions.log(
-            exposure_impression(item_ids, user_id, model, exposures, surface.value, latency_ms)
+            exposure_impression(
+                item_ids, user_id, model, exposures, surface.value, latency_ms, error
+            )
         )
 
 
@@ -177,9 +199,14 @@ def rank_content(
     served = engine.models.get(MODEL_NAME)
     pct: dict[str, float] = {}
     exposures: tuple[Exposure, ...] = ()
+    error = False
     if served is not None:
         served, bundle = engine.served_model()
-        arm, _, exposures = engine.arm_for(served, bundle, user_key, state, Surface.RANK, Context())
+        personal = engine.personalization_allowed(user_key)
+        arm, _, exposures = engine.arm_for(
+            served, bundle, user_key, state, Surface.RANK, Context(), personal
+        )
+        error = arm.error
         served, loaded = arm.served, arm.bundle.loaded
         known = [c.id for c in content if loaded.items.index(c.id) >= 0]
         idx = loaded.users.index(user_key)
@@ -229,6 +256,7 @@ def rank_content(
     out.sort(key=lambda r: -r.score)
     model = None if served is None else ModelRef.of(served)
     if exposures and user_id and model is not None:
-        _log_exposure(engine, [r.id for r in out], user_id, model, exposures, Surface.RANK,
-                      started)  # fmt: skip
+        _log_exposure(
+            engine, [r.id for r in out], user_id, model, exposures, Surface.RANK, started, error
+        )
     return Ranking(tuple(out), suppressed, skill, read.degraded, model, exposures)

@@ -309,12 +309,14 @@ class Store(HistoryStore):
         return out
 
     def aliases_since(self, since_ms: int) -> list[tuple[str, str, int]]:
-        """Identified visitors ``(anon_key, user_key, created_ms)`` merged at or after
-        ``since_ms`` (experiments keep an identified visitor in the variant they first saw)."""
+        """Visitors ``(anon_key, user_key, created_ms)`` who identified at or after
+        ``since_ms`` as users the store did not know yet (sign-ups): experiments keep them in
+        the variant their anonymous visits had. A known user identifying on a new device is
+        left out (they keep their own variants)."""
         a = t.aliases
         q = (
             select(a.c.anon_key, a.c.user_key, a.c.created_ms)
-            .where(a.c.created_ms >= since_ms)
+            .where(a.c.created_ms >= since_ms, a.c.first_identity.is_not(False))
             .order_by(a.c.created_ms)
         )
         with self.engine.connect() as conn:
@@ -340,9 +342,18 @@ class Store(HistoryStore):
                 raise Conflict("this anonymous id is already merged into another user")
             created = existing is None
             if created:
+                # Whether the user was known before this visitor identified (an existing user
+                # on a new device keeps their own experiment variants; a sign-up keeps the
+                # anonymous visitor's).
+                known = conn.execute(
+                    select(t.events.c.id).where(t.events.c.user_key == user_key).limit(1)
+                ).first()
                 conn.execute(
                     t.aliases.insert().values(
-                        anon_key=anon_key, user_key=user_key, created_ms=now_ms
+                        anon_key=anon_key,
+                        user_key=user_key,
+                        created_ms=now_ms,
+                        first_identity=known is None,
                     )
                 )
             moved = conn.execute(

@@ -140,6 +140,12 @@ aliases = Table(
     Column("anon_key", String(PSEUDONYM_LEN), primary_key=True),
     Column("user_key", String(PSEUDONYM_LEN), nullable=False),
     Column("created_ms", BigInteger, nullable=False),
+    Column(
+        "first_identity",
+        Boolean,
+        nullable=True,
+        comment="the user had no events before (a sign-up); NULL: merged before 0005",
+    ),
     Index(None, "user_key"),
     Index(None, "created_ms"),
 )

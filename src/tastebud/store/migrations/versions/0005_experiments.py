@@ -21,8 +21,18 @@ BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    # Serving processes read newly identified visitors incrementally while experiments run.
+    # Serving processes read newly identified visitors incrementally while experiments run,
+    # and only sign-ups keep their anonymous variant.
     op.create_index("ix_aliases_created_ms", "aliases", ["created_ms"])
+    op.add_column(
+        "aliases",
+        sa.Column(
+            "first_identity",
+            sa.Boolean,
+            nullable=True,
+            comment="the user had no events before (a sign-up); NULL: merged before 0005",
+        ),
+    )
     op.create_table(
         "experiments",
         sa.Column("name", sa.String(64), nullable=False),
@@ -80,4 +90,6 @@ def downgrade() -> None:
     op.drop_table("experiment_results")
     op.drop_table("experiment_log")
     op.drop_table("experiments")
+    with op.batch_alter_table("aliases") as batch:
+        batch.drop_column("first_identity")
     op.drop_index("ix_aliases_created_ms", table_name="aliases")
