@@ -186,6 +186,11 @@ def wait_for(servers: list[Server], key: str, user: str, version: int) -> None:
     assert not pending, f"not serving {want} within {limit} s"
 
 
+# Admin calls swap models in two server processes while a loop keeps asking for
+# recommendations: on a loaded 2-core machine one took over httpx's default 5 s (CI, once).
+_http = httpx.Client(timeout=30)
+
+
 @pytest.mark.slow
 def test_full_cycle_through_cli_and_api_with_hot_swaps(
     server_factory: Any, tmp_path: Path, secret_env: dict[str, str]
@@ -234,15 +239,15 @@ def test_full_cycle_through_cli_and_api_with_hot_swaps(
         ingest(ingest_dir, later)
         ingest_dir.close()
         assert "registered recommendations v2" in _cli(train, data_dir)
-        r = httpx.post(f"{a.url}/v1/models/recommendations/versions/2/promote", headers=admin)
+        r = _http.post(f"{a.url}/v1/models/recommendations/versions/2/promote", headers=admin)
         assert r.status_code == 409 and r.json()["error"]["code"] == "checklist_failed"
-        r = httpx.post(
+        r = _http.post(
             f"{a.url}/v1/models/recommendations/versions/2/approve",
             headers=admin,
             json={"reason": "looks good"},
         )
         assert r.status_code == 200 and r.json()["approval"]["by"].startswith("key:")
-        r = httpx.post(
+        r = _http.post(
             f"{a.url}/v1/models/recommendations/versions/2/promote",
             headers=admin,
             json={"alias": "production", "waive": ["bias_analysis"], "reason": "150 users"},
@@ -252,23 +257,23 @@ def test_full_cycle_through_cli_and_api_with_hot_swaps(
         assert [i["name"] for i in items if i["status"] != "pass"] == ["bias_analysis"]
         assert "production" in r.json()["aliases"]
         wait_for([a, b], serve_key, user, 2)
-        listed = httpx.get(f"{b.url}/v1/models", headers={"Authorization": f"Bearer {serve_key}"})
+        listed = _http.get(f"{b.url}/v1/models", headers={"Authorization": f"Bearer {serve_key}"})
         model = listed.json()["models"][0]
         assert model["aliases"]["production"] == 2 and model["serving"] == 2
         # Roll back from the CLI: both processes are back on v1.
         assert "production is v1 again" in _cli(["models", "rollback", "recommendations"], data_dir)
         wait_for([a, b], serve_key, user, 1)
         # And forward again through the API's rollback... of the rollback is a promotion.
-        r = httpx.post(f"{b.url}/v1/models/recommendations/versions/2/promote", headers=admin)
+        r = _http.post(f"{b.url}/v1/models/recommendations/versions/2/promote", headers=admin)
         assert r.status_code == 409  # every promotion to production states its waivers
-        r = httpx.post(
+        r = _http.post(
             f"{b.url}/v1/models/recommendations/versions/2/promote",
             headers=admin,
             json={"waive": ["bias_analysis"], "reason": "150 users"},
         )
         assert r.status_code == 200
         wait_for([a, b], serve_key, user, 2)
-        r = httpx.post(
+        r = _http.post(
             f"{b.url}/v1/models/recommendations/rollback", headers=admin, json={"reason": "test"}
         )
         assert r.status_code == 200 and r.json()["version"] == 1
@@ -290,7 +295,7 @@ def test_full_cycle_through_cli_and_api_with_hot_swaps(
     params.write_bytes(bytes(blob))
     bad = run(["models", "promote", "recommendations", "2"], data_dir, **SECRETS)
     assert bad.returncode == 1 and "privacy" in bad.stderr
-    r = httpx.get(
+    r = _http.get(
         f"{a.url}/v1/models/recommendations/versions/2",
         headers={"Authorization": f"Bearer {serve_key}"},
     )
