@@ -495,7 +495,8 @@ def test_the_documented_cli_session(tmp_path: Path) -> None:
     r = run(["experiments", "show", "more-exploration", "--json"], data)
     assert r.returncode == 0
     shown = orjson.loads(r.stdout)
-    assert [e["action"] for e in shown["log"]] == ["create", "start", "ramp", "stop", "conclude"]
+    actions = ["create", "update", "start", "ramp", "stop", "conclude"]
+    assert [e["action"] for e in shown["log"]] == actions
     assert shown["winner"] == "explore" and shown["status"] == "concluded"
     # Bad input: a clear message and exit code 1, nothing stored.
     bad = tmp_path / "bad.toml"

@@ -159,9 +159,13 @@ def test_an_experiment_through_the_api(
         "min_duration_days": 0,
     }
     assert api.request("POST", "/v1/experiments", json=aa).status_code == 201
+    r = api.request("PUT", "/v1/experiments/aa", json=spec)  # another experiment's spec
+    assert r.status_code == 422 and "is not the experiment's 'aa'" in r.text
     for name in ("ranker", "aa"):
         r = api.request("POST", f"/v1/experiments/{name}/start")
         assert r.status_code == 200 and r.json()["status"] == "running", r.text
+    r = api.request("PUT", "/v1/experiments/ranker", json=spec)
+    assert r.status_code == 409 and "only a draft can be edited" in r.text
     time.sleep(0.5)  # every process (here: one) picks them up within experiment_poll_seconds
 
     users = sorted(sim.truth()["users"])

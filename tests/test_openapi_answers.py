@@ -174,6 +174,18 @@ CASES: dict[str, Callable[[World], Case]] = {
         },
         status=201,
     ),
+    "update_experiment_v1_experiments__name__put": lambda w: Case(
+        path={"name": "openapi-exp"},
+        body={
+            "name": "openapi-exp",
+            "hypothesis": "version 1 with more exploration gets more clicks (edited)",
+            "variants": [
+                {"name": "control"},
+                {"name": "explore", "model": {"version": 1}, "params": {"exploration_share": 0.3}},
+            ],
+            "guardrails": ["latency_ms", "error_rate"],
+        },
+    ),
     "list_experiments_v1_experiments_get": lambda w: Case("serve", params={"status": "draft"}),
     "start_experiment_v1_experiments__name__start_post": lambda w: Case(
         path={"name": "openapi-exp"}

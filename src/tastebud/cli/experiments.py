@@ -13,7 +13,7 @@ from tastebud.cli import DataDirOpt, _services, _settings, app, out, print_table
 from tastebud.cli.train import cli_actor
 
 if TYPE_CHECKING:
-    from tastebud.experiments import Experiment
+    from tastebud.experiments import Experiment, ExperimentSpec
     from tastebud.experiments.analysis import ExperimentResults
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "experiments_show",
     "experiments_start",
     "experiments_stop",
+    "experiments_update",
 ]
 
 experiments_app = typer.Typer(
@@ -43,6 +44,23 @@ def _when(ms: int | None) -> str:
     import time
 
     return "-" if ms is None else time.strftime("%Y-%m-%d %H:%M", time.gmtime(ms / 1000))
+
+
+def _read_spec(file: Path) -> ExperimentSpec:
+    """The spec in a TOML file; a clear error naming the problem otherwise."""
+    from pydantic import ValidationError
+
+    from tastebud.errors import InvalidInput
+    from tastebud.experiments import ExperimentSpec
+
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidInput(f"{file}: not valid TOML ({exc})") from None
+    try:
+        return ExperimentSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc) from None
 
 
 def _line(exp: Experiment) -> str:
@@ -68,19 +86,7 @@ def experiments_create(
     data_dir: DataDirOpt = None,
 ) -> None:
     """Create a draft experiment from a TOML file."""
-    from pydantic import ValidationError
-
-    from tastebud.errors import InvalidInput
-    from tastebud.experiments import ExperimentSpec
-
-    try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise InvalidInput(f"{file}: not valid TOML ({exc})") from None
-    try:
-        spec = ExperimentSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise InvalidInput.from_validation(exc) from None
+    spec = _read_spec(file)
     services = _services(_settings(data_dir))
     try:
         exp = services.experiments.create(spec, actor=cli_actor())
@@ -88,6 +94,29 @@ def experiments_create(
         services.close()
     out.print(f"created {_line(exp)}")
     out.print(f"start it with: {prog()} experiments start {exp.name}")
+
+
+@experiments_app.command("update")
+def experiments_update(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="TOML file with the draft's new spec (the same name).",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+        ),
+    ],
+    data_dir: DataDirOpt = None,
+) -> None:
+    """Replace a draft's spec (a started experiment only changes its traffic: ``ramp``)."""
+    spec = _read_spec(file)
+    services = _services(_settings(data_dir))
+    try:
+        exp = services.experiments.update(spec, actor=cli_actor())
+    finally:
+        services.close()
+    out.print(f"updated {_line(exp)}")
 
 
 @experiments_app.command("list")

@@ -174,6 +174,7 @@ class Experiments:
                     spec=spec.model_dump(mode="json"),
                     layer=spec.layer,
                     revision=t.experiments.c.revision + 1,
+                    **({"salt": spec.salt} if spec.salt else {}),
                 )
             ).rowcount
             if not done:

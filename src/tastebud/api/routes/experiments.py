@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from tastebud.api.deps import PrincipalDep, ServicesDep, scoped
 from tastebud.apikeys import Principal
+from tastebud.errors import InvalidInput
 from tastebud.experiments import Experiment, ExperimentSpec, Status
 from tastebud.experiments.analysis import ExperimentResults, results_of
 from tastebud.experiments.repository import conclude
@@ -32,6 +33,7 @@ __all__ = [
     "router",
     "start_experiment",
     "stop_experiment",
+    "update_experiment",
 ]
 
 router = APIRouter(tags=["experiments"])
@@ -135,6 +137,21 @@ async def create_experiment(
 ) -> ExperimentOut:
     """Create a draft experiment (``409`` if the name is taken)."""
     exp = await run_in_threadpool(services.experiments.create, body, actor=_actor(principal))
+    return _out(exp)
+
+
+@router.put("/v1/experiments/{name}", response_model=ExperimentOut, **scoped("admin"))
+async def update_experiment(
+    name: _Name,
+    body: Annotated[ExperimentSpec, Body()],
+    services: ServicesDep,
+    principal: PrincipalDep,
+) -> ExperimentOut:
+    """Replace a draft's spec (``409`` once it has started; the name in the body must be the
+    path's)."""
+    if body.name != name:
+        raise InvalidInput(f"the spec's name {body.name!r} is not the experiment's {name!r}")
+    exp = await run_in_threadpool(services.experiments.update, body, actor=_actor(principal))
     return _out(exp)
 
 
