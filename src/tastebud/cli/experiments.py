@@ -72,50 +72,41 @@ def _line(exp: Experiment) -> str:
     )
 
 
-@experiments_app.command("create")
-def experiments_create(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help="TOML file with the experiment's spec (docs/experiments.md has an example).",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-        ),
-    ],
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Create a draft experiment from a TOML file."""
+_SpecFile = Annotated[
+    Path,
+    typer.Argument(
+        help="TOML file with the experiment's spec (docs/experiments.md has an example).",
+        exists=True,
+        dir_okay=False,
+        readable=True,
+    ),
+]
+
+
+def _save(file: Path, data_dir: Path | None, *, new: bool) -> Experiment:
+    """Store the spec in ``file``: as a new draft, or over the draft of its name."""
     spec = _read_spec(file)
     services = _services(_settings(data_dir))
     try:
-        exp = services.experiments.create(spec, actor=cli_actor())
+        store = services.experiments.create if new else services.experiments.update
+        return store(spec, actor=cli_actor())
     finally:
         services.close()
+
+
+@experiments_app.command("create")
+def experiments_create(file: _SpecFile, data_dir: DataDirOpt = None) -> None:
+    """Create a draft experiment from a TOML file."""
+    exp = _save(file, data_dir, new=True)
     out.print(f"created {_line(exp)}")
     out.print(f"start it with: {prog()} experiments start {exp.name}")
 
 
 @experiments_app.command("update")
-def experiments_update(
-    file: Annotated[
-        Path,
-        typer.Argument(
-            help="TOML file with the draft's new spec (the same name).",
-            exists=True,
-            dir_okay=False,
-            readable=True,
-        ),
-    ],
-    data_dir: DataDirOpt = None,
-) -> None:
-    """Replace a draft's spec (a started experiment only changes its traffic: ``ramp``)."""
-    spec = _read_spec(file)
-    services = _services(_settings(data_dir))
-    try:
-        exp = services.experiments.update(spec, actor=cli_actor())
-    finally:
-        services.close()
+def experiments_update(file: _SpecFile, data_dir: DataDirOpt = None) -> None:
+    """Replace a draft's spec, the same name (a started experiment only changes its traffic:
+    ``ramp``)."""
+    exp = _save(file, data_dir, new=False)
     out.print(f"updated {_line(exp)}")
 
 
